@@ -1,0 +1,146 @@
+// Field64: the prime field of p = 2^64 - 2^32 + 1 ("Goldilocks"), as VDAF
+// draft-20 defines it. Poplar1 uses it at the IDPF's inner levels; Prio3Count
+// and Prio3Sum use it for their proofs.
+#ifndef CANOPY_CRYPTO_FIELD64_H_
+#define CANOPY_CRYPTO_FIELD64_H_
+
+#include <cstdint>
+#include <span>
+
+#include "crypto/error.h"
+#include "crypto/field.h"
+
+namespace canopy::crypto {
+
+// An element of GF(2^64 - 2^32 + 1), held reduced in [0, p). Arithmetic is
+// branch-free, so it runs in constant time on secret values.
+class Field64 {
+ public:
+  static constexpr uint64_t kModulus = 0xffffffff00000001ULL;
+  static constexpr size_t kEncodedSize = 8;
+  // The generator of the multiplicative subgroup of order kGenOrder, which the
+  // draft defines as 7^(2^32 - 1).
+  static constexpr uint64_t kGenerator = 0x185629dcda58878cULL;
+  static constexpr uint64_t kGenOrder = 1ULL << 32;
+
+  constexpr Field64() = default;
+
+  static constexpr Field64 Zero() { return Field64(); }
+  static constexpr Field64 One() { return FromReduced(1); }
+
+  // Returns `value` mod p.
+  static constexpr Field64 FromUint64(uint64_t value) {
+    return FromReduced(ConditionalSubtractModulus(value));
+  }
+
+  // One step of the draft's rejection sampling: reads kEncodedSize
+  // little-endian bytes, masks them to the bit length of p and, if the result
+  // is below p, stores it in `out` and returns true.
+  static bool FromSampledBytes(const uint8_t* bytes, Field64* out) {
+    uint64_t value = LoadLittleEndian(bytes);
+    out->value_ = value;
+    return value < kModulus;
+  }
+
+  // Decodes exactly kEncodedSize little-endian bytes. Errors (kDecodeError): a
+  // wrong length, or a value >= p.
+  static Result<Field64> Decode(std::span<const uint8_t> bytes);
+
+  // Writes the kEncodedSize little-endian bytes of the element to `out`.
+  void Encode(uint8_t* out) const {
+    for (size_t i = 0; i < kEncodedSize; ++i) out[i] = static_cast<uint8_t>(value_ >> (8 * i));
+  }
+
+  // The element as an integer in [0, p).
+  constexpr uint64_t value() const { return value_; }
+
+  friend constexpr Field64 operator+(Field64 a, Field64 b) {
+    unsigned __int128 sum = static_cast<unsigned __int128>(a.value_) + b.value_;
+    unsigned __int128 reduced = sum - kModulus;
+    // The top bit of `reduced` is set exactly when sum < p.
+    uint64_t keep_sum = -static_cast<uint64_t>(reduced >> 127);
+    return FromReduced((static_cast<uint64_t>(sum) & keep_sum) |
+                       (static_cast<uint64_t>(reduced) & ~keep_sum));
+  }
+
+  friend constexpr Field64 operator-(Field64 a, Field64 b) {
+    unsigned __int128 difference = static_cast<unsigned __int128>(a.value_) - b.value_;
+    uint64_t borrowed = -static_cast<uint64_t>(difference >> 127);
+    return FromReduced(static_cast<uint64_t>(difference) + (kModulus & borrowed));
+  }
+
+  friend constexpr Field64 operator-(Field64 a) { return Zero() - a; }
+
+  friend constexpr Field64 operator*(Field64 a, Field64 b) {
+    return FromReduced(Reduce128(static_cast<unsigned __int128>(a.value_) * b.value_));
+  }
+
+  Field64& operator+=(Field64 other) { return *this = *this + other; }
+  Field64& operator-=(Field64 other) { return *this = *this - other; }
+  Field64& operator*=(Field64 other) { return *this = *this * other; }
+
+  friend constexpr bool operator==(Field64 a, Field64 b) { return a.value_ == b.value_; }
+
+  // Returns this element raised to `exponent`. The exponent is treated as
+  // public: the loop runs over its bits.
+  constexpr Field64 Pow(uint64_t exponent) const {
+    Field64 result = One();
+    Field64 base = *this;
+    for (; exponent != 0; exponent >>= 1) {
+      if (exponent & 1) result *= base;
+      base *= base;
+    }
+    return result;
+  }
+
+  // The multiplicative inverse (Fermat: x^(p-2)); the inverse of 0 is 0.
+  constexpr Field64 Inverse() const { return Pow(kModulus - 2); }
+
+ private:
+  static constexpr uint64_t kEpsilon = 0xffffffffULL;  // 2^64 mod p
+
+  static constexpr Field64 FromReduced(uint64_t value) {
+    Field64 element;
+    element.value_ = value;
+    return element;
+  }
+
+  static constexpr uint64_t LoadLittleEndian(const uint8_t* bytes) {
+    uint64_t value = 0;
+    for (size_t i = 0; i < kEncodedSize; ++i) value |= static_cast<uint64_t>(bytes[i]) << (8 * i);
+    return value;
+  }
+
+  // Maps [0, 2^64) to [0, p) without branches.
+  static constexpr uint64_t ConditionalSubtractModulus(uint64_t value) {
+    unsigned __int128 reduced = static_cast<unsigned __int128>(value) - kModulus;
+    uint64_t keep_value = -static_cast<uint64_t>(reduced >> 127);
+    return (value & keep_value) | (static_cast<uint64_t>(reduced) & ~keep_value);
+  }
+
+  // Reduces a 128-bit product modulo p, using 2^64 = 2^32 - 1 and
+  // 2^96 = -1 (mod p).
+  static constexpr uint64_t Reduce128(unsigned __int128 x) {
+    uint64_t low = static_cast<uint64_t>(x);
+    uint64_t high = static_cast<uint64_t>(x >> 64);
+    uint64_t high_high = high >> 32;
+    uint64_t high_low = high & kEpsilon;
+
+    uint64_t t0 = low - high_high;
+    uint64_t borrow = -static_cast<uint64_t>(low < high_high);
+    t0 -= kEpsilon & borrow;  // Subtracting 2^64 is subtracting epsilon mod p.
+    uint64_t t1 = high_low * kEpsilon;
+    uint64_t t2 = t0 + t1;
+    uint64_t carry = -static_cast<uint64_t>(t2 < t1);
+    t2 += kEpsilon & carry;  // Adding 2^64 is adding epsilon; this cannot overflow.
+    return ConditionalSubtractModulus(t2);
+  }
+
+  uint64_t value_ = 0;
+};
+
+static_assert(Field<Field64>);
+
+}  // namespace canopy::crypto
+
+#endif  // CANOPY_CRYPTO_FIELD64_H_
