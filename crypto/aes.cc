@@ -1,1 +1,205 @@
-// Placeholder: implementation in progress.
+#include "crypto/aes.h"
+
+#include <immintrin.h>
+#include <openssl/evp.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "crypto/secure_wipe.h"
+
+namespace canopy::crypto {
+namespace {
+
+// ---- AES-NI path -----------------------------------------------------------
+// Functions carry a target attribute so the rest of the project builds for the
+// baseline x86-64 ISA; they run only after CpuHasAesni() said yes.
+
+#define CANOPY_AESNI __attribute__((target("aes,sse4.1")))
+
+template <int kRcon>
+CANOPY_AESNI __m128i ExpandRoundKey(__m128i previous) {
+  __m128i assist = _mm_shuffle_epi32(_mm_aeskeygenassist_si128(previous, kRcon), 0xff);
+  previous = _mm_xor_si128(previous, _mm_slli_si128(previous, 4));
+  previous = _mm_xor_si128(previous, _mm_slli_si128(previous, 4));
+  previous = _mm_xor_si128(previous, _mm_slli_si128(previous, 4));
+  return _mm_xor_si128(previous, assist);
+}
+
+CANOPY_AESNI void ExpandKeyAesni(const uint8_t* key, uint8_t* round_keys) {
+  __m128i k[11];
+  k[0] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key));
+  k[1] = ExpandRoundKey<0x01>(k[0]);
+  k[2] = ExpandRoundKey<0x02>(k[1]);
+  k[3] = ExpandRoundKey<0x04>(k[2]);
+  k[4] = ExpandRoundKey<0x08>(k[3]);
+  k[5] = ExpandRoundKey<0x10>(k[4]);
+  k[6] = ExpandRoundKey<0x20>(k[5]);
+  k[7] = ExpandRoundKey<0x40>(k[6]);
+  k[8] = ExpandRoundKey<0x80>(k[7]);
+  k[9] = ExpandRoundKey<0x1b>(k[8]);
+  k[10] = ExpandRoundKey<0x36>(k[9]);
+  for (int i = 0; i < 11; ++i) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(round_keys + 16 * i), k[i]);
+  }
+  SecureWipeObject(k);
+}
+
+// sigma(lo || hi) = hi || (hi XOR lo).
+CANOPY_AESNI inline __m128i Sigma(__m128i block) {
+  const __m128i high_half = _mm_set_epi64x(-1, 0);
+  return _mm_xor_si128(_mm_shuffle_epi32(block, 0x4e), _mm_and_si128(block, high_half));
+}
+
+// Processes kWidth independent blocks so that their AES rounds overlap in the
+// pipeline: one block's aesenc has a latency of several cycles, but the unit
+// accepts a new one every cycle.
+template <int kWidth, bool kHash>
+CANOPY_AESNI inline void AesniBlocks(const __m128i* keys, const uint8_t* in, uint8_t* out) {
+  __m128i state[kWidth];
+  __m128i input[kWidth];
+  for (int i = 0; i < kWidth; ++i) {
+    input[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 16 * i));
+    if constexpr (kHash) input[i] = Sigma(input[i]);
+    state[i] = _mm_xor_si128(input[i], keys[0]);
+  }
+  for (int round = 1; round < 10; ++round) {
+    for (int i = 0; i < kWidth; ++i) state[i] = _mm_aesenc_si128(state[i], keys[round]);
+  }
+  for (int i = 0; i < kWidth; ++i) {
+    state[i] = _mm_aesenclast_si128(state[i], keys[10]);
+    if constexpr (kHash) state[i] = _mm_xor_si128(state[i], input[i]);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * i), state[i]);
+  }
+}
+
+template <bool kHash>
+CANOPY_AESNI void AesniRun(const uint8_t* round_keys, const uint8_t* in, uint8_t* out,
+                           size_t count) {
+  __m128i keys[11];
+  for (int i = 0; i < 11; ++i) {
+    keys[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(round_keys + 16 * i));
+  }
+  size_t done = 0;
+  for (; done + 8 <= count; done += 8) {
+    AesniBlocks<8, kHash>(keys, in + 16 * done, out + 16 * done);
+  }
+  if (count - done >= 4) {
+    AesniBlocks<4, kHash>(keys, in + 16 * done, out + 16 * done);
+    done += 4;
+  }
+  for (; done < count; ++done) AesniBlocks<1, kHash>(keys, in + 16 * done, out + 16 * done);
+}
+
+// ---- Portable path ---------------------------------------------------------
+
+void PortableSigma(const uint8_t* block, uint8_t* sigma) {
+  for (int i = 0; i < 8; ++i) {
+    sigma[i] = block[8 + i];
+    sigma[8 + i] = block[8 + i] ^ block[i];
+  }
+}
+
+// Blocks per EVP call: enough to amortise the call, small enough for L1.
+constexpr size_t kPortableChunk = 64;
+
+void PortableEncrypt(void* context, const uint8_t* in, uint8_t* out, size_t count) {
+  auto* evp = static_cast<EVP_CIPHER_CTX*>(context);
+  while (count > 0) {
+    size_t chunk = std::min(count, kPortableChunk);
+    // EVP_Cipher does not touch the context's state in ECB mode, so concurrent
+    // callers sharing one key schedule are safe.
+    EVP_Cipher(evp, out, in, static_cast<unsigned int>(chunk * 16));
+    in += chunk * 16;
+    out += chunk * 16;
+    count -= chunk;
+  }
+}
+
+}  // namespace
+
+bool FixedKeyAes128::CpuHasAesni() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("aes") && __builtin_cpu_supports("sse4.1");
+  }();
+  return has;
+}
+
+FixedKeyAes128::FixedKeyAes128(std::span<const uint8_t, kKeySize> key,
+                               Implementation implementation) {
+  use_aesni_ = implementation == Implementation::kAuto && CpuHasAesni();
+  if (use_aesni_) {
+    ExpandKeyAesni(key.data(), round_keys_.data());
+    return;
+  }
+  std::memcpy(key_.data(), key.data(), kKeySize);
+  EVP_CIPHER_CTX* context = EVP_CIPHER_CTX_new();
+  if (context == nullptr ||
+      EVP_EncryptInit_ex(context, EVP_aes_128_ecb(), nullptr, key_.data(), nullptr) != 1) {
+    // Out of memory, or OpenSSL without AES: nothing sensible remains to do.
+    std::abort();
+  }
+  EVP_CIPHER_CTX_set_padding(context, 0);
+  portable_context_ = context;
+}
+
+FixedKeyAes128::~FixedKeyAes128() { Wipe(); }
+
+void FixedKeyAes128::Wipe() {
+  SecureWipeObject(round_keys_);
+  SecureWipeObject(key_);
+  if (portable_context_ != nullptr) {
+    EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(portable_context_));  // Also wipes.
+    portable_context_ = nullptr;
+  }
+}
+
+FixedKeyAes128::FixedKeyAes128(FixedKeyAes128&& other) noexcept
+    : round_keys_(other.round_keys_),
+      key_(other.key_),
+      portable_context_(std::exchange(other.portable_context_, nullptr)),
+      use_aesni_(other.use_aesni_) {
+  other.Wipe();
+}
+
+FixedKeyAes128& FixedKeyAes128::operator=(FixedKeyAes128&& other) noexcept {
+  if (this != &other) {
+    Wipe();
+    round_keys_ = other.round_keys_;
+    key_ = other.key_;
+    portable_context_ = std::exchange(other.portable_context_, nullptr);
+    use_aesni_ = other.use_aesni_;
+    other.Wipe();
+  }
+  return *this;
+}
+
+void FixedKeyAes128::EncryptBlocks(const uint8_t* in, uint8_t* out, size_t count) const {
+  if (use_aesni_) {
+    AesniRun<false>(round_keys_.data(), in, out, count);
+  } else {
+    PortableEncrypt(portable_context_, in, out, count);
+  }
+}
+
+void FixedKeyAes128::HashBlocks(const uint8_t* in, uint8_t* out, size_t count) const {
+  if (use_aesni_) {
+    AesniRun<true>(round_keys_.data(), in, out, count);
+    return;
+  }
+  uint8_t sigma[kPortableChunk * 16];
+  while (count > 0) {
+    size_t chunk = std::min(count, kPortableChunk);
+    for (size_t i = 0; i < chunk; ++i) PortableSigma(in + 16 * i, sigma + 16 * i);
+    PortableEncrypt(portable_context_, sigma, out, chunk);
+    for (size_t i = 0; i < 16 * chunk; ++i) out[i] ^= sigma[i];
+    in += 16 * chunk;
+    out += 16 * chunk;
+    count -= chunk;
+  }
+  SecureWipeObject(sigma);
+}
+
+}  // namespace canopy::crypto

@@ -1,1 +1,390 @@
+// IdpfBBCGGI21: the official key-generation vector, the point-function
+// property, agreement of the cached evaluator with evaluation from the root,
+// and refusal of malformed public shares and arguments.
+#include "idpf/idpf.h"
+
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+
+#include "tests/testing/vectors.h"
+
+namespace canopy::idpf {
+namespace {
+
+using ::canopy::testing::BytesToHex;
+using ::canopy::testing::JsonHex;
+using ::canopy::testing::JsonString;
+using ::canopy::testing::JsonUint;
+
+const std::vector<uint8_t> kCtx = {'t', 'e', 's', 't'};
+
+Field64 ParseField64(const boost::json::value& value) {
+  return Field64::FromUint64(std::stoull(std::string(value.as_string())));
+}
+
+// Random inputs of one IDPF instance.
+struct RandomInstance {
+  BitString alpha;
+  std::vector<InnerValue> beta_inner;
+  LeafValue beta_leaf;
+  std::array<uint8_t, kNonceSize> nonce;
+  std::array<uint8_t, kRandSize> rand;
+};
+
+RandomInstance MakeInstance(size_t bits, std::mt19937_64& random) {
+  RandomInstance instance;
+  for (size_t i = 0; i < bits; ++i) instance.alpha = instance.alpha.Extended(random() & 1);
+  instance.beta_inner.resize(bits - 1);
+  for (InnerValue& beta : instance.beta_inner) {
+    beta = {Field64::FromUint64(random()), Field64::FromUint64(random())};
+  }
+  instance.beta_leaf = {Field255::FromUint64(random()), Field255::FromUint64(random())};
+  for (uint8_t& byte : instance.nonce) byte = static_cast<uint8_t>(random());
+  for (uint8_t& byte : instance.rand) byte = static_cast<uint8_t>(random());
+  return instance;
+}
+
+GeneratedKeys Generate(const Idpf& idpf, const RandomInstance& instance) {
+  Result<GeneratedKeys> keys = idpf.Gen(instance.alpha, instance.beta_inner, instance.beta_leaf,
+                                        kCtx, instance.nonce, instance.rand);
+  EXPECT_TRUE(keys.has_value()) << keys.error().ToString();
+  return *keys;
+}
+
+TEST(Idpf, OfficialGenVector) {
+  CANOPY_LOAD_VECTOR(vector, "vdaf/IdpfBBCGGI21_0.json");
+  const size_t bits = JsonUint(vector, "bits");
+  Result<Idpf> idpf = Idpf::Create(bits);
+  ASSERT_TRUE(idpf);
+  BitString alpha;
+  for (const auto& bit : vector.at("alpha").as_array()) alpha = alpha.Extended(bit.as_bool());
+  std::vector<InnerValue> beta_inner;
+  for (const auto& pair : vector.at("beta_inner").as_array()) {
+    beta_inner.push_back({ParseField64(pair.at(0)), ParseField64(pair.at(1))});
+  }
+  const auto& leaf = vector.at("beta_leaf").as_array();
+  LeafValue beta_leaf = {Field255::FromUint64(std::stoull(std::string(leaf.at(0).as_string()))),
+                         Field255::FromUint64(std::stoull(std::string(leaf.at(1).as_string())))};
+  std::vector<uint8_t> ctx = JsonHex(vector, "ctx");
+  std::vector<uint8_t> nonce = JsonHex(vector, "nonce");
+  ASSERT_EQ(nonce.size(), kNonceSize);
+  // The draft's generator draws rand as key0 || key1.
+  std::vector<uint8_t> rand;
+  for (const auto& key : vector.at("keys").as_array()) {
+    std::vector<uint8_t> bytes = ::canopy::testing::HexToBytes(key.as_string());
+    rand.insert(rand.end(), bytes.begin(), bytes.end());
+  }
+  ASSERT_EQ(rand.size(), kRandSize);
+
+  Result<GeneratedKeys> keys = idpf->Gen(alpha, beta_inner, beta_leaf, ctx, Nonce(nonce.data(), 16),
+                                         std::span<const uint8_t, kRandSize>(rand.data(), kRandSize));
+  ASSERT_TRUE(keys) << keys.error().ToString();
+  std::vector<uint8_t> encoded = idpf->EncodePublicShare(keys->public_share);
+  EXPECT_EQ(BytesToHex(encoded), JsonString(vector, "public_share"));
+  EXPECT_EQ(encoded.size(), idpf->PublicShareSize());
+  EXPECT_EQ(BytesToHex(keys->keys[0]), std::string(vector.at("keys").at(0).as_string()));
+  EXPECT_EQ(BytesToHex(keys->keys[1]), std::string(vector.at("keys").at(1).as_string()));
+
+  Result<PublicShare> decoded = idpf->DecodePublicShare(encoded);
+  ASSERT_TRUE(decoded) << decoded.error().ToString();
+  EXPECT_EQ(idpf->EncodePublicShare(*decoded), encoded);
+
+  // The vector has no evaluation outputs; check the point function instead.
+  for (size_t level = 0; level + 1 < bits; ++level) {
+    std::vector<BitString> prefixes = {BitString::FromUint64(0, level + 1),
+                                       BitString::FromUint64(1, level + 1)};
+    auto share0 = idpf->EvalInner(0, *decoded, keys->keys[0], level, prefixes, ctx,
+                                  Nonce(nonce.data(), 16));
+    auto share1 = idpf->EvalInner(1, *decoded, keys->keys[1], level, prefixes, ctx,
+                                  Nonce(nonce.data(), 16));
+    ASSERT_TRUE(share0 && share1);
+    for (size_t j = 0; j < kValueLen; ++j) {
+      EXPECT_EQ((*share0)[0][j] + (*share1)[0][j], beta_inner[level][j]) << "level " << level;
+      EXPECT_EQ((*share0)[1][j] + (*share1)[1][j], Field64::Zero()) << "level " << level;
+    }
+  }
+}
+
+// Both shares sum to beta on alpha's prefix at every level, zero elsewhere.
+TEST(Idpf, SharesSumToThePointFunction) {
+  std::mt19937_64 random(1);
+  for (size_t bits : {1, 2, 3, 8, 13, 64, 129}) {
+    Result<Idpf> idpf = Idpf::Create(bits);
+    ASSERT_TRUE(idpf);
+    RandomInstance instance = MakeInstance(bits, random);
+    GeneratedKeys keys = Generate(*idpf, instance);
+    for (size_t level = 0; level < bits; ++level) {
+      std::set<BitString> chosen = {instance.alpha.Prefix(level + 1)};
+      for (int i = 0; i < 4; ++i) {
+        BitString other = instance.alpha.Prefix(level + 1);
+        size_t flip = random() % (level + 1);
+        BitString flipped = other.Prefix(flip).Extended(!other.Bit(flip));
+        for (size_t b = flip + 1; b <= level; ++b) flipped = flipped.Extended(random() & 1);
+        chosen.insert(flipped);
+      }
+      std::vector<BitString> prefixes(chosen.begin(), chosen.end());
+      if (level + 1 < bits) {
+        auto s0 = idpf->EvalInner(0, keys.public_share, keys.keys[0], level, prefixes, kCtx,
+                                  instance.nonce);
+        auto s1 = idpf->EvalInner(1, keys.public_share, keys.keys[1], level, prefixes, kCtx,
+                                  instance.nonce);
+        ASSERT_TRUE(s0 && s1);
+        for (size_t i = 0; i < prefixes.size(); ++i) {
+          bool on_path = prefixes[i] == instance.alpha.Prefix(level + 1);
+          for (size_t j = 0; j < kValueLen; ++j) {
+            EXPECT_EQ((*s0)[i][j] + (*s1)[i][j],
+                      on_path ? instance.beta_inner[level][j] : Field64::Zero())
+                << "bits " << bits << " level " << level << " prefix " << prefixes[i].ToString();
+          }
+        }
+      } else {
+        auto s0 = idpf->EvalLeaf(0, keys.public_share, keys.keys[0], prefixes, kCtx, instance.nonce);
+        auto s1 = idpf->EvalLeaf(1, keys.public_share, keys.keys[1], prefixes, kCtx, instance.nonce);
+        ASSERT_TRUE(s0 && s1);
+        for (size_t i = 0; i < prefixes.size(); ++i) {
+          bool on_path = prefixes[i] == instance.alpha;
+          for (size_t j = 0; j < kValueLen; ++j) {
+            EXPECT_EQ((*s0)[i][j] + (*s1)[i][j], on_path ? instance.beta_leaf[j] : Field255::Zero())
+                << "bits " << bits << " leaf prefix " << prefixes[i].ToString();
+          }
+        }
+      }
+    }
+  }
+}
+
+// A walk's candidate sets: at each level a random subset of the children of
+// the previous level's candidates (always keeping alpha's path), sometimes
+// skipping levels, sometimes a fresh unrelated set (which must fall back to
+// evaluation from the root).
+std::vector<BitString> NextCandidates(const std::vector<BitString>& previous, size_t level,
+                                      const BitString& alpha, std::mt19937_64& random,
+                                      bool unrelated) {
+  std::set<BitString> chosen = {alpha.Prefix(level + 1)};
+  if (unrelated || previous.empty()) {
+    for (int i = 0; i < 5; ++i) {
+      BitString fresh;
+      for (size_t b = 0; b <= level; ++b) fresh = fresh.Extended(random() & 1);
+      chosen.insert(fresh);
+    }
+  } else {
+    for (const BitString& parent : previous) {
+      BitString extended = parent;
+      // Extend to the new level with random bits; keep a few.
+      while (extended.size() < level + 1) extended = extended.Extended(random() & 1);
+      if (random() % 3 != 0) chosen.insert(extended);
+      BitString sibling = parent;
+      while (sibling.size() < level + 1) sibling = sibling.Extended(random() & 1);
+      if (random() % 2 == 0) chosen.insert(sibling);
+    }
+  }
+  std::vector<BitString> out(chosen.begin(), chosen.end());
+  if (out.size() > 12) {
+    // Keep the walk small but always keep alpha's prefix.
+    std::vector<BitString> trimmed = {alpha.Prefix(level + 1)};
+    for (const BitString& p : out) {
+      if (trimmed.size() < 12 && !(p == trimmed[0])) trimmed.push_back(p);
+    }
+    std::sort(trimmed.begin(), trimmed.end());
+    out = trimmed;
+  }
+  return out;
+}
+
+TEST(CachedEvaluator, AgreesWithEvaluationFromTheRootForEveryBitLength) {
+  std::mt19937_64 random(2);
+  for (size_t bits = 1; bits <= 256; ++bits) {
+    Result<Idpf> idpf = Idpf::Create(bits);
+    ASSERT_TRUE(idpf);
+    RandomInstance instance = MakeInstance(bits, random);
+    GeneratedKeys keys = Generate(*idpf, instance);
+    for (int agg_id = 0; agg_id < 2; ++agg_id) {
+      auto evaluator = CachedEvaluator::Create(*idpf, agg_id, keys.public_share,
+                                               keys.keys[agg_id], kCtx, instance.nonce);
+      ASSERT_TRUE(evaluator) << evaluator.error().ToString();
+      std::vector<BitString> candidates;
+      size_t level = 0;
+      // Visit levels with occasional skips; long strings sample fewer levels.
+      while (level < bits) {
+        bool unrelated = random() % 10 == 0;
+        candidates = NextCandidates(candidates, level, instance.alpha, random, unrelated);
+        if (level + 1 < bits) {
+          auto cached = evaluator->EvaluateInner(level, candidates);
+          auto reference = idpf->EvalInner(agg_id, keys.public_share, keys.keys[agg_id], level,
+                                           candidates, kCtx, instance.nonce);
+          ASSERT_TRUE(cached && reference);
+          ASSERT_EQ(*cached, *reference) << "bits " << bits << " level " << level;
+        } else {
+          auto cached = evaluator->EvaluateLeaf(candidates);
+          auto reference = idpf->EvalLeaf(agg_id, keys.public_share, keys.keys[agg_id], candidates,
+                                          kCtx, instance.nonce);
+          ASSERT_TRUE(cached && reference);
+          ASSERT_EQ(*cached, *reference) << "bits " << bits << " leaf";
+        }
+        EXPECT_EQ(evaluator->cached_level(), static_cast<long>(level));
+        EXPECT_EQ(evaluator->cached_nodes(), candidates.size());
+        size_t step = 1 + (random() % 4 == 0 ? random() % 3 : 0);
+        if (bits > 64) step += random() % 8;
+        if (level + 1 < bits && level + step >= bits) step = bits - 1 - level;
+        level += step;
+      }
+    }
+  }
+}
+
+// A walk whose every level extends the previous level's candidates computes
+// each candidate's node exactly once, and a walk that skips levels computes
+// the skipped ancestors once each.
+TEST(CachedEvaluator, ComputesEachNodeOnce) {
+  std::mt19937_64 random(5);
+  const size_t bits = 16;
+  Result<Idpf> idpf = Idpf::Create(bits);
+  ASSERT_TRUE(idpf);
+  RandomInstance instance = MakeInstance(bits, random);
+  GeneratedKeys keys = Generate(*idpf, instance);
+  auto evaluator =
+      CachedEvaluator::Create(*idpf, 1, keys.public_share, keys.keys[1], kCtx, instance.nonce);
+  ASSERT_TRUE(evaluator);
+  std::vector<BitString> candidates = {*BitString::Parse("0"), *BitString::Parse("1")};
+  uint64_t expected_nodes = 0;
+  for (size_t level = 0; level + 1 < bits; ++level) {
+    if (level > 0) {
+      std::vector<BitString> children;
+      for (const BitString& parent : candidates) {
+        if (children.size() < 40) {
+          children.push_back(parent.Extended(false));
+          children.push_back(parent.Extended(true));
+        }
+      }
+      candidates = children;
+    }
+    ASSERT_TRUE(evaluator->EvaluateInner(level, candidates));
+    expected_nodes += candidates.size();
+    EXPECT_EQ(evaluator->nodes_computed(), expected_nodes) << "level " << level;
+  }
+  // Skipping from level 14 to the leaf at 15 reuses the cache as well.
+  std::vector<BitString> leaves = {candidates[0].Extended(true)};
+  ASSERT_TRUE(evaluator->EvaluateLeaf(leaves));
+  EXPECT_EQ(evaluator->nodes_computed(), expected_nodes + 1);
+}
+
+TEST(CachedEvaluator, SkippedLevelsAreComputedOncePerAncestor) {
+  std::mt19937_64 random(6);
+  Result<Idpf> idpf = Idpf::Create(10);
+  ASSERT_TRUE(idpf);
+  RandomInstance instance = MakeInstance(10, random);
+  GeneratedKeys keys = Generate(*idpf, instance);
+  auto evaluator =
+      CachedEvaluator::Create(*idpf, 0, keys.public_share, keys.keys[0], kCtx, instance.nonce);
+  ASSERT_TRUE(evaluator);
+  std::vector<BitString> first = {*BitString::Parse("01")};
+  ASSERT_TRUE(evaluator->EvaluateInner(1, first));  // From the root: 2 nodes.
+  EXPECT_EQ(evaluator->nodes_computed(), 2u);
+  // Level 4 under "01": shared ancestors 010 and 0101 are computed once.
+  std::vector<BitString> second = {*BitString::Parse("01010"), *BitString::Parse("01011")};
+  ASSERT_TRUE(evaluator->EvaluateInner(4, second));
+  EXPECT_EQ(evaluator->nodes_computed(), 2u + 1 + 1 + 2);
+}
+
+TEST(CachedEvaluator, RefusesBadPrefixSets) {
+  std::mt19937_64 random(3);
+  Result<Idpf> idpf = Idpf::Create(8);
+  ASSERT_TRUE(idpf);
+  RandomInstance instance = MakeInstance(8, random);
+  GeneratedKeys keys = Generate(*idpf, instance);
+  auto evaluator =
+      CachedEvaluator::Create(*idpf, 0, keys.public_share, keys.keys[0], kCtx, instance.nonce);
+  ASSERT_TRUE(evaluator);
+  auto p = [](std::string_view text) { return *BitString::Parse(text); };
+  std::vector<BitString> unsorted = {p("11"), p("01")};
+  std::vector<BitString> repeated = {p("01"), p("01")};
+  std::vector<BitString> wrong_length = {p("011")};
+  EXPECT_FALSE(evaluator->EvaluateInner(1, unsorted));
+  EXPECT_FALSE(evaluator->EvaluateInner(1, repeated));
+  EXPECT_FALSE(evaluator->EvaluateInner(1, wrong_length));
+  EXPECT_FALSE(evaluator->EvaluateInner(7, std::vector<BitString>{p("00000000")}));  // The leaf.
+  EXPECT_FALSE(evaluator->EvaluateInner(9, std::vector<BitString>{}));
+  EXPECT_FALSE(CachedEvaluator::Create(*idpf, 2, keys.public_share, keys.keys[0], kCtx,
+                                       instance.nonce));
+  EXPECT_FALSE(idpf->EvalInner(0, keys.public_share, keys.keys[0], 1, repeated, kCtx,
+                               instance.nonce));
+  Result<Idpf> other = Idpf::Create(9);
+  ASSERT_TRUE(other);
+  EXPECT_FALSE(CachedEvaluator::Create(*other, 0, keys.public_share, keys.keys[0], kCtx,
+                                       instance.nonce));
+}
+
+TEST(Idpf, RefusesBadBitLengths) {
+  EXPECT_FALSE(Idpf::Create(0));
+  EXPECT_TRUE(Idpf::Create(1));
+  EXPECT_TRUE(Idpf::Create(kMaxBits));
+  EXPECT_FALSE(Idpf::Create(kMaxBits + 1));
+}
+
+TEST(Idpf, DecodeRefusesMalformedPublicShares) {
+  std::mt19937_64 random(4);
+  for (size_t bits : {1, 3, 4, 5, 16}) {
+    Result<Idpf> idpf = Idpf::Create(bits);
+    ASSERT_TRUE(idpf);
+    RandomInstance instance = MakeInstance(bits, random);
+    std::vector<uint8_t> encoded = idpf->EncodePublicShare(Generate(*idpf, instance).public_share);
+    ASSERT_TRUE(idpf->DecodePublicShare(encoded));
+
+    // Every truncation and one extra byte.
+    for (size_t length = 0; length < encoded.size(); ++length) {
+      EXPECT_FALSE(idpf->DecodePublicShare(std::span(encoded).first(length))) << length;
+    }
+    std::vector<uint8_t> longer = encoded;
+    longer.push_back(0);
+    EXPECT_FALSE(idpf->DecodePublicShare(longer));
+
+    // A padding bit in the control-bit bytes (only when there is padding).
+    const size_t control_bytes = (2 * bits + 7) / 8;
+    if ((2 * bits) % 8 != 0) {
+      std::vector<uint8_t> padded = encoded;
+      padded[control_bytes - 1] |= 0x80;
+      EXPECT_FALSE(idpf->DecodePublicShare(padded)) << "bits " << bits;
+    }
+    // An inner payload element >= p (when there is an inner level).
+    if (bits > 1) {
+      std::vector<uint8_t> out_of_range = encoded;
+      std::fill_n(out_of_range.begin() + static_cast<ptrdiff_t>(control_bytes + 16 * bits), 8, 0xff);
+      EXPECT_FALSE(idpf->DecodePublicShare(out_of_range));
+    }
+    // A leaf payload element >= p.
+    std::vector<uint8_t> leaf_out_of_range = encoded;
+    std::fill(leaf_out_of_range.end() - 32, leaf_out_of_range.end(), 0xff);
+    EXPECT_FALSE(idpf->DecodePublicShare(leaf_out_of_range));
+  }
+}
+
+TEST(BitString, OrdersLikeTuplesOfBools) {
+  auto p = [](std::string_view text) { return *BitString::Parse(text); };
+  EXPECT_LT(p("0"), p("1"));
+  EXPECT_LT(p("0"), p("00"));
+  EXPECT_LT(p("1"), p("10"));
+  EXPECT_LT(p("01"), p("1"));
+  EXPECT_LT(p("0111111111"), p("1"));
+  EXPECT_LT(p("00000000"), p("000000000"));
+  EXPECT_EQ(p("1010").ToString(), "1010");
+  EXPECT_TRUE(p("10110").StartsWith(p("101")));
+  EXPECT_FALSE(p("10110").StartsWith(p("100")));
+  EXPECT_FALSE(BitString::Parse("012"));
+}
+
+TEST(BitString, FromBytesChecksLengthAndPadding) {
+  std::vector<uint8_t> one = {0x80};
+  EXPECT_TRUE(BitString::FromBytes(one, 1));
+  EXPECT_EQ(BitString::FromBytes(one, 1)->ToString(), "1");
+  std::vector<uint8_t> padded = {0xc0};
+  EXPECT_FALSE(BitString::FromBytes(padded, 1));
+  EXPECT_FALSE(BitString::FromBytes(one, 9));
+  std::vector<uint8_t> two = {0xff, 0x80};
+  EXPECT_EQ(BitString::FromBytes(two, 9)->ToString(), "111111111");
+}
+
+}  // namespace
+}  // namespace canopy::idpf

@@ -1,0 +1,65 @@
+// Fixed-key AES-128, the block function behind XofFixedKeyAes128.
+//
+// The IDPF's inner levels spend nearly all their time here, so the interface is
+// batched: callers hand over many independent blocks at once and the AES-NI
+// path keeps eight of them in flight. Where AES-NI is missing (checked once at
+// run time) the portable path uses OpenSSL's EVP AES-128-ECB.
+#ifndef CANOPY_CRYPTO_AES_H_
+#define CANOPY_CRYPTO_AES_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace canopy::crypto {
+
+// An AES-128 key schedule for a fixed (public or per-report) key. Move-only;
+// the round keys are wiped on destruction.
+class FixedKeyAes128 {
+ public:
+  static constexpr size_t kBlockSize = 16;
+  static constexpr size_t kKeySize = 16;
+
+  // Which code computes the blocks. kAuto picks AES-NI when the CPU has it;
+  // kPortable forces OpenSSL's EVP path (tests compare the two).
+  enum class Implementation { kAuto, kPortable };
+
+  // Expands `key`. Chooses the AES-NI or the portable path once, here.
+  explicit FixedKeyAes128(std::span<const uint8_t, kKeySize> key,
+                          Implementation implementation = Implementation::kAuto);
+  ~FixedKeyAes128();
+
+  FixedKeyAes128(FixedKeyAes128&& other) noexcept;
+  FixedKeyAes128& operator=(FixedKeyAes128&& other) noexcept;
+  FixedKeyAes128(const FixedKeyAes128&) = delete;
+  FixedKeyAes128& operator=(const FixedKeyAes128&) = delete;
+
+  // Encrypts `count` 16-byte blocks: out[i] = AES(key, in[i]). `in` and `out`
+  // may be the same buffer.
+  void EncryptBlocks(const uint8_t* in, uint8_t* out, size_t count) const;
+
+  // The circular correlation-robust hash of VDAF's XofFixedKeyAes128 on
+  // `count` blocks: out[i] = AES(key, sigma(in[i])) XOR sigma(in[i]), where
+  // sigma(lo || hi) = hi || (hi XOR lo) on 8-byte halves. `in` and `out` may be
+  // the same buffer.
+  void HashBlocks(const uint8_t* in, uint8_t* out, size_t count) const;
+
+  // True when this instance runs on the AES-NI path.
+  bool uses_aesni() const { return use_aesni_; }
+
+  // True when the CPU has AES-NI and SSE4.1.
+  static bool CpuHasAesni();
+
+ private:
+  void Wipe();
+
+  alignas(16) std::array<uint8_t, 11 * kBlockSize> round_keys_{};
+  std::array<uint8_t, kKeySize> key_{};  // Kept for the portable path.
+  void* portable_context_ = nullptr;     // EVP_CIPHER_CTX* on the portable path.
+  bool use_aesni_ = false;
+};
+
+}  // namespace canopy::crypto
+
+#endif  // CANOPY_CRYPTO_AES_H_

@@ -1,0 +1,152 @@
+// The two extendable-output functions (XOFs) of VDAF draft-20, section "XOFs".
+//
+// XofTurboShake128 is the general-purpose XOF. XofFixedKeyAes128 is the fast
+// one the IDPF uses at its inner levels; its AES key depends only on the
+// domain-separation tag and the binder (the report's nonce), so callers that
+// evaluate many seeds of one report derive the key once (DeriveFixedKey) and
+// build each XOF from the cached key.
+#ifndef CANOPY_CRYPTO_XOF_H_
+#define CANOPY_CRYPTO_XOF_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <span>
+#include <vector>
+
+#include "crypto/aes.h"
+#include "crypto/field.h"
+#include "crypto/turboshake128.h"
+
+namespace canopy::crypto {
+
+// A binder given as several pieces, concatenated in order (for example
+// `{agg_id_byte, nonce}`), so that callers need not build the concatenation.
+using BinderParts = std::initializer_list<std::span<const uint8_t>>;
+
+// What both XOFs share: field-element sampling on top of `Next`.
+template <typename Derived>
+class XofBase {
+ public:
+  // The next element of `F`, by the draft's rejection sampling: read
+  // F::kEncodedSize bytes, mask to the bit length of p, retry while >= p.
+  template <Field F>
+  F NextElement() {
+    uint8_t bytes[F::kEncodedSize];
+    F element;
+    do {
+      static_cast<Derived*>(this)->Next(bytes);
+    } while (!F::FromSampledBytes(bytes, &element));
+    return element;
+  }
+
+  // Fills `out` with the next elements (the draft's `next_vec`).
+  template <Field F>
+  void NextVec(std::span<F> out) {
+    for (F& element : out) element = NextElement<F>();
+  }
+
+  // Returns the next `length` elements (the draft's `next_vec`).
+  template <Field F>
+  std::vector<F> NextVec(size_t length) {
+    std::vector<F> out(length);
+    NextVec<F>(out);
+    return out;
+  }
+};
+
+// XofTurboShake128: TurboSHAKE128 with D = 0x01 over
+// len(dst) (2 bytes LE) || dst || len(seed) (1 byte) || seed || binder.
+class XofTurboShake128 : public XofBase<XofTurboShake128> {
+ public:
+  static constexpr size_t kSeedSize = 32;
+
+  // `seed` may be any length up to 255 bytes (the draft's default is 32; the
+  // IDPF's leaf level uses 16) and `dst` up to 65535 bytes; longer values are
+  // a programming error and abort.
+  XofTurboShake128(std::span<const uint8_t> seed, std::span<const uint8_t> dst,
+                   std::span<const uint8_t> binder);
+  XofTurboShake128(std::span<const uint8_t> seed, std::span<const uint8_t> dst,
+                   BinderParts binder_parts);
+
+  // Writes the next out.size() bytes of the stream.
+  void Next(std::span<uint8_t> out) { sponge_.Squeeze(out); }
+
+  // The draft's derive_seed: the first kSeedSize bytes of the stream.
+  static std::array<uint8_t, kSeedSize> DeriveSeed(std::span<const uint8_t> seed,
+                                                   std::span<const uint8_t> dst,
+                                                   std::span<const uint8_t> binder);
+
+  // The draft's expand_into_vec.
+  template <Field F>
+  static std::vector<F> ExpandIntoVec(std::span<const uint8_t> seed, std::span<const uint8_t> dst,
+                                      std::span<const uint8_t> binder, size_t length) {
+    XofTurboShake128 xof(seed, dst, binder);
+    return xof.NextVec<F>(length);
+  }
+
+ private:
+  void AbsorbPrefix(std::span<const uint8_t> seed, std::span<const uint8_t> dst);
+
+  TurboShake128 sponge_;
+};
+
+// XofFixedKeyAes128: block i of the stream is
+// AES(k, sigma(seed XOR le128(i))) XOR sigma(seed XOR le128(i)), with
+// k = TurboSHAKE128(len(dst) (2 bytes LE) || dst || binder, D = 0x02, 16).
+class XofFixedKeyAes128 : public XofBase<XofFixedKeyAes128> {
+ public:
+  static constexpr size_t kSeedSize = 16;
+
+  // The AES key schedule for (dst, binder), to be shared by every XOF of the
+  // same report and usage.
+  static FixedKeyAes128 DeriveFixedKey(std::span<const uint8_t> dst,
+                                       std::span<const uint8_t> binder);
+
+  // An XOF over a borrowed key schedule, which must outlive it.
+  XofFixedKeyAes128(const FixedKeyAes128& cipher, std::span<const uint8_t, kSeedSize> seed);
+
+  // An XOF that derives (and owns) its key schedule.
+  XofFixedKeyAes128(std::span<const uint8_t, kSeedSize> seed, std::span<const uint8_t> dst,
+                    std::span<const uint8_t> binder);
+  ~XofFixedKeyAes128();
+
+  XofFixedKeyAes128(const XofFixedKeyAes128&) = delete;
+  XofFixedKeyAes128& operator=(const XofFixedKeyAes128&) = delete;
+
+  // Writes the next out.size() bytes of the stream.
+  void Next(std::span<uint8_t> out);
+
+  // The draft's derive_seed.
+  static std::array<uint8_t, kSeedSize> DeriveSeed(std::span<const uint8_t, kSeedSize> seed,
+                                                   std::span<const uint8_t> dst,
+                                                   std::span<const uint8_t> binder);
+
+  // The draft's expand_into_vec.
+  template <Field F>
+  static std::vector<F> ExpandIntoVec(std::span<const uint8_t, kSeedSize> seed,
+                                      std::span<const uint8_t> dst,
+                                      std::span<const uint8_t> binder, size_t length) {
+    XofFixedKeyAes128 xof(seed, dst, binder);
+    return xof.NextVec<F>(length);
+  }
+
+  // Writes block `index` of the stream for `seed` under `cipher` to `out`.
+  // The IDPF batches these itself; this is the single-block reference.
+  static void InputBlock(std::span<const uint8_t, kSeedSize> seed, uint64_t index, uint8_t* out);
+
+ private:
+  void RefillBlock();
+
+  std::array<uint8_t, FixedKeyAes128::kBlockSize> seed_{};
+  std::array<uint8_t, FixedKeyAes128::kBlockSize> block_{};
+  const FixedKeyAes128* cipher_;
+  FixedKeyAes128* owned_cipher_ = nullptr;
+  uint64_t next_block_index_ = 0;
+  size_t block_offset_ = FixedKeyAes128::kBlockSize;  // Bytes of block_ already consumed.
+};
+
+}  // namespace canopy::crypto
+
+#endif  // CANOPY_CRYPTO_XOF_H_

@@ -1,0 +1,181 @@
+// IdpfBBCGGI21, the incremental distributed point function of VDAF draft-20
+// (section "The IDPF Construction"), as Poplar1 uses it: two shares, VALUE_LEN
+// = 2, Field64 values with XofFixedKeyAes128 at the inner levels and Field255
+// values with XofTurboShake128 at the leaf level.
+//
+// Two evaluation paths give identical outputs:
+// - `Idpf::EvalInner` / `Idpf::EvalLeaf` are the draft's `eval`: every prefix
+//   is walked from the root. Simple; the reference the fast path is tested
+//   against.
+// - `CachedEvaluator` holds one report's key and, between calls, the node
+//   state of every prefix it evaluated last. A heavy-hitters walk asks for the
+//   children of the previous level's candidates, so each tree node is computed
+//   once per walk, with the AES work of a whole level batched.
+#ifndef CANOPY_IDPF_IDPF_H_
+#define CANOPY_IDPF_IDPF_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "crypto/error.h"
+#include "crypto/field255.h"
+#include "crypto/field64.h"
+#include "idpf/bit_string.h"
+
+namespace canopy::idpf {
+
+using crypto::Field255;
+using crypto::Field64;
+
+inline constexpr size_t kKeySize = 16;
+inline constexpr size_t kNonceSize = 16;
+inline constexpr size_t kRandSize = 2 * kKeySize;
+inline constexpr size_t kValueLen = 2;
+// Poplar1 encodes a level as a uint16, so strings are at most 2^16 bits.
+inline constexpr size_t kMaxBits = 1 << 16;
+
+using Seed = std::array<uint8_t, kKeySize>;
+using Nonce = std::span<const uint8_t, kNonceSize>;
+using InnerValue = std::array<Field64, kValueLen>;
+using LeafValue = std::array<Field255, kValueLen>;
+
+// The public share: the correction words of every level.
+struct PublicShare {
+  std::vector<Seed> seed_corrections;                     // One per level.
+  std::vector<std::array<uint8_t, 2>> ctrl_corrections;   // One pair of bits per level.
+  std::vector<InnerValue> inner_value_corrections;        // One per inner level.
+  LeafValue leaf_value_correction;
+};
+
+// The output of key generation: the public share and each aggregator's key.
+struct GeneratedKeys {
+  PublicShare public_share;
+  std::array<Seed, 2> keys;
+};
+
+namespace internal {
+class LevelXofs;
+}  // namespace internal
+
+// The IDPF for strings of a fixed number of bits.
+class Idpf {
+ public:
+  // Errors (kInvalidArgument): bits is 0 or above kMaxBits.
+  static Result<Idpf> Create(size_t bits);
+
+  size_t bits() const { return bits_; }
+
+  // The size in bytes of an encoded public share.
+  size_t PublicShareSize() const;
+
+  // The draft's gen: the point function that is `beta_inner[l]` on the
+  // level-l prefix of `alpha` (beta_leaf at the leaf) and zero elsewhere.
+  // Errors (kInvalidArgument): alpha is not `bits` long, or beta_inner does
+  // not have bits - 1 entries.
+  Result<GeneratedKeys> Gen(const BitString& alpha, std::span<const InnerValue> beta_inner,
+                            const LeafValue& beta_leaf, std::span<const uint8_t> ctx, Nonce nonce,
+                            std::span<const uint8_t, kRandSize> rand) const;
+
+  // The draft's encoding: packed control bits, seeds, inner and leaf payloads.
+  std::vector<uint8_t> EncodePublicShare(const PublicShare& public_share) const;
+
+  // Errors (kDecodeError): wrong length, non-zero padding bits, or a field
+  // element out of range.
+  Result<PublicShare> DecodePublicShare(std::span<const uint8_t> encoded) const;
+
+  // The draft's eval at an inner level (level < bits - 1), from the root.
+  // Prefixes must be unique and level + 1 bits long. Errors
+  // (kInvalidArgument): agg_id not 0 or 1, level out of range, a prefix of
+  // the wrong length or repeated, a public share for another size.
+  Result<std::vector<InnerValue>> EvalInner(int agg_id, const PublicShare& public_share,
+                                            const Seed& key, size_t level,
+                                            std::span<const BitString> prefixes,
+                                            std::span<const uint8_t> ctx, Nonce nonce) const;
+
+  // The draft's eval at the leaf level (bits - 1); errors as EvalInner.
+  Result<std::vector<LeafValue>> EvalLeaf(int agg_id, const PublicShare& public_share,
+                                          const Seed& key, std::span<const BitString> prefixes,
+                                          std::span<const uint8_t> ctx, Nonce nonce) const;
+
+ private:
+  explicit Idpf(size_t bits) : bits_(bits) {}
+
+  template <typename Value>
+  Result<std::vector<Value>> EvalFromRoot(int agg_id, const PublicShare& public_share,
+                                          const Seed& key, size_t level,
+                                          std::span<const BitString> prefixes,
+                                          std::span<const uint8_t> ctx, Nonce nonce) const;
+
+  size_t bits_;
+};
+
+// Evaluates one report's key level after level, caching node states.
+//
+// Each call evaluates a set of prefixes, strictly increasing (sorted, unique)
+// and all of one length. The node states of that set are kept for the next
+// call: a later call whose prefixes all extend cached prefixes starts from
+// them; any other call starts from the root, so the results never depend on
+// the order of calls. Move-only; secrets are wiped on destruction.
+class CachedEvaluator {
+ public:
+  // Copies what it needs and derives the report's two AES key schedules.
+  // Errors (kInvalidArgument): agg_id not 0 or 1, a public share for another
+  // number of bits.
+  static Result<CachedEvaluator> Create(const Idpf& idpf, int agg_id, PublicShare public_share,
+                                        const Seed& key, std::span<const uint8_t> ctx,
+                                        Nonce nonce);
+
+  ~CachedEvaluator();
+  CachedEvaluator(CachedEvaluator&&) noexcept;
+  CachedEvaluator& operator=(CachedEvaluator&&) noexcept;
+
+  // Values at inner level `level` (< bits - 1) for `prefixes`, in order.
+  // Errors (kInvalidArgument): level out of range, prefixes of the wrong
+  // length or not strictly increasing.
+  Result<std::vector<InnerValue>> EvaluateInner(size_t level, std::span<const BitString> prefixes);
+
+  // Values at the leaf level; errors as EvaluateInner.
+  Result<std::vector<LeafValue>> EvaluateLeaf(std::span<const BitString> prefixes);
+
+  // The level of the cached node states, or -1 when nothing is cached.
+  long cached_level() const { return cached_level_; }
+
+  // How many node states are cached.
+  size_t cached_nodes() const { return cached_prefixes_.size(); }
+
+  // How many tree nodes this evaluator has computed over its lifetime; a walk
+  // that only ever extends cached prefixes computes each node once.
+  uint64_t nodes_computed() const { return nodes_computed_; }
+
+ private:
+  struct Node {
+    Seed seed;
+    uint8_t ctrl;  // 0 or 1.
+  };
+
+  CachedEvaluator() = default;
+
+  Result<void> CheckPrefixes(size_t level, std::span<const BitString> prefixes) const;
+  // Computes the node states of `prefixes` (at `level`) and, into
+  // `inner_values` or `leaf_values` (whichever is non-null), their values.
+  void Walk(size_t level, std::span<const BitString> prefixes, std::vector<InnerValue>* inner_values,
+            std::vector<LeafValue>* leaf_values);
+
+  size_t bits_ = 0;
+  int agg_id_ = 0;
+  PublicShare public_share_;
+  Seed key_{};
+  std::unique_ptr<internal::LevelXofs> xofs_;
+  long cached_level_ = -1;
+  uint64_t nodes_computed_ = 0;
+  std::vector<BitString> cached_prefixes_;
+  std::vector<Node> cached_nodes_;
+};
+
+}  // namespace canopy::idpf
+
+#endif  // CANOPY_IDPF_IDPF_H_

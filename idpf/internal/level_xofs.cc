@@ -1,0 +1,108 @@
+#include "idpf/internal/level_xofs.h"
+
+#include <cstring>
+
+#include "crypto/secure_wipe.h"
+#include "crypto/xof.h"
+
+namespace canopy::idpf::internal {
+namespace {
+
+using crypto::XofFixedKeyAes128;
+using crypto::XofTurboShake128;
+
+// VDAF draft-20's format_dst(1, 0, usage) || ctx: version 18, algorithm class
+// 1 (IDPF), algorithm 0, then the usage (0 for extend, 1 for convert).
+std::vector<uint8_t> IdpfDst(uint16_t usage, std::span<const uint8_t> ctx) {
+  constexpr size_t kHeaderSize = 8;
+  std::vector<uint8_t> dst(kHeaderSize + ctx.size());
+  const uint8_t header[kHeaderSize] = {18, 1, 0, 0, 0, 0, static_cast<uint8_t>(usage >> 8),
+                                       static_cast<uint8_t>(usage)};
+  std::memcpy(dst.data(), header, kHeaderSize);
+  if (!ctx.empty()) std::memcpy(dst.data() + kHeaderSize, ctx.data(), ctx.size());
+  return dst;
+}
+
+constexpr uint16_t kExtendUsage = 0;
+constexpr uint16_t kConvertUsage = 1;
+
+// Reads two Field64 values from one 16-byte block; false if either draw is
+// rejected (probability about 2^-31), in which case the caller resamples.
+bool InnerValueFromBlock(const Seed& block, InnerValue* value) {
+  bool first = Field64::FromSampledBytes(block.data(), &(*value)[0]);
+  bool second = Field64::FromSampledBytes(block.data() + 8, &(*value)[1]);
+  return first && second;
+}
+
+}  // namespace
+
+LevelXofs::LevelXofs(size_t bits, std::span<const uint8_t> ctx, Nonce nonce)
+    : bits_(bits),
+      extend_dst_(IdpfDst(kExtendUsage, ctx)),
+      convert_dst_(IdpfDst(kConvertUsage, ctx)),
+      extend_cipher_(XofFixedKeyAes128::DeriveFixedKey(extend_dst_, nonce)),
+      convert_cipher_(XofFixedKeyAes128::DeriveFixedKey(convert_dst_, nonce)) {
+  std::memcpy(nonce_.data(), nonce.data(), kNonceSize);
+}
+
+LevelXofs::~LevelXofs() {
+  if (!scratch_.empty()) crypto::SecureWipe(scratch_.data(), scratch_.size() * sizeof(Seed));
+}
+
+Extended LevelXofs::Extend(size_t level, const Seed& seed) const {
+  Extended out;
+  if (IsLeaf(level)) {
+    XofTurboShake128 xof(seed, extend_dst_, nonce_);
+    xof.Next(out.seeds[0]);
+    xof.Next(out.seeds[1]);
+  } else {
+    Seed blocks[2];
+    XofFixedKeyAes128::InputBlock(seed, 0, blocks[0].data());
+    XofFixedKeyAes128::InputBlock(seed, 1, blocks[1].data());
+    extend_cipher_.HashBlocks(blocks[0].data(), out.seeds[0].data(), 2);
+  }
+  out.ctrl[0] = SplitControlBit(out.seeds[0]);
+  out.ctrl[1] = SplitControlBit(out.seeds[1]);
+  return out;
+}
+
+void LevelXofs::ConvertInner(const Seed& seed, Seed* next_seed, InnerValue* value) const {
+  XofFixedKeyAes128 xof(convert_cipher_, seed);
+  xof.Next(*next_seed);
+  if (value != nullptr) xof.NextVec<Field64>(*value);
+}
+
+void LevelXofs::ConvertLeaf(const Seed& seed, Seed* next_seed, LeafValue* value) const {
+  XofTurboShake128 xof(seed, convert_dst_, nonce_);
+  xof.Next(*next_seed);
+  if (value != nullptr) xof.NextVec<Field255>(*value);
+}
+
+void LevelXofs::ExtendInnerBatch(std::span<const Seed> seeds, Seed* out) const {
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    XofFixedKeyAes128::InputBlock(seeds[i], 0, out[2 * i].data());
+    XofFixedKeyAes128::InputBlock(seeds[i], 1, out[2 * i + 1].data());
+  }
+  extend_cipher_.HashBlocks(out[0].data(), out[0].data(), 2 * seeds.size());
+}
+
+void LevelXofs::ConvertInnerBatch(std::span<const Seed> seeds, Seed* next_seeds,
+                                  InnerValue* values) const {
+  if (seeds.empty()) return;
+  const size_t blocks_per_seed = values != nullptr ? 2 : 1;
+  scratch_.resize(blocks_per_seed * seeds.size());
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    for (size_t b = 0; b < blocks_per_seed; ++b) {
+      XofFixedKeyAes128::InputBlock(seeds[i], b, scratch_[blocks_per_seed * i + b].data());
+    }
+  }
+  convert_cipher_.HashBlocks(scratch_[0].data(), scratch_[0].data(), scratch_.size());
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    next_seeds[i] = scratch_[blocks_per_seed * i];
+    if (values != nullptr && !InnerValueFromBlock(scratch_[2 * i + 1], &values[i])) {
+      ConvertInner(seeds[i], &next_seeds[i], &values[i]);  // A rejected draw: resample.
+    }
+  }
+}
+
+}  // namespace canopy::idpf::internal
