@@ -1,8 +1,9 @@
 #include "bench/bench_util.h"
 
+#include <x86intrin.h>
+
 #include <chrono>
 #include <thread>
-#include <x86intrin.h>
 
 namespace canopy::bench {
 
@@ -19,10 +20,29 @@ double TscGigahertz() {
   return rate;
 }
 
+TscCycles::TscCycles() : start_(__rdtsc()) {}
+
+void TscCycles::Pause(benchmark::State& state) {
+  state.PauseTiming();
+  pause_start_ = __rdtsc();
+}
+
+void TscCycles::Resume(benchmark::State& state) {
+  paused_ticks_ += __rdtsc() - pause_start_;
+  state.ResumeTiming();
+}
+
+void TscCycles::Report(benchmark::State& state, double items_per_iteration,
+                       const char* name) const {
+  const uint64_t ticks = __rdtsc() - start_ - paused_ticks_;
+  const double items = items_per_iteration * static_cast<double>(state.iterations());
+  state.counters[name] = items > 0 ? static_cast<double>(ticks) / items : 0.0;
+}
+
 void ReportCyclesPerItem(benchmark::State& state, double items_per_iteration,
                          const char* counter_name) {
   // A rate counter divides by the elapsed seconds and kInvert flips it, so
-  // this shows seconds * Hz / items: cycles per item.
+  // this is seconds * Hz / items: cycles per item.
   double total_items = items_per_iteration * static_cast<double>(state.iterations());
   state.counters[counter_name] = benchmark::Counter(
       total_items / (TscGigahertz() * 1e9), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);

@@ -9,12 +9,36 @@
 namespace canopy::bench {
 
 // The time-stamp counter's rate in GHz, measured once against the steady
-// clock. On current x86 cores the TSC runs at the nominal clock, so
-// nanoseconds times this rate approximates core cycles.
+// clock. The TSC ticks at a constant nominal rate, which can differ from the
+// core's actual (turbo) clock: treat "cycles" as nominal-clock cycles.
 double TscGigahertz();
 
-// Adds a "cycles_per_<unit>" counter: the average TSC cycles per item, where
-// `items_per_iteration` items are processed in each benchmark iteration.
+// Counts time-stamp-counter ticks over a benchmark loop, excluding paused
+// stretches, and reports them per item:
+//
+//   TscCycles cycles;
+//   for (auto _ : state) { ... }
+//   cycles.Report(state, items_per_iteration, "cycles_per_block");
+class TscCycles {
+ public:
+  TscCycles();
+
+  // Pause and resume the benchmark's timer and this counter together.
+  void Pause(benchmark::State& state);
+  void Resume(benchmark::State& state);
+
+  // Adds counter `name`: ticks / (iterations * items_per_iteration).
+  void Report(benchmark::State& state, double items_per_iteration, const char* name) const;
+
+ private:
+  uint64_t start_;
+  uint64_t paused_ticks_ = 0;
+  uint64_t pause_start_ = 0;
+};
+
+// Kept for benchmarks written against the older helper: adds counter
+// `counter_name` as cycles per item, derived from the measured time and the
+// TSC rate.
 void ReportCyclesPerItem(benchmark::State& state, double items_per_iteration,
                          const char* counter_name);
 

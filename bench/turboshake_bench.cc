@@ -13,12 +13,13 @@ namespace {
 
 void BM_TurboShake128Permutation(benchmark::State& state) {
   uint64_t lanes[25] = {};
+  TscCycles cycles;
   for (auto _ : state) {
     crypto::KeccakP1600Rounds12(lanes);
     // The state feeds the next call, so the calls cannot overlap or vanish.
     benchmark::DoNotOptimize(lanes);
   }
-  ReportCyclesPerItem(state, 1, "cycles_per_permutation");
+  cycles.Report(state, 1, "cycles_per_permutation");
 }
 BENCHMARK(BM_TurboShake128Permutation);
 
@@ -29,6 +30,7 @@ void BM_TurboShake128Hash(benchmark::State& state) {
   std::vector<uint8_t> message(length);
   for (size_t i = 0; i < length; ++i) message[i] = static_cast<uint8_t>(i);
   uint8_t out[32];
+  TscCycles cycles;
   for (auto _ : state) {
     crypto::TurboShake128::Hash(message, 0x01, out);
     benchmark::DoNotOptimize(out);
@@ -36,7 +38,7 @@ void BM_TurboShake128Hash(benchmark::State& state) {
   }
   const double bytes = static_cast<double>(length);
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0));
-  ReportCyclesPerItem(state, bytes, "cycles_per_byte");
+  cycles.Report(state, bytes, "cycles_per_byte");
 }
 BENCHMARK(BM_TurboShake128Hash)->Arg(64)->Arg(1024)->Arg(64 * 1024);
 

@@ -31,14 +31,20 @@ const LeafValue& ValueCorrection<LeafValue>(const PublicShare& public_share, siz
   return public_share.leaf_value_correction;
 }
 
-// y + ctrl * correction, then negated for aggregator 1; branch-free in ctrl.
+// y + ctrl * correction, then negated for aggregator 1; branch-free in ctrl
+// (agg_id is public).
 template <typename Value>
-Value FinishValue(const Value& y, uint8_t ctrl, const Value& correction, int agg_id) {
+inline Value FinishValue(const Value& y, uint8_t ctrl, const Value& correction, int agg_id) {
   using F = typename Value::value_type;
-  const F ctrl_element = F::FromUint64(ctrl);
   Value out;
   for (size_t i = 0; i < kValueLen; ++i) {
-    out[i] = y[i] + correction[i] * ctrl_element;
+    if constexpr (std::is_same_v<F, Field64>) {
+      // Masking the integer is cheaper than a field multiplication.
+      const uint64_t mask = static_cast<uint64_t>(0) - (ctrl & 1);
+      out[i] = y[i] + Field64::FromUint64(correction[i].value() & mask);
+    } else {
+      out[i] = y[i] + correction[i] * F::FromUint64(ctrl);
+    }
     if (agg_id == 1) out[i] = -out[i];
   }
   return out;
@@ -54,13 +60,9 @@ Result<void> CheckPublicShareShape(const PublicShare& public_share, size_t bits)
   return {};
 }
 
-// The index of the first bit where two distinct equal-length strings differ.
-size_t FirstDifferingBit(const BitString& a, const BitString& b) {
-  std::span<const uint8_t> x = a.bytes(), y = b.bytes();
-  for (size_t i = 0; i < x.size(); ++i) {
-    if (uint8_t diff = x[i] ^ y[i]; diff != 0) return 8 * i + std::countl_zero(diff);
-  }
-  return a.size();
+// Wipes the seeds a vector holds (its capacity is kept for reuse).
+void WipeSeeds(std::vector<Seed>& seeds) {
+  if (!seeds.empty()) crypto::SecureWipe(seeds.data(), seeds.size() * sizeof(Seed));
 }
 
 }  // namespace
@@ -312,9 +314,15 @@ Result<CachedEvaluator> CachedEvaluator::Create(const Idpf& idpf, int agg_id,
 
 CachedEvaluator::~CachedEvaluator() {
   crypto::SecureWipeObject(key_);
-  if (!cached_nodes_.empty()) {
-    crypto::SecureWipe(cached_nodes_.data(), cached_nodes_.size() * sizeof(Node));
-  }
+  WipeSeeds(cached_seeds_);
+  WipeScratch();
+}
+
+void CachedEvaluator::WipeScratch() {
+  WipeSeeds(parent_seeds_);
+  WipeSeeds(extended_seeds_);
+  WipeSeeds(child_inputs_);
+  WipeSeeds(child_seeds_);
 }
 
 CachedEvaluator::CachedEvaluator(CachedEvaluator&& other) noexcept { *this = std::move(other); }
@@ -327,193 +335,164 @@ CachedEvaluator& CachedEvaluator::operator=(CachedEvaluator&& other) noexcept {
     key_ = other.key_;
     crypto::SecureWipeObject(other.key_);
     xofs_ = std::move(other.xofs_);
-    cached_level_ = std::exchange(other.cached_level_, -1);
     nodes_computed_ = other.nodes_computed_;
-    cached_prefixes_ = std::move(other.cached_prefixes_);
-    cached_nodes_ = std::move(other.cached_nodes_);
+    cached_set_ = std::move(other.cached_set_);
+    cached_seeds_ = std::move(other.cached_seeds_);
+    cached_ctrl_ = std::move(other.cached_ctrl_);
   }
   return *this;
 }
 
-Result<void> CachedEvaluator::CheckPrefixes(size_t level, std::span<const BitString> prefixes) const {
-  for (size_t i = 0; i < prefixes.size(); ++i) {
-    if (prefixes[i].size() != level + 1) {
-      return MakeError(ErrorCode::kInvalidArgument, "a prefix at level " + Str(level) +
-                                                        " must have " + Str(level + 1) + " bits");
-    }
-    if (i > 0 && !(prefixes[i - 1] < prefixes[i])) {
-      return MakeError(ErrorCode::kInvalidArgument, "prefixes must be sorted and unique");
-    }
+Result<void> CachedEvaluator::EvaluateInner(const EvaluationPlan& plan,
+                                            std::span<InnerValue> out) {
+  const PrefixSet& target = *plan.target();
+  if (target.level() + 1 >= bits_) {
+    return MakeError(ErrorCode::kInvalidArgument, "inner level " + Str(target.level()) +
+                                                      " out of range for " + Str(bits_) + " bits");
   }
+  if (out.size() != target.size()) {
+    return MakeError(ErrorCode::kInvalidArgument, "output span does not match the prefix count");
+  }
+  Walk(plan, out, {});
   return {};
+}
+
+Result<void> CachedEvaluator::EvaluateLeaf(const EvaluationPlan& plan, std::span<LeafValue> out) {
+  const PrefixSet& target = *plan.target();
+  if (target.level() + 1 != bits_) {
+    return MakeError(ErrorCode::kInvalidArgument, "level " + Str(target.level()) +
+                                                      " is not the leaf of " + Str(bits_) + " bits");
+  }
+  if (out.size() != target.size()) {
+    return MakeError(ErrorCode::kInvalidArgument, "output span does not match the prefix count");
+  }
+  Walk(plan, {}, out);
+  return {};
+}
+
+Result<std::shared_ptr<const EvaluationPlan>> CachedEvaluator::PlanFor(
+    size_t level, std::span<const BitString> prefixes) const {
+  if (level >= bits_) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "level " + Str(level) + " out of range for " + Str(bits_) + " bits");
+  }
+  Result<std::shared_ptr<const PrefixSet>> set =
+      PrefixSet::Create(level, std::vector<BitString>(prefixes.begin(), prefixes.end()));
+  if (!set) return std::unexpected(set.error());
+  return EvaluationPlan::Create(std::move(*set), cached_set_);
 }
 
 Result<std::vector<InnerValue>> CachedEvaluator::EvaluateInner(size_t level,
                                                                std::span<const BitString> prefixes) {
-  if (level + 1 >= bits_) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     "inner level " + Str(level) + " out of range for " + Str(bits_) + " bits");
+  auto plan = PlanFor(level, prefixes);
+  if (!plan) return std::unexpected(plan.error());
+  std::vector<InnerValue> values(prefixes.size());
+  if (Result<void> done = EvaluateInner(**plan, values); !done) {
+    return std::unexpected(done.error());
   }
-  if (Result<void> checked = CheckPrefixes(level, prefixes); !checked) {
-    return std::unexpected(checked.error());
-  }
-  std::vector<InnerValue> values;
-  Walk(level, prefixes, &values, nullptr);
   return values;
 }
 
 Result<std::vector<LeafValue>> CachedEvaluator::EvaluateLeaf(std::span<const BitString> prefixes) {
-  if (Result<void> checked = CheckPrefixes(bits_ - 1, prefixes); !checked) {
-    return std::unexpected(checked.error());
+  auto plan = PlanFor(bits_ - 1, prefixes);
+  if (!plan) return std::unexpected(plan.error());
+  std::vector<LeafValue> values(prefixes.size());
+  if (Result<void> done = EvaluateLeaf(**plan, values); !done) {
+    return std::unexpected(done.error());
   }
-  std::vector<LeafValue> values;
-  Walk(bits_ - 1, prefixes, nullptr, &values);
   return values;
 }
 
-// The walk goes down one depth at a time over the distinct ancestors of the
-// requested prefixes. Because the prefixes are sorted, the ancestors at depth
-// d are runs of consecutive prefixes: prefix i opens a new run exactly when it
-// first differs from prefix i - 1 at a bit <= d. So each depth is a list of
-// "run starts", and a node's parent is the run of depth d - 1 that contains it.
-void CachedEvaluator::Walk(size_t level, std::span<const BitString> prefixes,
-                           std::vector<InnerValue>* inner_values,
-                           std::vector<LeafValue>* leaf_values) {
-  const size_t count = prefixes.size();
-  std::vector<size_t> first_difference(count, 0);
-  for (size_t i = 1; i < count; ++i) {
-    first_difference[i] = FirstDifferingBit(prefixes[i - 1], prefixes[i]);
-  }
-  auto run_starts_at = [&](size_t depth) {
-    std::vector<size_t> starts;
-    for (size_t i = 0; i < count; ++i) {
-      if (i == 0 || first_difference[i] <= depth) starts.push_back(i);
-    }
-    return starts;
-  };
+void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue> inner_out,
+                           std::span<LeafValue> leaf_out) {
+  const EvaluationPlan& plan =
+      requested.source() != nullptr && requested.source() != cached_set_.get()
+          ? requested.FromRoot()
+          : requested;
+  const size_t target_level = plan.target()->level();
 
-  // Start from the cache when every run at the cached depth is cached.
-  std::vector<Node> parents;
-  std::vector<size_t> parent_starts;
-  size_t start_depth = 0;
-  if (cached_level_ >= 0 && static_cast<size_t>(cached_level_) < level && count > 0) {
-    const size_t cached_depth = static_cast<size_t>(cached_level_);
-    parent_starts = run_starts_at(cached_depth);
-    size_t cursor = 0;
-    for (size_t start : parent_starts) {
-      BitString ancestor = prefixes[start].Prefix(cached_depth + 1);
-      while (cursor < cached_prefixes_.size() && cached_prefixes_[cursor] < ancestor) ++cursor;
-      if (cursor == cached_prefixes_.size() || !(cached_prefixes_[cursor] == ancestor)) break;
-      parents.push_back(cached_nodes_[cursor]);
-    }
-    if (parents.size() == parent_starts.size()) start_depth = cached_depth + 1;
-  }
-  if (start_depth == 0) {
-    parents.assign(1, Node{key_, static_cast<uint8_t>(agg_id_)});
-    parent_starts.assign(1, 0);
-  }
-
-  std::vector<Seed> extended;
-  std::vector<Seed> child_inputs;
-  std::vector<Node> children;
-  std::vector<Seed> parent_seeds;
-  for (size_t depth = start_depth; depth <= level; ++depth) {
-    const bool last = depth == level;
-    const bool leaf = xofs_->IsLeaf(depth);
-    std::vector<size_t> child_starts = last ? std::vector<size_t>() : run_starts_at(depth);
-    if (last) {
-      child_starts.resize(count);
-      for (size_t i = 0; i < count; ++i) child_starts[i] = i;
-    }
-
-    // extend every parent (batched at inner levels), then apply its
-    // correction words when its control bit is set.
-    extended.resize(2 * parents.size());
-    std::vector<std::array<uint8_t, 2>> parent_ctrl(parents.size());
-    if (leaf) {
-      for (size_t p = 0; p < parents.size(); ++p) {
-        Extended e = xofs_->Extend(depth, parents[p].seed);
-        extended[2 * p] = e.seeds[0];
-        extended[2 * p + 1] = e.seeds[1];
-        parent_ctrl[p] = e.ctrl;
-      }
-    } else {
-      parent_seeds.resize(parents.size());
-      for (size_t p = 0; p < parents.size(); ++p) parent_seeds[p] = parents[p].seed;
-      xofs_->ExtendInnerBatch(parent_seeds, extended.data());
-      for (size_t p = 0; p < parents.size(); ++p) {
-        parent_ctrl[p][0] = internal::SplitControlBit(extended[2 * p]);
-        parent_ctrl[p][1] = internal::SplitControlBit(extended[2 * p + 1]);
-      }
-    }
-    const Seed& seed_cw = public_share_.seed_corrections[depth];
-    const std::array<uint8_t, 2>& ctrl_cw = public_share_.ctrl_corrections[depth];
-    for (size_t p = 0; p < parents.size(); ++p) {
-      const uint8_t ctrl = parents[p].ctrl;
-      XorSeedMasked(extended[2 * p], seed_cw, MaskOf(ctrl));
-      XorSeedMasked(extended[2 * p + 1], seed_cw, MaskOf(ctrl));
-      parent_ctrl[p][0] ^= ctrl_cw[0] & ctrl;
-      parent_ctrl[p][1] ^= ctrl_cw[1] & ctrl;
-    }
-
-    // Pick each child's side of its parent, then convert all children.
-    child_inputs.resize(child_starts.size());
-    children.resize(child_starts.size());
-    size_t parent = 0;
-    for (size_t c = 0; c < child_starts.size(); ++c) {
-      while (parent + 1 < parent_starts.size() && parent_starts[parent + 1] <= child_starts[c]) {
-        ++parent;
-      }
-      const uint8_t bit = prefixes[child_starts[c]].Bit(depth);
-      child_inputs[c] = extended[2 * parent + bit];
-      children[c].ctrl = parent_ctrl[parent][bit];
-    }
-    if (leaf) {
-      if (last) leaf_values->resize(children.size());
-      for (size_t c = 0; c < children.size(); ++c) {
-        xofs_->ConvertLeaf(child_inputs[c], &children[c].seed,
-                           last ? &(*leaf_values)[c] : nullptr);
-      }
-    } else {
-      std::vector<Seed> next_seeds(children.size());
-      if (last) inner_values->resize(children.size());
-      if (!children.empty()) {
-        xofs_->ConvertInnerBatch(child_inputs, next_seeds.data(),
-                                 last ? inner_values->data() : nullptr);
-      }
-      for (size_t c = 0; c < children.size(); ++c) children[c].seed = next_seeds[c];
-      crypto::SecureWipe(next_seeds.data(), next_seeds.size() * sizeof(Seed));
-    }
-    nodes_computed_ += children.size();
-    std::swap(parents, children);
-    parent_starts = std::move(child_starts);
-  }
-
-  // parents now holds one node per requested prefix.
-  if (inner_values != nullptr) {
-    const InnerValue& correction = public_share_.inner_value_corrections[level];
-    for (size_t i = 0; i < count; ++i) {
-      (*inner_values)[i] = FinishValue((*inner_values)[i], parents[i].ctrl, correction, agg_id_);
+  // The starting nodes: cached ones, or the root.
+  if (plan.source() != nullptr) {
+    const std::vector<uint32_t>& sources = plan.source_nodes();
+    parent_seeds_.resize(sources.size());
+    parent_ctrl_.resize(sources.size());
+    for (size_t k = 0; k < sources.size(); ++k) {
+      parent_seeds_[k] = cached_seeds_[sources[k]];
+      parent_ctrl_[k] = cached_ctrl_[sources[k]];
     }
   } else {
-    for (size_t i = 0; i < count; ++i) {
-      (*leaf_values)[i] = FinishValue((*leaf_values)[i], parents[i].ctrl,
-                                      public_share_.leaf_value_correction, agg_id_);
+    parent_seeds_.assign(1, key_);
+    parent_ctrl_.assign(1, static_cast<uint8_t>(agg_id_));
+  }
+
+  for (const EvaluationPlan::Step& step : plan.steps()) {
+    const size_t depth = step.depth;
+    const bool last = depth == target_level;
+    const bool leaf = xofs_->IsLeaf(depth);
+    const size_t parents = parent_seeds_.size();
+    const size_t children = step.parent.size();
+
+    // extend every parent.
+    extended_seeds_.resize(2 * parents);
+    extended_ctrl_.resize(2 * parents);
+    if (leaf) {
+      for (size_t p = 0; p < parents; ++p) {
+        Extended e = xofs_->Extend(depth, parent_seeds_[p]);
+        extended_seeds_[2 * p] = e.seeds[0];
+        extended_seeds_[2 * p + 1] = e.seeds[1];
+        extended_ctrl_[2 * p] = e.ctrl[0];
+        extended_ctrl_[2 * p + 1] = e.ctrl[1];
+      }
+    } else if (parents > 0) {
+      xofs_->ExtendInnerBatch(parent_seeds_, extended_seeds_.data());
+      for (size_t i = 0; i < 2 * parents; ++i) {
+        extended_ctrl_[i] = internal::SplitControlBit(extended_seeds_[i]);
+      }
+    }
+    // Each child takes its side of its parent, corrected when the parent's
+    // control bit is set; then all children are converted.
+    const Seed& seed_cw = public_share_.seed_corrections[depth];
+    const std::array<uint8_t, 2>& ctrl_cw = public_share_.ctrl_corrections[depth];
+    child_inputs_.resize(children);
+    child_seeds_.resize(children);
+    child_ctrl_.resize(children);
+    for (size_t c = 0; c < children; ++c) {
+      const uint32_t parent = step.parent[c];
+      const uint8_t bit = step.bit[c];
+      const uint8_t parent_ctrl = parent_ctrl_[parent];
+      child_inputs_[c] = extended_seeds_[2 * parent + bit];
+      XorSeedMasked(child_inputs_[c], seed_cw, MaskOf(parent_ctrl));
+      child_ctrl_[c] = extended_ctrl_[2 * parent + bit] ^ (ctrl_cw[bit] & parent_ctrl);
+    }
+    if (leaf) {
+      for (size_t c = 0; c < children; ++c) {
+        xofs_->ConvertLeaf(child_inputs_[c], &child_seeds_[c], last ? &leaf_out[c] : nullptr);
+      }
+    } else if (children > 0) {
+      xofs_->ConvertInnerBatch(child_inputs_, child_seeds_.data(),
+                               last ? inner_out.data() : nullptr);
+    }
+    nodes_computed_ += children;
+    std::swap(parent_seeds_, child_seeds_);
+    std::swap(parent_ctrl_, child_ctrl_);
+  }
+
+  // parent_* now hold one node per target prefix, in order.
+  if (!inner_out.empty()) {
+    const InnerValue& correction = public_share_.inner_value_corrections[target_level];
+    for (size_t i = 0; i < inner_out.size(); ++i) {
+      inner_out[i] = FinishValue(inner_out[i], parent_ctrl_[i], correction, agg_id_);
     }
   }
-  if (!cached_nodes_.empty()) {
-    crypto::SecureWipe(cached_nodes_.data(), cached_nodes_.size() * sizeof(Node));
+  for (size_t i = 0; i < leaf_out.size(); ++i) {
+    leaf_out[i] = FinishValue(leaf_out[i], parent_ctrl_[i], public_share_.leaf_value_correction,
+                              agg_id_);
   }
-  cached_nodes_ = std::move(parents);
-  cached_prefixes_.assign(prefixes.begin(), prefixes.end());
-  cached_level_ = static_cast<long>(level);
-  auto wipe = [](std::vector<Seed>& seeds) {
-    if (!seeds.empty()) crypto::SecureWipe(seeds.data(), seeds.size() * sizeof(Seed));
-  };
-  wipe(extended);
-  wipe(child_inputs);
-  wipe(parent_seeds);
-  if (!children.empty()) crypto::SecureWipe(children.data(), children.size() * sizeof(Node));
+  WipeSeeds(cached_seeds_);
+  std::swap(cached_seeds_, parent_seeds_);
+  std::swap(cached_ctrl_, parent_ctrl_);
+  cached_set_ = plan.target();
+  WipeScratch();
 }
 
 }  // namespace canopy::idpf

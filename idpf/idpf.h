@@ -25,6 +25,7 @@
 #include "crypto/field255.h"
 #include "crypto/field64.h"
 #include "idpf/bit_string.h"
+#include "idpf/prefix_set.h"
 
 namespace canopy::idpf {
 
@@ -115,11 +116,13 @@ class Idpf {
 
 // Evaluates one report's key level after level, caching node states.
 //
-// Each call evaluates a set of prefixes, strictly increasing (sorted, unique)
-// and all of one length. The node states of that set are kept for the next
-// call: a later call whose prefixes all extend cached prefixes starts from
-// them; any other call starts from the root, so the results never depend on
-// the order of calls. Move-only; secrets are wiped on destruction.
+// Each call evaluates the prefixes of an EvaluationPlan's target set. The
+// node states of that set are kept for the next call: a plan whose source is
+// the cached set starts from them; any other plan is run from the root, so the
+// results never depend on the order of calls. The plans are shared by all
+// reports of a level; per report only AES and field arithmetic remain.
+// Move-only; secrets are wiped on destruction. Not thread-safe: one evaluator
+// is used by one thread at a time.
 class CachedEvaluator {
  public:
   // Copies what it needs and derives the report's two AES key schedules.
@@ -133,47 +136,62 @@ class CachedEvaluator {
   CachedEvaluator(CachedEvaluator&&) noexcept;
   CachedEvaluator& operator=(CachedEvaluator&&) noexcept;
 
-  // Values at inner level `level` (< bits - 1) for `prefixes`, in order.
+  // Writes the values of the plan's target prefixes, an inner level, to
+  // `out`. Errors (kInvalidArgument): the target is not at an inner level, or
+  // out.size() differs from the target's size.
+  Result<void> EvaluateInner(const EvaluationPlan& plan, std::span<InnerValue> out);
+
+  // The same at the leaf level.
+  Result<void> EvaluateLeaf(const EvaluationPlan& plan, std::span<LeafValue> out);
+
+  // Convenience forms that build the prefix set and plan on the spot.
   // Errors (kInvalidArgument): level out of range, prefixes of the wrong
   // length or not strictly increasing.
   Result<std::vector<InnerValue>> EvaluateInner(size_t level, std::span<const BitString> prefixes);
-
-  // Values at the leaf level; errors as EvaluateInner.
   Result<std::vector<LeafValue>> EvaluateLeaf(std::span<const BitString> prefixes);
 
   // The level of the cached node states, or -1 when nothing is cached.
-  long cached_level() const { return cached_level_; }
+  long cached_level() const { return cached_set_ ? static_cast<long>(cached_set_->level()) : -1; }
 
   // How many node states are cached.
-  size_t cached_nodes() const { return cached_prefixes_.size(); }
+  size_t cached_nodes() const { return cached_seeds_.size(); }
 
   // How many tree nodes this evaluator has computed over its lifetime; a walk
   // that only ever extends cached prefixes computes each node once.
   uint64_t nodes_computed() const { return nodes_computed_; }
 
  private:
-  struct Node {
-    Seed seed;
-    uint8_t ctrl;  // 0 or 1.
-  };
-
   CachedEvaluator() = default;
 
-  Result<void> CheckPrefixes(size_t level, std::span<const BitString> prefixes) const;
-  // Computes the node states of `prefixes` (at `level`) and, into
-  // `inner_values` or `leaf_values` (whichever is non-null), their values.
-  void Walk(size_t level, std::span<const BitString> prefixes, std::vector<InnerValue>* inner_values,
-            std::vector<LeafValue>* leaf_values);
+  Result<std::shared_ptr<const EvaluationPlan>> PlanFor(size_t level,
+                                                        std::span<const BitString> prefixes) const;
+  // Runs `plan` (or its from-root form when the cache does not hold its
+  // source), caches the target's nodes and writes their values to exactly
+  // one of `inner_out` and `leaf_out`.
+  void Walk(const EvaluationPlan& plan, std::span<InnerValue> inner_out,
+            std::span<LeafValue> leaf_out);
+  void WipeScratch();
 
   size_t bits_ = 0;
   int agg_id_ = 0;
   PublicShare public_share_;
   Seed key_{};
   std::unique_ptr<internal::LevelXofs> xofs_;
-  long cached_level_ = -1;
   uint64_t nodes_computed_ = 0;
-  std::vector<BitString> cached_prefixes_;
-  std::vector<Node> cached_nodes_;
+
+  // The cache: the last target set and its nodes, in the set's order.
+  std::shared_ptr<const PrefixSet> cached_set_;
+  std::vector<Seed> cached_seeds_;
+  std::vector<uint8_t> cached_ctrl_;
+
+  // Scratch buffers reused across calls, so a level allocates nothing.
+  std::vector<Seed> parent_seeds_;
+  std::vector<uint8_t> parent_ctrl_;
+  std::vector<Seed> extended_seeds_;
+  std::vector<uint8_t> extended_ctrl_;
+  std::vector<Seed> child_inputs_;
+  std::vector<Seed> child_seeds_;
+  std::vector<uint8_t> child_ctrl_;
 };
 
 }  // namespace canopy::idpf

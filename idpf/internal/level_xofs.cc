@@ -79,24 +79,21 @@ void LevelXofs::ConvertLeaf(const Seed& seed, Seed* next_seed, LeafValue* value)
 }
 
 void LevelXofs::ExtendInnerBatch(std::span<const Seed> seeds, Seed* out) const {
-  for (size_t i = 0; i < seeds.size(); ++i) {
-    XofFixedKeyAes128::InputBlock(seeds[i], 0, out[2 * i].data());
-    XofFixedKeyAes128::InputBlock(seeds[i], 1, out[2 * i + 1].data());
-  }
-  extend_cipher_.HashBlocks(out[0].data(), out[0].data(), 2 * seeds.size());
+  if (seeds.empty()) return;
+  extend_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 2, out[0].data());
 }
 
 void LevelXofs::ConvertInnerBatch(std::span<const Seed> seeds, Seed* next_seeds,
                                   InnerValue* values) const {
   if (seeds.empty()) return;
   const size_t blocks_per_seed = values != nullptr ? 2 : 1;
-  scratch_.resize(blocks_per_seed * seeds.size());
-  for (size_t i = 0; i < seeds.size(); ++i) {
-    for (size_t b = 0; b < blocks_per_seed; ++b) {
-      XofFixedKeyAes128::InputBlock(seeds[i], b, scratch_[blocks_per_seed * i + b].data());
-    }
+  if (values == nullptr) {
+    // Only the next seeds: block 0 of each stream, straight into place.
+    convert_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 1, next_seeds[0].data());
+    return;
   }
-  convert_cipher_.HashBlocks(scratch_[0].data(), scratch_[0].data(), scratch_.size());
+  scratch_.resize(blocks_per_seed * seeds.size());
+  convert_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 2, scratch_[0].data());
   for (size_t i = 0; i < seeds.size(); ++i) {
     next_seeds[i] = scratch_[blocks_per_seed * i];
     if (values != nullptr && !InnerValueFromBlock(scratch_[2 * i + 1], &values[i])) {

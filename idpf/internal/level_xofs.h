@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <vector>
 
@@ -65,7 +66,13 @@ inline uint8_t SplitControlBit(Seed& seed) {
 
 // a ^= b when `mask` is 0xff, unchanged when it is 0, without branching.
 inline void XorSeedMasked(Seed& a, const Seed& b, uint8_t mask) {
-  for (size_t i = 0; i < kKeySize; ++i) a[i] ^= b[i] & mask;
+  const uint64_t wide_mask = static_cast<uint64_t>(0) - (mask & 1);
+  uint64_t a_words[2], b_words[2];
+  std::memcpy(a_words, a.data(), kKeySize);
+  std::memcpy(b_words, b.data(), kKeySize);
+  a_words[0] ^= b_words[0] & wide_mask;
+  a_words[1] ^= b_words[1] & wide_mask;
+  std::memcpy(a.data(), a_words, kKeySize);
 }
 
 }  // namespace canopy::idpf::internal

@@ -1,0 +1,109 @@
+#include "idpf/prefix_set.h"
+
+#include <bit>
+#include <string>
+
+namespace canopy::idpf {
+namespace {
+
+uint32_t FirstDifferingBit(const BitString& a, const BitString& b) {
+  std::span<const uint8_t> x = a.bytes(), y = b.bytes();
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (uint8_t diff = x[i] ^ y[i]; diff != 0) {
+      return static_cast<uint32_t>(8 * i + std::countl_zero(diff));
+    }
+  }
+  return static_cast<uint32_t>(a.size());
+}
+
+// Because the prefixes are sorted, the distinct ancestors at `depth` are runs
+// of consecutive prefixes: prefix i opens a new run exactly when it first
+// differs from prefix i - 1 at a bit <= depth. Returns each run's first index.
+std::vector<uint32_t> RunStarts(const PrefixSet& set, size_t depth) {
+  std::vector<uint32_t> starts;
+  const std::vector<uint32_t>& first_difference = set.first_difference();
+  for (uint32_t i = 0; i < set.size(); ++i) {
+    if (i == 0 || first_difference[i] <= depth) starts.push_back(i);
+  }
+  return starts;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const PrefixSet>> PrefixSet::Create(size_t level,
+                                                           std::vector<BitString> prefixes) {
+  auto set = std::shared_ptr<PrefixSet>(new PrefixSet());
+  set->level_ = level;
+  set->first_difference_.assign(prefixes.size(), 0);
+  for (size_t i = 0; i < prefixes.size(); ++i) {
+    if (prefixes[i].size() != level + 1) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "a prefix at level " + std::to_string(level) + " must have " +
+                           std::to_string(level + 1) + " bits, prefix " + std::to_string(i) +
+                           " has " + std::to_string(prefixes[i].size()));
+    }
+    if (i > 0) {
+      if (!(prefixes[i - 1] < prefixes[i])) {
+        return MakeError(ErrorCode::kInvalidArgument, "prefixes must be sorted and unique");
+      }
+      set->first_difference_[i] = FirstDifferingBit(prefixes[i - 1], prefixes[i]);
+    }
+  }
+  set->prefixes_ = std::move(prefixes);
+  return std::shared_ptr<const PrefixSet>(std::move(set));
+}
+
+std::shared_ptr<EvaluationPlan> EvaluationPlan::Build(std::shared_ptr<const PrefixSet> target,
+                                                      std::shared_ptr<const PrefixSet> source) {
+  auto plan = std::shared_ptr<EvaluationPlan>(new EvaluationPlan());
+  const PrefixSet& set = *target;
+  // Parents of the first step, as run starts at the depth above it.
+  std::vector<uint32_t> parent_starts;
+  size_t start_depth = 0;
+  if (source != nullptr && source->level() < set.level() && set.size() > 0) {
+    const size_t source_depth = source->level();
+    parent_starts = RunStarts(set, source_depth);
+    size_t cursor = 0;
+    const std::vector<BitString>& cached = source->prefixes();
+    for (uint32_t start : parent_starts) {
+      BitString ancestor = set.prefixes()[start].Prefix(source_depth + 1);
+      while (cursor < cached.size() && cached[cursor] < ancestor) ++cursor;
+      if (cursor == cached.size() || !(cached[cursor] == ancestor)) break;
+      plan->source_nodes_.push_back(static_cast<uint32_t>(cursor));
+    }
+    if (plan->source_nodes_.size() == parent_starts.size()) {
+      start_depth = source_depth + 1;
+      plan->source_ = std::move(source);
+    } else {
+      plan->source_nodes_.clear();
+    }
+  }
+  if (plan->source_ == nullptr) parent_starts.assign(1, 0);  // The root.
+
+  for (size_t depth = start_depth; depth <= set.level(); ++depth) {
+    std::vector<uint32_t> child_starts = RunStarts(set, depth);
+    Step step{depth, std::vector<uint32_t>(child_starts.size()),
+              std::vector<uint8_t>(child_starts.size())};
+    uint32_t parent = 0;
+    for (size_t c = 0; c < child_starts.size(); ++c) {
+      while (parent + 1 < parent_starts.size() && parent_starts[parent + 1] <= child_starts[c]) {
+        ++parent;
+      }
+      step.parent[c] = parent;
+      step.bit[c] = set.prefixes()[child_starts[c]].Bit(depth);
+    }
+    plan->steps_.push_back(std::move(step));
+    parent_starts = std::move(child_starts);
+  }
+  plan->target_ = std::move(target);
+  return plan;
+}
+
+std::shared_ptr<const EvaluationPlan> EvaluationPlan::Create(
+    std::shared_ptr<const PrefixSet> target, std::shared_ptr<const PrefixSet> source) {
+  std::shared_ptr<EvaluationPlan> plan = Build(target, std::move(source));
+  if (plan->source_ != nullptr) plan->root_plan_ = Build(std::move(target), nullptr);
+  return plan;
+}
+
+}  // namespace canopy::idpf
