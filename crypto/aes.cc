@@ -47,7 +47,7 @@ CANOPY_AESNI void ExpandKeyAesni(const uint8_t* key, uint8_t* round_keys) {
 }
 
 // sigma(lo || hi) = hi || (hi XOR lo).
-CANOPY_AESNI inline __m128i Sigma(__m128i block) {
+CANOPY_AESNI __attribute__((always_inline)) inline __m128i Sigma(__m128i block) {
   const __m128i high_half = _mm_set_epi64x(-1, 0);
   return _mm_xor_si128(_mm_shuffle_epi32(block, 0x4e), _mm_and_si128(block, high_half));
 }
@@ -92,6 +92,44 @@ CANOPY_AESNI void AesniRun(const uint8_t* round_keys, const uint8_t* in, uint8_t
   for (; done < count; ++done) AesniBlocks<1, kHash>(keys, in + 16 * done, out + 16 * done);
 }
 
+// Hashes seed XOR le128(j) for j < kBlocksPerSeed, for kSeeds seeds, all in
+// flight together (kSeeds * kBlocksPerSeed <= 8).
+template <size_t kSeeds, size_t kBlocksPerSeed>
+CANOPY_AESNI inline void AesniCounterGroup(const __m128i* keys, const uint8_t* seeds,
+                                           uint8_t* out) {
+  constexpr size_t kWidth = kSeeds * kBlocksPerSeed;
+  __m128i input[kWidth], state[kWidth];
+  for (size_t s = 0; s < kSeeds; ++s) {
+    const __m128i seed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(seeds + 16 * s));
+    for (size_t j = 0; j < kBlocksPerSeed; ++j) {
+      __m128i block = _mm_xor_si128(seed, _mm_cvtsi64_si128(static_cast<long long>(j)));
+      input[s * kBlocksPerSeed + j] = Sigma(block);
+    }
+  }
+  for (size_t i = 0; i < kWidth; ++i) state[i] = _mm_xor_si128(input[i], keys[0]);
+  for (int round = 1; round < 10; ++round) {
+    for (size_t i = 0; i < kWidth; ++i) state[i] = _mm_aesenc_si128(state[i], keys[round]);
+  }
+  for (size_t i = 0; i < kWidth; ++i) {
+    state[i] = _mm_xor_si128(_mm_aesenclast_si128(state[i], keys[10]), input[i]);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * i), state[i]);
+  }
+}
+
+template <size_t kBlocksPerSeed>
+CANOPY_AESNI void AesniCounterRun(const __m128i* keys, const uint8_t* seeds, size_t seed_count,
+                                  uint8_t* out) {
+  constexpr size_t kSeedsPerGroup = 8 / kBlocksPerSeed;
+  size_t s = 0;
+  for (; s + kSeedsPerGroup <= seed_count; s += kSeedsPerGroup) {
+    AesniCounterGroup<kSeedsPerGroup, kBlocksPerSeed>(keys, seeds + 16 * s,
+                                                      out + 16 * kBlocksPerSeed * s);
+  }
+  for (; s < seed_count; ++s) {
+    AesniCounterGroup<1, kBlocksPerSeed>(keys, seeds + 16 * s, out + 16 * kBlocksPerSeed * s);
+  }
+}
+
 // Hashes seed XOR le128(j) for every seed and j < blocks_per_seed, eight
 // blocks in flight at a time.
 CANOPY_AESNI void AesniHashCounterBlocks(const uint8_t* round_keys, const uint8_t* seeds,
@@ -101,33 +139,23 @@ CANOPY_AESNI void AesniHashCounterBlocks(const uint8_t* round_keys, const uint8_
   for (int i = 0; i < 11; ++i) {
     keys[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(round_keys + 16 * i));
   }
-  const size_t total = seed_count * blocks_per_seed;
-  size_t done = 0;
-  size_t seed = 0, counter = 0;
-  auto next_input = [&]() {
-    __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(seeds + 16 * seed));
-    block = _mm_xor_si128(block, _mm_cvtsi64_si128(static_cast<long long>(counter)));
-    if (++counter == blocks_per_seed) {
-      counter = 0;
-      ++seed;
-    }
-    return Sigma(block);
-  };
-  while (done < total) {
-    const size_t width = std::min<size_t>(8, total - done);
-    __m128i input[8], state[8];
-    for (size_t i = 0; i < width; ++i) {
-      input[i] = next_input();
-      state[i] = _mm_xor_si128(input[i], keys[0]);
-    }
-    for (int round = 1; round < 10; ++round) {
-      for (size_t i = 0; i < width; ++i) state[i] = _mm_aesenc_si128(state[i], keys[round]);
-    }
-    for (size_t i = 0; i < width; ++i) {
-      state[i] = _mm_xor_si128(_mm_aesenclast_si128(state[i], keys[10]), input[i]);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * (done + i)), state[i]);
-    }
-    done += width;
+  switch (blocks_per_seed) {
+    case 1:
+      AesniCounterRun<1>(keys, seeds, seed_count, out);
+      return;
+    case 2:
+      AesniCounterRun<2>(keys, seeds, seed_count, out);
+      return;
+    default:
+      for (size_t s = 0; s < seed_count; ++s) {
+        for (size_t j = 0; j < blocks_per_seed; ++j) {
+          alignas(16) uint8_t block[16];
+          __m128i seed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(seeds + 16 * s));
+          seed = _mm_xor_si128(seed, _mm_cvtsi64_si128(static_cast<long long>(j)));
+          _mm_store_si128(reinterpret_cast<__m128i*>(block), seed);
+          AesniBlocks<1, true>(keys, block, out + 16 * (s * blocks_per_seed + j));
+        }
+      }
   }
 }
 

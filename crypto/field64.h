@@ -55,18 +55,20 @@ class Field64 {
   constexpr uint64_t value() const { return value_; }
 
   friend constexpr Field64 operator+(Field64 a, Field64 b) {
-    unsigned __int128 sum = static_cast<unsigned __int128>(a.value_) + b.value_;
-    unsigned __int128 reduced = sum - kModulus;
-    // The top bit of `reduced` is set exactly when sum < p.
-    uint64_t keep_sum = -static_cast<uint64_t>(reduced >> 127);
-    return FromReduced((static_cast<uint64_t>(sum) & keep_sum) |
-                       (static_cast<uint64_t>(reduced) & ~keep_sum));
+    uint64_t sum = 0;
+    // A carry means the true sum is sum + 2^64, and 2^64 = epsilon (mod p);
+    // since a, b < p, adding epsilon then cannot overflow again.
+    const uint64_t carried = __builtin_add_overflow(a.value_, b.value_, &sum);
+    sum += kEpsilon & (static_cast<uint64_t>(0) - carried);
+    return FromReduced(ConditionalSubtractModulus(sum));
   }
 
   friend constexpr Field64 operator-(Field64 a, Field64 b) {
-    unsigned __int128 difference = static_cast<unsigned __int128>(a.value_) - b.value_;
-    uint64_t borrowed = -static_cast<uint64_t>(difference >> 127);
-    return FromReduced(static_cast<uint64_t>(difference) + (kModulus & borrowed));
+    uint64_t difference = 0;
+    // A borrow means the true difference is difference - 2^64, that is
+    // difference - epsilon (mod p), which lands in [1, p).
+    const uint64_t borrowed = __builtin_sub_overflow(a.value_, b.value_, &difference);
+    return FromReduced(difference - (kEpsilon & (static_cast<uint64_t>(0) - borrowed)));
   }
 
   friend constexpr Field64 operator-(Field64 a) { return Zero() - a; }
@@ -113,9 +115,10 @@ class Field64 {
 
   // Maps [0, 2^64) to [0, p) without branches.
   static constexpr uint64_t ConditionalSubtractModulus(uint64_t value) {
-    unsigned __int128 reduced = static_cast<unsigned __int128>(value) - kModulus;
-    uint64_t keep_value = -static_cast<uint64_t>(reduced >> 127);
-    return (value & keep_value) | (static_cast<uint64_t>(reduced) & ~keep_value);
+    uint64_t reduced = 0;
+    const uint64_t below = __builtin_sub_overflow(value, kModulus, &reduced);
+    const uint64_t keep_value = static_cast<uint64_t>(0) - below;
+    return (value & keep_value) | (reduced & ~keep_value);
   }
 
   // Reduces a 128-bit product modulo p, using 2^64 = 2^32 - 1 and
