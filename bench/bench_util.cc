@@ -39,13 +39,4 @@ void TscCycles::Report(benchmark::State& state, double items_per_iteration,
   state.counters[name] = items > 0 ? static_cast<double>(ticks) / items : 0.0;
 }
 
-void ReportCyclesPerItem(benchmark::State& state, double items_per_iteration,
-                         const char* counter_name) {
-  // A rate counter divides by the elapsed seconds and kInvert flips it, so
-  // this is seconds * Hz / items: cycles per item.
-  double total_items = items_per_iteration * static_cast<double>(state.iterations());
-  state.counters[counter_name] = benchmark::Counter(
-      total_items / (TscGigahertz() * 1e9), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-}
-
 }  // namespace canopy::bench

@@ -36,12 +36,6 @@ class TscCycles {
   uint64_t pause_start_ = 0;
 };
 
-// Kept for benchmarks written against the older helper: adds counter
-// `counter_name` as cycles per item, derived from the measured time and the
-// TSC rate.
-void ReportCyclesPerItem(benchmark::State& state, double items_per_iteration,
-                         const char* counter_name);
-
 }  // namespace canopy::bench
 
 #endif  // CANOPY_BENCH_BENCH_UTIL_H_

@@ -405,10 +405,13 @@ Result<std::vector<LeafValue>> CachedEvaluator::EvaluateLeaf(std::span<const Bit
 
 void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue> inner_out,
                            std::span<LeafValue> leaf_out) {
+  // The cache serves the plan when it holds the plan's source set; the set may
+  // be another object with the same prefixes (decoded by another job).
+  const bool cache_serves = requested.source() != nullptr && cached_set_ != nullptr &&
+                            (requested.source() == cached_set_.get() ||
+                             *requested.source() == *cached_set_);
   const EvaluationPlan& plan =
-      requested.source() != nullptr && requested.source() != cached_set_.get()
-          ? requested.FromRoot()
-          : requested;
+      requested.source() != nullptr && !cache_serves ? requested.FromRoot() : requested;
   const size_t target_level = plan.target()->level();
 
   // The starting nodes: cached ones, or the root.

@@ -3,6 +3,8 @@
 #include <bit>
 #include <string>
 
+#include "crypto/turboshake128.h"
+
 namespace canopy::idpf {
 namespace {
 
@@ -28,6 +30,24 @@ std::vector<uint32_t> RunStarts(const PrefixSet& set, size_t depth) {
   return starts;
 }
 
+// TurboSHAKE128 (domain byte 0x03, unused by the VDAF) over the level, the
+// count and each prefix's bytes; all lengths are fixed by the level, so the
+// input is unambiguous.
+std::array<uint8_t, 32> Digest(const PrefixSet& set) {
+  crypto::TurboShake128 sponge(0x03);
+  uint8_t header[16];
+  const uint64_t level = set.level(), count = set.size();
+  for (int i = 0; i < 8; ++i) {
+    header[i] = static_cast<uint8_t>(level >> (8 * i));
+    header[8 + i] = static_cast<uint8_t>(count >> (8 * i));
+  }
+  sponge.Absorb(header);
+  for (const BitString& prefix : set.prefixes()) sponge.Absorb(prefix.bytes());
+  std::array<uint8_t, 32> digest;
+  sponge.Squeeze(digest);
+  return digest;
+}
+
 }  // namespace
 
 Result<std::shared_ptr<const PrefixSet>> PrefixSet::Create(size_t level,
@@ -50,6 +70,7 @@ Result<std::shared_ptr<const PrefixSet>> PrefixSet::Create(size_t level,
     }
   }
   set->prefixes_ = std::move(prefixes);
+  set->digest_ = Digest(*set);
   return std::shared_ptr<const PrefixSet>(std::move(set));
 }
 

@@ -9,6 +9,7 @@
 #ifndef CANOPY_IDPF_PREFIX_SET_H_
 #define CANOPY_IDPF_PREFIX_SET_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -35,12 +36,21 @@ class PrefixSet {
   // For i > 0, the first bit at which prefix i - 1 and prefix i differ.
   const std::vector<uint32_t>& first_difference() const { return first_difference_; }
 
+  // A digest of the level and the prefixes: two sets are equal exactly when
+  // their digests are (up to TurboSHAKE128 collisions). It lets an evaluator
+  // recognise the set it cached even when the set was decoded anew, as each
+  // aggregation job of a walk does.
+  const std::array<uint8_t, 32>& digest() const { return digest_; }
+
+  friend bool operator==(const PrefixSet& a, const PrefixSet& b) { return a.digest_ == b.digest_; }
+
  private:
   PrefixSet() = default;
 
   size_t level_ = 0;
   std::vector<BitString> prefixes_;
   std::vector<uint32_t> first_difference_;
+  std::array<uint8_t, 32> digest_{};
 };
 
 // How to compute the tree nodes of a target prefix set, level by level,

@@ -1,0 +1,243 @@
+// Field255: the prime field of p = 2^255 - 19, as VDAF draft-20 defines it.
+// Poplar1 uses it at the IDPF's leaf level only, so this implementation is
+// written for clarity and constant time rather than speed: four 64-bit limbs
+// with schoolbook multiplication and reduction through 2^256 = 38 (mod p).
+#ifndef CANOPY_CRYPTO_FIELD255_H_
+#define CANOPY_CRYPTO_FIELD255_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "crypto/error.h"
+#include "crypto/field.h"
+
+namespace canopy::crypto {
+
+// An element of GF(2^255 - 19), held reduced in [0, p) as four little-endian
+// 64-bit limbs. Arithmetic is branch-free and uses no tables, so it runs in
+// constant time on secret values.
+class Field255 {
+ public:
+  static constexpr size_t kEncodedSize = 32;
+  static constexpr size_t kLimbs = 4;
+  // p as little-endian 64-bit limbs.
+  static constexpr std::array<uint64_t, kLimbs> kModulus = {
+      0xffffffffffffffedULL, 0xffffffffffffffffULL, 0xffffffffffffffffULL, 0x7fffffffffffffffULL};
+
+  constexpr Field255() = default;
+
+  static constexpr Field255 Zero() { return Field255(); }
+  static constexpr Field255 One() { return FromUint64(1); }
+
+  // Returns `value` (always below p).
+  static constexpr Field255 FromUint64(uint64_t value) {
+    Field255 element;
+    element.limbs_[0] = value;
+    return element;
+  }
+
+  // One step of the draft's rejection sampling: reads kEncodedSize
+  // little-endian bytes, masks them to the bit length of p (clearing bit 255,
+  // the top bit of the last byte) and, if the result is below p, stores it in
+  // `out` and returns true.
+  static constexpr bool FromSampledBytes(const uint8_t* bytes, Field255* out) {
+    Limbs value = LoadLittleEndian(bytes);
+    value[3] &= kLow63Bits;
+    out->limbs_ = value;
+    return IsBelowModulus(value);
+  }
+
+  // Decodes exactly kEncodedSize little-endian bytes. Errors (kDecodeError): a
+  // wrong length, or a value >= p.
+  static Result<Field255> Decode(std::span<const uint8_t> bytes);
+
+  // Writes the kEncodedSize little-endian bytes of the element to `out`.
+  constexpr void Encode(uint8_t* out) const {
+    for (size_t i = 0; i < kEncodedSize; ++i) {
+      out[i] = static_cast<uint8_t>(limbs_[i / 8] >> (8 * (i % 8)));
+    }
+  }
+
+  // The element as an integer in [0, p), little-endian 64-bit limbs.
+  constexpr const std::array<uint64_t, kLimbs>& limbs() const { return limbs_; }
+  // The low 64 bits of the element's integer value.
+  constexpr uint64_t low64() const { return limbs_[0]; }
+
+  friend constexpr Field255 operator+(Field255 a, Field255 b) {
+    // a + b < 2p < 2^256: four limbs hold the sum without a carry out.
+    Limbs sum{};
+    uint64_t carry = 0;
+    for (size_t i = 0; i < kLimbs; ++i) {
+      Uint128 wide = static_cast<Uint128>(a.limbs_[i]) + b.limbs_[i] + carry;
+      sum[i] = static_cast<uint64_t>(wide);
+      carry = static_cast<uint64_t>(wide >> 64);
+    }
+    return FromReduced(Canonicalize(sum));
+  }
+
+  friend constexpr Field255 operator-(Field255 a, Field255 b) {
+    Limbs difference{};
+    uint64_t borrow = 0;
+    for (size_t i = 0; i < kLimbs; ++i) {
+      Uint128 wide = static_cast<Uint128>(a.limbs_[i]) - b.limbs_[i] - borrow;
+      difference[i] = static_cast<uint64_t>(wide);
+      borrow = static_cast<uint64_t>(wide >> 64) & 1;
+    }
+    // On a borrow the limbs hold a - b + 2^256; adding p (mod 2^256) gives
+    // a - b + p, which is in [0, p).
+    uint64_t add_modulus = -borrow;
+    uint64_t carry = 0;
+    for (size_t i = 0; i < kLimbs; ++i) {
+      Uint128 wide = static_cast<Uint128>(difference[i]) + (kModulus[i] & add_modulus) + carry;
+      difference[i] = static_cast<uint64_t>(wide);
+      carry = static_cast<uint64_t>(wide >> 64);
+    }
+    return FromReduced(difference);
+  }
+
+  friend constexpr Field255 operator-(Field255 a) { return Zero() - a; }
+
+  friend constexpr Field255 operator*(Field255 a, Field255 b) {
+    // Schoolbook product into eight limbs. Each step's sum is at most
+    // (2^64 - 1)^2 + 2 * (2^64 - 1) = 2^128 - 1, so it cannot overflow.
+    std::array<uint64_t, 2 * kLimbs> product{};
+    for (size_t i = 0; i < kLimbs; ++i) {
+      uint64_t carry = 0;
+      for (size_t j = 0; j < kLimbs; ++j) {
+        Uint128 wide = static_cast<Uint128>(a.limbs_[i]) * b.limbs_[j] + product[i + j] + carry;
+        product[i + j] = static_cast<uint64_t>(wide);
+        carry = static_cast<uint64_t>(wide >> 64);
+      }
+      product[i + kLimbs] = carry;
+    }
+    return FromReduced(ReduceProduct(product));
+  }
+
+  constexpr Field255& operator+=(Field255 other) { return *this = *this + other; }
+  constexpr Field255& operator-=(Field255 other) { return *this = *this - other; }
+  constexpr Field255& operator*=(Field255 other) { return *this = *this * other; }
+
+  // Compares all limbs without an early exit.
+  friend constexpr bool operator==(Field255 a, Field255 b) {
+    uint64_t differences = 0;
+    for (size_t i = 0; i < kLimbs; ++i) differences |= a.limbs_[i] ^ b.limbs_[i];
+    return differences == 0;
+  }
+
+  // Returns this element raised to `exponent`. The exponent is treated as
+  // public: the loop runs over its bits.
+  constexpr Field255 Pow(uint64_t exponent) const {
+    Field255 result = One();
+    Field255 base = *this;
+    for (; exponent != 0; exponent >>= 1) {
+      if (exponent & 1) result *= base;
+      base *= base;
+    }
+    return result;
+  }
+
+  // The multiplicative inverse (Fermat: x^(p-2)); the inverse of 0 is 0.
+  constexpr Field255 Inverse() const {
+    // p - 2 = 2^255 - 21, processed from its top bit down. The exponent is
+    // public, so branching on its bits leaks nothing.
+    constexpr Limbs kExponent = {0xffffffffffffffebULL, 0xffffffffffffffffULL,
+                                 0xffffffffffffffffULL, 0x7fffffffffffffffULL};
+    Field255 result = One();
+    for (size_t bit = 255; bit-- > 0;) {
+      result *= result;
+      if ((kExponent[bit / 64] >> (bit % 64)) & 1) result *= *this;
+    }
+    return result;
+  }
+
+ private:
+  __extension__ typedef unsigned __int128 Uint128;
+  using Limbs = std::array<uint64_t, kLimbs>;
+
+  static constexpr uint64_t kLow63Bits = 0x7fffffffffffffffULL;
+
+  static constexpr Field255 FromReduced(const Limbs& limbs) {
+    Field255 element;
+    element.limbs_ = limbs;
+    return element;
+  }
+
+  static constexpr Limbs LoadLittleEndian(const uint8_t* bytes) {
+    Limbs limbs{};
+    for (size_t i = 0; i < kEncodedSize; ++i) {
+      limbs[i / 8] |= static_cast<uint64_t>(bytes[i]) << (8 * (i % 8));
+    }
+    return limbs;
+  }
+
+  // Whether `value` < p, from the borrow of value - p.
+  static constexpr bool IsBelowModulus(const Limbs& value) {
+    uint64_t borrow = 0;
+    for (size_t i = 0; i < kLimbs; ++i) {
+      Uint128 wide = static_cast<Uint128>(value[i]) - kModulus[i] - borrow;
+      borrow = static_cast<uint64_t>(wide >> 64) & 1;
+    }
+    return borrow != 0;
+  }
+
+  // Adds the small value `addend` to `value` (mod 2^256) and returns the carry
+  // out of the top limb.
+  static constexpr uint64_t AddSmall(Limbs& value, uint64_t addend) {
+    uint64_t carry = addend;
+    for (size_t i = 0; i < kLimbs; ++i) {
+      Uint128 wide = static_cast<Uint128>(value[i]) + carry;
+      value[i] = static_cast<uint64_t>(wide);
+      carry = static_cast<uint64_t>(wide >> 64);
+    }
+    return carry;
+  }
+
+  // Maps any value in [0, 2^256) to [0, p) without branches.
+  static constexpr Limbs Canonicalize(Limbs value) {
+    // 2^255 = 19 (mod p): replace bit 255 by 19. The result is below
+    // 2^255 + 19, so it still fits in four limbs.
+    uint64_t top_bit = value[3] >> 63;
+    value[3] &= kLow63Bits;
+    AddSmall(value, 19 * top_bit);
+
+    // value >= p exactly when value + 19 >= 2^255, and then value + 19 - 2^255
+    // is value - p.
+    Limbs reduced = value;
+    AddSmall(reduced, 19);
+    uint64_t keep_value = (reduced[3] >> 63) - 1;  // All ones when value < p.
+    reduced[3] &= kLow63Bits;
+    for (size_t i = 0; i < kLimbs; ++i) {
+      value[i] = (value[i] & keep_value) | (reduced[i] & ~keep_value);
+    }
+    return value;
+  }
+
+  // Reduces an eight-limb product (below p^2) modulo p, using
+  // 2^256 = 38 (mod p).
+  static constexpr Limbs ReduceProduct(const std::array<uint64_t, 2 * kLimbs>& product) {
+    // low + 38 * high < 39 * 2^256: a fifth limb of at most 38 is left.
+    Limbs folded{};
+    uint64_t carry = 0;
+    for (size_t i = 0; i < kLimbs; ++i) {
+      Uint128 wide = static_cast<Uint128>(product[i + kLimbs]) * 38 + product[i] + carry;
+      folded[i] = static_cast<uint64_t>(wide);
+      carry = static_cast<uint64_t>(wide >> 64);
+    }
+    // Fold the fifth limb the same way. If that carries out of 2^256, the four
+    // limbs wrapped to a value below 39 * 38, so adding the 38 that the carry
+    // stands for cannot carry again.
+    uint64_t wrapped = AddSmall(folded, carry * 38);
+    AddSmall(folded, wrapped * 38);
+    return Canonicalize(folded);
+  }
+
+  Limbs limbs_{};  // little-endian
+};
+
+static_assert(Field<Field255>);
+
+}  // namespace canopy::crypto
+
+#endif  // CANOPY_CRYPTO_FIELD255_H_
