@@ -1,0 +1,567 @@
+#include "poplar/poplar1.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "crypto/secure_wipe.h"
+
+namespace canopy::poplar {
+
+using idpf::BitString;
+using idpf::InnerValue;
+using idpf::LeafValue;
+
+namespace {
+
+constexpr uint16_t kUsageShardRand = 1;
+constexpr uint16_t kUsageCorrInner = 2;
+constexpr uint16_t kUsageCorrLeaf = 3;
+constexpr uint16_t kUsageVerifyRand = 4;
+
+constexpr size_t kIdpfKeySize = idpf::kKeySize;
+constexpr size_t kSeedSize = crypto::XofTurboShake128::kSeedSize;
+constexpr size_t kNonceSize = 16;
+constexpr size_t kVerifyKeySize = 32;
+
+// Verification steps of the draft's state machine.
+constexpr uint8_t kStepEvaluateSketch = 0;
+constexpr uint8_t kStepRevealSketch = 1;
+
+std::string Str(size_t value) { return std::to_string(value); }
+
+std::vector<uint8_t> Dst(uint16_t usage, std::span<const uint8_t> ctx) {
+  return VdafDomainSeparationTag(Poplar1::kAlgorithmId, usage, ctx);
+}
+
+// The decoded input share of one aggregator.
+struct InputShare {
+  idpf::Seed key;
+  std::array<uint8_t, kSeedSize> corr_seed;
+  std::vector<Field64> corr_inner;  // (A, B) shares of every inner level.
+  std::array<Field255, 2> corr_leaf;
+};
+
+void AppendInputShare(const InputShare& share, std::vector<uint8_t>& out) {
+  out.insert(out.end(), share.key.begin(), share.key.end());
+  out.insert(out.end(), share.corr_seed.begin(), share.corr_seed.end());
+  crypto::EncodeVec<Field64>(share.corr_inner, out);
+  crypto::EncodeVec<Field255>(share.corr_leaf, out);
+}
+
+// The field of a level's values: Field64 at inner levels, Field255 at the leaf.
+template <typename F>
+Result<std::vector<F>> DecodeExactly(std::span<const uint8_t> encoded, size_t count,
+                                     const char* what) {
+  if (encoded.size() != count * F::kEncodedSize) {
+    return MakeError(ErrorCode::kDecodeError, std::string(what) + " must be " +
+                                                  Str(count * F::kEncodedSize) + " bytes, got " +
+                                                  Str(encoded.size()));
+  }
+  return crypto::DecodeVec<F>(encoded);
+}
+
+const Poplar1AggParam* AsPoplar1(const AggregationParameter& agg_param) {
+  return dynamic_cast<const Poplar1AggParam*>(&agg_param);
+}
+
+Result<unsigned __int128> ToUint128(const auto& element) {
+  using F = std::decay_t<decltype(element)>;
+  uint8_t bytes[F::kEncodedSize];
+  element.Encode(bytes);
+  for (size_t i = 16; i < F::kEncodedSize; ++i) {
+    if (bytes[i] != 0) {
+      return MakeError(ErrorCode::kVerifyFailed, "an aggregate count does not fit 128 bits");
+    }
+  }
+  unsigned __int128 value = 0;
+  for (size_t i = std::min<size_t>(16, F::kEncodedSize); i-- > 0;) value = (value << 8) | bytes[i];
+  return value;
+}
+
+}  // namespace
+
+// One report as one aggregator holds it across the levels of a walk.
+class Poplar1Report final : public PreparedReport {
+ public:
+  Poplar1Report(int agg_id, std::span<const uint8_t> nonce, InputShare share,
+                idpf::CachedEvaluator evaluator)
+      : agg_id_(agg_id), share_(std::move(share)), evaluator_(std::move(evaluator)) {
+    std::copy_n(nonce.begin(), kNonceSize, nonce_.begin());
+  }
+  ~Poplar1Report() override {
+    crypto::SecureWipeObject(share_.key);
+    crypto::SecureWipeObject(share_.corr_seed);
+    if (!share_.corr_inner.empty()) {
+      crypto::SecureWipe(share_.corr_inner.data(), share_.corr_inner.size() * sizeof(Field64));
+    }
+    crypto::SecureWipeObject(share_.corr_leaf);
+  }
+
+  int agg_id() const { return agg_id_; }
+  std::span<const uint8_t> nonce() const { return nonce_; }
+  const InputShare& share() const { return share_; }
+  idpf::CachedEvaluator& evaluator() { return evaluator_; }
+
+  // The three correlated-randomness elements (a, b, c) of an inner level. The
+  // XOF is kept between calls, so a walk samples each level's elements once
+  // instead of fast-forwarding from the start at every level (which is
+  // quadratic in BITS). Going back to an earlier level restarts it.
+  std::array<Field64, 3> InnerCorrelation(std::span<const uint8_t> ctx, size_t level) {
+    const uint64_t wanted = 3 * static_cast<uint64_t>(level);
+    if (!corr_xof_ || corr_consumed_ > wanted) {
+      const uint8_t agg_byte = static_cast<uint8_t>(agg_id_);
+      corr_xof_.emplace(share_.corr_seed, Dst(kUsageCorrInner, ctx),
+                        crypto::BinderParts{std::span<const uint8_t>(&agg_byte, 1), nonce_});
+      corr_consumed_ = 0;
+    }
+    // Skipping must sample: rejection sampling makes element sizes variable.
+    for (; corr_consumed_ < wanted; ++corr_consumed_) corr_xof_->NextElement<Field64>();
+    std::array<Field64, 3> abc;
+    corr_xof_->NextVec<Field64>(abc);
+    corr_consumed_ += 3;
+    return abc;
+  }
+
+ private:
+  int agg_id_;
+  std::array<uint8_t, kNonceSize> nonce_;
+  InputShare share_;
+  idpf::CachedEvaluator evaluator_;
+  std::optional<crypto::XofTurboShake128> corr_xof_;
+  uint64_t corr_consumed_ = 0;
+};
+
+Result<std::unique_ptr<Poplar1>> Poplar1::Create(size_t bits) {
+  Result<idpf::Idpf> created = idpf::Idpf::Create(bits);
+  if (!created) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "Poplar1 needs 1 to " + Str(idpf::kMaxBits) + " bits, got " + Str(bits));
+  }
+  return std::unique_ptr<Poplar1>(new Poplar1(*created));
+}
+
+std::string Poplar1::name() const { return "Poplar1(bits=" + Str(bits()) + ")"; }
+
+size_t Poplar1::InputShareSize() const {
+  return kIdpfKeySize + kSeedSize + Field64::kEncodedSize * 2 * (bits() - 1) +
+         Field255::kEncodedSize * 2;
+}
+
+// ---- Sharding --------------------------------------------------------------
+
+Result<ShardOutput> Poplar1::Shard(std::span<const uint8_t> ctx, const Measurement& measurement,
+                                   std::span<const uint8_t> nonce,
+                                   std::span<const uint8_t> rand) const {
+  const BitString* alpha = std::get_if<BitString>(&measurement);
+  if (alpha == nullptr || alpha->size() != bits()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "a Poplar1 measurement must be a string of exactly " + Str(bits()) + " bits");
+  }
+  if (nonce.size() != kNonceSize) {
+    return MakeError(ErrorCode::kInvalidArgument, "Poplar1 nonce must be 16 bytes");
+  }
+  if (rand.size() != kRandSize) {
+    return MakeError(ErrorCode::kInvalidArgument, "Poplar1 rand must be 128 bytes");
+  }
+  const size_t inner_levels = bits() - 1;
+  std::span<const uint8_t, idpf::kRandSize> idpf_rand(rand.data(), idpf::kRandSize);
+  std::span<const uint8_t> corr_seeds[2] = {rand.subspan(32, kSeedSize),
+                                            rand.subspan(64, kSeedSize)};
+  std::span<const uint8_t> shard_seed = rand.subspan(96, kSeedSize);
+
+  crypto::XofTurboShake128 xof(shard_seed, Dst(kUsageShardRand, ctx), nonce);
+  // Each level's value is (1, k): the data 1 and a random authenticator k.
+  std::vector<Field64> k_inner = xof.NextVec<Field64>(inner_levels);
+  Field255 k_leaf = xof.NextElement<Field255>();
+  std::vector<InnerValue> beta_inner(inner_levels);
+  for (size_t level = 0; level < inner_levels; ++level) {
+    beta_inner[level] = {Field64::One(), k_inner[level]};
+  }
+  LeafValue beta_leaf = {Field255::One(), k_leaf};
+  Result<idpf::GeneratedKeys> keys = idpf_.Gen(*alpha, beta_inner, beta_leaf, ctx,
+                                               idpf::Nonce(nonce.data(), kNonceSize), idpf_rand);
+  if (!keys) return std::unexpected(keys.error());
+
+  // The sketch's correlated randomness: both aggregators' (a, b, c) offsets.
+  std::vector<Field64> offsets_inner(3 * inner_levels);
+  std::array<Field255, 3> offsets_leaf{};
+  for (uint8_t j = 0; j < 2; ++j) {
+    crypto::BinderParts binder = {std::span<const uint8_t>(&j, 1), nonce};
+    crypto::XofTurboShake128 inner(corr_seeds[j], Dst(kUsageCorrInner, ctx), binder);
+    for (Field64& offset : offsets_inner) offset += inner.NextElement<Field64>();
+    crypto::XofTurboShake128 leaf(corr_seeds[j], Dst(kUsageCorrLeaf, ctx), binder);
+    for (Field255& offset : offsets_leaf) offset += leaf.NextElement<Field255>();
+  }
+
+  InputShare shares[2];
+  for (int j = 0; j < 2; ++j) {
+    shares[j].key = keys->keys[j];
+    std::copy(corr_seeds[j].begin(), corr_seeds[j].end(), shares[j].corr_seed.begin());
+    shares[j].corr_inner.reserve(2 * inner_levels);
+  }
+  // A = -2a + k and B = a^2 + b - a k + c, split into two random shares.
+  auto split = [&xof](auto a, auto b, auto c, auto k, auto* share0, auto* share1) {
+    using F = std::decay_t<decltype(a)>;
+    const F big_a = k - (a + a);
+    const F big_b = a * a + b - a * k + c;
+    const F r0 = xof.NextElement<F>();
+    const F r1 = xof.NextElement<F>();
+    share0[0] = big_a - r0;
+    share0[1] = big_b - r1;
+    share1[0] = r0;
+    share1[1] = r1;
+  };
+  for (size_t level = 0; level < inner_levels; ++level) {
+    Field64 pair0[2], pair1[2];
+    split(offsets_inner[3 * level], offsets_inner[3 * level + 1], offsets_inner[3 * level + 2],
+          k_inner[level], pair0, pair1);
+    shares[0].corr_inner.insert(shares[0].corr_inner.end(), pair0, pair0 + 2);
+    shares[1].corr_inner.insert(shares[1].corr_inner.end(), pair1, pair1 + 2);
+  }
+  split(offsets_leaf[0], offsets_leaf[1], offsets_leaf[2], k_leaf, shares[0].corr_leaf.data(),
+        shares[1].corr_leaf.data());
+
+  ShardOutput out;
+  out.public_share = idpf_.EncodePublicShare(keys->public_share);
+  for (InputShare& share : shares) {
+    out.input_shares.emplace_back();
+    AppendInputShare(share, out.input_shares.back());
+    crypto::SecureWipeObject(share.key);
+    crypto::SecureWipe(share.corr_inner.data(), share.corr_inner.size() * sizeof(Field64));
+  }
+  crypto::SecureWipeObject(keys->keys);
+  return out;
+}
+
+// ---- Aggregation parameters ---------------------------------------------------
+
+Result<std::shared_ptr<const Poplar1AggParam>> Poplar1::MakeAggParam(
+    size_t level, std::vector<BitString> prefixes, const AggregationParameter* previous) const {
+  if (level >= bits()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "level " + Str(level) + " is out of range for " + Str(bits()) + " bits");
+  }
+  for (const BitString& prefix : prefixes) {
+    if (prefix.size() != level + 1) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "a prefix at level " + Str(level) + " must have " + Str(level + 1) + " bits");
+    }
+  }
+  auto param = std::make_shared<Poplar1AggParam>();
+  param->level = level;
+  param->prefixes = std::move(prefixes);
+  Result<std::shared_ptr<const idpf::PrefixSet>> set =
+      idpf::PrefixSet::Create(level, param->prefixes);
+  if (set) {
+    param->set = *set;
+    const Poplar1AggParam* last = previous != nullptr ? AsPoplar1(*previous) : nullptr;
+    param->plan = idpf::EvaluationPlan::Create(param->set, last != nullptr ? last->set : nullptr);
+  }
+  return std::shared_ptr<const Poplar1AggParam>(std::move(param));
+}
+
+Result<std::shared_ptr<const AggregationParameter>> Poplar1::DecodeAggParam(
+    std::span<const uint8_t> encoded, const AggregationParameter* previous) const {
+  if (encoded.size() < 6) {
+    return MakeError(ErrorCode::kDecodeError, "Poplar1 aggregation parameter is truncated");
+  }
+  const size_t level = (size_t{encoded[0]} << 8) | encoded[1];
+  const uint64_t count = (uint64_t{encoded[2]} << 24) | (uint64_t{encoded[3]} << 16) |
+                         (uint64_t{encoded[4]} << 8) | encoded[5];
+  const size_t prefix_bytes = (level + 1 + 7) / 8;
+  // Check the length before allocating anything for `count` prefixes.
+  if ((encoded.size() - 6) % prefix_bytes != 0 || (encoded.size() - 6) / prefix_bytes != count) {
+    return MakeError(ErrorCode::kDecodeError,
+                     "Poplar1 aggregation parameter length does not match its prefix count");
+  }
+  if (level >= bits()) {
+    return MakeError(ErrorCode::kDecodeError,
+                     "level " + Str(level) + " is out of range for " + Str(bits()) + " bits");
+  }
+  std::vector<BitString> prefixes;
+  prefixes.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    Result<BitString> prefix =
+        BitString::FromBytes(encoded.subspan(6 + i * prefix_bytes, prefix_bytes), level + 1);
+    if (!prefix) return std::unexpected(prefix.error());
+    prefixes.push_back(std::move(*prefix));
+  }
+  Result<std::shared_ptr<const Poplar1AggParam>> param =
+      MakeAggParam(level, std::move(prefixes), previous);
+  if (!param) return std::unexpected(param.error());
+  return std::shared_ptr<const AggregationParameter>(*param);
+}
+
+std::vector<uint8_t> Poplar1::EncodeAggParam(const AggregationParameter& agg_param) const {
+  const Poplar1AggParam& param = *AsPoplar1(agg_param);
+  std::vector<uint8_t> out = {static_cast<uint8_t>(param.level >> 8),
+                              static_cast<uint8_t>(param.level)};
+  const uint64_t count = param.prefixes.size();
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(count >> shift));
+  for (const BitString& prefix : param.prefixes) {
+    out.insert(out.end(), prefix.bytes().begin(), prefix.bytes().end());
+  }
+  return out;
+}
+
+bool Poplar1::IsValid(const AggregationParameter& agg_param,
+                      std::span<const AggregationParameter* const> previous) const {
+  const Poplar1AggParam* param = AsPoplar1(agg_param);
+  if (param == nullptr || param->set == nullptr) return false;  // Not strictly increasing.
+  if (previous.empty()) return true;
+  const Poplar1AggParam* last = previous.back() != nullptr ? AsPoplar1(*previous.back()) : nullptr;
+  if (last == nullptr || param->level <= last->level) return false;
+  std::set<BitString> last_prefixes(last->prefixes.begin(), last->prefixes.end());
+  for (const BitString& prefix : param->prefixes) {
+    if (!last_prefixes.contains(prefix.Prefix(last->level + 1))) return false;
+  }
+  return true;
+}
+
+// ---- Verification ---------------------------------------------------------------
+
+Result<std::unique_ptr<PreparedReport>> Poplar1::PrepareReport(
+    int agg_id, std::span<const uint8_t> ctx, std::span<const uint8_t> nonce,
+    std::span<const uint8_t> public_share, std::span<const uint8_t> input_share) const {
+  if (agg_id != 0 && agg_id != 1) {
+    return MakeError(ErrorCode::kInvalidArgument, "Poplar1 aggregator id must be 0 or 1");
+  }
+  if (nonce.size() != kNonceSize) {
+    return MakeError(ErrorCode::kInvalidArgument, "Poplar1 nonce must be 16 bytes");
+  }
+  if (input_share.size() != InputShareSize()) {
+    return MakeError(ErrorCode::kDecodeError, "Poplar1 input share must be " +
+                                                  Str(InputShareSize()) + " bytes, got " +
+                                                  Str(input_share.size()));
+  }
+  Result<idpf::PublicShare> decoded_public = idpf_.DecodePublicShare(public_share);
+  if (!decoded_public) return std::unexpected(decoded_public.error());
+
+  InputShare share;
+  size_t offset = 0;
+  std::copy_n(input_share.begin(), kIdpfKeySize, share.key.begin());
+  offset += kIdpfKeySize;
+  std::copy_n(input_share.begin() + static_cast<ptrdiff_t>(offset), kSeedSize,
+              share.corr_seed.begin());
+  offset += kSeedSize;
+  const size_t inner_bytes = Field64::kEncodedSize * 2 * (bits() - 1);
+  Result<std::vector<Field64>> inner = crypto::DecodeVec<Field64>(input_share.subspan(offset, inner_bytes));
+  if (!inner) return std::unexpected(inner.error());
+  share.corr_inner = std::move(*inner);
+  offset += inner_bytes;
+  Result<std::vector<Field255>> leaf = crypto::DecodeVec<Field255>(input_share.subspan(offset));
+  if (!leaf) return std::unexpected(leaf.error());
+  share.corr_leaf = {(*leaf)[0], (*leaf)[1]};
+
+  Result<idpf::CachedEvaluator> evaluator =
+      idpf::CachedEvaluator::Create(idpf_, agg_id, std::move(*decoded_public), share.key, ctx,
+                                    idpf::Nonce(nonce.data(), kNonceSize));
+  if (!evaluator) return std::unexpected(evaluator.error());
+  return std::make_unique<Poplar1Report>(agg_id, nonce, std::move(share), std::move(*evaluator));
+}
+
+template <typename F>
+Result<VerifyTransition> Poplar1::VerifyInitAtLevel(std::span<const uint8_t> verify_key,
+                                                    std::span<const uint8_t> ctx,
+                                                    const Poplar1AggParam& param,
+                                                    Poplar1Report& report) const {
+  constexpr bool kLeaf = std::is_same_v<F, Field255>;
+  const size_t count = param.prefixes.size();
+  const size_t level = param.level;
+
+  // The IDPF values (data, authenticator) at every candidate prefix.
+  std::vector<std::array<F, 2>> values(count);
+  Result<void> evaluated;
+  if constexpr (kLeaf) {
+    evaluated = report.evaluator().EvaluateLeaf(*param.plan, values);
+  } else {
+    evaluated = report.evaluator().EvaluateInner(*param.plan, values);
+  }
+  if (!evaluated) return std::unexpected(evaluated.error());
+
+  // Shares of the correlated randomness (a, b, c) and of (A, B).
+  std::array<F, 3> abc;
+  std::array<F, 2> big_ab;
+  if constexpr (kLeaf) {
+    const uint8_t agg_byte = static_cast<uint8_t>(report.agg_id());
+    crypto::XofTurboShake128 corr(
+        report.share().corr_seed, Dst(kUsageCorrLeaf, ctx),
+        crypto::BinderParts{std::span<const uint8_t>(&agg_byte, 1), report.nonce()});
+    corr.NextVec<F>(abc);
+    big_ab = report.share().corr_leaf;
+  } else {
+    abc = report.InnerCorrelation(ctx, level);
+    big_ab = {report.share().corr_inner[2 * level], report.share().corr_inner[2 * level + 1]};
+  }
+
+  // The verification randomness, one element per prefix.
+  const uint8_t level_bytes[2] = {static_cast<uint8_t>(level >> 8), static_cast<uint8_t>(level)};
+  crypto::XofTurboShake128 verify_rand_xof(
+      verify_key, Dst(kUsageVerifyRand, ctx),
+      crypto::BinderParts{report.nonce(), std::span<const uint8_t>(level_bytes, 2)});
+
+  // The sketch share: (a + sum r y, b + sum r^2 y, c + sum r k).
+  std::array<F, 3> sketch = abc;
+  std::vector<F> memory;
+  memory.reserve(3 + count);
+  memory.push_back(big_ab[0]);
+  memory.push_back(big_ab[1]);
+  memory.push_back(F::FromUint64(static_cast<uint64_t>(report.agg_id())));
+  for (size_t i = 0; i < count; ++i) {
+    const F r = verify_rand_xof.NextElement<F>();
+    const F data = values[i][0];
+    const F r_data = r * data;
+    sketch[0] += r_data;
+    sketch[1] += r * r_data;
+    sketch[2] += r * values[i][1];
+    memory.push_back(data);
+  }
+
+  VerifyTransition transition;
+  transition.state.step = kStepEvaluateSketch;
+  transition.state.level = static_cast<uint32_t>(level);
+  transition.state.agg_id = report.agg_id();
+  transition.state.memory = std::move(memory);
+  transition.verifier_share = crypto::EncodeVec<F>(sketch);
+  return transition;
+}
+
+Result<VerifyTransition> Poplar1::VerifyInit(std::span<const uint8_t> verify_key,
+                                             std::span<const uint8_t> ctx,
+                                             const AggregationParameter& agg_param,
+                                             PreparedReport& prepared) const {
+  const Poplar1AggParam* param = AsPoplar1(agg_param);
+  auto* report = dynamic_cast<Poplar1Report*>(&prepared);
+  if (param == nullptr || report == nullptr) {
+    return MakeError(ErrorCode::kInvalidArgument, "not a Poplar1 parameter or report");
+  }
+  if (verify_key.size() != kVerifyKeySize) {
+    return MakeError(ErrorCode::kInvalidArgument, "Poplar1 verify key must be 32 bytes");
+  }
+  if (param->plan == nullptr) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "the aggregation parameter's prefixes are not sorted and unique");
+  }
+  if (param->level >= bits()) {
+    return MakeError(ErrorCode::kInvalidArgument, "level out of range");
+  }
+  return IsLeaf(param->level) ? VerifyInitAtLevel<Field255>(verify_key, ctx, *param, *report)
+                              : VerifyInitAtLevel<Field64>(verify_key, ctx, *param, *report);
+}
+
+Result<std::vector<uint8_t>> Poplar1::VerifierSharesToMessage(
+    std::span<const uint8_t>, const AggregationParameter& agg_param,
+    std::span<const std::vector<uint8_t>> verifier_shares) const {
+  const Poplar1AggParam* param = AsPoplar1(agg_param);
+  if (param == nullptr) return MakeError(ErrorCode::kInvalidArgument, "not a Poplar1 parameter");
+  if (verifier_shares.size() != 2) {
+    return MakeError(ErrorCode::kInvalidArgument, "Poplar1 needs exactly 2 verifier shares");
+  }
+  auto combine = [&](auto tag) -> Result<std::vector<uint8_t>> {
+    using F = decltype(tag);
+    Result<std::vector<F>> first = crypto::DecodeVec<F>(verifier_shares[0]);
+    Result<std::vector<F>> second = crypto::DecodeVec<F>(verifier_shares[1]);
+    if (!first) return std::unexpected(first.error());
+    if (!second) return std::unexpected(second.error());
+    if (first->size() != second->size()) {
+      return MakeError(ErrorCode::kDecodeError, "verifier shares differ in length");
+    }
+    std::vector<F> sketch = std::move(*first);
+    for (size_t i = 0; i < sketch.size(); ++i) sketch[i] += (*second)[i];
+    if (sketch.size() == 3) return crypto::EncodeVec<F>(sketch);
+    if (sketch.size() == 1) {
+      if (sketch[0] == F::Zero()) return std::vector<uint8_t>();  // "None": success.
+      return MakeError(ErrorCode::kVerifyFailed, "sketch verification failed");
+    }
+    return MakeError(ErrorCode::kDecodeError, "Poplar1 sketch must have 1 or 3 elements");
+  };
+  return IsLeaf(param->level) ? combine(Field255()) : combine(Field64());
+}
+
+Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, const VerifyState& state,
+                                             std::span<const uint8_t> message) const {
+  auto next = [&](const auto& memory) -> Result<VerifyTransition> {
+    using F = typename std::decay_t<decltype(memory)>::value_type;
+    VerifyTransition transition;
+    if (state.step == kStepEvaluateSketch) {
+      if (memory.size() < 3) return MakeError(ErrorCode::kDecodeError, "malformed Poplar1 state");
+      Result<std::vector<F>> sketch = crypto::DecodeVec<F>(message);
+      if (!sketch) return std::unexpected(sketch.error());
+      if (sketch->size() != 3) {
+        return MakeError(ErrorCode::kVerifyFailed,
+                         "Poplar1 round-1 verifier message must have 3 elements");
+      }
+      const F& s0 = (*sketch)[0];
+      const F big_a = memory[0], big_b = memory[1], agg_id = memory[2];
+      const F share = agg_id * (s0 * s0 - (*sketch)[1] - (*sketch)[2]) + big_a * s0 + big_b;
+      transition.state = state;
+      transition.state.step = kStepRevealSketch;
+      transition.state.memory = std::vector<F>(memory.begin() + 3, memory.end());
+      transition.verifier_share = crypto::EncodeVec<F>(std::span<const F>(&share, 1));
+      return transition;
+    }
+    if (state.step == kStepRevealSketch) {
+      if (!message.empty()) {
+        return MakeError(ErrorCode::kVerifyFailed, "Poplar1 round-2 verifier message must be empty");
+      }
+      transition.finished = true;
+      transition.out_share = memory;
+      return transition;
+    }
+    return MakeError(ErrorCode::kDecodeError, "unknown Poplar1 verification step");
+  };
+  if (const auto* inner = std::get_if<std::vector<Field64>>(&state.memory)) return next(*inner);
+  if (const auto* leaf = std::get_if<std::vector<Field255>>(&state.memory)) return next(*leaf);
+  return MakeError(ErrorCode::kDecodeError, "Poplar1 state holds the wrong field");
+}
+
+// ---- Aggregation ----------------------------------------------------------------
+
+FieldVector Poplar1::AggregateInit(const AggregationParameter& agg_param) const {
+  const Poplar1AggParam& param = *AsPoplar1(agg_param);
+  if (IsLeaf(param.level)) return std::vector<Field255>(param.prefixes.size());
+  return std::vector<Field64>(param.prefixes.size());
+}
+
+Result<FieldVector> Poplar1::DecodeAggShare(const AggregationParameter& agg_param,
+                                            std::span<const uint8_t> encoded) const {
+  const Poplar1AggParam* param = AsPoplar1(agg_param);
+  if (param == nullptr) return MakeError(ErrorCode::kInvalidArgument, "not a Poplar1 parameter");
+  const size_t count = param->prefixes.size();
+  if (IsLeaf(param->level)) {
+    auto decoded = DecodeExactly<Field255>(encoded, count, "Poplar1 aggregate share");
+    if (!decoded) return std::unexpected(decoded.error());
+    return FieldVector(std::move(*decoded));
+  }
+  auto decoded = DecodeExactly<Field64>(encoded, count, "Poplar1 aggregate share");
+  if (!decoded) return std::unexpected(decoded.error());
+  return FieldVector(std::move(*decoded));
+}
+
+Result<AggregateResult> Poplar1::Unshard(const AggregationParameter& agg_param,
+                                         std::span<const std::vector<uint8_t>> agg_shares,
+                                         uint64_t) const {
+  FieldVector total = AggregateInit(agg_param);
+  for (const std::vector<uint8_t>& encoded : agg_shares) {
+    Result<FieldVector> share = DecodeAggShare(agg_param, encoded);
+    if (!share) return std::unexpected(share.error());
+    if (Result<void> added = AddFieldVector(total, *share); !added) {
+      return std::unexpected(added.error());
+    }
+  }
+  return std::visit(
+      [](const auto& elements) -> Result<AggregateResult> {
+        AggregateResult result;
+        result.reserve(elements.size());
+        for (const auto& element : elements) {
+          Result<unsigned __int128> value = ToUint128(element);
+          if (!value) return std::unexpected(value.error());
+          result.push_back(*value);
+        }
+        return result;
+      },
+      total);
+}
+
+}  // namespace canopy::poplar

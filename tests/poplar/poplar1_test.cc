@@ -1,0 +1,370 @@
+// Poplar1: random walks compared with plain counting, tampered reports,
+// is_valid, and refusal of malformed encodings.
+#include "poplar/poplar1.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <set>
+
+namespace canopy::poplar {
+namespace {
+
+using idpf::BitString;
+
+const std::vector<uint8_t> kCtx = {'c', 'a', 'n', 'o', 'p', 'y'};
+
+std::vector<uint8_t> RandomBytes(std::mt19937_64& random, size_t size) {
+  std::vector<uint8_t> bytes(size);
+  for (uint8_t& byte : bytes) byte = static_cast<uint8_t>(random());
+  return bytes;
+}
+
+BitString RandomString(std::mt19937_64& random, size_t bits) {
+  BitString string;
+  for (size_t i = 0; i < bits; ++i) string = string.Extended(random() & 1);
+  return string;
+}
+
+// One client's report as both aggregators hold it.
+struct Report {
+  BitString measurement;
+  std::vector<uint8_t> nonce;
+  ShardOutput shares;
+  std::unique_ptr<PreparedReport> prepared[2];
+};
+
+std::vector<Report> MakeReports(const Poplar1& vdaf, const std::vector<BitString>& measurements,
+                                std::mt19937_64& random) {
+  std::vector<Report> reports;
+  for (const BitString& measurement : measurements) {
+    Report report;
+    report.measurement = measurement;
+    report.nonce = RandomBytes(random, 16);
+    auto shares = vdaf.Shard(kCtx, measurement, report.nonce, RandomBytes(random, 128));
+    EXPECT_TRUE(shares) << shares.error().ToString();
+    report.shares = std::move(*shares);
+    for (int agg = 0; agg < 2; ++agg) {
+      auto prepared = vdaf.PrepareReport(agg, kCtx, report.nonce, report.shares.public_share,
+                                         report.shares.input_shares[agg]);
+      EXPECT_TRUE(prepared) << prepared.error().ToString();
+      report.prepared[agg] = std::move(*prepared);
+    }
+    reports.push_back(std::move(report));
+  }
+  return reports;
+}
+
+// Runs both aggregators over every report with `agg_param`; returns the
+// unsharded counts and how many reports were rejected.
+struct LevelOutcome {
+  AggregateResult counts;
+  size_t rejected = 0;
+};
+
+LevelOutcome RunLevel(const Poplar1& vdaf, std::vector<Report>& reports,
+                      const AggregationParameter& agg_param, const std::vector<uint8_t>& verify_key) {
+  FieldVector agg_shares[2] = {vdaf.AggregateInit(agg_param), vdaf.AggregateInit(agg_param)};
+  LevelOutcome outcome;
+  for (Report& report : reports) {
+    Result<VerifyTransition> init[2];
+    for (int agg = 0; agg < 2; ++agg) {
+      init[agg] = vdaf.VerifyInit(verify_key, kCtx, agg_param, *report.prepared[agg]);
+      EXPECT_TRUE(init[agg]) << init[agg].error().ToString();
+    }
+    std::vector<std::vector<uint8_t>> round0 = {init[0]->verifier_share, init[1]->verifier_share};
+    auto message0 = vdaf.VerifierSharesToMessage(kCtx, agg_param, round0);
+    if (!message0) {
+      ++outcome.rejected;
+      continue;
+    }
+    Result<VerifyTransition> next[2];
+    for (int agg = 0; agg < 2; ++agg) {
+      next[agg] = vdaf.VerifyNext(kCtx, init[agg]->state, *message0);
+      EXPECT_TRUE(next[agg] && !next[agg]->finished);
+    }
+    std::vector<std::vector<uint8_t>> round1 = {next[0]->verifier_share, next[1]->verifier_share};
+    auto message1 = vdaf.VerifierSharesToMessage(kCtx, agg_param, round1);
+    if (!message1) {
+      EXPECT_EQ(message1.error().code(), ErrorCode::kVerifyFailed);
+      ++outcome.rejected;
+      continue;
+    }
+    EXPECT_TRUE(message1->empty());
+    for (int agg = 0; agg < 2; ++agg) {
+      // The state survives a round trip through its storage encoding.
+      auto stored = DecodeVerifyState(EncodeVerifyState(next[agg]->state));
+      EXPECT_TRUE(stored);
+      auto done = vdaf.VerifyNext(kCtx, *stored, *message1);
+      EXPECT_TRUE(done && done->finished);
+      EXPECT_TRUE(AddFieldVector(agg_shares[agg], done->out_share));
+    }
+  }
+  std::vector<std::vector<uint8_t>> encoded = {EncodeFieldVector(agg_shares[0]),
+                                               EncodeFieldVector(agg_shares[1])};
+  auto counts = vdaf.Unshard(agg_param, encoded, reports.size() - outcome.rejected);
+  EXPECT_TRUE(counts) << counts.error().ToString();
+  outcome.counts = *counts;
+  return outcome;
+}
+
+// The plain count of measurements that start with each prefix.
+AggregateResult PlainCounts(const std::vector<BitString>& measurements,
+                            const std::vector<BitString>& prefixes) {
+  AggregateResult counts;
+  for (const BitString& prefix : prefixes) {
+    unsigned __int128 count = 0;
+    for (const BitString& measurement : measurements) count += measurement.StartsWith(prefix);
+    counts.push_back(count);
+  }
+  return counts;
+}
+
+// Candidates for the next level: children of this level's candidates (those
+// with a non-zero count first), at most `cap`, sorted.
+std::vector<BitString> NextCandidates(const std::vector<BitString>& candidates,
+                                      const AggregateResult& counts, size_t cap,
+                                      std::mt19937_64& random) {
+  std::set<BitString> next;
+  for (size_t i = 0; i < candidates.size() && next.size() < cap; ++i) {
+    if (counts[i] == 0) continue;
+    next.insert(candidates[i].Extended(false));
+    next.insert(candidates[i].Extended(true));
+  }
+  for (const BitString& candidate : candidates) {
+    if (next.size() >= cap) break;
+    if (random() % 4 == 0) next.insert(candidate.Extended(random() & 1));
+  }
+  return std::vector<BitString>(next.begin(), next.end());
+}
+
+class Poplar1Walk : public ::testing::TestWithParam<size_t> {};
+
+// A whole walk, every level, with the reports prepared once and kept: the
+// counts equal plain counting at every level.
+TEST_P(Poplar1Walk, CountsEqualPlainCounting) {
+  const size_t bits = GetParam();
+  std::mt19937_64 random(bits);
+  auto vdaf = Poplar1::Create(bits);
+  ASSERT_TRUE(vdaf);
+  // A skewed population: a few popular strings and some unique ones.
+  std::vector<BitString> popular = {RandomString(random, bits), RandomString(random, bits),
+                                    RandomString(random, bits)};
+  std::vector<BitString> measurements;
+  for (int i = 0; i < 24; ++i) {
+    measurements.push_back(i % 2 == 0 ? popular[random() % 3] : RandomString(random, bits));
+  }
+  std::vector<Report> reports = MakeReports(**vdaf, measurements, random);
+  const std::vector<uint8_t> verify_key = RandomBytes(random, 32);
+
+  std::vector<BitString> candidates = {BitString().Extended(false), BitString().Extended(true)};
+  std::shared_ptr<const AggregationParameter> previous;
+  std::vector<const AggregationParameter*> history;
+  for (size_t level = 0; level < bits; ++level) {
+    auto param = (*vdaf)->MakeAggParam(level, candidates, previous.get());
+    ASSERT_TRUE(param);
+    ASSERT_TRUE((*vdaf)->IsValid(**param, history)) << "level " << level;
+    LevelOutcome outcome = RunLevel(**vdaf, reports, **param, verify_key);
+    EXPECT_EQ(outcome.rejected, 0u) << "level " << level;
+    ASSERT_EQ(outcome.counts, PlainCounts(measurements, candidates)) << "level " << level;
+    previous = *param;
+    history.push_back(previous.get());
+    if (level + 1 < bits) candidates = NextCandidates(candidates, outcome.counts, 16, random);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Bits, Poplar1Walk, ::testing::Values(1, 2, 8, 16, 64, 256));
+
+// Random prefix sets with skipped levels, checked with freshly prepared
+// reports (the draft's stateless verify_init) and with reports kept from the
+// previous level: both give the plain counts.
+TEST(Poplar1, SkippedLevelsAndFreshReportsAgree) {
+  std::mt19937_64 random(99);
+  const size_t bits = 32;
+  auto vdaf = Poplar1::Create(bits);
+  ASSERT_TRUE(vdaf);
+  std::vector<BitString> measurements;
+  for (int i = 0; i < 12; ++i) measurements.push_back(RandomString(random, bits));
+  std::vector<Report> kept = MakeReports(**vdaf, measurements, random);
+  const std::vector<uint8_t> verify_key = RandomBytes(random, 32);
+  std::shared_ptr<const AggregationParameter> previous;
+  for (size_t level : {0, 3, 4, 9, 20, 31}) {
+    std::set<BitString> chosen;
+    for (const BitString& m : measurements) {
+      if (random() % 2) chosen.insert(m.Prefix(level + 1));
+    }
+    const size_t wanted = level >= 2 ? 6 : size_t{1} << (level + 1);
+    while (chosen.size() < wanted) chosen.insert(RandomString(random, level + 1));
+    std::vector<BitString> prefixes(chosen.begin(), chosen.end());
+    auto param = (*vdaf)->MakeAggParam(level, prefixes, previous.get());
+    ASSERT_TRUE(param);
+    EXPECT_EQ(RunLevel(**vdaf, kept, **param, verify_key).counts, PlainCounts(measurements, prefixes));
+    // Fresh reports from the same shares.
+    std::vector<Report> fresh;
+    for (const Report& report : kept) {
+      Report copy;
+      copy.nonce = report.nonce;
+      copy.shares = report.shares;
+      for (int agg = 0; agg < 2; ++agg) {
+        copy.prepared[agg] = std::move(*(*vdaf)->PrepareReport(
+            agg, kCtx, copy.nonce, copy.shares.public_share, copy.shares.input_shares[agg]));
+      }
+      fresh.push_back(std::move(copy));
+    }
+    EXPECT_EQ(RunLevel(**vdaf, fresh, **param, verify_key).counts, PlainCounts(measurements, prefixes));
+    previous = *param;
+  }
+}
+
+// A client that tampers with its shares is caught by the sketch.
+TEST(Poplar1, TamperedReportsAreRejected) {
+  std::mt19937_64 random(7);
+  const size_t bits = 8;
+  auto vdaf = Poplar1::Create(bits);
+  ASSERT_TRUE(vdaf);
+  const std::vector<uint8_t> verify_key = RandomBytes(random, 32);
+  std::vector<BitString> candidates = {*BitString::Parse("0"), *BitString::Parse("1")};
+  for (int trial = 0; trial < 40; ++trial) {
+    std::vector<Report> reports = MakeReports(**vdaf, {RandomString(random, bits)}, random);
+    Report& report = reports[0];
+    // Flip a byte of the leader's input share - the IDPF key (bytes 0-15),
+    // the correlation seed (16-47) or the level-0 correlation shares (48-63) -
+    // or of the public share's level-0 seed correction (bytes 2-17) or value
+    // correction (130-145). Both aggregators see the same tampered report.
+    const bool in_public_share = trial % 4 == 3;
+    std::vector<uint8_t>& target =
+        in_public_share ? report.shares.public_share : report.shares.input_shares[0];
+    const size_t offset = in_public_share ? (random() % 2 ? 2 + random() % 16 : 130 + random() % 16)
+                                          : random() % 64;
+    target[offset] ^= static_cast<uint8_t>(1 + random() % 255);
+    bool refused_at_decoding = false;
+    for (int agg = 0; agg < 2; ++agg) {
+      auto prepared = (*vdaf)->PrepareReport(agg, kCtx, report.nonce, report.shares.public_share,
+                                             report.shares.input_shares[agg]);
+      if (!prepared) {
+        refused_at_decoding = true;  // A field element pushed out of range.
+        break;
+      }
+      report.prepared[agg] = std::move(*prepared);
+    }
+    if (refused_at_decoding) continue;
+    auto param = (*vdaf)->MakeAggParam(0, candidates, nullptr);
+    LevelOutcome outcome = RunLevel(**vdaf, reports, **param, verify_key);
+    EXPECT_EQ(outcome.rejected, 1u) << "trial " << trial << ", byte " << offset;
+  }
+}
+
+TEST(Poplar1, IsValidFollowsTheDraft) {
+  auto vdaf = Poplar1::Create(8);
+  ASSERT_TRUE(vdaf);
+  auto p = [](std::string_view text) { return *BitString::Parse(text); };
+  auto param = [&](size_t level, std::vector<BitString> prefixes) {
+    return *(*vdaf)->MakeAggParam(level, std::move(prefixes), nullptr);
+  };
+  auto first = param(1, {p("00"), p("10")});
+  std::vector<const AggregationParameter*> history = {first.get()};
+  EXPECT_TRUE((*vdaf)->IsValid(*first, {}));
+  EXPECT_TRUE((*vdaf)->IsValid(*param(2, {p("001"), p("100"), p("101")}), history));
+  EXPECT_TRUE((*vdaf)->IsValid(*param(4, {p("00110")}), history));  // Skipping levels.
+  EXPECT_FALSE((*vdaf)->IsValid(*param(1, {p("00")}), history));    // Repeated level.
+  EXPECT_FALSE((*vdaf)->IsValid(*param(0, {p("0")}), history));      // Lower level.
+  EXPECT_FALSE((*vdaf)->IsValid(*param(2, {p("101"), p("100")}), {}));  // Unsorted.
+  EXPECT_FALSE((*vdaf)->IsValid(*param(2, {p("100"), p("100")}), {}));  // Duplicate.
+  EXPECT_FALSE((*vdaf)->IsValid(*param(2, {p("001"), p("011")}), history));  // "01" not a candidate.
+  // An invalid parameter is refused by verify_init as well.
+  std::mt19937_64 random(3);
+  std::vector<Report> reports = MakeReports(**vdaf, {RandomString(random, 8)}, random);
+  auto unsorted = param(2, {p("101"), p("100")});
+  EXPECT_FALSE((*vdaf)->VerifyInit(RandomBytes(random, 32), kCtx, *unsorted, *reports[0].prepared[0]));
+}
+
+TEST(Poplar1, RefusesBadBitLengthsAndMeasurements) {
+  EXPECT_FALSE(Poplar1::Create(0));
+  EXPECT_TRUE(Poplar1::Create(256));
+  EXPECT_FALSE(Poplar1::Create(65537));
+  auto vdaf = Poplar1::Create(8);
+  std::vector<uint8_t> nonce(16), rand(128);
+  EXPECT_FALSE((*vdaf)->Shard(kCtx, *BitString::Parse("0101"), nonce, rand));
+  EXPECT_FALSE((*vdaf)->Shard(kCtx, uint64_t{3}, nonce, rand));
+  EXPECT_FALSE((*vdaf)->Shard(kCtx, *BitString::Parse("01010101"), std::vector<uint8_t>(15), rand));
+  EXPECT_FALSE((*vdaf)->Shard(kCtx, *BitString::Parse("01010101"), nonce, std::vector<uint8_t>(127)));
+  EXPECT_TRUE((*vdaf)->Shard(kCtx, *BitString::Parse("01010101"), nonce, rand));
+}
+
+TEST(Poplar1, RefusesMalformedEncodings) {
+  std::mt19937_64 random(5);
+  const size_t bits = 5;
+  auto vdaf = Poplar1::Create(bits);
+  ASSERT_TRUE(vdaf);
+  std::vector<Report> reports = MakeReports(**vdaf, {RandomString(random, bits)}, random);
+  const ShardOutput& shares = reports[0].shares;
+  const std::vector<uint8_t>& nonce = reports[0].nonce;
+  EXPECT_EQ(shares.input_shares[0].size(), (*vdaf)->InputShareSize());
+
+  // Input shares: every truncation, one byte too many, an element >= p.
+  const std::vector<uint8_t>& input = shares.input_shares[1];
+  for (size_t length = 0; length < input.size(); ++length) {
+    EXPECT_FALSE((*vdaf)->PrepareReport(1, kCtx, nonce, shares.public_share,
+                                        std::span(input).first(length)));
+  }
+  std::vector<uint8_t> longer = input;
+  longer.push_back(0);
+  EXPECT_FALSE((*vdaf)->PrepareReport(1, kCtx, nonce, shares.public_share, longer));
+  std::vector<uint8_t> out_of_range = input;
+  std::fill_n(out_of_range.begin() + 48, 8, 0xff);  // The first Field64 of corr_inner.
+  EXPECT_FALSE((*vdaf)->PrepareReport(1, kCtx, nonce, shares.public_share, out_of_range));
+  std::vector<uint8_t> leaf_out_of_range = input;
+  std::fill(leaf_out_of_range.end() - 32, leaf_out_of_range.end(), 0xff);
+  EXPECT_FALSE((*vdaf)->PrepareReport(1, kCtx, nonce, shares.public_share, leaf_out_of_range));
+  // Public shares: truncated and overlong (the IDPF tests cover the rest).
+  EXPECT_FALSE((*vdaf)->PrepareReport(
+      1, kCtx, nonce, std::span(shares.public_share).first(shares.public_share.size() - 1), input));
+  EXPECT_FALSE((*vdaf)->PrepareReport(1, kCtx, std::vector<uint8_t>(15), shares.public_share, input));
+  EXPECT_FALSE((*vdaf)->PrepareReport(2, kCtx, nonce, shares.public_share, input));
+
+  // Aggregation parameters: "level 1, 2 prefixes, 00 and 10".
+  const std::vector<uint8_t> good = {0, 1, 0, 0, 0, 2, 0x00, 0x80};
+  auto decoded = (*vdaf)->DecodeAggParam(good, nullptr);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ((*vdaf)->EncodeAggParam(**decoded), good);
+  for (size_t length = 0; length < good.size(); ++length) {
+    EXPECT_FALSE((*vdaf)->DecodeAggParam(std::span(good).first(length), nullptr)) << length;
+  }
+  std::vector<uint8_t> trailing = good;
+  trailing.push_back(0);
+  EXPECT_FALSE((*vdaf)->DecodeAggParam(trailing, nullptr));
+  std::vector<uint8_t> padding = good;
+  padding.back() |= 0x01;  // A bit past the 2-bit prefix.
+  EXPECT_FALSE((*vdaf)->DecodeAggParam(padding, nullptr));
+  const std::vector<uint8_t> level_too_deep = {0, 5, 0, 0, 0, 1, 0x00};
+  EXPECT_FALSE((*vdaf)->DecodeAggParam(level_too_deep, nullptr));
+  const std::vector<uint8_t> huge_count = {0, 1, 0xff, 0xff, 0xff, 0xff, 0x00};
+  EXPECT_FALSE((*vdaf)->DecodeAggParam(huge_count, nullptr));
+
+  // Verifier shares, messages and aggregate shares of the wrong size.
+  const std::vector<uint8_t> bad_share(7, 0);
+  std::vector<std::vector<uint8_t>> shares_bad = {bad_share, bad_share};
+  EXPECT_FALSE((*vdaf)->VerifierSharesToMessage(kCtx, **decoded, shares_bad));
+  std::vector<std::vector<uint8_t>> mismatched = {std::vector<uint8_t>(24), std::vector<uint8_t>(8)};
+  EXPECT_FALSE((*vdaf)->VerifierSharesToMessage(kCtx, **decoded, mismatched));
+  std::vector<std::vector<uint8_t>> over_p = {std::vector<uint8_t>(8, 0xff), std::vector<uint8_t>(8)};
+  EXPECT_FALSE((*vdaf)->VerifierSharesToMessage(kCtx, **decoded, over_p));
+  EXPECT_FALSE((*vdaf)->DecodeAggShare(**decoded, std::vector<uint8_t>(8)));
+  EXPECT_TRUE((*vdaf)->DecodeAggShare(**decoded, std::vector<uint8_t>(16)));
+  EXPECT_FALSE((*vdaf)->DecodeAggShare(**decoded, std::vector<uint8_t>(24)));
+
+  // A round-1 message of the wrong length, and a non-empty round-2 message.
+  const std::vector<uint8_t> verify_key(32, 1);
+  auto init = (*vdaf)->VerifyInit(verify_key, kCtx, **decoded, *reports[0].prepared[0]);
+  ASSERT_TRUE(init);
+  EXPECT_FALSE((*vdaf)->VerifyNext(kCtx, init->state, std::vector<uint8_t>(16)));
+  EXPECT_FALSE((*vdaf)->VerifyNext(kCtx, init->state, std::vector<uint8_t>()));
+  auto next = (*vdaf)->VerifyNext(kCtx, init->state, std::vector<uint8_t>(24));
+  ASSERT_TRUE(next);
+  EXPECT_FALSE((*vdaf)->VerifyNext(kCtx, next->state, std::vector<uint8_t>(8)));
+  EXPECT_FALSE(DecodeVerifyState(std::vector<uint8_t>(5)));
+}
+
+}  // namespace
+}  // namespace canopy::poplar
