@@ -4,16 +4,12 @@
 
 namespace canopy::crypto {
 
-Result<Field64> Field64::Decode(std::span<const uint8_t> bytes) {
-  if (bytes.size() != kEncodedSize) {
+std::unexpected<Error> Field64::DecodeError(size_t length) {
+  if (length != kEncodedSize) {
     return MakeError(ErrorCode::kDecodeError,
-                     "Field64 element must be 8 bytes, got " + std::to_string(bytes.size()));
+                     "Field64 element must be 8 bytes, got " + std::to_string(length));
   }
-  uint64_t value = LoadLittleEndian(bytes.data());
-  if (value >= kModulus) {
-    return MakeError(ErrorCode::kDecodeError, "Field64 element is not below the modulus");
-  }
-  return FromReduced(value);
+  return MakeError(ErrorCode::kDecodeError, "Field64 element is not below the modulus");
 }
 
 }  // namespace canopy::crypto

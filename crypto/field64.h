@@ -44,7 +44,12 @@ class Field64 {
 
   // Decodes exactly kEncodedSize little-endian bytes. Errors (kDecodeError): a
   // wrong length, or a value >= p.
-  static Result<Field64> Decode(std::span<const uint8_t> bytes);
+  static Result<Field64> Decode(std::span<const uint8_t> bytes) {
+    if (bytes.size() != kEncodedSize || LoadLittleEndian(bytes.data()) >= kModulus) {
+      return DecodeError(bytes.size());
+    }
+    return FromReduced(LoadLittleEndian(bytes.data()));
+  }
 
   // Writes the kEncodedSize little-endian bytes of the element to `out`.
   void Encode(uint8_t* out) const {
@@ -100,6 +105,9 @@ class Field64 {
 
  private:
   static constexpr uint64_t kEpsilon = 0xffffffffULL;  // 2^64 mod p
+
+  // The error for a failed Decode (out of line: it builds a message).
+  static std::unexpected<Error> DecodeError(size_t length);
 
   static constexpr Field64 FromReduced(uint64_t value) {
     Field64 element;

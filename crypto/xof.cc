@@ -37,6 +37,17 @@ XofTurboShake128::XofTurboShake128(std::span<const uint8_t> seed, std::span<cons
   for (std::span<const uint8_t> part : binder_parts) sponge_.Absorb(part);
 }
 
+TurboShake128 XofTurboShake128::AbsorbSeedAndDst(std::span<const uint8_t> seed,
+                                                std::span<const uint8_t> dst) {
+  XofTurboShake128 xof(seed, dst, std::span<const uint8_t>());
+  return xof.sponge_;
+}
+
+XofTurboShake128::XofTurboShake128(const TurboShake128& seed_and_dst, BinderParts binder_parts)
+    : sponge_(seed_and_dst) {
+  for (std::span<const uint8_t> part : binder_parts) sponge_.Absorb(part);
+}
+
 void XofTurboShake128::AbsorbPrefix(std::span<const uint8_t> seed, std::span<const uint8_t> dst) {
   if (seed.size() > 0xff) std::abort();  // The seed length is one byte.
   AbsorbLengthPrefixedDst(sponge_, dst);

@@ -8,6 +8,7 @@
 #ifndef CANOPY_CRYPTO_XOF_H_
 #define CANOPY_CRYPTO_XOF_H_
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -41,10 +42,21 @@ class XofBase {
     return element;
   }
 
-  // Fills `out` with the next elements (the draft's `next_vec`).
+  // Fills `out` with the next elements (the draft's `next_vec`). Reads the
+  // stream in chunks: a chunk never holds more draws than elements still
+  // missing, so exactly the bytes of element-by-element sampling are consumed.
   template <Field F>
   void NextVec(std::span<F> out) {
-    for (F& element : out) element = NextElement<F>();
+    constexpr size_t kChunk = 64;
+    uint8_t bytes[kChunk * F::kEncodedSize];
+    size_t filled = 0;
+    while (filled < out.size()) {
+      const size_t draws = std::min(kChunk, out.size() - filled);
+      static_cast<Derived*>(this)->Next(std::span<uint8_t>(bytes, draws * F::kEncodedSize));
+      for (size_t i = 0; i < draws; ++i) {
+        if (F::FromSampledBytes(bytes + i * F::kEncodedSize, &out[filled])) ++filled;
+      }
+    }
   }
 
   // Returns the next `length` elements (the draft's `next_vec`).
@@ -69,6 +81,15 @@ class XofTurboShake128 : public XofBase<XofTurboShake128> {
                    std::span<const uint8_t> binder);
   XofTurboShake128(std::span<const uint8_t> seed, std::span<const uint8_t> dst,
                    BinderParts binder_parts);
+
+  // A sponge that has absorbed everything before the binder. XOFs that share
+  // seed and dst and differ in their binder (Poplar1's verification randomness
+  // of one report at each level) start from a copy of it.
+  static TurboShake128 AbsorbSeedAndDst(std::span<const uint8_t> seed,
+                                        std::span<const uint8_t> dst);
+
+  // An XOF continuing `seed_and_dst` (from AbsorbSeedAndDst) with the binder.
+  XofTurboShake128(const TurboShake128& seed_and_dst, BinderParts binder_parts);
 
   // Writes the next out.size() bytes of the stream.
   void Next(std::span<uint8_t> out) { sponge_.Squeeze(out); }

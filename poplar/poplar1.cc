@@ -84,9 +84,15 @@ Result<unsigned __int128> ToUint128(const auto& element) {
 // One report as one aggregator holds it across the levels of a walk.
 class Poplar1Report final : public PreparedReport {
  public:
-  Poplar1Report(int agg_id, std::span<const uint8_t> nonce, InputShare share,
-                idpf::CachedEvaluator evaluator)
-      : agg_id_(agg_id), share_(std::move(share)), evaluator_(std::move(evaluator)) {
+  Poplar1Report(int agg_id, std::span<const uint8_t> ctx, std::span<const uint8_t> nonce,
+                InputShare share, idpf::CachedEvaluator evaluator)
+      : agg_id_(agg_id),
+        ctx_(ctx.begin(), ctx.end()),
+        corr_inner_dst_(Dst(kUsageCorrInner, ctx)),
+        corr_leaf_dst_(Dst(kUsageCorrLeaf, ctx)),
+        verify_rand_dst_(Dst(kUsageVerifyRand, ctx)),
+        share_(std::move(share)),
+        evaluator_(std::move(evaluator)) {
     std::copy_n(nonce.begin(), kNonceSize, nonce_.begin());
   }
   ~Poplar1Report() override {
@@ -99,6 +105,7 @@ class Poplar1Report final : public PreparedReport {
   }
 
   int agg_id() const { return agg_id_; }
+  std::span<const uint8_t> ctx() const { return ctx_; }
   std::span<const uint8_t> nonce() const { return nonce_; }
   const InputShare& share() const { return share_; }
   idpf::CachedEvaluator& evaluator() { return evaluator_; }
@@ -107,11 +114,11 @@ class Poplar1Report final : public PreparedReport {
   // XOF is kept between calls, so a walk samples each level's elements once
   // instead of fast-forwarding from the start at every level (which is
   // quadratic in BITS). Going back to an earlier level restarts it.
-  std::array<Field64, 3> InnerCorrelation(std::span<const uint8_t> ctx, size_t level) {
+  std::array<Field64, 3> InnerCorrelation(size_t level) {
     const uint64_t wanted = 3 * static_cast<uint64_t>(level);
     if (!corr_xof_ || corr_consumed_ > wanted) {
       const uint8_t agg_byte = static_cast<uint8_t>(agg_id_);
-      corr_xof_.emplace(share_.corr_seed, Dst(kUsageCorrInner, ctx),
+      corr_xof_.emplace(share_.corr_seed, corr_inner_dst_,
                         crypto::BinderParts{std::span<const uint8_t>(&agg_byte, 1), nonce_});
       corr_consumed_ = 0;
     }
@@ -123,13 +130,44 @@ class Poplar1Report final : public PreparedReport {
     return abc;
   }
 
+  // The leaf level's (a, b, c).
+  std::array<Field255, 3> LeafCorrelation() const {
+    const uint8_t agg_byte = static_cast<uint8_t>(agg_id_);
+    crypto::XofTurboShake128 corr(share_.corr_seed, corr_leaf_dst_,
+                                  crypto::BinderParts{std::span<const uint8_t>(&agg_byte, 1), nonce_});
+    std::array<Field255, 3> abc;
+    corr.NextVec<Field255>(abc);
+    return abc;
+  }
+
+  // The verification-randomness XOF of `level`. Its input differs between
+  // levels only in the last two bytes, so the absorbed prefix is kept.
+  crypto::XofTurboShake128 VerifyRandXof(std::span<const uint8_t> verify_key, size_t level) {
+    if (!verify_rand_prefix_ || !std::equal(verify_key.begin(), verify_key.end(),
+                                            verify_key_.begin(), verify_key_.end())) {
+      verify_key_.assign(verify_key.begin(), verify_key.end());
+      verify_rand_prefix_ =
+          crypto::XofTurboShake128::AbsorbSeedAndDst(verify_key, verify_rand_dst_);
+    }
+    const uint8_t level_bytes[2] = {static_cast<uint8_t>(level >> 8), static_cast<uint8_t>(level)};
+    return crypto::XofTurboShake128(
+        *verify_rand_prefix_,
+        crypto::BinderParts{nonce_, std::span<const uint8_t>(level_bytes, 2)});
+  }
+
  private:
   int agg_id_;
+  std::vector<uint8_t> ctx_;
+  std::vector<uint8_t> corr_inner_dst_;
+  std::vector<uint8_t> corr_leaf_dst_;
+  std::vector<uint8_t> verify_rand_dst_;
   std::array<uint8_t, kNonceSize> nonce_;
   InputShare share_;
   idpf::CachedEvaluator evaluator_;
   std::optional<crypto::XofTurboShake128> corr_xof_;
   uint64_t corr_consumed_ = 0;
+  std::vector<uint8_t> verify_key_;
+  std::optional<crypto::TurboShake128> verify_rand_prefix_;
 };
 
 Result<std::unique_ptr<Poplar1>> Poplar1::Create(size_t bits) {
@@ -358,12 +396,12 @@ Result<std::unique_ptr<PreparedReport>> Poplar1::PrepareReport(
       idpf::CachedEvaluator::Create(idpf_, agg_id, std::move(*decoded_public), share.key, ctx,
                                     idpf::Nonce(nonce.data(), kNonceSize));
   if (!evaluator) return std::unexpected(evaluator.error());
-  return std::make_unique<Poplar1Report>(agg_id, nonce, std::move(share), std::move(*evaluator));
+  return std::make_unique<Poplar1Report>(agg_id, ctx, nonce, std::move(share),
+                                         std::move(*evaluator));
 }
 
 template <typename F>
 Result<VerifyTransition> Poplar1::VerifyInitAtLevel(std::span<const uint8_t> verify_key,
-                                                    std::span<const uint8_t> ctx,
                                                     const Poplar1AggParam& param,
                                                     Poplar1Report& report) const {
   constexpr bool kLeaf = std::is_same_v<F, Field255>;
@@ -384,22 +422,15 @@ Result<VerifyTransition> Poplar1::VerifyInitAtLevel(std::span<const uint8_t> ver
   std::array<F, 3> abc;
   std::array<F, 2> big_ab;
   if constexpr (kLeaf) {
-    const uint8_t agg_byte = static_cast<uint8_t>(report.agg_id());
-    crypto::XofTurboShake128 corr(
-        report.share().corr_seed, Dst(kUsageCorrLeaf, ctx),
-        crypto::BinderParts{std::span<const uint8_t>(&agg_byte, 1), report.nonce()});
-    corr.NextVec<F>(abc);
+    abc = report.LeafCorrelation();
     big_ab = report.share().corr_leaf;
   } else {
-    abc = report.InnerCorrelation(ctx, level);
+    abc = report.InnerCorrelation(level);
     big_ab = {report.share().corr_inner[2 * level], report.share().corr_inner[2 * level + 1]};
   }
 
   // The verification randomness, one element per prefix.
-  const uint8_t level_bytes[2] = {static_cast<uint8_t>(level >> 8), static_cast<uint8_t>(level)};
-  crypto::XofTurboShake128 verify_rand_xof(
-      verify_key, Dst(kUsageVerifyRand, ctx),
-      crypto::BinderParts{report.nonce(), std::span<const uint8_t>(level_bytes, 2)});
+  crypto::XofTurboShake128 verify_rand_xof = report.VerifyRandXof(verify_key, level);
 
   // The sketch share: (a + sum r y, b + sum r^2 y, c + sum r k).
   std::array<F, 3> sketch = abc;
@@ -408,8 +439,10 @@ Result<VerifyTransition> Poplar1::VerifyInitAtLevel(std::span<const uint8_t> ver
   memory.push_back(big_ab[0]);
   memory.push_back(big_ab[1]);
   memory.push_back(F::FromUint64(static_cast<uint64_t>(report.agg_id())));
+  std::vector<F> verify_rand(count);
+  verify_rand_xof.NextVec<F>(verify_rand);
   for (size_t i = 0; i < count; ++i) {
-    const F r = verify_rand_xof.NextElement<F>();
+    const F r = verify_rand[i];
     const F data = values[i][0];
     const F r_data = r * data;
     sketch[0] += r_data;
@@ -446,8 +479,12 @@ Result<VerifyTransition> Poplar1::VerifyInit(std::span<const uint8_t> verify_key
   if (param->level >= bits()) {
     return MakeError(ErrorCode::kInvalidArgument, "level out of range");
   }
-  return IsLeaf(param->level) ? VerifyInitAtLevel<Field255>(verify_key, ctx, *param, *report)
-                              : VerifyInitAtLevel<Field64>(verify_key, ctx, *param, *report);
+  if (!std::equal(ctx.begin(), ctx.end(), report->ctx().begin(), report->ctx().end())) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "the report was prepared with another application context");
+  }
+  return IsLeaf(param->level) ? VerifyInitAtLevel<Field255>(verify_key, *param, *report)
+                              : VerifyInitAtLevel<Field64>(verify_key, *param, *report);
 }
 
 Result<std::vector<uint8_t>> Poplar1::VerifierSharesToMessage(
@@ -460,28 +497,31 @@ Result<std::vector<uint8_t>> Poplar1::VerifierSharesToMessage(
   }
   auto combine = [&](auto tag) -> Result<std::vector<uint8_t>> {
     using F = decltype(tag);
-    Result<std::vector<F>> first = crypto::DecodeVec<F>(verifier_shares[0]);
-    Result<std::vector<F>> second = crypto::DecodeVec<F>(verifier_shares[1]);
-    if (!first) return std::unexpected(first.error());
-    if (!second) return std::unexpected(second.error());
-    if (first->size() != second->size()) {
-      return MakeError(ErrorCode::kDecodeError, "verifier shares differ in length");
+    const size_t length = verifier_shares[0].size();
+    const size_t count = length / F::kEncodedSize;
+    if (length != verifier_shares[1].size() || length % F::kEncodedSize != 0 ||
+        (count != 1 && count != 3)) {
+      return MakeError(ErrorCode::kDecodeError,
+                       "Poplar1 verifier shares must be 1 or 3 elements of the level's field");
     }
-    std::vector<F> sketch = std::move(*first);
-    for (size_t i = 0; i < sketch.size(); ++i) sketch[i] += (*second)[i];
-    if (sketch.size() == 3) return crypto::EncodeVec<F>(sketch);
-    if (sketch.size() == 1) {
-      if (sketch[0] == F::Zero()) return std::vector<uint8_t>();  // "None": success.
-      return MakeError(ErrorCode::kVerifyFailed, "sketch verification failed");
+    std::array<F, 3> sketch;
+    for (size_t i = 0; i < count; ++i) {
+      Result<F> first = F::Decode(std::span(verifier_shares[0]).subspan(i * F::kEncodedSize, F::kEncodedSize));
+      Result<F> second = F::Decode(std::span(verifier_shares[1]).subspan(i * F::kEncodedSize, F::kEncodedSize));
+      if (!first) return std::unexpected(first.error());
+      if (!second) return std::unexpected(second.error());
+      sketch[i] = *first + *second;
     }
-    return MakeError(ErrorCode::kDecodeError, "Poplar1 sketch must have 1 or 3 elements");
+    if (count == 3) return crypto::EncodeVec<F>(sketch);
+    if (sketch[0] == F::Zero()) return std::vector<uint8_t>();  // "None": success.
+    return MakeError(ErrorCode::kVerifyFailed, "sketch verification failed");
   };
   return IsLeaf(param->level) ? combine(Field255()) : combine(Field64());
 }
 
-Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, const VerifyState& state,
+Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, VerifyState state,
                                              std::span<const uint8_t> message) const {
-  auto next = [&](const auto& memory) -> Result<VerifyTransition> {
+  auto next = [&](auto& memory) -> Result<VerifyTransition> {
     using F = typename std::decay_t<decltype(memory)>::value_type;
     VerifyTransition transition;
     if (state.step == kStepEvaluateSketch) {
@@ -495,9 +535,9 @@ Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, const Ver
       const F& s0 = (*sketch)[0];
       const F big_a = memory[0], big_b = memory[1], agg_id = memory[2];
       const F share = agg_id * (s0 * s0 - (*sketch)[1] - (*sketch)[2]) + big_a * s0 + big_b;
-      transition.state = state;
+      memory.erase(memory.begin(), memory.begin() + 3);  // Keep only the output share.
+      transition.state = std::move(state);
       transition.state.step = kStepRevealSketch;
-      transition.state.memory = std::vector<F>(memory.begin() + 3, memory.end());
       transition.verifier_share = crypto::EncodeVec<F>(std::span<const F>(&share, 1));
       return transition;
     }
@@ -506,13 +546,13 @@ Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, const Ver
         return MakeError(ErrorCode::kVerifyFailed, "Poplar1 round-2 verifier message must be empty");
       }
       transition.finished = true;
-      transition.out_share = memory;
+      transition.out_share = std::move(memory);
       return transition;
     }
     return MakeError(ErrorCode::kDecodeError, "unknown Poplar1 verification step");
   };
-  if (const auto* inner = std::get_if<std::vector<Field64>>(&state.memory)) return next(*inner);
-  if (const auto* leaf = std::get_if<std::vector<Field255>>(&state.memory)) return next(*leaf);
+  if (auto* inner = std::get_if<std::vector<Field64>>(&state.memory)) return next(*inner);
+  if (auto* leaf = std::get_if<std::vector<Field255>>(&state.memory)) return next(*leaf);
   return MakeError(ErrorCode::kDecodeError, "Poplar1 state holds the wrong field");
 }
 

@@ -79,7 +79,7 @@ class Poplar1 final : public Vdaf {
   Result<std::vector<uint8_t>> VerifierSharesToMessage(
       std::span<const uint8_t> ctx, const AggregationParameter& agg_param,
       std::span<const std::vector<uint8_t>> verifier_shares) const override;
-  Result<VerifyTransition> VerifyNext(std::span<const uint8_t> ctx, const VerifyState& state,
+  Result<VerifyTransition> VerifyNext(std::span<const uint8_t> ctx, VerifyState state,
                                       std::span<const uint8_t> verifier_message) const override;
   FieldVector AggregateInit(const AggregationParameter& agg_param) const override;
   Result<FieldVector> DecodeAggShare(const AggregationParameter& agg_param,
@@ -98,7 +98,6 @@ class Poplar1 final : public Vdaf {
   bool IsLeaf(size_t level) const { return level + 1 == bits(); }
   template <typename F>
   Result<VerifyTransition> VerifyInitAtLevel(std::span<const uint8_t> verify_key,
-                                             std::span<const uint8_t> ctx,
                                              const Poplar1AggParam& agg_param,
                                              class Poplar1Report& report) const;
 

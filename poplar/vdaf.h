@@ -166,10 +166,11 @@ class Vdaf {
       std::span<const uint8_t> ctx, const AggregationParameter& agg_param,
       std::span<const std::vector<uint8_t>> verifier_shares) const = 0;
 
-  // The draft's verify_next. Errors (kVerifyFailed or kDecodeError): a
-  // message that does not fit the state.
+  // The draft's verify_next. Takes the state by value so that callers done
+  // with it can move it in. Errors (kVerifyFailed or kDecodeError): a message
+  // that does not fit the state.
   virtual Result<VerifyTransition> VerifyNext(std::span<const uint8_t> ctx,
-                                              const VerifyState& state,
+                                              VerifyState state,
                                               std::span<const uint8_t> verifier_message) const = 0;
 
   // The draft's agg_init: an all-zero aggregate share for `agg_param`.

@@ -1,0 +1,207 @@
+// Benchmarks for Poplar1 at BITS = 256 (and 16, to compare with published
+// figures): sharding, verification of one report at one level by both
+// aggregators (inner levels and the leaf, 2 to 256 candidates), and the whole
+// walk of one report through every level.
+//
+// "Verification" here is everything both aggregators compute for a report at
+// a level: verify_init, the two verifier-message combinations and both
+// verify_next rounds, from a report prepared (decoded) at an earlier level, as
+// the helper's cache keeps it during a walk.
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "poplar/poplar1.h"
+
+namespace canopy::bench {
+namespace {
+
+using idpf::BitString;
+using poplar::AggregationParameter;
+using poplar::Poplar1;
+
+const std::vector<uint8_t> kCtx = {'b', 'e', 'n', 'c', 'h'};
+const std::vector<uint8_t> kVerifyKey(32, 7);
+
+BitString RandomString(std::mt19937_64& random, size_t bits) {
+  BitString string;
+  for (size_t i = 0; i < bits; ++i) string = string.Extended(random() & 1);
+  return string;
+}
+
+// The aggregation parameters of a walk with `width` candidates per level
+// (fewer near the root): level l holds the children of the first width / 2
+// candidates of level l - 1, and the path of `alpha` is always among them.
+std::vector<std::shared_ptr<const AggregationParameter>> WalkParams(const Poplar1& vdaf,
+                                                                    const BitString& alpha,
+                                                                    size_t width) {
+  std::vector<std::shared_ptr<const AggregationParameter>> params;
+  std::vector<BitString> candidates = {*BitString::Parse("0"), *BitString::Parse("1")};
+  for (size_t level = 0; level < vdaf.bits(); ++level) {
+    if (level > 0) {
+      std::set<BitString> next = {alpha.Prefix(level + 1)};
+      for (const BitString& parent : candidates) {
+        if (next.size() + 2 > width) break;
+        next.insert(parent.Extended(false));
+        next.insert(parent.Extended(true));
+      }
+      candidates.assign(next.begin(), next.end());
+    }
+    params.push_back(*vdaf.MakeAggParam(level, candidates, params.empty() ? nullptr : params.back().get()));
+  }
+  return params;
+}
+
+// One client's report at both aggregators.
+struct TwoAggregatorReport {
+  std::unique_ptr<poplar::PreparedReport> prepared[2];
+};
+
+TwoAggregatorReport Prepare(const Poplar1& vdaf, const poplar::ShardOutput& shares,
+                            std::span<const uint8_t> nonce) {
+  TwoAggregatorReport report;
+  for (int agg = 0; agg < 2; ++agg) {
+    report.prepared[agg] = std::move(
+        *vdaf.PrepareReport(agg, kCtx, nonce, shares.public_share, shares.input_shares[agg]));
+  }
+  return report;
+}
+
+// Both aggregators' verification of one report at one level.
+void VerifyBoth(const Poplar1& vdaf, const AggregationParameter& param, TwoAggregatorReport& report) {
+  auto init0 = vdaf.VerifyInit(kVerifyKey, kCtx, param, *report.prepared[0]);
+  auto init1 = vdaf.VerifyInit(kVerifyKey, kCtx, param, *report.prepared[1]);
+  std::vector<uint8_t> round0[2] = {init0->verifier_share, init1->verifier_share};
+  auto message0 = vdaf.VerifierSharesToMessage(kCtx, param, round0);
+  auto next0 = vdaf.VerifyNext(kCtx, std::move(init0->state), *message0);
+  auto next1 = vdaf.VerifyNext(kCtx, std::move(init1->state), *message0);
+  std::vector<uint8_t> round1[2] = {next0->verifier_share, next1->verifier_share};
+  auto message1 = vdaf.VerifierSharesToMessage(kCtx, param, round1);
+  auto out0 = vdaf.VerifyNext(kCtx, std::move(next0->state), *message1);
+  auto out1 = vdaf.VerifyNext(kCtx, std::move(next1->state), *message1);
+  benchmark::DoNotOptimize(out0);
+  benchmark::DoNotOptimize(out1);
+}
+
+struct Fixture {
+  std::unique_ptr<Poplar1> vdaf;
+  BitString alpha;
+  std::vector<uint8_t> nonce = std::vector<uint8_t>(16, 3);
+  poplar::ShardOutput shares;
+
+  explicit Fixture(size_t bits) : vdaf(*Poplar1::Create(bits)) {
+    std::mt19937_64 random(bits);
+    alpha = RandomString(random, bits);
+    std::vector<uint8_t> rand(Poplar1::kRandSize, 5);
+    shares = *vdaf->Shard(kCtx, alpha, nonce, rand);
+  }
+};
+
+void BM_Poplar1Shard(benchmark::State& state) {
+  Fixture fixture(static_cast<size_t>(state.range(0)));
+  std::vector<uint8_t> rand(Poplar1::kRandSize, 9);
+  for (auto _ : state) {
+    auto shares = fixture.vdaf->Shard(kCtx, fixture.alpha, fixture.nonce, rand);
+    benchmark::DoNotOptimize(shares);
+    rand[0]++;
+  }
+}
+BENCHMARK(BM_Poplar1Shard)->Arg(16)->Arg(256)->Unit(benchmark::kMicrosecond);
+
+// Decoding a report's shares (both aggregators): done once per report per walk.
+void BM_Poplar1PrepareReport(benchmark::State& state) {
+  Fixture fixture(256);
+  for (auto _ : state) {
+    TwoAggregatorReport report = Prepare(*fixture.vdaf, fixture.shares, fixture.nonce);
+    benchmark::DoNotOptimize(report);
+  }
+}
+BENCHMARK(BM_Poplar1PrepareReport)->Unit(benchmark::kMicrosecond);
+
+// One iteration verifies one report at one inner level (both aggregators),
+// walking down the levels; the walk restarts, untimed, at the leaf.
+void BM_Poplar1VerifyInnerLevel(benchmark::State& state) {
+  Fixture fixture(256);
+  const size_t width = static_cast<size_t>(state.range(0));
+  const auto params = WalkParams(*fixture.vdaf, fixture.alpha, width);
+  size_t first_full_level = 0;
+  while (static_cast<const poplar::Poplar1AggParam&>(*params[first_full_level]).prefixes.size() <
+         width) {
+    ++first_full_level;
+  }
+  TwoAggregatorReport report;
+  size_t level = 0;
+  auto restart = [&] {
+    report = Prepare(*fixture.vdaf, fixture.shares, fixture.nonce);
+    for (level = 0; level < first_full_level; ++level) VerifyBoth(*fixture.vdaf, *params[level], report);
+  };
+  restart();
+  TscCycles cycles;
+  for (auto _ : state) {
+    if (level + 1 == fixture.vdaf->bits()) {
+      cycles.Pause(state);
+      restart();
+      cycles.Resume(state);
+    }
+    VerifyBoth(*fixture.vdaf, *params[level], report);
+    ++level;
+  }
+  // Per aggregator: each does half of this work.
+  state.counters["candidates"] = static_cast<double>(width);
+  cycles.Report(state, 2.0 * static_cast<double>(width), "cycles_per_agg_candidate");
+}
+BENCHMARK(BM_Poplar1VerifyInnerLevel)->Arg(2)->Arg(16)->Arg(64)->Arg(256);
+
+// One iteration verifies one report at the leaf (both aggregators) from the
+// node states cached at level BITS - 2. Reports are walked there in batches,
+// untimed.
+void BM_Poplar1VerifyLeaf(benchmark::State& state) {
+  Fixture fixture(256);
+  const size_t width = static_cast<size_t>(state.range(0));
+  const auto params = WalkParams(*fixture.vdaf, fixture.alpha, width);
+  constexpr size_t kBatch = 8;
+  std::vector<TwoAggregatorReport> batch(kBatch);
+  size_t next = kBatch;
+  auto refill = [&] {
+    for (TwoAggregatorReport& report : batch) {
+      report = Prepare(*fixture.vdaf, fixture.shares, fixture.nonce);
+      for (size_t level = 0; level + 1 < fixture.vdaf->bits(); ++level) {
+        VerifyBoth(*fixture.vdaf, *params[level], report);
+      }
+    }
+    next = 0;
+  };
+  refill();
+  TscCycles cycles;
+  for (auto _ : state) {
+    if (next == kBatch) {
+      cycles.Pause(state);
+      refill();
+      cycles.Resume(state);
+    }
+    VerifyBoth(*fixture.vdaf, *params.back(), batch[next++]);
+  }
+  state.counters["candidates"] = static_cast<double>(width);
+  cycles.Report(state, 2.0 * static_cast<double>(width), "cycles_per_agg_candidate");
+}
+BENCHMARK(BM_Poplar1VerifyLeaf)->Arg(2)->Arg(16)->Arg(64)->Arg(256)->Unit(benchmark::kMicrosecond);
+
+// A whole walk of one report through every level with up to `width`
+// candidates per level, both aggregators, including decoding the shares.
+void BM_Poplar1WholeWalk(benchmark::State& state) {
+  Fixture fixture(static_cast<size_t>(state.range(0)));
+  const size_t width = static_cast<size_t>(state.range(1));
+  const auto params = WalkParams(*fixture.vdaf, fixture.alpha, width);
+  for (auto _ : state) {
+    TwoAggregatorReport report = Prepare(*fixture.vdaf, fixture.shares, fixture.nonce);
+    for (const auto& param : params) VerifyBoth(*fixture.vdaf, *param, report);
+  }
+}
+BENCHMARK(BM_Poplar1WholeWalk)->Args({16, 16})->Args({256, 16})->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace canopy::bench
