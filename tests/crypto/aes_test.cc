@@ -74,7 +74,7 @@ TEST_P(AesTest, CounterBlocksMatchHashBlocks) {
   FixedKeyAes128 aes(Key("00112233445566778899aabbccddeeff"), GetParam());
   std::mt19937_64 random(9);
   for (size_t blocks_per_seed : {1, 2, 3, 5}) {
-    for (size_t seed_count : {1, 2, 3, 4, 5, 8, 9, 31}) {
+    for (size_t seed_count : {1, 2, 3, 4, 5, 8, 9, 16, 17, 31, 64, 100}) {
       std::vector<uint8_t> seeds(16 * seed_count);
       for (uint8_t& byte : seeds) byte = static_cast<uint8_t>(random());
       std::vector<uint8_t> inputs;
@@ -96,6 +96,7 @@ TEST_P(AesTest, CounterBlocksMatchHashBlocks) {
 
 INSTANTIATE_TEST_SUITE_P(Implementations, AesTest,
                          ::testing::Values(FixedKeyAes128::Implementation::kAuto,
+                                           FixedKeyAes128::Implementation::kAesni,
                                            FixedKeyAes128::Implementation::kPortable));
 
 TEST(AesPaths, AesniAndPortableAgree) {
