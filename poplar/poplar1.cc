@@ -409,7 +409,12 @@ Result<VerifyTransition> Poplar1::VerifyInitAtLevel(std::span<const uint8_t> ver
   const size_t level = param.level;
 
   // The IDPF values (data, authenticator) at every candidate prefix.
-  std::vector<std::array<F, 2>> values(count);
+  // Per-thread scratch: a level's values and randomness are consumed here, so
+  // reusing the buffers saves two allocations per report and level.
+  thread_local std::vector<std::array<F, 2>> values;
+  thread_local std::vector<F> verify_rand;
+  values.resize(count);
+  verify_rand.resize(count);
   Result<void> evaluated;
   if constexpr (kLeaf) {
     evaluated = report.evaluator().EvaluateLeaf(*param.plan, values);
@@ -439,7 +444,6 @@ Result<VerifyTransition> Poplar1::VerifyInitAtLevel(std::span<const uint8_t> ver
   memory.push_back(big_ab[0]);
   memory.push_back(big_ab[1]);
   memory.push_back(F::FromUint64(static_cast<uint64_t>(report.agg_id())));
-  std::vector<F> verify_rand(count);
   verify_rand_xof.NextVec<F>(verify_rand);
   for (size_t i = 0; i < count; ++i) {
     const F r = verify_rand[i];
@@ -526,15 +530,19 @@ Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, VerifySta
     VerifyTransition transition;
     if (state.step == kStepEvaluateSketch) {
       if (memory.size() < 3) return MakeError(ErrorCode::kDecodeError, "malformed Poplar1 state");
-      Result<std::vector<F>> sketch = crypto::DecodeVec<F>(message);
-      if (!sketch) return std::unexpected(sketch.error());
-      if (sketch->size() != 3) {
+      if (message.size() != 3 * F::kEncodedSize) {
         return MakeError(ErrorCode::kVerifyFailed,
                          "Poplar1 round-1 verifier message must have 3 elements");
       }
-      const F& s0 = (*sketch)[0];
+      std::array<F, 3> sketch;
+      for (size_t i = 0; i < 3; ++i) {
+        Result<F> element = F::Decode(message.subspan(i * F::kEncodedSize, F::kEncodedSize));
+        if (!element) return std::unexpected(element.error());
+        sketch[i] = *element;
+      }
+      const F& s0 = sketch[0];
       const F big_a = memory[0], big_b = memory[1], agg_id = memory[2];
-      const F share = agg_id * (s0 * s0 - (*sketch)[1] - (*sketch)[2]) + big_a * s0 + big_b;
+      const F share = agg_id * (s0 * s0 - sketch[1] - sketch[2]) + big_a * s0 + big_b;
       memory.erase(memory.begin(), memory.begin() + 3);  // Keep only the output share.
       transition.state = std::move(state);
       transition.state.step = kStepRevealSketch;
