@@ -332,7 +332,9 @@ Result<std::shared_ptr<const AggregationParameter>> Poplar1::DecodeAggParam(
 }
 
 std::vector<uint8_t> Poplar1::EncodeAggParam(const AggregationParameter& agg_param) const {
-  const Poplar1AggParam& param = *AsPoplar1(agg_param);
+  const Poplar1AggParam* decoded = AsPoplar1(agg_param);
+  if (decoded == nullptr) return {};  // Not a Poplar1 parameter: nothing to encode.
+  const Poplar1AggParam& param = *decoded;
   std::vector<uint8_t> out = {static_cast<uint8_t>(param.level >> 8),
                               static_cast<uint8_t>(param.level)};
   const uint64_t count = param.prefixes.size();
@@ -567,9 +569,10 @@ Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, VerifySta
 // ---- Aggregation ----------------------------------------------------------------
 
 FieldVector Poplar1::AggregateInit(const AggregationParameter& agg_param) const {
-  const Poplar1AggParam& param = *AsPoplar1(agg_param);
-  if (IsLeaf(param.level)) return std::vector<Field255>(param.prefixes.size());
-  return std::vector<Field64>(param.prefixes.size());
+  const Poplar1AggParam* param = AsPoplar1(agg_param);
+  if (param == nullptr) return std::vector<Field64>();
+  if (IsLeaf(param->level)) return std::vector<Field255>(param->prefixes.size());
+  return std::vector<Field64>(param->prefixes.size());
 }
 
 Result<FieldVector> Poplar1::DecodeAggShare(const AggregationParameter& agg_param,

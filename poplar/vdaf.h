@@ -52,8 +52,9 @@ size_t FieldVectorSize(const FieldVector& vector);
 // The draft's encoding of a FieldVector: its elements, concatenated.
 std::vector<uint8_t> EncodeFieldVector(const FieldVector& vector);
 
-// Adds `addend` into `sum` element-wise. Errors (kInvalidArgument): different
-// fields or lengths.
+// Adds `addend` into `sum` element-wise: the draft's agg_update (adding an
+// output share) and merge (adding aggregate shares). Errors
+// (kInvalidArgument): different fields or lengths.
 Result<void> AddFieldVector(FieldVector& sum, const FieldVector& addend);
 
 // The aggregate result: one integer per output element. Values are below
