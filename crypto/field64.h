@@ -103,6 +103,24 @@ class Field64 {
   // The multiplicative inverse (Fermat: x^(p-2)); the inverse of 0 is 0.
   constexpr Field64 Inverse() const { return Pow(kModulus - 2); }
 
+  // A primitive 2^log2_n-th root of unity, generator^(2^(32 - log2_n)) (the
+  // draft's nth_root), for log2_n in [0, 32], as Field128::RootOfUnityLog2
+  // gives it for Field128. Out of range it returns zero, which is no root of
+  // unity. Costs 32 - log2_n squarings: callers on hot paths keep the result.
+  static constexpr Field64 RootOfUnityLog2(int log2_n) {
+    if (log2_n < 0 || log2_n > 32) return Zero();
+    Field64 root = FromReduced(kGenerator);
+    for (int i = log2_n; i < 32; ++i) root *= root;
+    return root;
+  }
+
+  // A primitive n-th root of unity for a power of two n <= kGenOrder; zero
+  // for any other n.
+  static constexpr Field64 NthRootOfUnity(uint64_t n) {
+    if (n == 0 || (n & (n - 1)) != 0 || n > kGenOrder) return Zero();
+    return RootOfUnityLog2(__builtin_ctzll(n));
+  }
+
  private:
   static constexpr uint64_t kEpsilon = 0xffffffffULL;  // 2^64 mod p
 

@@ -91,7 +91,7 @@ Result<VerifyState> DecodeVerifyState(std::span<const uint8_t> encoded) {
   uint64_t step, level, agg_id, field, count, seed_length;
   if (!ReadBigEndian(encoded, offset, 1, step) || !ReadBigEndian(encoded, offset, 4, level) ||
       !ReadBigEndian(encoded, offset, 1, agg_id) || !ReadBigEndian(encoded, offset, 1, field) ||
-      !ReadBigEndian(encoded, offset, 4, count) || agg_id > 1 || field > 2) {
+      !ReadBigEndian(encoded, offset, 4, count) || agg_id > 254 || field > 2) {
     return malformed();
   }
   state.step = static_cast<uint8_t>(step);

@@ -8,10 +8,11 @@
 // typed form here, so that the aggregator can keep it in memory or encode it
 // for its datastore.
 //
-// Flow for one report at one aggregator (two aggregators, as DAP runs it):
+// Flow for one report at one aggregator (DAP runs two aggregators; Prio3
+// allows up to 255, and the interface takes shares() of them throughout):
 //   PrepareReport           decode the public share and this aggregator's input share
 //   VerifyInit              -> state, verifier share (round 0)
-//   VerifierSharesToMessage (leader, with both shares) -> verifier message
+//   VerifierSharesToMessage (leader, with every aggregator's share) -> verifier message
 //   VerifyNext              -> state and next verifier share, or the output share
 //   ... ROUNDS rounds in all; then Aggregate the output shares, Unshard at the collector.
 #ifndef CANOPY_POPLAR_VDAF_H_
@@ -87,7 +88,7 @@ class PreparedReport {
 };
 
 // The verification state an aggregator keeps between rounds. `step` and
-// `level` are VDAF-specific; `memory` holds the field elements (for Poplar1
+// `level` are VDAF-specific (Prio3 leaves level at 0); `memory` holds the field elements (for Poplar1
 // the sketch correlation and the output share); `seed` holds any bytes (for
 // Prio3 the corrected joint-randomness seed).
 struct VerifyState {
@@ -112,7 +113,7 @@ struct VerifyTransition {
   FieldVector out_share;                // When finished.
 };
 
-// A VDAF with two aggregators.
+// A VDAF: Poplar1 (two aggregators) or Prio3 (two to 255).
 class Vdaf {
  public:
   virtual ~Vdaf() = default;
@@ -160,8 +161,8 @@ class Vdaf {
                                               const AggregationParameter& agg_param,
                                               PreparedReport& report) const = 0;
 
-  // The draft's verifier_shares_to_message over both aggregators' encoded
-  // shares; returns the encoded message (empty for "none"). Errors
+  // The draft's verifier_shares_to_message over every aggregator's encoded
+  // share; returns the encoded message (empty for "none"). Errors
   // (kVerifyFailed): the report is invalid; (kDecodeError): malformed shares.
   virtual Result<std::vector<uint8_t>> VerifierSharesToMessage(
       std::span<const uint8_t> ctx, const AggregationParameter& agg_param,

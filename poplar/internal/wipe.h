@@ -1,0 +1,34 @@
+// Scope guards that wipe vectors of secrets (field elements, seeds) when they
+// go out of scope, on every return path.
+#ifndef CANOPY_POPLAR_INTERNAL_WIPE_H_
+#define CANOPY_POPLAR_INTERNAL_WIPE_H_
+
+#include <vector>
+
+#include "crypto/secure_wipe.h"
+
+namespace canopy::poplar::internal {
+
+// Wipes the elements of a vector of trivially copyable values.
+template <typename T>
+void WipeVector(std::vector<T>& values) {
+  crypto::SecureWipe(values.data(), values.size() * sizeof(T));
+}
+
+// Wipes `values` when the guard is destroyed. The vector must outlive the
+// guard; a vector moved from in between is simply empty.
+template <typename T>
+class WipeOnExit {
+ public:
+  explicit WipeOnExit(std::vector<T>& values) : values_(values) {}
+  ~WipeOnExit() { WipeVector(values_); }
+  WipeOnExit(const WipeOnExit&) = delete;
+  WipeOnExit& operator=(const WipeOnExit&) = delete;
+
+ private:
+  std::vector<T>& values_;
+};
+
+}  // namespace canopy::poplar::internal
+
+#endif  // CANOPY_POPLAR_INTERNAL_WIPE_H_
