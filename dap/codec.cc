@@ -5,7 +5,13 @@
 namespace canopy::dap {
 
 void Writer::BigEndian(uint64_t value, size_t bytes) {
-  for (size_t i = 0; i < bytes; ++i) bytes_.push_back(static_cast<uint8_t>(value >> (8 * (bytes - 1 - i))));
+  if (counting_) {
+    counted_ += bytes;
+    return;
+  }
+  uint8_t buffer[8];
+  for (size_t i = 0; i < bytes; ++i) buffer[i] = static_cast<uint8_t>(value >> (8 * (bytes - 1 - i)));
+  bytes_.insert(bytes_.end(), buffer, buffer + bytes);
 }
 
 void Writer::Fail(const char* what, uint64_t length, uint64_t min, uint64_t max) {
@@ -23,15 +29,20 @@ void Writer::Opaque(std::span<const uint8_t> bytes, size_t prefix_bytes, uint64_
 }
 
 size_t Writer::BeginVector(size_t prefix_bytes) {
-  size_t start = bytes_.size();
-  bytes_.resize(start + prefix_bytes);
+  const size_t start = size();
+  if (counting_) {
+    counted_ += prefix_bytes;
+  } else {
+    bytes_.resize(start + prefix_bytes);
+  }
   return start;
 }
 
 void Writer::EndVector(size_t start, size_t prefix_bytes, uint64_t min, uint64_t max,
                        const char* what) {
-  const uint64_t length = bytes_.size() - start - prefix_bytes;
+  const uint64_t length = size() - start - prefix_bytes;
   if (length < min || length > max) Fail(what, length, min, max);
+  if (counting_) return;
   for (size_t i = 0; i < prefix_bytes; ++i) {
     bytes_[start + i] = static_cast<uint8_t>(length >> (8 * (prefix_bytes - 1 - i)));
   }

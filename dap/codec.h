@@ -22,11 +22,36 @@ namespace canopy::dap {
 // maximum marks the writer failed (the message cannot be encoded).
 class Writer {
  public:
-  void U8(uint8_t value) { bytes_.push_back(value); }
+  // A writer that only counts the bytes it would write, so that a second,
+  // real pass can allocate the whole encoding at once (growing a multi-megabyte
+  // vector step by step costs more in page faults than the encoding itself).
+  static Writer Counting() {
+    Writer writer;
+    writer.counting_ = true;
+    return writer;
+  }
+
+  void Reserve(size_t bytes) { bytes_.reserve(bytes); }
+  // The bytes written (or counted) so far.
+  size_t size() const { return counting_ ? counted_ : bytes_.size(); }
+
+  void U8(uint8_t value) {
+    if (counting_) {
+      ++counted_;
+      return;
+    }
+    bytes_.push_back(value);
+  }
   void U16(uint16_t value) { BigEndian(value, 2); }
   void U32(uint32_t value) { BigEndian(value, 4); }
   void U64(uint64_t value) { BigEndian(value, 8); }
-  void Fixed(std::span<const uint8_t> bytes) { bytes_.insert(bytes_.end(), bytes.begin(), bytes.end()); }
+  void Fixed(std::span<const uint8_t> bytes) {
+    if (counting_) {
+      counted_ += bytes.size();
+      return;
+    }
+    bytes_.insert(bytes_.end(), bytes.begin(), bytes.end());
+  }
 
   // opaque data<min..max> with a `prefix_bytes`-byte length (1, 2 or 4).
   void Opaque(std::span<const uint8_t> bytes, size_t prefix_bytes, uint64_t min, uint64_t max,
@@ -47,6 +72,8 @@ class Writer {
 
   std::vector<uint8_t> bytes_;
   std::string error_;
+  bool counting_ = false;
+  size_t counted_ = 0;
 };
 
 // Reads encodings from a byte span.

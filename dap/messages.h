@@ -303,7 +303,10 @@ CANOPY_DAP_MESSAGE(PingPongMessage)
 // The whole-message encoding of `message`.
 template <typename M>
 Result<std::vector<uint8_t>> Encode(const M& message) {
+  Writer counter = Writer::Counting();
+  Write(counter, message);
   Writer writer;
+  writer.Reserve(counter.size());
   Write(writer, message);
   return std::move(writer).Finish();
 }
