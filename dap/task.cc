@@ -1,5 +1,6 @@
 #include "dap/task.h"
 
+#include <cstdint>
 #include <string>
 
 #include "poplar/poplar1.h"
@@ -198,6 +199,47 @@ std::optional<ReportError> CheckReportTime(const TaskConfiguration& configuratio
     if (before || after) return ReportError::kReportDropped;
   }
   return std::nullopt;
+}
+
+Result<void> CheckQuery(const TaskConfiguration& configuration, const Query& query) {
+  if (query.batch_mode != configuration.batch_mode) {
+    return MakeError(ErrorCode::kDecodeError, "the query's batch mode is not the task's");
+  }
+  if (query.batch_mode == BatchMode::kLeaderSelected) {
+    if (!query.config.empty()) {
+      return MakeError(ErrorCode::kDecodeError, "a leader_selected query has no configuration");
+    }
+    return {};
+  }
+  Result<Interval> interval = BatchIntervalOf(query);
+  if (!interval) return std::unexpected(interval.error());
+  if (interval->duration == 0) {
+    return MakeError(ErrorCode::kInvalidArgument, "the batch interval is empty");
+  }
+  if (interval->start > UINT64_MAX - interval->duration) {
+    return MakeError(ErrorCode::kInvalidArgument, "the batch interval overflows");
+  }
+  return {};
+}
+
+Result<void> CheckBatchSelector(const TaskConfiguration& configuration, const Query& query,
+                                const BatchSelector& selector) {
+  if (Result<void> checked = CheckQuery(configuration, query); !checked) return checked;
+  if (selector.batch_mode != configuration.batch_mode) {
+    return MakeError(ErrorCode::kDecodeError, "the batch selector's mode is not the task's");
+  }
+  if (selector.batch_mode == BatchMode::kLeaderSelected) {
+    Result<BatchId> id = BatchIdOf(selector);
+    if (!id) return std::unexpected(id.error());
+    return {};
+  }
+  Result<Interval> selected = BatchIntervalOf(selector);
+  if (!selected) return std::unexpected(selected.error());
+  if (*selected != *BatchIntervalOf(query)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "the batch selector's interval is not the query's");
+  }
+  return {};
 }
 
 }  // namespace canopy::dap

@@ -83,6 +83,21 @@ std::optional<ReportError> CheckReportTime(const TaskConfiguration& configuratio
                                            uint64_t now_seconds,
                                            uint64_t tolerable_clock_skew_seconds);
 
+// The batch-mode checks of a collector's query (DAP-19, "Batch Modes"): the
+// query's mode must be the task's; a time_interval query must hold exactly
+// one Interval with a duration of at least one time_precision unit that does
+// not overflow; a leader_selected query must have an empty configuration.
+// Errors: kDecodeError (answer invalidMessage) for a malformed or mismatched
+// query, kInvalidArgument (answer batchInvalid) for an empty or overflowing
+// interval.
+Result<void> CheckQuery(const TaskConfiguration& configuration, const Query& query);
+
+// The batch-selector checks of an aggregate-share request: its mode must be
+// the task's; a time_interval selector must hold the query's interval; a
+// leader_selected selector must hold a BatchID. Errors as CheckQuery.
+Result<void> CheckBatchSelector(const TaskConfiguration& configuration, const Query& query,
+                                const BatchSelector& selector);
+
 }  // namespace canopy::dap
 
 #endif  // CANOPY_DAP_TASK_H_

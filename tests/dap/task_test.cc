@@ -98,5 +98,30 @@ TEST(Task, ReportTimeChecks) {
   EXPECT_EQ(CheckReportTime(task, rules, 1100, later, 0), ReportError::kReportDropped);
 }
 
+TEST(Task, QueryAndBatchSelectorChecks) {
+  TaskConfiguration time_task = Poplar1Task(8);
+  EXPECT_TRUE(CheckQuery(time_task, TimeIntervalQuery({100, 5})));
+  EXPECT_FALSE(CheckQuery(time_task, TimeIntervalQuery({100, 0})));       // Empty.
+  EXPECT_FALSE(CheckQuery(time_task, TimeIntervalQuery({UINT64_MAX, 2})));  // Overflow.
+  EXPECT_FALSE(CheckQuery(time_task, LeaderSelectedQuery()));              // Wrong mode.
+  Query truncated = TimeIntervalQuery({100, 5});
+  truncated.config.pop_back();
+  EXPECT_EQ(CheckQuery(time_task, truncated).error().code(), ErrorCode::kDecodeError);
+  EXPECT_TRUE(CheckBatchSelector(time_task, TimeIntervalQuery({100, 5}), TimeIntervalQuery({100, 5})));
+  EXPECT_FALSE(CheckBatchSelector(time_task, TimeIntervalQuery({100, 5}), TimeIntervalQuery({100, 6})));
+
+  TaskConfiguration leader_task = Poplar1Task(8);
+  leader_task.batch_mode = BatchMode::kLeaderSelected;
+  EXPECT_TRUE(CheckQuery(leader_task, LeaderSelectedQuery()));
+  Query with_config = LeaderSelectedQuery();
+  with_config.config = {1};
+  EXPECT_FALSE(CheckQuery(leader_task, with_config));
+  BatchId id{};
+  EXPECT_TRUE(CheckBatchSelector(leader_task, LeaderSelectedQuery(), LeaderSelectedBatchSelector(id)));
+  BatchSelector short_id = LeaderSelectedBatchSelector(id);
+  short_id.config.pop_back();
+  EXPECT_FALSE(CheckBatchSelector(leader_task, LeaderSelectedQuery(), short_id));
+}
+
 }  // namespace
 }  // namespace canopy::dap
