@@ -53,8 +53,7 @@ void BM_FixedKeyAesHashBatched(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * count));
   cycles.Report(state, static_cast<double>(count), "cycles_per_block");
 }
-BENCHMARK(BM_FixedKeyAesHashBatched)
-    ->ArgsProduct({{0, 1}, {8, 64, 256}});
+BENCHMARK(BM_FixedKeyAesHashBatched)->ArgsProduct({{0, 1}, {8, 64, 256}});
 
 // Key derivation (TurboSHAKE128) plus AES key expansion: paid once per report
 // and usage when cached, once per node when not.

@@ -49,7 +49,8 @@ Fixture& SharedFixture() {
 
 idpf::BitString Measurement(uint64_t seed) {
   idpf::BitString string;
-  for (int i = 0; i < 256; ++i) string = string.Extended(((seed * 0x9e3779b97f4a7c15ULL) >> (i % 64)) & 1);
+  for (int i = 0; i < 256; ++i)
+    string = string.Extended(((seed * 0x9e3779b97f4a7c15ULL) >> (i % 64)) & 1);
   return string;
 }
 

@@ -51,7 +51,8 @@ std::vector<std::shared_ptr<const AggregationParameter>> WalkParams(const Poplar
       }
       candidates.assign(next.begin(), next.end());
     }
-    params.push_back(*vdaf.MakeAggParam(level, candidates, params.empty() ? nullptr : params.back().get()));
+    params.push_back(
+        *vdaf.MakeAggParam(level, candidates, params.empty() ? nullptr : params.back().get()));
   }
   return params;
 }
@@ -72,7 +73,8 @@ TwoAggregatorReport Prepare(const Poplar1& vdaf, const poplar::ShardOutput& shar
 }
 
 // Both aggregators' verification of one report at one level.
-void VerifyBoth(const Poplar1& vdaf, const AggregationParameter& param, TwoAggregatorReport& report) {
+void VerifyBoth(const Poplar1& vdaf, const AggregationParameter& param,
+                TwoAggregatorReport& report) {
   auto init0 = vdaf.VerifyInit(kVerifyKey, kCtx, param, *report.prepared[0]);
   auto init1 = vdaf.VerifyInit(kVerifyKey, kCtx, param, *report.prepared[1]);
   std::vector<uint8_t> round0[2] = {init0->verifier_share, init1->verifier_share};
@@ -137,7 +139,8 @@ void BM_Poplar1VerifyInnerLevel(benchmark::State& state) {
   size_t level = 0;
   auto restart = [&] {
     report = Prepare(*fixture.vdaf, fixture.shares, fixture.nonce);
-    for (level = 0; level < first_full_level; ++level) VerifyBoth(*fixture.vdaf, *params[level], report);
+    for (level = 0; level < first_full_level; ++level)
+      VerifyBoth(*fixture.vdaf, *params[level], report);
   };
   restart();
   TscCycles cycles;

@@ -82,10 +82,12 @@ int main(int argc, char** argv) {
     if (!report.description.empty()) std::cout << "  " << report.description;
     std::cout << "  (" << report.checks << " checks)\n";
     if (!report.error.empty()) std::cout << "    " << report.error << "\n";
-    const size_t shown = verbose ? report.mismatches.size() : std::min<size_t>(report.mismatches.size(), 10);
+    const size_t shown =
+        verbose ? report.mismatches.size() : std::min<size_t>(report.mismatches.size(), 10);
     for (size_t i = 0; i < shown; ++i) std::cout << "    " << report.mismatches[i] << "\n";
     if (shown < report.mismatches.size()) {
-      std::cout << "    ... and " << report.mismatches.size() - shown << " more (--verbose shows all)\n";
+      std::cout << "    ... and " << report.mismatches.size() - shown
+                << " more (--verbose shows all)\n";
     }
     if (report.status == VectorReport::Status::kPassed) {
       ++passed;

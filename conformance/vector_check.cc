@@ -81,7 +81,8 @@ class Reader {
     const json::value* field = Field(object, key);
     if (field == nullptr) return 0;
     if (field->is_uint64()) return field->as_uint64();
-    if (field->is_int64() && field->as_int64() >= 0) return static_cast<uint64_t>(field->as_int64());
+    if (field->is_int64() && field->as_int64() >= 0)
+      return static_cast<uint64_t>(field->as_int64());
     Fail("\"" + std::string(key) + "\" is not a non-negative integer");
     return 0;
   }
@@ -117,13 +118,16 @@ class Checker {
   void Equal(const std::string& what, std::span<const uint8_t> actual,
              std::span<const uint8_t> expected) {
     ++report_.checks;
-    if (actual.size() != expected.size() || !std::equal(actual.begin(), actual.end(), expected.begin())) {
-      report_.mismatches.push_back(what + ": got " + ToHex(actual) + ", expected " + ToHex(expected));
+    if (actual.size() != expected.size() ||
+        !std::equal(actual.begin(), actual.end(), expected.begin())) {
+      report_.mismatches.push_back(what + ": got " + ToHex(actual) + ", expected " +
+                                   ToHex(expected));
     }
   }
   void Succeeded(const std::string& what, bool succeeded, bool expected, const std::string& error) {
     ++report_.checks;
-    if (succeeded && !expected) report_.mismatches.push_back(what + ": succeeded, expected a refusal");
+    if (succeeded && !expected)
+      report_.mismatches.push_back(what + ": succeeded, expected a refusal");
     if (!succeeded && expected) report_.mismatches.push_back(what + ": refused: " + error);
   }
   void Text(const std::string& what, const std::string& actual, const std::string& expected) {
@@ -155,7 +159,8 @@ Result<std::unique_ptr<poplar::Vdaf>> MakeVdaf(std::string_view kind, const json
   if (kind.starts_with("Prio3")) {
     const size_t shares = reader.Uint(vector, "shares");
     if (kind == "Prio3Count") return prio3(Prio3::Count(shares));
-    if (kind == "Prio3Sum") return prio3(Prio3::Sum(reader.Uint(vector, "max_measurement"), shares));
+    if (kind == "Prio3Sum")
+      return prio3(Prio3::Sum(reader.Uint(vector, "max_measurement"), shares));
     if (kind == "Prio3SumVec") {
       return prio3(Prio3::SumVec(reader.Uint(vector, "length"),
                                  reader.Uint(vector, "max_measurement"),
@@ -212,7 +217,8 @@ std::optional<poplar::Measurement> ParseMeasurement(std::string_view kind,
       if (value.is_bool()) {
         out.push_back(value.as_bool() ? 1 : 0);
       } else if (value.is_uint64() || (value.is_int64() && value.as_int64() >= 0)) {
-        out.push_back(value.is_uint64() ? value.as_uint64() : static_cast<uint64_t>(value.as_int64()));
+        out.push_back(value.is_uint64() ? value.as_uint64()
+                                        : static_cast<uint64_t>(value.as_int64()));
       } else {
         reader.Fail("a measurement element is not a non-negative integer");
         return std::nullopt;
@@ -342,7 +348,8 @@ void CheckVdafVector(std::string_view kind, const json::value& vector, Reader& r
         bool scalar = false;
         std::optional<std::string> expected_text =
             expected != nullptr ? ExpectedResultText(*expected, scalar) : std::nullopt;
-        if (result && expected_text) check.Text("unshard", ResultText(*result, scalar), *expected_text);
+        if (result && expected_text)
+          check.Text("unshard", ResultText(*result, scalar), *expected_text);
         if (result && !expected_text) reader.Fail("\"agg_result\" is not a number or an array");
       }
       continue;
@@ -390,10 +397,10 @@ void CheckVdafVector(std::string_view kind, const json::value& vector, Reader& r
       if (!transition) continue;
       run[agg].prepared = std::move(*prepared);
       const json::value* round_shares = reader.Element(entry, "verifier_shares", 0);
-      const json::value* expected =
-          round_shares != nullptr && round_shares->is_array() && agg < round_shares->as_array().size()
-              ? &round_shares->as_array()[agg]
-              : nullptr;
+      const json::value* expected = round_shares != nullptr && round_shares->is_array() &&
+                                            agg < round_shares->as_array().size()
+                                        ? &round_shares->as_array()[agg]
+                                        : nullptr;
       if (expected == nullptr) {
         reader.Fail("missing verifier_shares[0]");
         break;
@@ -474,7 +481,8 @@ void CheckXofVector(std::string_view kind, const json::value& vector, Reader& re
   if (kind == "XofTurboShake128") {
     report.description = "XofTurboShake128";
     check.Equal("derive_seed", crypto::XofTurboShake128::DeriveSeed(seed, dst, binder), derived);
-    auto values = crypto::XofTurboShake128::ExpandIntoVec<crypto::Field128>(seed, dst, binder, length);
+    auto values =
+        crypto::XofTurboShake128::ExpandIntoVec<crypto::Field128>(seed, dst, binder, length);
     check.Equal("expand_into_vec", crypto::EncodeVec<crypto::Field128>(values), expanded);
     return;
   }
@@ -484,7 +492,8 @@ void CheckXofVector(std::string_view kind, const json::value& vector, Reader& re
     return;
   }
   std::span<const uint8_t, 16> fixed_seed(seed.data(), 16);
-  check.Equal("derive_seed", crypto::XofFixedKeyAes128::DeriveSeed(fixed_seed, dst, binder), derived);
+  check.Equal("derive_seed", crypto::XofFixedKeyAes128::DeriveSeed(fixed_seed, dst, binder),
+              derived);
   auto values =
       crypto::XofFixedKeyAes128::ExpandIntoVec<crypto::Field128>(fixed_seed, dst, binder, length);
   check.Equal("expand_into_vec", crypto::EncodeVec<crypto::Field128>(values), expanded);
@@ -524,8 +533,10 @@ void CheckIdpfVector(const json::value& vector, Reader& reader, VectorReport& re
   std::vector<idpf::InnerValue> beta_inner;
   for (const json::value& pair : *beta_inner_json) {
     const json::array* values = pair.if_array();
-    std::optional<uint64_t> a = values && values->size() == 2 ? DecimalField((*values)[0]) : std::nullopt;
-    std::optional<uint64_t> b = values && values->size() == 2 ? DecimalField((*values)[1]) : std::nullopt;
+    std::optional<uint64_t> a =
+        values && values->size() == 2 ? DecimalField((*values)[0]) : std::nullopt;
+    std::optional<uint64_t> b =
+        values && values->size() == 2 ? DecimalField((*values)[1]) : std::nullopt;
     if (!a || !b) {
       reader.Fail("beta_inner holds values Canopy cannot read (pairs of decimal strings)");
       return;
@@ -550,8 +561,9 @@ void CheckIdpfVector(const json::value& vector, Reader& reader, VectorReport& re
     reader.Fail("IDPF keys must be 16 bytes each");
     return;
   }
-  auto generated = idpf->Gen(alpha, beta_inner, beta_leaf, ctx, idpf::Nonce(nonce.data(), 16),
-                             std::span<const uint8_t, idpf::kRandSize>(rand.data(), idpf::kRandSize));
+  auto generated =
+      idpf->Gen(alpha, beta_inner, beta_leaf, ctx, idpf::Nonce(nonce.data(), 16),
+                std::span<const uint8_t, idpf::kRandSize>(rand.data(), idpf::kRandSize));
   check.Succeeded("gen", generated.has_value(), true, generated ? "" : generated.error().message());
   if (!generated) return;
   check.Equal("gen: public_share", idpf->EncodePublicShare(generated->public_share), public_share);

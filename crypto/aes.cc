@@ -131,8 +131,7 @@ CANOPY_AESNI void AesniCounterRun(const __m128i* keys, const uint8_t* seeds, siz
 }
 
 CANOPY_AESNI void AesniHashCounterBlocks(const uint8_t* round_keys, const uint8_t* seeds,
-                                         size_t seed_count, size_t blocks_per_seed,
-                                         uint8_t* out);
+                                         size_t seed_count, size_t blocks_per_seed, uint8_t* out);
 
 // ---- VAES path (AVX2 registers: two blocks per instruction) ----------------
 
@@ -190,7 +189,8 @@ CANOPY_VAES bool VaesHashCounterBlocks(const uint8_t* round_keys, const uint8_t*
     // Two consecutive seeds per register, counter 0 for both.
     for (; block + 2 * kRegisters <= total; block += 2 * kRegisters) {
       for (size_t i = 0; i < kRegisters; ++i) {
-        inputs[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(seeds + 16 * (block + 2 * i)));
+        inputs[i] =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(seeds + 16 * (block + 2 * i)));
       }
       VaesHashPairs<kRegisters>(keys, inputs, out + 16 * block);
     }
@@ -207,8 +207,7 @@ CANOPY_VAES bool VaesHashCounterBlocks(const uint8_t* round_keys, const uint8_t*
 // Hashes seed XOR le128(j) for every seed and j < blocks_per_seed, eight
 // blocks in flight at a time.
 CANOPY_AESNI void AesniHashCounterBlocks(const uint8_t* round_keys, const uint8_t* seeds,
-                                         size_t seed_count, size_t blocks_per_seed,
-                                         uint8_t* out) {
+                                         size_t seed_count, size_t blocks_per_seed, uint8_t* out) {
   __m128i keys[11];
   for (int i = 0; i < 11; ++i) {
     keys[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(round_keys + 16 * i));
@@ -338,7 +337,8 @@ void FixedKeyAes128::EncryptBlocks(const uint8_t* in, uint8_t* out, size_t count
 
 void FixedKeyAes128::HashCounterBlocks(const uint8_t* seeds, size_t seed_count,
                                        size_t blocks_per_seed, uint8_t* out) const {
-  if (use_vaes_ && VaesHashCounterBlocks(round_keys_.data(), seeds, seed_count, blocks_per_seed, out)) {
+  if (use_vaes_ &&
+      VaesHashCounterBlocks(round_keys_.data(), seeds, seed_count, blocks_per_seed, out)) {
     return;
   }
   if (use_aesni_) {

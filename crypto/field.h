@@ -28,10 +28,10 @@ concept Field = requires(F a, F b, const uint8_t* bytes, uint8_t* out, uint64_t 
   { F::FromUint64(small) } -> std::same_as<F>;
   { F::FromSampledBytes(bytes, &a) } -> std::same_as<bool>;
   { F::Decode(std::span<const uint8_t>()) } -> std::same_as<Result<F>>;
-  { a.Encode(out) };
+  {a.Encode(out)};
   { a + b } -> std::same_as<F>;
   { a - b } -> std::same_as<F>;
-  { a * b } -> std::same_as<F>;
+  { a* b } -> std::same_as<F>;
   { -a } -> std::same_as<F>;
   { a == b } -> std::same_as<bool>;
   { a.Inverse() } -> std::same_as<F>;

@@ -5,7 +5,6 @@
 
 #include <climits>
 
-
 namespace canopy::crypto {
 
 Result<void> RandomBytes(std::span<uint8_t> out) {

@@ -38,7 +38,7 @@ XofTurboShake128::XofTurboShake128(std::span<const uint8_t> seed, std::span<cons
 }
 
 TurboShake128 XofTurboShake128::AbsorbSeedAndDst(std::span<const uint8_t> seed,
-                                                std::span<const uint8_t> dst) {
+                                                 std::span<const uint8_t> dst) {
   XofTurboShake128 xof(seed, dst, std::span<const uint8_t>());
   return xof.sponge_;
 }
@@ -82,8 +82,7 @@ XofFixedKeyAes128::XofFixedKeyAes128(const FixedKeyAes128& cipher,
 }
 
 XofFixedKeyAes128::XofFixedKeyAes128(std::span<const uint8_t, kSeedSize> seed,
-                                     std::span<const uint8_t> dst,
-                                     std::span<const uint8_t> binder)
+                                     std::span<const uint8_t> dst, std::span<const uint8_t> binder)
     : cipher_(nullptr) {
   owned_cipher_ = new FixedKeyAes128(DeriveFixedKey(dst, binder));
   cipher_ = owned_cipher_;

@@ -147,8 +147,8 @@ class XofFixedKeyAes128 : public XofBase<XofFixedKeyAes128> {
   // The draft's expand_into_vec.
   template <Field F>
   static std::vector<F> ExpandIntoVec(std::span<const uint8_t, kSeedSize> seed,
-                                      std::span<const uint8_t> dst,
-                                      std::span<const uint8_t> binder, size_t length) {
+                                      std::span<const uint8_t> dst, std::span<const uint8_t> binder,
+                                      size_t length) {
     XofFixedKeyAes128 xof(seed, dst, binder);
     return xof.NextVec<F>(length);
   }

@@ -10,7 +10,8 @@ void Writer::BigEndian(uint64_t value, size_t bytes) {
     return;
   }
   uint8_t buffer[8];
-  for (size_t i = 0; i < bytes; ++i) buffer[i] = static_cast<uint8_t>(value >> (8 * (bytes - 1 - i)));
+  for (size_t i = 0; i < bytes; ++i)
+    buffer[i] = static_cast<uint8_t>(value >> (8 * (bytes - 1 - i)));
   bytes_.insert(bytes_.end(), buffer, buffer + bytes);
 }
 
@@ -21,8 +22,8 @@ void Writer::Fail(const char* what, uint64_t length, uint64_t min, uint64_t max)
   }
 }
 
-void Writer::Opaque(std::span<const uint8_t> bytes, size_t prefix_bytes, uint64_t min,
-                    uint64_t max, const char* what) {
+void Writer::Opaque(std::span<const uint8_t> bytes, size_t prefix_bytes, uint64_t min, uint64_t max,
+                    const char* what) {
   if (bytes.size() < min || bytes.size() > max) Fail(what, bytes.size(), min, max);
   BigEndian(bytes.size(), prefix_bytes);
   Fixed(bytes);
@@ -61,8 +62,8 @@ bool Reader::Fail(const std::string& what) {
 bool Reader::Take(size_t count, const uint8_t*& data, const char* what) {
   if (!error_.empty()) return false;
   if (count > remaining()) {
-    return Fail(std::string(what) + " is truncated (needs " + std::to_string(count) +
-                " bytes, " + std::to_string(remaining()) + " left)");
+    return Fail(std::string(what) + " is truncated (needs " + std::to_string(count) + " bytes, " +
+                std::to_string(remaining()) + " left)");
   }
   data = input_.data() + offset_;
   offset_ += count;

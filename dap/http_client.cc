@@ -7,15 +7,6 @@
 #include "dap/http_client.h"
 
 #include <algorithm>
-#include <cctype>
-#include <charconv>
-#include <exception>
-#include <map>
-#include <mutex>
-#include <random>
-#include <thread>
-#include <utility>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -28,6 +19,14 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/vector_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <cctype>
+#include <charconv>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <utility>
 
 #include "dap/problem.h"
 
@@ -54,9 +53,8 @@ bool AllVisibleAscii(std::string_view text) {
 
 // Header values additionally allow spaces and tabs, never CR, LF or NUL.
 bool IsHeaderValue(std::string_view text) {
-  return std::all_of(text.begin(), text.end(), [](char c) {
-    return c == ' ' || c == '\t' || (c > 0x20 && c < 0x7f);
-  });
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return c == ' ' || c == '\t' || (c > 0x20 && c < 0x7f); });
 }
 
 std::string ToLower(std::string_view text) {
@@ -118,8 +116,7 @@ struct Connection {
 // Runs `io` until `*done` or `deadline`. On the deadline calls `cancel` and
 // waits for the cancelled operation's handler. Returns false on timeout.
 template <typename Cancel>
-bool RunUntil(asio::io_context& io, const bool& done, Clock::time_point deadline,
-              Cancel cancel) {
+bool RunUntil(asio::io_context& io, const bool& done, Clock::time_point deadline, Cancel cancel) {
   io.restart();
   while (!done && Clock::now() < deadline) {
     if (io.run_one_until(deadline) == 0 && io.stopped()) break;
@@ -148,9 +145,9 @@ bool LooksAlive(Connection& connection) {
 // What one attempt produced.
 struct Attempt {
   std::optional<HttpResponse> response;
-  std::string failure;        // What went wrong, when there is no response.
-  bool retryable = true;      // The failure may succeed on another attempt.
-  bool stale = false;         // A reused connection died before answering.
+  std::string failure;    // What went wrong, when there is no response.
+  bool retryable = true;  // The failure may succeed on another attempt.
+  bool stale = false;     // A reused connection died before answering.
 };
 
 class JitterSource {
@@ -418,8 +415,7 @@ Attempt HttpClient::Impl::Exchange(Connection& connection, const Request& reques
                           std::to_string(options_.max_response_bytes) + " bytes";
         attempt.retryable = false;
       } else if (ec == http::error::header_limit) {
-        attempt.failure = "the response header exceeds " + std::to_string(kHeaderLimit) +
-                          " bytes";
+        attempt.failure = "the response header exceeds " + std::to_string(kHeaderLimit) + " bytes";
         attempt.retryable = false;
       } else {
         attempt.failure = "receiving failed: " + ec.message();
@@ -427,8 +423,7 @@ Attempt HttpClient::Impl::Exchange(Connection& connection, const Request& reques
         // anything: the request was not processed, send it again fresh.
         attempt.stale = connection.reused && !parser.got_some() &&
                         (ec == http::error::end_of_stream || ec == asio::error::eof ||
-                         ec == asio::error::connection_reset ||
-                         ec == asio::error::broken_pipe);
+                         ec == asio::error::connection_reset || ec == asio::error::broken_pipe);
       }
       return attempt;
     }
@@ -459,8 +454,7 @@ Attempt HttpClient::Impl::Exchange(Connection& connection, const Request& reques
   }
 }
 
-Attempt HttpClient::Impl::RunAttempt(const HttpUrl& url, const Request& request,
-                                     bool idempotent) {
+Attempt HttpClient::Impl::RunAttempt(const HttpUrl& url, const Request& request, bool idempotent) {
   const Clock::time_point deadline = Clock::now() + options_.request_timeout;
   const std::string authority = url.Authority();
   // A pooled connection may have died unnoticed; then resend on a new one
@@ -519,8 +513,8 @@ std::string DescribeServerError(const HttpResponse& response) {
 Result<HttpResponse> HttpClient::Impl::Send(const HttpRequest& request) {
   auto url = HttpUrl::Parse(request.url);
   if (!url) return std::unexpected(url.error());
-  const std::string what = std::string(HttpMethodName(request.method)) + " " +
-                           std::string(request.url);
+  const std::string what =
+      std::string(HttpMethodName(request.method)) + " " + std::string(request.url);
   if (!AllVisibleAscii(request.bearer_token)) {
     return MakeError(ErrorCode::kInvalidArgument,
                      what + ": the bearer token holds characters a header cannot carry");
@@ -620,8 +614,7 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
 }
 
 Result<HttpResponse> HttpClient::Send(HttpMethod method, std::string_view url,
-                                      std::string_view content_type,
-                                      std::span<const uint8_t> body,
+                                      std::string_view content_type, std::span<const uint8_t> body,
                                       std::string_view bearer_token) {
   HttpRequest request;
   request.method = method;

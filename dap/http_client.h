@@ -31,7 +31,7 @@ namespace canopy::dap {
 
 // A parsed "http://host[:port][/path][?query]" URL.
 struct HttpUrl {
-  std::string host;   // A name or an IP literal, without IPv6 brackets.
+  std::string host;  // A name or an IP literal, without IPv6 brackets.
   uint16_t port = 80;
   std::string target;  // The path and query, "/" at least.
 
@@ -101,9 +101,9 @@ struct HttpResponse {
   int status = 0;
   std::string content_type;  // Empty when the header is missing.
   std::vector<uint8_t> body;
-  std::string location;                    // Empty when missing.
-  std::optional<uint64_t> retry_after;     // Seconds; only the delta form is parsed.
-  int attempts = 0;                        // How many attempts it took.
+  std::string location;                 // Empty when missing.
+  std::optional<uint64_t> retry_after;  // Seconds; only the delta form is parsed.
+  int attempts = 0;                     // How many attempts it took.
 };
 
 // A synchronous HTTP/1.1 client. Send may be called from several threads at
@@ -136,8 +136,7 @@ class HttpClient {
 
   // Shorthand for Send with an idempotent request.
   Result<HttpResponse> Send(HttpMethod method, std::string_view url,
-                            std::string_view content_type = {},
-                            std::span<const uint8_t> body = {},
+                            std::string_view content_type = {}, std::span<const uint8_t> body = {},
                             std::string_view bearer_token = {});
 
   // Closes every idle connection.

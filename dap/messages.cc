@@ -88,16 +88,26 @@ bool Read(Reader& r, Extension& m) {
 
 std::string_view ReportErrorName(ReportError error) {
   switch (error) {
-    case ReportError::kBatchCollected: return "batch_collected";
-    case ReportError::kReportReplayed: return "report_replayed";
-    case ReportError::kReportDropped: return "report_dropped";
-    case ReportError::kHpkeUnknownConfigId: return "hpke_unknown_config_id";
-    case ReportError::kHpkeDecryptError: return "hpke_decrypt_error";
-    case ReportError::kVdafVerifyError: return "vdaf_verify_error";
-    case ReportError::kInvalidMessage: return "invalid_message";
-    case ReportError::kReportTooEarly: return "report_too_early";
-    case ReportError::kUnknownVerificationKeyId: return "unknown_verification_key_id";
-    case ReportError::kUnsupportedExtension: return "unsupported_extension";
+    case ReportError::kBatchCollected:
+      return "batch_collected";
+    case ReportError::kReportReplayed:
+      return "report_replayed";
+    case ReportError::kReportDropped:
+      return "report_dropped";
+    case ReportError::kHpkeUnknownConfigId:
+      return "hpke_unknown_config_id";
+    case ReportError::kHpkeDecryptError:
+      return "hpke_decrypt_error";
+    case ReportError::kVdafVerifyError:
+      return "vdaf_verify_error";
+    case ReportError::kInvalidMessage:
+      return "invalid_message";
+    case ReportError::kReportTooEarly:
+      return "report_too_early";
+    case ReportError::kUnknownVerificationKeyId:
+      return "unknown_verification_key_id";
+    case ReportError::kUnsupportedExtension:
+      return "unsupported_extension";
   }
   return "unknown";
 }
@@ -106,7 +116,9 @@ void Write(Writer& w, const Interval& m) {
   w.U64(m.start);
   w.U64(m.duration);
 }
-bool Read(Reader& r, Interval& m) { return r.U64(m.start, "start") && r.U64(m.duration, "duration"); }
+bool Read(Reader& r, Interval& m) {
+  return r.U64(m.start, "start") && r.U64(m.duration, "duration");
+}
 
 void Write(Writer& w, const HpkeCiphertext& m) {
   w.U8(m.config_id);
@@ -154,8 +166,7 @@ bool Read(Reader& r, TaskConfiguration& m) {
          r.Opaque(m.leader_aggregator_endpoint, 2, 1, kMax16, "leader_aggregator_endpoint") &&
          r.Opaque(m.helper_aggregator_endpoint, 2, 1, kMax16, "helper_aggregator_endpoint") &&
          r.U64(m.time_precision, "time_precision") && r.U64(m.min_batch_size, "min_batch_size") &&
-         ReadBatchMode(r, m.batch_mode) &&
-         r.Opaque(m.batch_config, 2, 0, kMax16, "batch_config") &&
+         ReadBatchMode(r, m.batch_mode) && r.Opaque(m.batch_config, 2, 0, kMax16, "batch_config") &&
          r.U32(m.vdaf_type, "vdaf_type") &&
          r.Opaque(m.vdaf_configuration, 2, 0, kMax16, "vdaf_configuration") &&
          ReadList(r, m.extensions, 2, 0, kMax16, "task extensions");
@@ -322,8 +333,9 @@ Result<Interval> BatchIntervalOf(const Query& query) {
   if (query.batch_mode != BatchMode::kTimeInterval) {
     return MakeError(ErrorCode::kDecodeError, "not a time_interval query");
   }
-  return DecodeWith<Interval>(query.config, [](Reader& r, Interval& i) { return Read(r, i); },
-                              "time_interval configuration");
+  return DecodeWith<Interval>(
+      query.config, [](Reader& r, Interval& i) { return Read(r, i); },
+      "time_interval configuration");
 }
 
 Result<BatchId> BatchIdOf(const BatchSelector& selector) {
@@ -382,7 +394,8 @@ bool Read(Reader& r, AggregateShareAad& m) {
 
 void Write(Writer& w, const PingPongMessage& m) {
   w.U8(static_cast<uint8_t>(m.type));
-  if (m.type != PingPongType::kInitialize) w.Opaque(m.verifier_message, 4, 0, kMax32, "verifier_message");
+  if (m.type != PingPongType::kInitialize)
+    w.Opaque(m.verifier_message, 4, 0, kMax32, "verifier_message");
   if (m.type != PingPongType::kFinish) w.Opaque(m.verifier_share, 4, 0, kMax32, "verifier_share");
 }
 bool Read(Reader& r, PingPongMessage& m) {
@@ -394,7 +407,8 @@ bool Read(Reader& r, PingPongMessage& m) {
       !r.Opaque(m.verifier_message, 4, 0, kMax32, "verifier_message")) {
     return false;
   }
-  if (m.type != PingPongType::kFinish && !r.Opaque(m.verifier_share, 4, 0, kMax32, "verifier_share")) {
+  if (m.type != PingPongType::kFinish &&
+      !r.Opaque(m.verifier_share, 4, 0, kMax32, "verifier_share")) {
     return false;
   }
   return true;

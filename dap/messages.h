@@ -95,7 +95,7 @@ struct HpkeConfigList {
 inline constexpr uint16_t kTaskIntervalExtension = 1;
 
 struct TaskConfiguration {
-  Bytes task_info;                  // <0..2^8-1> (DAP-19)
+  Bytes task_info;                   // <0..2^8-1> (DAP-19)
   Bytes leader_aggregator_endpoint;  // Url <1..2^16-1>, bound into AADs byte for byte
   Bytes helper_aggregator_endpoint;
   uint64_t time_precision = 0;  // Seconds.
@@ -103,7 +103,7 @@ struct TaskConfiguration {
   BatchMode batch_mode = BatchMode::kTimeInterval;
   Bytes batch_config;  // <0..2^16-1>
   uint32_t vdaf_type = 0;
-  Bytes vdaf_configuration;  // <0..2^16-1>
+  Bytes vdaf_configuration;           // <0..2^16-1>
   std::vector<Extension> extensions;  // <0..2^16-1> bytes
   friend bool operator==(const TaskConfiguration&, const TaskConfiguration&) = default;
 };
@@ -182,7 +182,7 @@ enum class VerifyRespType : uint8_t { kContinue = 0, kFinish = 1, kReject = 2 };
 struct VerifyResp {
   ReportId report_id{};
   VerifyRespType type = VerifyRespType::kFinish;
-  Bytes payload;                                     // kContinue: <1..2^32-1>
+  Bytes payload;                                            // kContinue: <1..2^32-1>
   ReportError report_error = ReportError::kInvalidMessage;  // kReject
   friend bool operator==(const VerifyResp&, const VerifyResp&) = default;
 };
@@ -268,7 +268,7 @@ struct PingPongMessage {
   friend bool operator==(const PingPongMessage&, const PingPongMessage&) = default;
 };
 
-#define CANOPY_DAP_MESSAGE(M)   \
+#define CANOPY_DAP_MESSAGE(M)        \
   void Write(Writer& w, const M& m); \
   bool Read(Reader& r, M& m);
 CANOPY_DAP_MESSAGE(Extension)
@@ -314,7 +314,8 @@ Result<std::vector<uint8_t>> Encode(const M& message) {
 // Decodes exactly one `M` from `encoded`.
 template <typename M>
 Result<M> Decode(std::span<const uint8_t> encoded) {
-  return DecodeWith<M>(encoded, [](Reader& r, M& m) { return Read(r, m); }, "DAP message");
+  return DecodeWith<M>(
+      encoded, [](Reader& r, M& m) { return Read(r, m); }, "DAP message");
 }
 
 // HPKE `info` strings: "dap-19 input share" || 0x01 || server role, and

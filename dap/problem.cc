@@ -19,12 +19,14 @@ struct ProblemInfo {
 };
 
 constexpr std::array<ProblemInfo, 13> kProblems = {{
-    {ProblemType::kInvalidMessage, "invalidMessage", "The message could not be parsed or is invalid."},
+    {ProblemType::kInvalidMessage, "invalidMessage",
+     "The message could not be parsed or is invalid."},
     {ProblemType::kUnrecognizedTask, "unrecognizedTask", "The task ID is unknown."},
     {ProblemType::kUnrecognizedAggregationJob, "unrecognizedAggregationJob",
      "The aggregation job ID is unknown."},
     {ProblemType::kBatchInvalid, "batchInvalid", "The batch boundary check failed."},
-    {ProblemType::kInvalidBatchSize, "invalidBatchSize", "The batch has an invalid number of reports."},
+    {ProblemType::kInvalidBatchSize, "invalidBatchSize",
+     "The batch has an invalid number of reports."},
     {ProblemType::kInvalidAggregationParameter, "invalidAggregationParameter",
      "The aggregation parameter is invalid for this batch."},
     {ProblemType::kBatchMismatch, "batchMismatch",
@@ -112,7 +114,8 @@ Result<ProblemDocument> ProblemDocument::FromJson(std::string_view json) {
   if (!known) {
     return MakeError(ErrorCode::kDecodeError, "unknown DAP problem type " + std::string(uri));
   }
-  if (const boost::json::value* detail = object.if_contains("detail"); detail && detail->is_string()) {
+  if (const boost::json::value* detail = object.if_contains("detail");
+      detail && detail->is_string()) {
     document.detail = std::string(detail->as_string());
   }
   if (const boost::json::value* task = object.if_contains("taskid"); task && task->is_string()) {

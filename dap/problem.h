@@ -47,8 +47,8 @@ int ProblemStatus(ProblemType type);
 // A problem document.
 struct ProblemDocument {
   ProblemType type = ProblemType::kInvalidMessage;
-  std::string detail;               // For people; never holds secrets.
-  std::optional<TaskId> task_id;    // Becomes the "taskid" member.
+  std::string detail;             // For people; never holds secrets.
+  std::optional<TaskId> task_id;  // Becomes the "taskid" member.
 
   int status() const { return ProblemStatus(type); }
 

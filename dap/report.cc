@@ -43,8 +43,8 @@ Result<Report> BuildReport(const UploadTarget& target, const poplar::Vdaf& vdaf,
   if (!shares) return std::unexpected(shares.error());
   report.public_share = std::move(shares->public_share);
 
-  Result<Bytes> aad = InputShareAadBytes(target.task_id, target.task_configuration,
-                                         report.metadata, report.public_share);
+  Result<Bytes> aad = InputShareAadBytes(target.task_id, target.task_configuration, report.metadata,
+                                         report.public_share);
   if (!aad) return std::unexpected(aad.error());
   const HpkeConfig* configs[2] = {&target.leader_hpke_config, &target.helper_hpke_config};
   const Role roles[2] = {Role::kLeader, Role::kHelper};
@@ -53,12 +53,12 @@ Result<Report> BuildReport(const UploadTarget& target, const poplar::Vdaf& vdaf,
   for (int i = 0; i < 2; ++i) {
     Result<Bytes> plaintext = Encode(PlaintextInputShare{{}, std::move(shares->input_shares[i])});
     if (!plaintext) return std::unexpected(plaintext.error());
-    Result<crypto::hpke::Sealed> sealed =
-        crypto::hpke::Seal(SuiteOf(*configs[i]), configs[i]->public_key, InputShareInfo(roles[i]),
-                           *aad, *plaintext);
+    Result<crypto::hpke::Sealed> sealed = crypto::hpke::Seal(
+        SuiteOf(*configs[i]), configs[i]->public_key, InputShareInfo(roles[i]), *aad, *plaintext);
     crypto::SecureWipe(plaintext->data(), plaintext->size());
     if (!sealed) return std::unexpected(sealed.error());
-    *outputs[i] = HpkeCiphertext{configs[i]->id, std::move(sealed->enc), std::move(sealed->ciphertext)};
+    *outputs[i] =
+        HpkeCiphertext{configs[i]->id, std::move(sealed->enc), std::move(sealed->ciphertext)};
   }
   return report;
 }

@@ -14,8 +14,8 @@ constexpr size_t kShares = 2;
 Bytes Finish(Writer&& writer) { return *std::move(writer).Finish(); }
 
 template <typename Fn>
-Result<std::unique_ptr<poplar::Vdaf>> Build(std::span<const uint8_t> configuration, const char* name,
-                                            Fn read_and_build) {
+Result<std::unique_ptr<poplar::Vdaf>> Build(std::span<const uint8_t> configuration,
+                                            const char* name, Fn read_and_build) {
   Reader reader(configuration);
   Result<std::unique_ptr<poplar::Vdaf>> vdaf = read_and_build(reader);
   if (!reader.ok() || !reader.ExpectEnd(name)) {
@@ -89,9 +89,8 @@ Result<std::unique_ptr<poplar::Vdaf>> MakeVdaf(uint32_t vdaf_type,
                                                std::span<const uint8_t> configuration) {
   switch (static_cast<VdafType>(vdaf_type)) {
     case VdafType::kPrio3Count:
-      return Build(configuration, "Prio3Count", [](Reader&) {
-        return Upcast(poplar::Prio3::Count(kShares));
-      });
+      return Build(configuration, "Prio3Count",
+                   [](Reader&) { return Upcast(poplar::Prio3::Count(kShares)); });
     case VdafType::kPrio3Sum:
       return Build(configuration, "Prio3Sum", [](Reader& r) {
         uint64_t max = 0;

@@ -164,8 +164,7 @@ Result<void> UploadClient::State::UploadBatch(std::span<const size_t> indices,
       return MakeError(ErrorCode::kDecodeError,
                        "upload to " + reports_url + ": the leader's upload-errors names report " +
                            Base64UrlEncode(status.report_id) +
-                           (it == index_of.end() ? ", which was not in the request"
-                                                 : " twice"));
+                           (it == index_of.end() ? ", which was not in the request" : " twice"));
     }
   }
   for (const ReportUploadStatus& status : *failures) {
@@ -196,12 +195,11 @@ Result<UploadClient> UploadClient::Create(UploadTask task, HttpClient& http,
   for (const std::string* url : {&state->leader_url, &state->helper_url}) {
     auto parsed = HttpUrl::Parse(*url);
     if (!parsed) {
-      return WithContext(parsed.error(),
-                         url == &state->leader_url ? "leader URL" : "helper URL");
+      return WithContext(parsed.error(), url == &state->leader_url ? "leader URL" : "helper URL");
     }
   }
-  auto vdaf = MakeVdaf(task.task_configuration.vdaf_type,
-                       task.task_configuration.vdaf_configuration);
+  auto vdaf =
+      MakeVdaf(task.task_configuration.vdaf_type, task.task_configuration.vdaf_configuration);
   if (!vdaf) return WithContext(vdaf.error(), "task VDAF");
   state->vdaf = std::move(*vdaf);
   state->reports_url =
@@ -249,10 +247,10 @@ Result<UploadSummary> UploadClient::Upload(std::span<const poplar::Measurement> 
   UploadSummary summary;
   auto fail = [&summary](const Error& error) -> std::unexpected<Error> {
     if (summary.requests == 0) return std::unexpected(error);
-    return std::unexpected(Error(
-        error.code(), error.message() + " (" + std::to_string(summary.accepted) +
-                          " reports were accepted by " + std::to_string(summary.requests) +
-                          " earlier requests)"));
+    return std::unexpected(
+        Error(error.code(), error.message() + " (" + std::to_string(summary.accepted) +
+                                " reports were accepted by " + std::to_string(summary.requests) +
+                                " earlier requests)"));
   };
   if (measurements.empty()) return summary;
   if (!state_->target) {

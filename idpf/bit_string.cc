@@ -11,8 +11,7 @@ size_t ByteLength(size_t bits) { return (bits + 7) / 8; }
 
 Result<BitString> BitString::FromBytes(std::span<const uint8_t> bytes, size_t length) {
   if (bytes.size() != ByteLength(length)) {
-    return MakeError(ErrorCode::kDecodeError, "a " + std::to_string(length) +
-                                                  "-bit string takes " +
+    return MakeError(ErrorCode::kDecodeError, "a " + std::to_string(length) + "-bit string takes " +
                                                   std::to_string(ByteLength(length)) +
                                                   " bytes, got " + std::to_string(bytes.size()));
   }

@@ -87,8 +87,8 @@ Result<GeneratedKeys> Idpf::Gen(const BitString& alpha, std::span<const InnerVal
                                 const LeafValue& beta_leaf, std::span<const uint8_t> ctx,
                                 Nonce nonce, std::span<const uint8_t, kRandSize> rand) const {
   if (alpha.size() != bits_) {
-    return MakeError(ErrorCode::kInvalidArgument, "alpha has " + Str(alpha.size()) +
-                                                      " bits, the IDPF takes " + Str(bits_));
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "alpha has " + Str(alpha.size()) + " bits, the IDPF takes " + Str(bits_));
   }
   if (beta_inner.size() != bits_ - 1) {
     return MakeError(ErrorCode::kInvalidArgument,
@@ -151,7 +151,8 @@ Result<GeneratedKeys> Idpf::Gen(const BitString& alpha, std::span<const InnerVal
       xofs.ConvertInner(x[1], &seed[1], &w1);
       const Field64 sign = Field64::One() - Field64::FromUint64(2 * ctrl[1]);
       for (size_t i = 0; i < kValueLen; ++i) {
-        public_share.inner_value_corrections[level][i] = (beta_inner[level][i] - w0[i] + w1[i]) * sign;
+        public_share.inner_value_corrections[level][i] =
+            (beta_inner[level][i] - w0[i] + w1[i]) * sign;
       }
     }
     crypto::SecureWipeObject(x);
@@ -167,11 +168,12 @@ std::vector<uint8_t> Idpf::EncodePublicShare(const PublicShare& public_share) co
   for (size_t level = 0; level < bits_; ++level) {
     for (size_t j = 0; j < 2; ++j) {
       size_t index = 2 * level + j;
-      out[index / 8] |= static_cast<uint8_t>((public_share.ctrl_corrections[level][j] & 1)
-                                             << (index % 8));
+      out[index / 8] |=
+          static_cast<uint8_t>((public_share.ctrl_corrections[level][j] & 1) << (index % 8));
     }
   }
-  for (const Seed& seed : public_share.seed_corrections) out.insert(out.end(), seed.begin(), seed.end());
+  for (const Seed& seed : public_share.seed_corrections)
+    out.insert(out.end(), seed.begin(), seed.end());
   for (const InnerValue& value : public_share.inner_value_corrections) {
     crypto::EncodeVec<Field64>(value, out);
   }
@@ -344,8 +346,7 @@ CachedEvaluator& CachedEvaluator::operator=(CachedEvaluator&& other) noexcept {
   return *this;
 }
 
-Result<void> CachedEvaluator::EvaluateInner(const EvaluationPlan& plan,
-                                            std::span<InnerValue> out) {
+Result<void> CachedEvaluator::EvaluateInner(const EvaluationPlan& plan, std::span<InnerValue> out) {
   const PrefixSet& target = *plan.target();
   if (target.level() + 1 >= bits_) {
     return MakeError(ErrorCode::kInvalidArgument, "inner level " + Str(target.level()) +
@@ -361,8 +362,9 @@ Result<void> CachedEvaluator::EvaluateInner(const EvaluationPlan& plan,
 Result<void> CachedEvaluator::EvaluateLeaf(const EvaluationPlan& plan, std::span<LeafValue> out) {
   const PrefixSet& target = *plan.target();
   if (target.level() + 1 != bits_) {
-    return MakeError(ErrorCode::kInvalidArgument, "level " + Str(target.level()) +
-                                                      " is not the leaf of " + Str(bits_) + " bits");
+    return MakeError(
+        ErrorCode::kInvalidArgument,
+        "level " + Str(target.level()) + " is not the leaf of " + Str(bits_) + " bits");
   }
   if (out.size() != target.size()) {
     return MakeError(ErrorCode::kInvalidArgument, "output span does not match the prefix count");
@@ -383,8 +385,8 @@ Result<std::shared_ptr<const EvaluationPlan>> CachedEvaluator::PlanFor(
   return EvaluationPlan::Create(std::move(*set), cached_set_);
 }
 
-Result<std::vector<InnerValue>> CachedEvaluator::EvaluateInner(size_t level,
-                                                               std::span<const BitString> prefixes) {
+Result<std::vector<InnerValue>> CachedEvaluator::EvaluateInner(
+    size_t level, std::span<const BitString> prefixes) {
   auto plan = PlanFor(level, prefixes);
   if (!plan) return std::unexpected(plan.error());
   std::vector<InnerValue> values(prefixes.size());
@@ -408,9 +410,9 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
                            std::span<LeafValue> leaf_out) {
   // The cache serves the plan when it holds the plan's source set; the set may
   // be another object with the same prefixes (decoded by another job).
-  const bool cache_serves = requested.source() != nullptr && cached_set_ != nullptr &&
-                            (requested.source() == cached_set_.get() ||
-                             *requested.source() == *cached_set_);
+  const bool cache_serves =
+      requested.source() != nullptr && cached_set_ != nullptr &&
+      (requested.source() == cached_set_.get() || *requested.source() == *cached_set_);
   const EvaluationPlan& plan =
       requested.source() != nullptr && !cache_serves ? requested.FromRoot() : requested;
   const size_t target_level = plan.target()->level();
@@ -497,8 +499,8 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
     }
   }
   for (size_t i = 0; i < leaf_out.size(); ++i) {
-    leaf_out[i] = FinishValue(leaf_out[i], parent_ctrl_[i], public_share_.leaf_value_correction,
-                              agg_id_);
+    leaf_out[i] =
+        FinishValue(leaf_out[i], parent_ctrl_[i], public_share_.leaf_value_correction, agg_id_);
   }
   WipeSeeds(cached_seeds_);
   std::swap(cached_seeds_, parent_seeds_);

@@ -46,9 +46,9 @@ using LeafValue = std::array<Field255, kValueLen>;
 
 // The public share: the correction words of every level.
 struct PublicShare {
-  std::vector<Seed> seed_corrections;                     // One per level.
-  std::vector<std::array<uint8_t, 2>> ctrl_corrections;   // One pair of bits per level.
-  std::vector<InnerValue> inner_value_corrections;        // One per inner level.
+  std::vector<Seed> seed_corrections;                    // One per level.
+  std::vector<std::array<uint8_t, 2>> ctrl_corrections;  // One pair of bits per level.
+  std::vector<InnerValue> inner_value_corrections;       // One per inner level.
   LeafValue leaf_value_correction;
 };
 
@@ -129,8 +129,7 @@ class CachedEvaluator {
   // Errors (kInvalidArgument): agg_id not 0 or 1, a public share for another
   // number of bits.
   static Result<CachedEvaluator> Create(const Idpf& idpf, int agg_id, PublicShare public_share,
-                                        const Seed& key, std::span<const uint8_t> ctx,
-                                        Nonce nonce);
+                                        const Seed& key, std::span<const uint8_t> ctx, Nonce nonce);
 
   ~CachedEvaluator();
   CachedEvaluator(CachedEvaluator&&) noexcept;

@@ -133,8 +133,9 @@ class Poplar1Report final : public PreparedReport {
   // The leaf level's (a, b, c).
   std::array<Field255, 3> LeafCorrelation() const {
     const uint8_t agg_byte = static_cast<uint8_t>(agg_id_);
-    crypto::XofTurboShake128 corr(share_.corr_seed, corr_leaf_dst_,
-                                  crypto::BinderParts{std::span<const uint8_t>(&agg_byte, 1), nonce_});
+    crypto::XofTurboShake128 corr(
+        share_.corr_seed, corr_leaf_dst_,
+        crypto::BinderParts{std::span<const uint8_t>(&agg_byte, 1), nonce_});
     std::array<Field255, 3> abc;
     corr.NextVec<Field255>(abc);
     return abc;
@@ -143,8 +144,8 @@ class Poplar1Report final : public PreparedReport {
   // The verification-randomness XOF of `level`. Its input differs between
   // levels only in the last two bytes, so the absorbed prefix is kept.
   crypto::XofTurboShake128 VerifyRandXof(std::span<const uint8_t> verify_key, size_t level) {
-    if (!verify_rand_prefix_ || !std::equal(verify_key.begin(), verify_key.end(),
-                                            verify_key_.begin(), verify_key_.end())) {
+    if (!verify_rand_prefix_ ||
+        !std::equal(verify_key.begin(), verify_key.end(), verify_key_.begin(), verify_key_.end())) {
       verify_key_.assign(verify_key.begin(), verify_key.end());
       verify_rand_prefix_ =
           crypto::XofTurboShake128::AbsorbSeedAndDst(verify_key, verify_rand_dst_);
@@ -282,8 +283,8 @@ Result<std::shared_ptr<const Poplar1AggParam>> Poplar1::MakeAggParam(
   }
   for (const BitString& prefix : prefixes) {
     if (prefix.size() != level + 1) {
-      return MakeError(ErrorCode::kInvalidArgument,
-                       "a prefix at level " + Str(level) + " must have " + Str(level + 1) + " bits");
+      return MakeError(ErrorCode::kInvalidArgument, "a prefix at level " + Str(level) +
+                                                        " must have " + Str(level + 1) + " bits");
     }
   }
   auto param = std::make_shared<Poplar1AggParam>();
@@ -386,7 +387,8 @@ Result<std::unique_ptr<PreparedReport>> Poplar1::PrepareReport(
               share.corr_seed.begin());
   offset += kSeedSize;
   const size_t inner_bytes = Field64::kEncodedSize * 2 * (bits() - 1);
-  Result<std::vector<Field64>> inner = crypto::DecodeVec<Field64>(input_share.subspan(offset, inner_bytes));
+  Result<std::vector<Field64>> inner =
+      crypto::DecodeVec<Field64>(input_share.subspan(offset, inner_bytes));
   if (!inner) return std::unexpected(inner.error());
   share.corr_inner = std::move(*inner);
   offset += inner_bytes;
@@ -512,8 +514,10 @@ Result<std::vector<uint8_t>> Poplar1::VerifierSharesToMessage(
     }
     std::array<F, 3> sketch;
     for (size_t i = 0; i < count; ++i) {
-      Result<F> first = F::Decode(std::span(verifier_shares[0]).subspan(i * F::kEncodedSize, F::kEncodedSize));
-      Result<F> second = F::Decode(std::span(verifier_shares[1]).subspan(i * F::kEncodedSize, F::kEncodedSize));
+      Result<F> first =
+          F::Decode(std::span(verifier_shares[0]).subspan(i * F::kEncodedSize, F::kEncodedSize));
+      Result<F> second =
+          F::Decode(std::span(verifier_shares[1]).subspan(i * F::kEncodedSize, F::kEncodedSize));
       if (!first) return std::unexpected(first.error());
       if (!second) return std::unexpected(second.error());
       sketch[i] = *first + *second;
@@ -553,7 +557,8 @@ Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, VerifySta
     }
     if (state.step == kStepRevealSketch) {
       if (!message.empty()) {
-        return MakeError(ErrorCode::kVerifyFailed, "Poplar1 round-2 verifier message must be empty");
+        return MakeError(ErrorCode::kVerifyFailed,
+                         "Poplar1 round-2 verifier message must be empty");
       }
       transition.finished = true;
       transition.out_share = std::move(memory);

@@ -7,7 +7,8 @@ namespace canopy::poplar {
 namespace {
 
 void AppendBigEndian(std::vector<uint8_t>& out, uint64_t value, size_t bytes) {
-  for (size_t i = 0; i < bytes; ++i) out.push_back(static_cast<uint8_t>(value >> (8 * (bytes - 1 - i))));
+  for (size_t i = 0; i < bytes; ++i)
+    out.push_back(static_cast<uint8_t>(value >> (8 * (bytes - 1 - i))));
 }
 
 // Reads a big-endian integer of `bytes` bytes at `offset`, advancing it.
@@ -109,8 +110,9 @@ Result<VerifyState> DecodeVerifyState(std::span<const uint8_t> encoded) {
     state.memory = std::move(*values);
     return {};
   };
-  decoded = field == 0 ? decode_into(Field64()) : field == 1 ? decode_into(Field128())
-                                                            : decode_into(Field255());
+  decoded = field == 0   ? decode_into(Field64())
+            : field == 1 ? decode_into(Field128())
+                         : decode_into(Field255());
   if (!decoded) return std::unexpected(decoded.error());
   if (!ReadBigEndian(encoded, offset, 4, seed_length) || seed_length != encoded.size() - offset) {
     return malformed();

@@ -45,7 +45,8 @@ using Measurement = std::variant<idpf::BitString, uint64_t, std::vector<uint64_t
 
 // A vector of elements of one of the VDAF fields: output and aggregate shares,
 // verification memory.
-using FieldVector = std::variant<std::vector<Field64>, std::vector<Field128>, std::vector<Field255>>;
+using FieldVector =
+    std::variant<std::vector<Field64>, std::vector<Field128>, std::vector<Field255>>;
 
 // Number of elements of a FieldVector.
 size_t FieldVectorSize(const FieldVector& vector);
@@ -88,9 +89,9 @@ class PreparedReport {
 };
 
 // The verification state an aggregator keeps between rounds. `step` and
-// `level` are VDAF-specific (Prio3 leaves level at 0); `memory` holds the field elements (for Poplar1
-// the sketch correlation and the output share); `seed` holds any bytes (for
-// Prio3 the corrected joint-randomness seed).
+// `level` are VDAF-specific (Prio3 leaves level at 0); `memory` holds the field elements (for
+// Poplar1 the sketch correlation and the output share); `seed` holds any bytes (for Prio3 the
+// corrected joint-randomness seed).
 struct VerifyState {
   uint8_t step = 0;
   uint32_t level = 0;
@@ -171,8 +172,7 @@ class Vdaf {
   // The draft's verify_next. Takes the state by value so that callers done
   // with it can move it in. Errors (kVerifyFailed or kDecodeError): a message
   // that does not fit the state.
-  virtual Result<VerifyTransition> VerifyNext(std::span<const uint8_t> ctx,
-                                              VerifyState state,
+  virtual Result<VerifyTransition> VerifyNext(std::span<const uint8_t> ctx, VerifyState state,
                                               std::span<const uint8_t> verifier_message) const = 0;
 
   // The draft's agg_init: an all-zero aggregate share for `agg_param`.

@@ -16,8 +16,8 @@ using crypto::XofTurboShake128;
 std::vector<uint8_t> IdpfDst(uint16_t usage, std::span<const uint8_t> ctx) {
   constexpr size_t kHeaderSize = 8;
   std::vector<uint8_t> dst(kHeaderSize + ctx.size());
-  const uint8_t header[kHeaderSize] = {18, 1, 0, 0, 0, 0, static_cast<uint8_t>(usage >> 8),
-                                       static_cast<uint8_t>(usage)};
+  const uint8_t header[kHeaderSize] = {
+      18, 1, 0, 0, 0, 0, static_cast<uint8_t>(usage >> 8), static_cast<uint8_t>(usage)};
   std::memcpy(dst.data(), header, kHeaderSize);
   if (!ctx.empty()) std::memcpy(dst.data() + kHeaderSize, ctx.data(), ctx.size());
   return dst;

@@ -14,9 +14,15 @@ namespace {
 // so that a missing file fails (when CANOPY_VECTORS_DIR is set) instead of
 // silently shrinking the suite.
 const char* const kOfficialFiles[] = {
-    "IdpfBBCGGI21_0.json", "XofTurboShake128.json", "XofFixedKeyAes128.json",
-    "Poplar1_0.json",      "Poplar1_1.json",        "Poplar1_2.json",
-    "Poplar1_3.json",      "Poplar1_4.json",        "Poplar1_5.json",
+    "IdpfBBCGGI21_0.json",
+    "XofTurboShake128.json",
+    "XofFixedKeyAes128.json",
+    "Poplar1_0.json",
+    "Poplar1_1.json",
+    "Poplar1_2.json",
+    "Poplar1_3.json",
+    "Poplar1_4.json",
+    "Poplar1_5.json",
     "Poplar1_bad_corr_inner.json",
     "Prio3Count_0.json",
     "Prio3Count_1.json",
@@ -51,8 +57,8 @@ TEST_P(OfficialVector, IsReproducedByteForByte) {
   const std::string file = GetParam();
   CANOPY_LOAD_VECTOR(vector, "vdaf/" + file);
   VectorReport report = CheckVector(KindFromFileName(file), boost::json::serialize(vector));
-  EXPECT_EQ(report.status, VectorReport::Status::kPassed) << StatusName(report.status) << ": "
-                                                          << report.error;
+  EXPECT_EQ(report.status, VectorReport::Status::kPassed)
+      << StatusName(report.status) << ": " << report.error;
   for (const std::string& mismatch : report.mismatches) ADD_FAILURE() << mismatch;
   EXPECT_GT(report.checks, 0u);
 }

@@ -30,7 +30,8 @@ TEST(VectorCheck, KindComesFromTheFileName) {
 
 TEST(VectorCheck, NoticesEveryAlteredValue) {
   CANOPY_LOAD_VECTOR(original, "vdaf/Poplar1_0.json");
-  ASSERT_EQ(CheckVector("Poplar1", json::serialize(original)).status, VectorReport::Status::kPassed);
+  ASSERT_EQ(CheckVector("Poplar1", json::serialize(original)).status,
+            VectorReport::Status::kPassed);
   // Each of these paths names a value the checker must compare.
   auto report_field = [](json::value& v, const char* key) -> json::value& {
     return v.as_object()["reports"].as_array()[0].as_object()[key];
@@ -44,7 +45,9 @@ TEST(VectorCheck, NoticesEveryAlteredValue) {
       [&](json::value& v) -> json::value& {
         return report_field(v, "verifier_shares").as_array()[1].as_array()[1];
       },
-      [&](json::value& v) -> json::value& { return report_field(v, "verifier_messages").as_array()[0]; },
+      [&](json::value& v) -> json::value& {
+        return report_field(v, "verifier_messages").as_array()[0];
+      },
       [&](json::value& v) -> json::value& { return report_field(v, "out_shares").as_array()[0]; },
       [&](json::value& v) -> json::value& { return v.as_object()["agg_shares"].as_array()[1]; },
   };
@@ -66,7 +69,8 @@ TEST(VectorCheck, NoticesEveryAlteredValue) {
 
 TEST(VectorCheck, NegativeVectorMustBeRefusedAtTheRightStep) {
   CANOPY_LOAD_VECTOR(original, "vdaf/Poplar1_bad_corr_inner.json");
-  ASSERT_EQ(CheckVector("Poplar1", json::serialize(original)).status, VectorReport::Status::kPassed);
+  ASSERT_EQ(CheckVector("Poplar1", json::serialize(original)).status,
+            VectorReport::Status::kPassed);
   json::value altered = original;
   json::array& operations = altered.as_object()["operations"].as_array();
   operations.back().as_object()["success"] = true;  // Claim the bad report is accepted.

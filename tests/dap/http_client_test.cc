@@ -6,16 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <chrono>
-#include <functional>
-#include <map>
-#include <mutex>
-#include <set>
-#include <string>
-#include <thread>
-#include <utility>
-#include <vector>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -27,6 +17,15 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/vector_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "crypto/hpke.h"
 #include "dap/base64url.h"
@@ -149,8 +148,8 @@ class TestServer {
         co_return;
       }
       if (reply.drop) co_return;  // The socket closes with the frame.
-      http::response<http::vector_body<uint8_t>> response(
-          static_cast<http::status>(reply.status), request.version());
+      http::response<http::vector_body<uint8_t>> response(static_cast<http::status>(reply.status),
+                                                          request.version());
       if (!reply.content_type.empty()) response.set(http::field::content_type, reply.content_type);
       for (const auto& [name, value] : reply.headers) response.set(name, value);
       response.body() = std::move(reply.body);
@@ -235,7 +234,8 @@ TEST(HttpUrlTest, MatchesMediaTypes) {
                                "application/ppm-dap;message=upload-errors"));
   EXPECT_FALSE(MediaTypeMatches("application/ppm-dap;message=upload-req",
                                 "application/ppm-dap;message=upload-errors"));
-  EXPECT_FALSE(MediaTypeMatches("application/ppm-dap", "application/ppm-dap;message=upload-errors"));
+  EXPECT_FALSE(
+      MediaTypeMatches("application/ppm-dap", "application/ppm-dap;message=upload-errors"));
   EXPECT_TRUE(MediaTypeMatches("application/problem+json; charset=utf-8", kProblemMediaType));
   EXPECT_FALSE(MediaTypeMatches("", kProblemMediaType));
 }
@@ -485,8 +485,8 @@ std::unique_ptr<AggregatorHpkeKey> MakeKey(uint8_t config_id) {
   auto pair = crypto::hpke::GenerateKeyPair(crypto::hpke::KemId::kX25519HkdfSha256);
   EXPECT_TRUE(pair);
   HpkeConfig config{config_id, 0x0020, 0x0001, 0x0001, pair->public_key};
-  auto key = crypto::hpke::RecipientKey::Create(crypto::hpke::KemId::kX25519HkdfSha256,
-                                                pair->private_key);
+  auto key =
+      crypto::hpke::RecipientKey::Create(crypto::hpke::KemId::kX25519HkdfSha256, pair->private_key);
   EXPECT_TRUE(key);
   return std::make_unique<AggregatorHpkeKey>(AggregatorHpkeKey{config, std::move(*key)});
 }
@@ -697,7 +697,8 @@ TEST_F(UploadClientTest, ReportsPerReportRejections) {
   leader_.OnUpload([](const UploadRequest& request) -> std::optional<ServerReply> {
     if (request.reports.size() < 2) return std::nullopt;
     UploadErrors errors;
-    errors.statuses.push_back({request.reports[1].metadata.report_id, ReportError::kReportReplayed});
+    errors.statuses.push_back(
+        {request.reports[1].metadata.report_id, ReportError::kReportReplayed});
     ServerReply reply;
     reply.content_type = "application/ppm-dap; message=upload-errors";
     reply.body = *Encode(errors);
@@ -709,12 +710,10 @@ TEST_F(UploadClientTest, ReportsPerReportRejections) {
   ASSERT_EQ(summary->rejected.size(), 2u);
   auto uploads = leader_.uploads();
   ASSERT_EQ(uploads.size(), 3u);
-  EXPECT_EQ(summary->rejected[0],
-            (RejectedReport{1, uploads[0].reports[1].metadata.report_id,
-                            ReportError::kReportReplayed}));
-  EXPECT_EQ(summary->rejected[1],
-            (RejectedReport{3, uploads[1].reports[1].metadata.report_id,
-                            ReportError::kReportReplayed}));
+  EXPECT_EQ(summary->rejected[0], (RejectedReport{1, uploads[0].reports[1].metadata.report_id,
+                                                  ReportError::kReportReplayed}));
+  EXPECT_EQ(summary->rejected[1], (RejectedReport{3, uploads[1].reports[1].metadata.report_id,
+                                                  ReportError::kReportReplayed}));
 }
 
 TEST_F(UploadClientTest, ProblemDocumentsBecomeErrors) {

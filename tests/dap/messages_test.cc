@@ -49,9 +49,7 @@ class Generator {
     return t;
   }
   ReportMetadata Metadata() { return {Array<16>(), random_(), Extensions()}; }
-  Report RandomReport() {
-    return {Metadata(), RandomBytes(0, 300), Ciphertext(), Ciphertext()};
-  }
+  Report RandomReport() { return {Metadata(), RandomBytes(0, 300), Ciphertext(), Ciphertext()}; }
   ReportError Error() { return static_cast<ReportError>(1 + random_() % 10); }
   VerifyResp Resp() {
     VerifyResp resp;
@@ -105,16 +103,16 @@ TEST(DapMessages, RandomValuesRoundTrip) {
     }
     ExpectRoundTrip(list, false);
     ExpectRoundTrip(PlaintextInputShare{gen.Extensions(), gen.RandomBytes(1, 100)}, false);
-    ExpectRoundTrip(InputShareAad{gen.Array<32>(), gen.Task(), gen.Metadata(), gen.RandomBytes(0, 50)},
-                    false);
+    ExpectRoundTrip(
+        InputShareAad{gen.Array<32>(), gen.Task(), gen.Metadata(), gen.RandomBytes(0, 50)}, false);
     UploadRequest upload;
     for (int i = 0; i < trial % 4; ++i) upload.reports.push_back(gen.RandomReport());
     ExpectRoundTrip(upload, true);
     UploadErrors errors;
     for (int i = 0; i < trial % 4; ++i) errors.statuses.push_back({gen.Array<16>(), gen.Error()});
     ExpectRoundTrip(errors, true);
-    AggregationJobInitReq init{static_cast<uint8_t>(gen.Number()), gen.RandomBytes(0, 30),
-                               gen.Extensions(), {}};
+    AggregationJobInitReq init{
+        static_cast<uint8_t>(gen.Number()), gen.RandomBytes(0, 30), gen.Extensions(), {}};
     for (int i = 0; i < trial % 3; ++i) {
       init.verify_inits.push_back(
           {{gen.Metadata(), gen.RandomBytes(0, 60), gen.Ciphertext()}, gen.RandomBytes(1, 30)});
@@ -124,26 +122,31 @@ TEST(DapMessages, RandomValuesRoundTrip) {
     for (int i = 0; i < trial % 4; ++i) resp.verify_resps.push_back(gen.Resp());
     ExpectRoundTrip(resp, true);
     AggregationJobContinueReq cont{static_cast<uint16_t>(gen.Number()), {}};
-    for (int i = 0; i < trial % 3; ++i) cont.verify_continues.push_back({gen.Array<16>(), gen.RandomBytes(1, 30)});
+    for (int i = 0; i < trial % 3; ++i)
+      cont.verify_continues.push_back({gen.Array<16>(), gen.RandomBytes(1, 30)});
     ExpectRoundTrip(cont, true);
     ExpectRoundTrip(gen.CollectionReq(), false);
-    ExpectRoundTrip(CollectionJobResp{gen.Number(), gen.RandomInterval(), gen.Ciphertext(), gen.Ciphertext()},
-                    false);
-    ExpectRoundTrip(AggregateShareReq{gen.CollectionReq(), LeaderSelectedBatchSelector(gen.Array<32>()),
-                                      gen.Number(), gen.Array<32>()},
-                    false);
+    ExpectRoundTrip(
+        CollectionJobResp{gen.Number(), gen.RandomInterval(), gen.Ciphertext(), gen.Ciphertext()},
+        false);
+    ExpectRoundTrip(
+        AggregateShareReq{gen.CollectionReq(), LeaderSelectedBatchSelector(gen.Array<32>()),
+                          gen.Number(), gen.Array<32>()},
+        false);
     ExpectRoundTrip(AggregateShare{gen.Ciphertext()}, false);
     ExpectRoundTrip(AggregateShareAad{gen.Array<32>(), gen.Task(), gen.CollectionReq()}, false);
     ExpectRoundTrip(PingPongMessage{PingPongType::kInitialize, {}, gen.RandomBytes(0, 30)}, false);
-    ExpectRoundTrip(PingPongMessage{PingPongType::kContinue, gen.RandomBytes(0, 30), gen.RandomBytes(0, 30)},
-                    false);
+    ExpectRoundTrip(
+        PingPongMessage{PingPongType::kContinue, gen.RandomBytes(0, 30), gen.RandomBytes(0, 30)},
+        false);
     ExpectRoundTrip(PingPongMessage{PingPongType::kFinish, gen.RandomBytes(0, 30), {}}, false);
   }
 }
 
 TEST(DapMessages, EncodingFollowsThePresentationLanguage) {
   HpkeCiphertext ciphertext{7, {0xaa}, {0xbb, 0xcc}};
-  EXPECT_EQ(*Encode(ciphertext), (Bytes{0x07, 0x00, 0x01, 0xaa, 0x00, 0x00, 0x00, 0x02, 0xbb, 0xcc}));
+  EXPECT_EQ(*Encode(ciphertext),
+            (Bytes{0x07, 0x00, 0x01, 0xaa, 0x00, 0x00, 0x00, 0x02, 0xbb, 0xcc}));
   Interval interval{0x0102, 3};
   EXPECT_EQ(*Encode(interval), (Bytes{0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 3}));
   VerifyResp reject{{}, VerifyRespType::kReject, {}, ReportError::kReportReplayed};
@@ -199,15 +202,16 @@ TEST(DapMessages, RefusesLengthsPastTheEnd) {
   Bytes huge = {1, 0, 1, 0xaa, 0xff, 0xff, 0xff, 0xff, 1, 2, 3};
   Result<HpkeCiphertext> decoded = Decode<HpkeCiphertext>(huge);
   ASSERT_FALSE(decoded);
-  EXPECT_NE(decoded.error().message().find("payload"), std::string::npos) << decoded.error().message();
+  EXPECT_NE(decoded.error().message().find("payload"), std::string::npos)
+      << decoded.error().message();
   // Vectors below their minimum length.
   EXPECT_FALSE(Decode<HpkeCiphertext>(Bytes{1, 0, 0, 0, 0, 0, 1, 0xbb}));  // enc<1..>
   EXPECT_FALSE(Decode<HpkeConfigList>(Bytes{0, 0}));                       // <10..>
 }
 
 TEST(DapMessages, EncodeRefusesFieldsOutOfRange) {
-  EXPECT_FALSE(Encode(HpkeCiphertext{1, {}, {1}}));     // enc may not be empty.
-  EXPECT_FALSE(Encode(HpkeCiphertext{1, {1}, {}}));     // Nor may the payload.
+  EXPECT_FALSE(Encode(HpkeCiphertext{1, {}, {1}}));  // enc may not be empty.
+  EXPECT_FALSE(Encode(HpkeCiphertext{1, {1}, {}}));  // Nor may the payload.
   TaskConfiguration task;
   task.leader_aggregator_endpoint = {'a'};
   task.helper_aggregator_endpoint = {'b'};

@@ -13,8 +13,8 @@ namespace {
 TEST(Base64Url, KnownAnswersAndRoundTrips) {
   // RFC 4648 section 10, without padding, in the URL-safe alphabet.
   const std::pair<std::string, std::string> cases[] = {
-      {"", ""}, {"f", "Zg"}, {"fo", "Zm8"}, {"foo", "Zm9v"}, {"foob", "Zm9vYg"},
-      {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}};
+      {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},         {"foo", "Zm9v"},
+      {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}};
   for (const auto& [plain, encoded] : cases) {
     std::vector<uint8_t> bytes(plain.begin(), plain.end());
     EXPECT_EQ(Base64UrlEncode(bytes), encoded);

@@ -20,8 +20,8 @@ Aggregator MakeAggregator(uint8_t config_id) {
   EXPECT_TRUE(pair);
   Aggregator aggregator;
   aggregator.config = {config_id, 0x0020, 0x0001, 0x0001, pair->public_key};
-  auto key = crypto::hpke::RecipientKey::Create(crypto::hpke::KemId::kX25519HkdfSha256,
-                                                pair->private_key);
+  auto key =
+      crypto::hpke::RecipientKey::Create(crypto::hpke::KemId::kX25519HkdfSha256, pair->private_key);
   EXPECT_TRUE(key);
   aggregator.key.emplace(AggregatorHpkeKey{aggregator.config, std::move(*key)});
   return aggregator;

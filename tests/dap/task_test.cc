@@ -101,14 +101,16 @@ TEST(Task, ReportTimeChecks) {
 TEST(Task, QueryAndBatchSelectorChecks) {
   TaskConfiguration time_task = Poplar1Task(8);
   EXPECT_TRUE(CheckQuery(time_task, TimeIntervalQuery({100, 5})));
-  EXPECT_FALSE(CheckQuery(time_task, TimeIntervalQuery({100, 0})));       // Empty.
+  EXPECT_FALSE(CheckQuery(time_task, TimeIntervalQuery({100, 0})));         // Empty.
   EXPECT_FALSE(CheckQuery(time_task, TimeIntervalQuery({UINT64_MAX, 2})));  // Overflow.
-  EXPECT_FALSE(CheckQuery(time_task, LeaderSelectedQuery()));              // Wrong mode.
+  EXPECT_FALSE(CheckQuery(time_task, LeaderSelectedQuery()));               // Wrong mode.
   Query truncated = TimeIntervalQuery({100, 5});
   truncated.config.pop_back();
   EXPECT_EQ(CheckQuery(time_task, truncated).error().code(), ErrorCode::kDecodeError);
-  EXPECT_TRUE(CheckBatchSelector(time_task, TimeIntervalQuery({100, 5}), TimeIntervalQuery({100, 5})));
-  EXPECT_FALSE(CheckBatchSelector(time_task, TimeIntervalQuery({100, 5}), TimeIntervalQuery({100, 6})));
+  EXPECT_TRUE(
+      CheckBatchSelector(time_task, TimeIntervalQuery({100, 5}), TimeIntervalQuery({100, 5})));
+  EXPECT_FALSE(
+      CheckBatchSelector(time_task, TimeIntervalQuery({100, 5}), TimeIntervalQuery({100, 6})));
 
   TaskConfiguration leader_task = Poplar1Task(8);
   leader_task.batch_mode = BatchMode::kLeaderSelected;
@@ -117,7 +119,8 @@ TEST(Task, QueryAndBatchSelectorChecks) {
   with_config.config = {1};
   EXPECT_FALSE(CheckQuery(leader_task, with_config));
   BatchId id{};
-  EXPECT_TRUE(CheckBatchSelector(leader_task, LeaderSelectedQuery(), LeaderSelectedBatchSelector(id)));
+  EXPECT_TRUE(
+      CheckBatchSelector(leader_task, LeaderSelectedQuery(), LeaderSelectedBatchSelector(id)));
   BatchSelector short_id = LeaderSelectedBatchSelector(id);
   short_id.config.pop_back();
   EXPECT_FALSE(CheckBatchSelector(leader_task, LeaderSelectedQuery(), short_id));

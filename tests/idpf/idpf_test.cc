@@ -79,8 +79,9 @@ TEST(Idpf, OfficialGenVector) {
   }
   ASSERT_EQ(rand.size(), kRandSize);
 
-  Result<GeneratedKeys> keys = idpf->Gen(alpha, beta_inner, beta_leaf, ctx, Nonce(nonce.data(), 16),
-                                         std::span<const uint8_t, kRandSize>(rand.data(), kRandSize));
+  Result<GeneratedKeys> keys =
+      idpf->Gen(alpha, beta_inner, beta_leaf, ctx, Nonce(nonce.data(), 16),
+                std::span<const uint8_t, kRandSize>(rand.data(), kRandSize));
   ASSERT_TRUE(keys) << keys.error().ToString();
   std::vector<uint8_t> encoded = idpf->EncodePublicShare(keys->public_share);
   EXPECT_EQ(BytesToHex(encoded), JsonString(vector, "public_share"));
@@ -96,10 +97,10 @@ TEST(Idpf, OfficialGenVector) {
   for (size_t level = 0; level + 1 < bits; ++level) {
     std::vector<BitString> prefixes = {BitString::FromUint64(0, level + 1),
                                        BitString::FromUint64(1, level + 1)};
-    auto share0 = idpf->EvalInner(0, *decoded, keys->keys[0], level, prefixes, ctx,
-                                  Nonce(nonce.data(), 16));
-    auto share1 = idpf->EvalInner(1, *decoded, keys->keys[1], level, prefixes, ctx,
-                                  Nonce(nonce.data(), 16));
+    auto share0 =
+        idpf->EvalInner(0, *decoded, keys->keys[0], level, prefixes, ctx, Nonce(nonce.data(), 16));
+    auto share1 =
+        idpf->EvalInner(1, *decoded, keys->keys[1], level, prefixes, ctx, Nonce(nonce.data(), 16));
     ASSERT_TRUE(share0 && share1);
     for (size_t j = 0; j < kValueLen; ++j) {
       EXPECT_EQ((*share0)[0][j] + (*share1)[0][j], beta_inner[level][j]) << "level " << level;
@@ -141,8 +142,10 @@ TEST(Idpf, SharesSumToThePointFunction) {
           }
         }
       } else {
-        auto s0 = idpf->EvalLeaf(0, keys.public_share, keys.keys[0], prefixes, kCtx, instance.nonce);
-        auto s1 = idpf->EvalLeaf(1, keys.public_share, keys.keys[1], prefixes, kCtx, instance.nonce);
+        auto s0 =
+            idpf->EvalLeaf(0, keys.public_share, keys.keys[0], prefixes, kCtx, instance.nonce);
+        auto s1 =
+            idpf->EvalLeaf(1, keys.public_share, keys.keys[1], prefixes, kCtx, instance.nonce);
         ASSERT_TRUE(s0 && s1);
         for (size_t i = 0; i < prefixes.size(); ++i) {
           bool on_path = prefixes[i] == instance.alpha;
@@ -202,8 +205,8 @@ TEST(CachedEvaluator, AgreesWithEvaluationFromTheRootForEveryBitLength) {
     RandomInstance instance = MakeInstance(bits, random);
     GeneratedKeys keys = Generate(*idpf, instance);
     for (int agg_id = 0; agg_id < 2; ++agg_id) {
-      auto evaluator = CachedEvaluator::Create(*idpf, agg_id, keys.public_share,
-                                               keys.keys[agg_id], kCtx, instance.nonce);
+      auto evaluator = CachedEvaluator::Create(*idpf, agg_id, keys.public_share, keys.keys[agg_id],
+                                               kCtx, instance.nonce);
       ASSERT_TRUE(evaluator) << evaluator.error().ToString();
       std::vector<BitString> candidates;
       size_t level = 0;
@@ -307,14 +310,14 @@ TEST(CachedEvaluator, RefusesBadPrefixSets) {
   EXPECT_FALSE(evaluator->EvaluateInner(1, wrong_length));
   EXPECT_FALSE(evaluator->EvaluateInner(7, std::vector<BitString>{p("00000000")}));  // The leaf.
   EXPECT_FALSE(evaluator->EvaluateInner(9, std::vector<BitString>{}));
-  EXPECT_FALSE(CachedEvaluator::Create(*idpf, 2, keys.public_share, keys.keys[0], kCtx,
-                                       instance.nonce));
-  EXPECT_FALSE(idpf->EvalInner(0, keys.public_share, keys.keys[0], 1, repeated, kCtx,
-                               instance.nonce));
+  EXPECT_FALSE(
+      CachedEvaluator::Create(*idpf, 2, keys.public_share, keys.keys[0], kCtx, instance.nonce));
+  EXPECT_FALSE(
+      idpf->EvalInner(0, keys.public_share, keys.keys[0], 1, repeated, kCtx, instance.nonce));
   Result<Idpf> other = Idpf::Create(9);
   ASSERT_TRUE(other);
-  EXPECT_FALSE(CachedEvaluator::Create(*other, 0, keys.public_share, keys.keys[0], kCtx,
-                                       instance.nonce));
+  EXPECT_FALSE(
+      CachedEvaluator::Create(*other, 0, keys.public_share, keys.keys[0], kCtx, instance.nonce));
 }
 
 TEST(Idpf, RefusesBadBitLengths) {
@@ -351,7 +354,8 @@ TEST(Idpf, DecodeRefusesMalformedPublicShares) {
     // An inner payload element >= p (when there is an inner level).
     if (bits > 1) {
       std::vector<uint8_t> out_of_range = encoded;
-      std::fill_n(out_of_range.begin() + static_cast<ptrdiff_t>(control_bytes + 16 * bits), 8, 0xff);
+      std::fill_n(out_of_range.begin() + static_cast<ptrdiff_t>(control_bytes + 16 * bits), 8,
+                  0xff);
       EXPECT_FALSE(idpf->DecodePublicShare(out_of_range));
     }
     // A leaf payload element >= p.

@@ -64,7 +64,8 @@ struct LevelOutcome {
 };
 
 LevelOutcome RunLevel(const Poplar1& vdaf, std::vector<Report>& reports,
-                      const AggregationParameter& agg_param, const std::vector<uint8_t>& verify_key) {
+                      const AggregationParameter& agg_param,
+                      const std::vector<uint8_t>& verify_key) {
   FieldVector agg_shares[2] = {vdaf.AggregateInit(agg_param), vdaf.AggregateInit(agg_param)};
   LevelOutcome outcome;
   for (Report& report : reports) {
@@ -199,7 +200,8 @@ TEST(Poplar1, SkippedLevelsAndFreshReportsAgree) {
     std::vector<BitString> prefixes(chosen.begin(), chosen.end());
     auto param = (*vdaf)->MakeAggParam(level, prefixes, previous.get());
     ASSERT_TRUE(param);
-    EXPECT_EQ(RunLevel(**vdaf, kept, **param, verify_key).counts, PlainCounts(measurements, prefixes));
+    EXPECT_EQ(RunLevel(**vdaf, kept, **param, verify_key).counts,
+              PlainCounts(measurements, prefixes));
     // Fresh reports from the same shares.
     std::vector<Report> fresh;
     for (const Report& report : kept) {
@@ -212,7 +214,8 @@ TEST(Poplar1, SkippedLevelsAndFreshReportsAgree) {
       }
       fresh.push_back(std::move(copy));
     }
-    EXPECT_EQ(RunLevel(**vdaf, fresh, **param, verify_key).counts, PlainCounts(measurements, prefixes));
+    EXPECT_EQ(RunLevel(**vdaf, fresh, **param, verify_key).counts,
+              PlainCounts(measurements, prefixes));
     previous = *param;
   }
 }
@@ -235,8 +238,8 @@ TEST(Poplar1, TamperedReportsAreRejected) {
     const bool in_public_share = trial % 4 == 3;
     std::vector<uint8_t>& target =
         in_public_share ? report.shares.public_share : report.shares.input_shares[0];
-    const size_t offset = in_public_share ? (random() % 2 ? 2 + random() % 16 : 130 + random() % 16)
-                                          : random() % 64;
+    const size_t offset =
+        in_public_share ? (random() % 2 ? 2 + random() % 16 : 130 + random() % 16) : random() % 64;
     target[offset] ^= static_cast<uint8_t>(1 + random() % 255);
     bool refused_at_decoding = false;
     for (int agg = 0; agg < 2; ++agg) {
@@ -266,17 +269,19 @@ TEST(Poplar1, IsValidFollowsTheDraft) {
   std::vector<const AggregationParameter*> history = {first.get()};
   EXPECT_TRUE((*vdaf)->IsValid(*first, {}));
   EXPECT_TRUE((*vdaf)->IsValid(*param(2, {p("001"), p("100"), p("101")}), history));
-  EXPECT_TRUE((*vdaf)->IsValid(*param(4, {p("00110")}), history));  // Skipping levels.
-  EXPECT_FALSE((*vdaf)->IsValid(*param(1, {p("00")}), history));    // Repeated level.
-  EXPECT_FALSE((*vdaf)->IsValid(*param(0, {p("0")}), history));      // Lower level.
+  EXPECT_TRUE((*vdaf)->IsValid(*param(4, {p("00110")}), history));      // Skipping levels.
+  EXPECT_FALSE((*vdaf)->IsValid(*param(1, {p("00")}), history));        // Repeated level.
+  EXPECT_FALSE((*vdaf)->IsValid(*param(0, {p("0")}), history));         // Lower level.
   EXPECT_FALSE((*vdaf)->IsValid(*param(2, {p("101"), p("100")}), {}));  // Unsorted.
   EXPECT_FALSE((*vdaf)->IsValid(*param(2, {p("100"), p("100")}), {}));  // Duplicate.
-  EXPECT_FALSE((*vdaf)->IsValid(*param(2, {p("001"), p("011")}), history));  // "01" not a candidate.
+  EXPECT_FALSE(
+      (*vdaf)->IsValid(*param(2, {p("001"), p("011")}), history));  // "01" not a candidate.
   // An invalid parameter is refused by verify_init as well.
   std::mt19937_64 random(3);
   std::vector<Report> reports = MakeReports(**vdaf, {RandomString(random, 8)}, random);
   auto unsorted = param(2, {p("101"), p("100")});
-  EXPECT_FALSE((*vdaf)->VerifyInit(RandomBytes(random, 32), kCtx, *unsorted, *reports[0].prepared[0]));
+  EXPECT_FALSE(
+      (*vdaf)->VerifyInit(RandomBytes(random, 32), kCtx, *unsorted, *reports[0].prepared[0]));
 }
 
 TEST(Poplar1, RefusesBadBitLengthsAndMeasurements) {
@@ -288,7 +293,8 @@ TEST(Poplar1, RefusesBadBitLengthsAndMeasurements) {
   EXPECT_FALSE((*vdaf)->Shard(kCtx, *BitString::Parse("0101"), nonce, rand));
   EXPECT_FALSE((*vdaf)->Shard(kCtx, uint64_t{3}, nonce, rand));
   EXPECT_FALSE((*vdaf)->Shard(kCtx, *BitString::Parse("01010101"), std::vector<uint8_t>(15), rand));
-  EXPECT_FALSE((*vdaf)->Shard(kCtx, *BitString::Parse("01010101"), nonce, std::vector<uint8_t>(127)));
+  EXPECT_FALSE(
+      (*vdaf)->Shard(kCtx, *BitString::Parse("01010101"), nonce, std::vector<uint8_t>(127)));
   EXPECT_TRUE((*vdaf)->Shard(kCtx, *BitString::Parse("01010101"), nonce, rand));
 }
 
@@ -320,7 +326,8 @@ TEST(Poplar1, RefusesMalformedEncodings) {
   // Public shares: truncated and overlong (the IDPF tests cover the rest).
   EXPECT_FALSE((*vdaf)->PrepareReport(
       1, kCtx, nonce, std::span(shares.public_share).first(shares.public_share.size() - 1), input));
-  EXPECT_FALSE((*vdaf)->PrepareReport(1, kCtx, std::vector<uint8_t>(15), shares.public_share, input));
+  EXPECT_FALSE(
+      (*vdaf)->PrepareReport(1, kCtx, std::vector<uint8_t>(15), shares.public_share, input));
   EXPECT_FALSE((*vdaf)->PrepareReport(2, kCtx, nonce, shares.public_share, input));
 
   // Aggregation parameters: "level 1, 2 prefixes, 00 and 10".
@@ -346,9 +353,11 @@ TEST(Poplar1, RefusesMalformedEncodings) {
   const std::vector<uint8_t> bad_share(7, 0);
   std::vector<std::vector<uint8_t>> shares_bad = {bad_share, bad_share};
   EXPECT_FALSE((*vdaf)->VerifierSharesToMessage(kCtx, **decoded, shares_bad));
-  std::vector<std::vector<uint8_t>> mismatched = {std::vector<uint8_t>(24), std::vector<uint8_t>(8)};
+  std::vector<std::vector<uint8_t>> mismatched = {std::vector<uint8_t>(24),
+                                                  std::vector<uint8_t>(8)};
   EXPECT_FALSE((*vdaf)->VerifierSharesToMessage(kCtx, **decoded, mismatched));
-  std::vector<std::vector<uint8_t>> over_p = {std::vector<uint8_t>(8, 0xff), std::vector<uint8_t>(8)};
+  std::vector<std::vector<uint8_t>> over_p = {std::vector<uint8_t>(8, 0xff),
+                                              std::vector<uint8_t>(8)};
   EXPECT_FALSE((*vdaf)->VerifierSharesToMessage(kCtx, **decoded, over_p));
   EXPECT_FALSE((*vdaf)->DecodeAggShare(**decoded, std::vector<uint8_t>(8)));
   EXPECT_TRUE((*vdaf)->DecodeAggShare(**decoded, std::vector<uint8_t>(16)));

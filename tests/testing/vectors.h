@@ -24,9 +24,9 @@ namespace canopy::testing {
 struct VectorLoad {
   enum class Status { kLoaded, kSkip, kFail };
   Status status = Status::kFail;
-  std::string message;       // Why it was skipped or failed.
-  std::string path;          // The file, when found.
-  boost::json::value json;   // The parsed file, when loaded.
+  std::string message;      // Why it was skipped or failed.
+  std::string path;         // The file, when found.
+  boost::json::value json;  // The parsed file, when loaded.
 };
 
 // The vectors directory in force, or nullopt when none is configured or present.
@@ -56,17 +56,16 @@ uint64_t JsonUint(const boost::json::value& object, std::string_view key);
 
 // Loads a vector file into `var` (a boost::json::value), skipping or failing
 // the current test as the rules above say.
-#define CANOPY_LOAD_VECTOR(var, relative_path)                                   \
-  boost::json::value var;                                                        \
-  do {                                                                           \
-    ::canopy::testing::VectorLoad canopy_load_ =                                 \
-        ::canopy::testing::LoadVectorFile(relative_path);                        \
-    if (canopy_load_.status == ::canopy::testing::VectorLoad::Status::kSkip) {   \
-      GTEST_SKIP() << canopy_load_.message;                                      \
-    }                                                                            \
-    ASSERT_EQ(canopy_load_.status, ::canopy::testing::VectorLoad::Status::kLoaded) \
-        << canopy_load_.message;                                                 \
-    var = std::move(canopy_load_.json);                                          \
+#define CANOPY_LOAD_VECTOR(var, relative_path)                                                     \
+  boost::json::value var;                                                                          \
+  do {                                                                                             \
+    ::canopy::testing::VectorLoad canopy_load_ = ::canopy::testing::LoadVectorFile(relative_path); \
+    if (canopy_load_.status == ::canopy::testing::VectorLoad::Status::kSkip) {                     \
+      GTEST_SKIP() << canopy_load_.message;                                                        \
+    }                                                                                              \
+    ASSERT_EQ(canopy_load_.status, ::canopy::testing::VectorLoad::Status::kLoaded)                 \
+        << canopy_load_.message;                                                                   \
+    var = std::move(canopy_load_.json);                                                            \
   } while (0)
 
 #endif  // CANOPY_TESTS_TESTING_VECTORS_H_
