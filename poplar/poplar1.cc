@@ -441,23 +441,26 @@ Result<VerifyTransition> Poplar1::VerifyInitAtLevel(std::span<const uint8_t> ver
   // The verification randomness, one element per prefix.
   crypto::XofTurboShake128 verify_rand_xof = report.VerifyRandXof(verify_key, level);
 
-  // The sketch share: (a + sum r y, b + sum r^2 y, c + sum r k).
-  std::array<F, 3> sketch = abc;
-  std::vector<F> memory;
-  memory.reserve(3 + count);
-  memory.push_back(big_ab[0]);
-  memory.push_back(big_ab[1]);
-  memory.push_back(F::FromUint64(static_cast<uint64_t>(report.agg_id())));
+  // The sketch share: (a + sum r y, b + sum r^2 y, c + sum r k). The sums are
+  // kept in locals so they stay in registers (stores into the memory vector
+  // would otherwise force them back to the stack on every candidate).
   verify_rand_xof.NextVec<F>(verify_rand);
+  F sum_ry = F::Zero(), sum_rry = F::Zero(), sum_rk = F::Zero();
+  std::vector<F> memory(3 + count);
+  memory[0] = big_ab[0];
+  memory[1] = big_ab[1];
+  memory[2] = F::FromUint64(static_cast<uint64_t>(report.agg_id()));
+  F* out_share = memory.data() + 3;
   for (size_t i = 0; i < count; ++i) {
     const F r = verify_rand[i];
     const F data = values[i][0];
     const F r_data = r * data;
-    sketch[0] += r_data;
-    sketch[1] += r * r_data;
-    sketch[2] += r * values[i][1];
-    memory.push_back(data);
+    sum_ry += r_data;
+    sum_rry += r * r_data;
+    sum_rk += r * values[i][1];
+    out_share[i] = data;
   }
+  const std::array<F, 3> sketch = {abc[0] + sum_ry, abc[1] + sum_rry, abc[2] + sum_rk};
 
   VerifyTransition transition;
   transition.state.step = kStepEvaluateSketch;
