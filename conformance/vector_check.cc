@@ -316,14 +316,24 @@ void CheckVdafVector(std::string_view kind, const json::value& vector, Reader& r
   for (auto& run : runs) run.resize(shares);
   for (const json::value& operation : *operations) {
     const json::value* name_value = reader.Field(operation, "operation");
-    if (name_value == nullptr || !name_value->is_string()) break;
+    if (name_value == nullptr || !name_value->is_string()) {
+      reader.Fail("an operation has no \"operation\" name");
+      break;
+    }
     const std::string name(name_value->as_string());
-    const bool expect_success = reader.Field(operation, "success") != nullptr &&
-                                operation.as_object().at("success").as_bool();
+    const json::value* success = reader.Field(operation, "success");
+    if (success == nullptr || !success->is_bool()) {
+      reader.Fail("an operation's \"success\" must be true or false");
+      break;
+    }
+    const bool expect_success = success->as_bool();
     if (name == "aggregate" || name == "unshard") {
       if (name == "aggregate") {
         const uint64_t agg = reader.Uint(operation, "aggregator_id");
-        if (reader.problem() || agg >= shares) break;
+        if (reader.problem() || agg >= shares) {
+          reader.Fail("aggregator_id out of range");
+          break;
+        }
         poplar::FieldVector agg_share = (*vdaf)->AggregateInit(**agg_param);
         for (auto& run : runs) {
           if (run[agg].out_share) (void)poplar::AddFieldVector(agg_share, *run[agg].out_share);
@@ -384,7 +394,10 @@ void CheckVdafVector(std::string_view kind, const json::value& vector, Reader& r
       }
     } else if (name == "verify_init") {
       const uint64_t agg = reader.Uint(operation, "aggregator_id");
-      if (reader.problem() || agg >= shares) break;
+      if (reader.problem() || agg >= shares) {
+        reader.Fail("aggregator_id out of range");
+        break;
+      }
       const json::value* input_share = reader.Element(entry, "input_shares", agg);
       if (input_share == nullptr) break;
       auto prepared = (*vdaf)->PrepareReport(static_cast<int>(agg), ctx, nonce, public_share,
@@ -411,7 +424,10 @@ void CheckVdafVector(std::string_view kind, const json::value& vector, Reader& r
     } else if (name == "verifier_shares_to_message") {
       const uint64_t round = reader.Uint(operation, "round");
       const json::value* round_shares = reader.Element(entry, "verifier_shares", round);
-      if (round_shares == nullptr || !round_shares->is_array()) break;
+      if (round_shares == nullptr || !round_shares->is_array()) {
+        reader.Fail("verifier_shares[" + std::to_string(round) + "] is not an array");
+        break;
+      }
       std::vector<Bytes> verifier_shares;
       for (const json::value& share : round_shares->as_array()) {
         verifier_shares.push_back(reader.HexOf(share, "verifier_shares"));
@@ -427,7 +443,10 @@ void CheckVdafVector(std::string_view kind, const json::value& vector, Reader& r
     } else if (name == "verify_next") {
       const uint64_t agg = reader.Uint(operation, "aggregator_id");
       const uint64_t round = reader.Uint(operation, "round");
-      if (reader.problem() || agg >= shares || round == 0) break;
+      if (reader.problem() || agg >= shares || round == 0) {
+        reader.Fail("verify_next needs an aggregator_id in range and a round of at least 1");
+        break;
+      }
       if (!run[agg].state) {
         reader.Fail(Where("verify_next", index, agg, round) + " has no state from an earlier step");
         break;

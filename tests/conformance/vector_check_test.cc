@@ -90,6 +90,22 @@ TEST(VectorCheck, ReportsMalformedAndUnsupportedFiles) {
   EXPECT_NE(report.error.find("public_share"), std::string::npos) << report.error;
 }
 
+TEST(VectorCheck, IllTypedOperationsAreMalformedNotPassed) {
+  CANOPY_LOAD_VECTOR(original, "vdaf/Poplar1_0.json");
+  json::value altered = original;
+  altered.as_object()["operations"].as_array()[1].as_object()["success"] = "yes";
+  EXPECT_EQ(CheckVector("Poplar1", json::serialize(altered)).status,
+            VectorReport::Status::kMalformed);
+  altered = original;
+  altered.as_object()["operations"].as_array()[1].as_object()["aggregator_id"] = 7;
+  EXPECT_EQ(CheckVector("Poplar1", json::serialize(altered)).status,
+            VectorReport::Status::kMalformed);
+  altered = original;
+  altered.as_object()["reports"].as_array()[0].as_object()["verifier_shares"].as_array()[0] = 5;
+  EXPECT_EQ(CheckVector("Poplar1", json::serialize(altered)).status,
+            VectorReport::Status::kMalformed);
+}
+
 TEST(VectorCheck, XofAndIdpfVectorsAreCompared) {
   CANOPY_LOAD_VECTOR(xof, "vdaf/XofTurboShake128.json");
   json::value altered = xof;
