@@ -77,11 +77,13 @@ void VerifyBoth(const Poplar1& vdaf, const AggregationParameter& param,
                 TwoAggregatorReport& report) {
   auto init0 = vdaf.VerifyInit(kVerifyKey, kCtx, param, *report.prepared[0]);
   auto init1 = vdaf.VerifyInit(kVerifyKey, kCtx, param, *report.prepared[1]);
-  std::vector<uint8_t> round0[2] = {init0->verifier_share, init1->verifier_share};
+  std::vector<uint8_t> round0[2] = {std::move(init0->verifier_share),
+                                    std::move(init1->verifier_share)};
   auto message0 = vdaf.VerifierSharesToMessage(kCtx, param, round0);
   auto next0 = vdaf.VerifyNext(kCtx, std::move(init0->state), *message0);
   auto next1 = vdaf.VerifyNext(kCtx, std::move(init1->state), *message0);
-  std::vector<uint8_t> round1[2] = {next0->verifier_share, next1->verifier_share};
+  std::vector<uint8_t> round1[2] = {std::move(next0->verifier_share),
+                                    std::move(next1->verifier_share)};
   auto message1 = vdaf.VerifierSharesToMessage(kCtx, param, round1);
   auto out0 = vdaf.VerifyNext(kCtx, std::move(next0->state), *message1);
   auto out1 = vdaf.VerifyNext(kCtx, std::move(next1->state), *message1);
