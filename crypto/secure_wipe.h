@@ -4,6 +4,8 @@
 
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 namespace canopy::crypto {
 
@@ -21,6 +23,14 @@ inline void SecureWipe(void* data, size_t size) {
 template <typename T>
 void SecureWipeObject(T& object) {
   SecureWipe(&object, sizeof(object));
+}
+
+// Wipes the elements of a vector of trivially copyable values (its size and
+// capacity are kept, so a scratch buffer can be reused).
+template <typename T>
+void SecureWipeVector(std::vector<T>& values) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  SecureWipe(values.data(), values.size() * sizeof(T));
 }
 
 }  // namespace canopy::crypto

@@ -61,11 +61,6 @@ Result<void> CheckPublicShareShape(const PublicShare& public_share, size_t bits)
   return {};
 }
 
-// Wipes the seeds a vector holds (its capacity is kept for reuse).
-void WipeSeeds(std::vector<Seed>& seeds) {
-  if (!seeds.empty()) crypto::SecureWipe(seeds.data(), seeds.size() * sizeof(Seed));
-}
-
 }  // namespace
 
 // ---- Idpf ------------------------------------------------------------------
@@ -317,15 +312,15 @@ Result<CachedEvaluator> CachedEvaluator::Create(const Idpf& idpf, int agg_id,
 
 CachedEvaluator::~CachedEvaluator() {
   crypto::SecureWipeObject(key_);
-  WipeSeeds(cached_seeds_);
+  crypto::SecureWipeVector(cached_seeds_);
   WipeScratch();
 }
 
 void CachedEvaluator::WipeScratch() {
-  WipeSeeds(parent_seeds_);
-  WipeSeeds(extended_seeds_);
-  WipeSeeds(child_inputs_);
-  WipeSeeds(child_seeds_);
+  crypto::SecureWipeVector(parent_seeds_);
+  crypto::SecureWipeVector(extended_seeds_);
+  crypto::SecureWipeVector(child_inputs_);
+  crypto::SecureWipeVector(child_seeds_);
 }
 
 CachedEvaluator::CachedEvaluator(CachedEvaluator&& other) noexcept { *this = std::move(other); }
@@ -502,7 +497,7 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
     leaf_out[i] =
         FinishValue(leaf_out[i], parent_ctrl_[i], public_share_.leaf_value_correction, agg_id_);
   }
-  WipeSeeds(cached_seeds_);
+  crypto::SecureWipeVector(cached_seeds_);
   std::swap(cached_seeds_, parent_seeds_);
   std::swap(cached_ctrl_, parent_ctrl_);
   cached_set_ = plan.target();

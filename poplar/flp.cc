@@ -243,7 +243,7 @@ class ProveCalls final : public GadgetCalls<F> {
     }
   }
   ~ProveCalls() override {
-    for (auto& wires : wires_) internal::WipeVector(wires);
+    for (auto& wires : wires_) crypto::SecureWipeVector(wires);
   }
 
   F Call(size_t index, std::span<const F> inputs) override {

@@ -103,9 +103,7 @@ class Poplar1Report final : public PreparedReport {
   ~Poplar1Report() override {
     crypto::SecureWipeObject(share_.key);
     crypto::SecureWipeObject(share_.corr_seed);
-    if (!share_.corr_inner.empty()) {
-      crypto::SecureWipe(share_.corr_inner.data(), share_.corr_inner.size() * sizeof(Field64));
-    }
+    crypto::SecureWipeVector(share_.corr_inner);
     crypto::SecureWipeObject(share_.corr_leaf);
   }
 
@@ -272,7 +270,7 @@ Result<ShardOutput> Poplar1::Shard(std::span<const uint8_t> ctx, const Measureme
     out.input_shares.emplace_back();
     AppendInputShare(share, out.input_shares.back());
     crypto::SecureWipeObject(share.key);
-    crypto::SecureWipe(share.corr_inner.data(), share.corr_inner.size() * sizeof(Field64));
+    crypto::SecureWipeVector(share.corr_inner);
   }
   crypto::SecureWipeObject(keys->keys);
   return out;

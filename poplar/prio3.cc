@@ -225,8 +225,8 @@ class Prio3Report final : public PreparedReport {
     std::copy_n(nonce.begin(), Prio3::kNonceSize, nonce_.begin());
   }
   ~Prio3Report() override {
-    internal::WipeVector(shares);
-    internal::WipeVector(encoded_meas_share);
+    crypto::SecureWipeVector(shares);
+    crypto::SecureWipeVector(encoded_meas_share);
     crypto::SecureWipeObject(share_seed);
     crypto::SecureWipeObject(blind);
   }

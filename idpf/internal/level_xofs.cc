@@ -45,9 +45,7 @@ LevelXofs::LevelXofs(size_t bits, std::span<const uint8_t> ctx, Nonce nonce)
   std::memcpy(nonce_.data(), nonce.data(), kNonceSize);
 }
 
-LevelXofs::~LevelXofs() {
-  if (!scratch_.empty()) crypto::SecureWipe(scratch_.data(), scratch_.size() * sizeof(Seed));
-}
+LevelXofs::~LevelXofs() { crypto::SecureWipeVector(scratch_); }
 
 Extended LevelXofs::Extend(size_t level, const Seed& seed) const {
   Extended out;

@@ -9,11 +9,7 @@
 
 namespace canopy::poplar::internal {
 
-// Wipes the elements of a vector of trivially copyable values.
-template <typename T>
-void WipeVector(std::vector<T>& values) {
-  crypto::SecureWipe(values.data(), values.size() * sizeof(T));
-}
+using crypto::SecureWipeVector;
 
 // Wipes `values` when the guard is destroyed. The vector must outlive the
 // guard; a vector moved from in between is simply empty.
@@ -21,7 +17,7 @@ template <typename T>
 class WipeOnExit {
  public:
   explicit WipeOnExit(std::vector<T>& values) : values_(values) {}
-  ~WipeOnExit() { WipeVector(values_); }
+  ~WipeOnExit() { SecureWipeVector(values_); }
   WipeOnExit(const WipeOnExit&) = delete;
   WipeOnExit& operator=(const WipeOnExit&) = delete;
 
