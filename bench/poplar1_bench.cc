@@ -161,6 +161,128 @@ void BM_Poplar1VerifyInnerLevel(benchmark::State& state) {
 }
 BENCHMARK(BM_Poplar1VerifyInnerLevel)->Arg(2)->Arg(16)->Arg(64)->Arg(256);
 
+// Both aggregators' verification of a batch of reports at one level, as the
+// DAP layer runs an aggregation job: one VerifyInitBatch per aggregator, then
+// the rounds report by report. `init` keeps the transitions of the previous
+// batch, whose vectors the next batch reuses.
+void VerifyBatchBoth(const Poplar1& vdaf, const AggregationParameter& param,
+                     std::vector<TwoAggregatorReport>& reports,
+                     std::vector<Result<poplar::VerifyTransition>> (&init)[2]) {
+  for (int agg = 0; agg < 2; ++agg) {
+    std::vector<poplar::PreparedReport*> entries;
+    entries.reserve(reports.size());
+    for (TwoAggregatorReport& report : reports) entries.push_back(report.prepared[agg].get());
+    init[agg].resize(reports.size());
+    vdaf.VerifyInitBatch(kVerifyKey, kCtx, param, entries, init[agg]);
+  }
+  for (size_t r = 0; r < reports.size(); ++r) {
+    std::vector<uint8_t> round0[2] = {std::move(init[0][r]->verifier_share),
+                                      std::move(init[1][r]->verifier_share)};
+    auto message0 = vdaf.VerifierSharesToMessage(kCtx, param, round0);
+    auto next0 = vdaf.VerifyNext(kCtx, std::move(init[0][r]->state), *message0);
+    auto next1 = vdaf.VerifyNext(kCtx, std::move(init[1][r]->state), *message0);
+    std::vector<uint8_t> round1[2] = {std::move(next0->verifier_share),
+                                      std::move(next1->verifier_share)};
+    auto message1 = vdaf.VerifierSharesToMessage(kCtx, param, round1);
+    auto out0 = vdaf.VerifyNext(kCtx, std::move(next0->state), *message1);
+    auto out1 = vdaf.VerifyNext(kCtx, std::move(next1->state), *message1);
+    benchmark::DoNotOptimize(out0);
+    benchmark::DoNotOptimize(out1);
+  }
+}
+
+// Distinct reports for a batch: the same measurement under different nonces
+// (so every report has its own keys and randomness).
+std::vector<TwoAggregatorReport> PrepareBatch(const Fixture& fixture, size_t count) {
+  std::vector<TwoAggregatorReport> batch;
+  std::vector<uint8_t> rand(Poplar1::kRandSize, 5);
+  for (size_t i = 0; i < count; ++i) {
+    std::vector<uint8_t> nonce = fixture.nonce;
+    nonce[0] = static_cast<uint8_t>(i);
+    nonce[1] = static_cast<uint8_t>(i >> 8);
+    rand[0] = static_cast<uint8_t>(i);
+    const poplar::ShardOutput shares = *fixture.vdaf->Shard(kCtx, fixture.alpha, nonce, rand);
+    batch.push_back(Prepare(*fixture.vdaf, shares, nonce));
+  }
+  return batch;
+}
+
+// One iteration verifies a batch of range(1) reports at one inner level
+// (both aggregators), walking down the levels; the walk restarts, untimed,
+// at the leaf.
+void BM_Poplar1VerifyInnerLevelBatch(benchmark::State& state) {
+  Fixture fixture(256);
+  const size_t width = static_cast<size_t>(state.range(0));
+  const size_t reports = static_cast<size_t>(state.range(1));
+  const auto params = WalkParams(*fixture.vdaf, fixture.alpha, width);
+  size_t first_full_level = 0;
+  while (static_cast<const poplar::Poplar1AggParam&>(*params[first_full_level]).prefixes.size() <
+         width) {
+    ++first_full_level;
+  }
+  std::vector<TwoAggregatorReport> batch;
+  std::vector<Result<poplar::VerifyTransition>> init[2];
+  size_t level = 0;
+  auto restart = [&] {
+    batch = PrepareBatch(fixture, reports);
+    for (level = 0; level < first_full_level; ++level) {
+      VerifyBatchBoth(*fixture.vdaf, *params[level], batch, init);
+    }
+  };
+  restart();
+  TscCycles cycles;
+  for (auto _ : state) {
+    if (level + 1 == fixture.vdaf->bits()) {
+      cycles.Pause(state);
+      restart();
+      cycles.Resume(state);
+    }
+    VerifyBatchBoth(*fixture.vdaf, *params[level], batch, init);
+    ++level;
+  }
+  state.counters["candidates"] = static_cast<double>(width);
+  state.counters["reports"] = static_cast<double>(reports);
+  cycles.Report(state, 2.0 * static_cast<double>(width * reports), "cycles_per_agg_candidate");
+  state.counters["ns_per_agg_candidate"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * 2.0 * static_cast<double>(width * reports),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_Poplar1VerifyInnerLevelBatch)
+    ->Args({2, 64})
+    ->Args({16, 64})
+    ->Args({64, 64})
+    ->Args({256, 64})
+    ->Unit(benchmark::kMicrosecond);
+
+// One iteration verifies a batch of range(1) reports at the leaf (both
+// aggregators), from node states cached at level BITS - 2 (walked there
+// untimed).
+void BM_Poplar1VerifyLeafBatch(benchmark::State& state) {
+  Fixture fixture(256);
+  const size_t width = static_cast<size_t>(state.range(0));
+  const size_t reports = static_cast<size_t>(state.range(1));
+  const auto params = WalkParams(*fixture.vdaf, fixture.alpha, width);
+  std::vector<TwoAggregatorReport> batch;
+  std::vector<Result<poplar::VerifyTransition>> init[2];
+  auto refill = [&] {
+    batch = PrepareBatch(fixture, reports);
+    for (size_t level = 0; level + 1 < fixture.vdaf->bits(); ++level) {
+      VerifyBatchBoth(*fixture.vdaf, *params[level], batch, init);
+    }
+  };
+  TscCycles cycles;
+  for (auto _ : state) {
+    cycles.Pause(state);
+    refill();
+    cycles.Resume(state);
+    VerifyBatchBoth(*fixture.vdaf, *params.back(), batch, init);
+  }
+  state.counters["candidates"] = static_cast<double>(width);
+  state.counters["reports"] = static_cast<double>(reports);
+  cycles.Report(state, 2.0 * static_cast<double>(width * reports), "cycles_per_agg_candidate");
+}
+BENCHMARK(BM_Poplar1VerifyLeafBatch)->Args({16, 8})->Iterations(40)->Unit(benchmark::kMicrosecond);
+
 // One iteration verifies one report at the leaf (both aggregators) from the
 // node states cached at level BITS - 2. Reports are walked there in batches,
 // untimed.

@@ -5,6 +5,7 @@
 #include <set>
 #include <typeinfo>
 
+#include "crypto/keccak_x4.h"
 #include "crypto/secure_wipe.h"
 
 namespace canopy::poplar {
@@ -407,21 +408,64 @@ Result<std::unique_ptr<PreparedReport>> Poplar1::PrepareReport(
                                          std::move(*evaluator));
 }
 
+namespace {
+
+Poplar1Report* AsPoplar1Report(PreparedReport& prepared) {
+  return typeid(prepared) == typeid(Poplar1Report) ? static_cast<Poplar1Report*>(&prepared)
+                                                   : nullptr;
+}
+
+// The vector of `F` in `vector`, made to hold `size` elements. An existing
+// vector of that field keeps its allocation.
 template <typename F>
-Result<VerifyTransition> Poplar1::VerifyInitAtLevel(std::span<const uint8_t> verify_key,
-                                                    const Poplar1AggParam& param,
-                                                    Poplar1Report& report) const {
+std::vector<F>& ResizeFieldVector(FieldVector& vector, size_t size) {
+  auto* elements = std::get_if<std::vector<F>>(&vector);
+  if (elements == nullptr) elements = &vector.template emplace<std::vector<F>>();
+  elements->resize(size);
+  return *elements;
+}
+
+// A transition to fill in: the one `entry` holds (so its vectors are reused)
+// or a fresh one when it holds an error.
+VerifyTransition& ReusableTransition(Result<VerifyTransition>& entry) {
+  if (!entry) entry = VerifyTransition();
+  return *entry;
+}
+
+}  // namespace
+
+Result<const Poplar1AggParam*> Poplar1::CheckVerifyParam(
+    std::span<const uint8_t> verify_key, const AggregationParameter& agg_param) const {
+  const Poplar1AggParam* param = AsPoplar1(agg_param);
+  if (param == nullptr) {
+    return MakeError(ErrorCode::kInvalidArgument, "not a Poplar1 parameter or report");
+  }
+  if (verify_key.size() != kVerifyKeySize) {
+    return MakeError(ErrorCode::kInvalidArgument, "Poplar1 verify key must be 32 bytes");
+  }
+  if (param->plan == nullptr) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "the aggregation parameter's prefixes are not sorted and unique");
+  }
+  if (param->level >= bits()) {
+    return MakeError(ErrorCode::kInvalidArgument, "level out of range");
+  }
+  return param;
+}
+
+template <typename F>
+Result<void> Poplar1::VerifyInitWithRand(const Poplar1AggParam& param, Poplar1Report& report,
+                                         std::span<const F> verify_rand,
+                                         VerifyTransition& out) const {
   constexpr bool kLeaf = std::is_same_v<F, Field255>;
   const size_t count = param.prefixes.size();
   const size_t level = param.level;
 
   // The IDPF values (data, authenticator) at every candidate prefix.
-  // Per-thread scratch: a level's values and randomness are consumed here, so
-  // reusing the buffers saves two allocations per report and level.
+  // Per-thread scratch: a level's values are consumed here, so reusing the
+  // buffer saves an allocation per report and level.
   thread_local std::vector<std::array<F, 2>> values;
-  thread_local std::vector<F> verify_rand;
   values.resize(count);
-  verify_rand.resize(count);
   Result<void> evaluated;
   if constexpr (kLeaf) {
     evaluated = report.evaluator().EvaluateLeaf(*param.plan, values);
@@ -441,65 +485,194 @@ Result<VerifyTransition> Poplar1::VerifyInitAtLevel(std::span<const uint8_t> ver
     big_ab = {report.share().corr_inner[2 * level], report.share().corr_inner[2 * level + 1]};
   }
 
-  // The verification randomness, one element per prefix.
-  crypto::XofTurboShake128 verify_rand_xof = report.VerifyRandXof(verify_key, level);
-
   // The sketch share: (a + sum r y, b + sum r^2 y, c + sum r k). The sums are
   // kept in locals so they stay in registers (stores into the memory vector
   // would otherwise force them back to the stack on every candidate).
-  verify_rand_xof.NextVec<F>(verify_rand);
-  F sum_ry = F::Zero(), sum_rry = F::Zero(), sum_rk = F::Zero();
-  std::vector<F> memory(3 + count);
+  std::vector<F>& memory = ResizeFieldVector<F>(out.state.memory, 3 + count);
   memory[0] = big_ab[0];
   memory[1] = big_ab[1];
   memory[2] = F::FromUint64(static_cast<uint64_t>(report.agg_id()));
   F* out_share = memory.data() + 3;
-  for (size_t i = 0; i < count; ++i) {
-    const F r = verify_rand[i];
-    const F data = values[i][0];
-    const F r_data = r * data;
-    sum_ry += r_data;
-    sum_rry += r * r_data;
-    sum_rk += r * values[i][1];
-    out_share[i] = data;
+  F sum_ry = F::Zero(), sum_rry = F::Zero(), sum_rk = F::Zero();
+  if constexpr (kLeaf) {
+    for (size_t i = 0; i < count; ++i) {
+      const F r = verify_rand[i];
+      const F data = values[i][0];
+      const F r_data = r * data;
+      sum_ry += r_data;
+      sum_rry += r * r_data;
+      sum_rk += r * values[i][1];
+      out_share[i] = data;
+    }
+  } else {
+    // Unreduced sums: one reduction per candidate (r * y, needed for
+    // r^2 * y) instead of three, and short dependency chains.
+    Field64::Accumulator ry, rry, rk;
+    for (size_t i = 0; i < count; ++i) {
+      const F r = verify_rand[i];
+      const F data = values[i][0];
+      const F r_data = r * data;
+      ry.Add(r_data);
+      rry.AddProduct(r, r_data);
+      rk.AddProduct(r, values[i][1]);
+      out_share[i] = data;
+    }
+    sum_ry = ry.Reduce();
+    sum_rry = rry.Reduce();
+    sum_rk = rk.Reduce();
   }
-  const std::array<F, 3> sketch = {abc[0] + sum_ry, abc[1] + sum_rry, abc[2] + sum_rk};
+  const F sketch[3] = {abc[0] + sum_ry, abc[1] + sum_rry, abc[2] + sum_rk};
 
-  VerifyTransition transition;
-  transition.state.step = kStepEvaluateSketch;
-  transition.state.level = static_cast<uint32_t>(level);
-  transition.state.agg_id = report.agg_id();
-  transition.state.memory = std::move(memory);
-  transition.verifier_share = crypto::EncodeVec<F>(sketch);
-  return transition;
+  out.finished = false;
+  out.state.step = kStepEvaluateSketch;
+  out.state.level = static_cast<uint32_t>(level);
+  out.state.agg_id = report.agg_id();
+  out.state.seed.clear();
+  out.verifier_share.resize(3 * F::kEncodedSize);
+  for (size_t i = 0; i < 3; ++i) sketch[i].Encode(out.verifier_share.data() + i * F::kEncodedSize);
+  out.out_share = FieldVector();
+  return {};
 }
 
 Result<VerifyTransition> Poplar1::VerifyInit(std::span<const uint8_t> verify_key,
                                              std::span<const uint8_t> ctx,
                                              const AggregationParameter& agg_param,
                                              PreparedReport& prepared) const {
-  const Poplar1AggParam* param = AsPoplar1(agg_param);
-  auto* report =
-      typeid(prepared) == typeid(Poplar1Report) ? static_cast<Poplar1Report*>(&prepared) : nullptr;
-  if (param == nullptr || report == nullptr) {
+  Result<const Poplar1AggParam*> checked = CheckVerifyParam(verify_key, agg_param);
+  if (!checked) return std::unexpected(checked.error());
+  const Poplar1AggParam& param = **checked;
+  Poplar1Report* report = AsPoplar1Report(prepared);
+  if (report == nullptr) {
     return MakeError(ErrorCode::kInvalidArgument, "not a Poplar1 parameter or report");
-  }
-  if (verify_key.size() != kVerifyKeySize) {
-    return MakeError(ErrorCode::kInvalidArgument, "Poplar1 verify key must be 32 bytes");
-  }
-  if (param->plan == nullptr) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     "the aggregation parameter's prefixes are not sorted and unique");
-  }
-  if (param->level >= bits()) {
-    return MakeError(ErrorCode::kInvalidArgument, "level out of range");
   }
   if (!std::equal(ctx.begin(), ctx.end(), report->ctx().begin(), report->ctx().end())) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "the report was prepared with another application context");
   }
-  return IsLeaf(param->level) ? VerifyInitAtLevel<Field255>(verify_key, *param, *report)
-                              : VerifyInitAtLevel<Field64>(verify_key, *param, *report);
+  auto verify = [&](auto tag) -> Result<VerifyTransition> {
+    using F = decltype(tag);
+    // The verification randomness, one element per prefix.
+    thread_local std::vector<F> verify_rand;
+    verify_rand.resize(param.prefixes.size());
+    report->VerifyRandXof(verify_key, param.level).template NextVec<F>(verify_rand);
+    VerifyTransition transition;
+    Result<void> done = VerifyInitWithRand<F>(param, *report, verify_rand, transition);
+    if (!done) return std::unexpected(done.error());
+    return transition;
+  };
+  return IsLeaf(param.level) ? verify(Field255()) : verify(Field64());
+}
+
+template <typename F>
+void Poplar1::VerifyInitBatchAtLevel(std::span<const uint8_t> verify_key,
+                                     std::span<const uint8_t> ctx, const Poplar1AggParam& param,
+                                     std::span<PreparedReport* const> reports,
+                                     std::span<Result<VerifyTransition>> out) const {
+  constexpr size_t kLanes = crypto::TurboShake128x4::kInstances;
+  const size_t count = param.prefixes.size();
+
+  // The XOF input common to every report: everything before the binder
+  // (nonce || level), as XofTurboShake128 frames it.
+  const std::vector<uint8_t> dst = Dst(kUsageVerifyRand, ctx);
+  std::vector<uint8_t> prefix;
+  prefix.reserve(3 + dst.size() + verify_key.size());
+  prefix.push_back(static_cast<uint8_t>(dst.size()));
+  prefix.push_back(static_cast<uint8_t>(dst.size() >> 8));
+  prefix.insert(prefix.end(), dst.begin(), dst.end());
+  prefix.push_back(static_cast<uint8_t>(verify_key.size()));
+  prefix.insert(prefix.end(), verify_key.begin(), verify_key.end());
+  crypto::TurboShake128x4 common(0x01);
+  common.AbsorbAll(prefix);
+  const uint8_t level_bytes[2] = {static_cast<uint8_t>(param.level >> 8),
+                                  static_cast<uint8_t>(param.level)};
+
+  // The reports that pass the per-report checks, verified four at a time.
+  thread_local std::vector<size_t> valid;
+  valid.clear();
+  for (size_t i = 0; i < reports.size(); ++i) {
+    Poplar1Report* report = reports[i] != nullptr ? AsPoplar1Report(*reports[i]) : nullptr;
+    if (report == nullptr) {
+      out[i] = MakeError(ErrorCode::kInvalidArgument, "not a Poplar1 parameter or report");
+    } else if (!std::equal(ctx.begin(), ctx.end(), report->ctx().begin(), report->ctx().end())) {
+      out[i] = MakeError(ErrorCode::kInvalidArgument,
+                         "the report was prepared with another application context");
+    } else {
+      valid.push_back(i);
+    }
+  }
+
+  thread_local std::vector<F> verify_rand;
+  thread_local std::vector<uint8_t> stream;
+  verify_rand.resize(kLanes * count);
+  for (size_t group = 0; group < valid.size(); group += kLanes) {
+    const size_t lanes = std::min(kLanes, valid.size() - group);
+    Poplar1Report* group_reports[kLanes];
+    std::array<uint8_t, kNonceSize + 2> binders[kLanes];
+    for (size_t k = 0; k < kLanes; ++k) {
+      // Unused lanes hash the first report's binder again; their output is
+      // dropped.
+      group_reports[k] = static_cast<Poplar1Report*>(reports[valid[group + (k < lanes ? k : 0)]]);
+      std::copy_n(group_reports[k]->nonce().begin(), kNonceSize, binders[k].begin());
+      binders[k][kNonceSize] = level_bytes[0];
+      binders[k][kNonceSize + 1] = level_bytes[1];
+    }
+    crypto::TurboShake128x4 xof = common;
+    xof.Absorb({binders[0], binders[1], binders[2], binders[3]});
+
+    // Rejection sampling, lane by lane: each lane reads its own stream in
+    // order, so it draws exactly the elements NextVec would; a round squeezes
+    // as many draws as the neediest lane still misses.
+    size_t filled[kLanes] = {};
+    for (;;) {
+      size_t draws = 0;
+      for (size_t k = 0; k < lanes; ++k) draws = std::max(draws, count - filled[k]);
+      if (draws == 0) break;
+      const size_t bytes = draws * F::kEncodedSize;
+      stream.resize(kLanes * bytes);
+      uint8_t* data = stream.data();
+      xof.Squeeze({std::span<uint8_t>(data, bytes), std::span<uint8_t>(data + bytes, bytes),
+                   std::span<uint8_t>(data + 2 * bytes, bytes),
+                   std::span<uint8_t>(data + 3 * bytes, bytes)});
+      for (size_t k = 0; k < lanes; ++k) {
+        F* lane_rand = verify_rand.data() + k * count;
+        const uint8_t* lane_bytes = data + k * bytes;
+        for (size_t d = 0; d < draws && filled[k] < count; ++d) {
+          if (F::FromSampledBytes(lane_bytes + d * F::kEncodedSize, &lane_rand[filled[k]])) {
+            ++filled[k];
+          }
+        }
+      }
+    }
+
+    for (size_t k = 0; k < lanes; ++k) {
+      Result<VerifyTransition>& entry = out[valid[group + k]];
+      Result<void> done = VerifyInitWithRand<F>(
+          param, *group_reports[k], std::span<const F>(verify_rand.data() + k * count, count),
+          ReusableTransition(entry));
+      if (!done) entry = std::unexpected(done.error());
+    }
+  }
+}
+
+void Poplar1::VerifyInitBatch(std::span<const uint8_t> verify_key, std::span<const uint8_t> ctx,
+                              const AggregationParameter& agg_param,
+                              std::span<PreparedReport* const> reports,
+                              std::span<Result<VerifyTransition>> out) const {
+  if (out.size() != reports.size()) {
+    Vdaf::VerifyInitBatch(verify_key, ctx, agg_param, reports, out);  // Reports the mismatch.
+    return;
+  }
+  Result<const Poplar1AggParam*> checked = CheckVerifyParam(verify_key, agg_param);
+  if (!checked) {
+    for (Result<VerifyTransition>& entry : out) entry = std::unexpected(checked.error());
+    return;
+  }
+  const Poplar1AggParam& param = **checked;
+  if (IsLeaf(param.level)) {
+    VerifyInitBatchAtLevel<Field255>(verify_key, ctx, param, reports, out);
+  } else {
+    VerifyInitBatchAtLevel<Field64>(verify_key, ctx, param, reports, out);
+  }
 }
 
 Result<std::vector<uint8_t>> Poplar1::VerifierSharesToMessage(

@@ -76,6 +76,14 @@ class Poplar1 final : public Vdaf {
                                       std::span<const uint8_t> ctx,
                                       const AggregationParameter& agg_param,
                                       PreparedReport& report) const override;
+  // Verifies many reports at one level: the parameter is checked once, the
+  // verification randomness of four reports is hashed at once (4-way
+  // TurboSHAKE128) and scratch space is shared. Gives exactly VerifyInit's
+  // results, report by report.
+  void VerifyInitBatch(std::span<const uint8_t> verify_key, std::span<const uint8_t> ctx,
+                       const AggregationParameter& agg_param,
+                       std::span<PreparedReport* const> reports,
+                       std::span<Result<VerifyTransition>> out) const override;
   Result<std::vector<uint8_t>> VerifierSharesToMessage(
       std::span<const uint8_t> ctx, const AggregationParameter& agg_param,
       std::span<const std::vector<uint8_t>> verifier_shares) const override;
@@ -96,10 +104,19 @@ class Poplar1 final : public Vdaf {
   explicit Poplar1(idpf::Idpf idpf) : idpf_(idpf) {}
 
   bool IsLeaf(size_t level) const { return level + 1 == bits(); }
+  // The checks VerifyInit makes once per parameter; returns the parameter.
+  Result<const Poplar1AggParam*> CheckVerifyParam(std::span<const uint8_t> verify_key,
+                                                  const AggregationParameter& agg_param) const;
+  // verify_init of one report from its verification randomness, written into
+  // `out` (reusing its vectors).
   template <typename F>
-  Result<VerifyTransition> VerifyInitAtLevel(std::span<const uint8_t> verify_key,
-                                             const Poplar1AggParam& agg_param,
-                                             class Poplar1Report& report) const;
+  Result<void> VerifyInitWithRand(const Poplar1AggParam& agg_param, class Poplar1Report& report,
+                                  std::span<const F> verify_rand, VerifyTransition& out) const;
+  template <typename F>
+  void VerifyInitBatchAtLevel(std::span<const uint8_t> verify_key, std::span<const uint8_t> ctx,
+                              const Poplar1AggParam& agg_param,
+                              std::span<PreparedReport* const> reports,
+                              std::span<Result<VerifyTransition>> out) const;
 
   idpf::Idpf idpf_;
 };

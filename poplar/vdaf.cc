@@ -133,6 +133,25 @@ Result<VerifyTransition> Vdaf::VerifyInitFromShares(std::span<const uint8_t> ver
   return VerifyInit(verify_key, ctx, agg_param, **report);
 }
 
+void Vdaf::VerifyInitBatch(std::span<const uint8_t> verify_key, std::span<const uint8_t> ctx,
+                           const AggregationParameter& agg_param,
+                           std::span<PreparedReport* const> reports,
+                           std::span<Result<VerifyTransition>> out) const {
+  if (out.size() != reports.size()) {
+    for (Result<VerifyTransition>& entry : out) {
+      entry = MakeError(ErrorCode::kInvalidArgument, "a batch needs one output per report");
+    }
+    return;
+  }
+  for (size_t i = 0; i < reports.size(); ++i) {
+    if (reports[i] == nullptr) {
+      out[i] = MakeError(ErrorCode::kInvalidArgument, "a batch entry holds no report");
+      continue;
+    }
+    out[i] = VerifyInit(verify_key, ctx, agg_param, *reports[i]);
+  }
+}
+
 std::vector<uint8_t> VdafDomainSeparationTag(uint32_t algorithm_id, uint16_t usage,
                                              std::span<const uint8_t> ctx) {
   constexpr uint8_t kVersion = 18;

@@ -162,6 +162,20 @@ class Vdaf {
                                               const AggregationParameter& agg_param,
                                               PreparedReport& report) const = 0;
 
+  // verify_init for many reports at one aggregation parameter: out[i]
+  // receives exactly what VerifyInit(verify_key, ctx, agg_param, *reports[i])
+  // would return, so one bad report fails only its own entry. Transitions
+  // already in `out` may have their vectors reused, which saves allocations
+  // when a caller verifies batch after batch. out.size() must equal
+  // reports.size(); otherwise every entry of `out` gets kInvalidArgument.
+  // This default calls VerifyInit once per report; a VDAF overrides it to
+  // share the per-parameter work (Poplar1 also hashes the verification
+  // randomness of four reports at once).
+  virtual void VerifyInitBatch(std::span<const uint8_t> verify_key, std::span<const uint8_t> ctx,
+                               const AggregationParameter& agg_param,
+                               std::span<PreparedReport* const> reports,
+                               std::span<Result<VerifyTransition>> out) const;
+
   // The draft's verifier_shares_to_message over every aggregator's encoded
   // share; returns the encoded message (empty for "none"). Errors
   // (kVerifyFailed): the report is invalid; (kDecodeError): malformed shares.

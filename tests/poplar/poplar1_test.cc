@@ -220,6 +220,134 @@ TEST(Poplar1, SkippedLevelsAndFreshReportsAgree) {
   }
 }
 
+// The batch form gives, report by report, exactly what the single-report
+// form gives: at every level of a walk (inner levels and the leaf), with
+// batches that are not a multiple of four, tampered reports that the sketch
+// rejects, entries that are not valid reports, and transitions reused from
+// the previous level.
+TEST(Poplar1, BatchVerifyInitEqualsSingle) {
+  std::mt19937_64 random(11);
+  const size_t bits = 12;
+  auto vdaf = Poplar1::Create(bits);
+  ASSERT_TRUE(vdaf);
+  std::vector<BitString> measurements;
+  for (int i = 0; i < 11; ++i) measurements.push_back(RandomString(random, bits));
+  std::vector<Report> single = MakeReports(**vdaf, measurements, random);
+  // Tamper with the leader's correlation shares of some levels (bytes 48 on
+  // hold two elements per inner level): those reports fail at that level.
+  for (size_t r : {2, 7}) {
+    single[r].shares.input_shares[0][48 + 16 * (r + 1)] ^= 0x40;
+    single[r].prepared[0] = std::move(*(*vdaf)->PrepareReport(
+        0, kCtx, single[r].nonce, single[r].shares.public_share, single[r].shares.input_shares[0]));
+  }
+  // The same reports prepared again, for the batch form (verification
+  // advances each report's cache).
+  std::vector<Report> batched;
+  for (const Report& report : single) {
+    Report copy;
+    copy.nonce = report.nonce;
+    copy.shares = report.shares;
+    for (int agg = 0; agg < 2; ++agg) {
+      copy.prepared[agg] = std::move(*(*vdaf)->PrepareReport(
+          agg, kCtx, copy.nonce, copy.shares.public_share, copy.shares.input_shares[agg]));
+    }
+    batched.push_back(std::move(copy));
+  }
+  // A report prepared under another context; and a null entry.
+  const std::vector<uint8_t> other_ctx = {'o', 't', 'h', 'e', 'r'};
+  auto foreign =
+      (*vdaf)->PrepareReport(0, other_ctx, single[0].nonce, single[0].shares.public_share,
+                             single[0].shares.input_shares[0]);
+  ASSERT_TRUE(foreign);
+  const std::vector<uint8_t> verify_key = RandomBytes(random, 32);
+
+  std::vector<Result<VerifyTransition>> outs[2];
+  std::vector<BitString> candidates = {BitString().Extended(false), BitString().Extended(true)};
+  std::shared_ptr<const AggregationParameter> previous;
+  for (size_t level = 0; level < bits; ++level) {
+    auto param = (*vdaf)->MakeAggParam(level, candidates, previous.get());
+    ASSERT_TRUE(param);
+    size_t rejected = 0;
+    for (int agg = 0; agg < 2; ++agg) {
+      // Batch entries: the reports, with the foreign and the null entry mixed in.
+      std::vector<PreparedReport*> entries;
+      for (size_t r = 0; r < batched.size(); ++r) {
+        if (r == 3) entries.push_back(foreign->get());
+        if (r == 5) entries.push_back(nullptr);
+        entries.push_back(batched[r].prepared[agg].get());
+      }
+      outs[agg].resize(entries.size());  // Kept from the previous level: reused.
+      (*vdaf)->VerifyInitBatch(verify_key, kCtx, **param, entries, outs[agg]);
+      size_t next = 0;
+      for (size_t e = 0; e < entries.size(); ++e) {
+        if (entries[e] == nullptr || entries[e] == foreign->get()) {
+          ASSERT_FALSE(outs[agg][e]);
+          EXPECT_EQ(outs[agg][e].error().code(), ErrorCode::kInvalidArgument);
+          EXPECT_EQ(
+              (entries[e] == nullptr
+                   ? ErrorCode::kInvalidArgument
+                   : (*vdaf)->VerifyInit(verify_key, kCtx, **param, *entries[e]).error().code()),
+              ErrorCode::kInvalidArgument);
+          continue;
+        }
+        auto expected = (*vdaf)->VerifyInit(verify_key, kCtx, **param, *single[next].prepared[agg]);
+        ASSERT_TRUE(expected);
+        ASSERT_TRUE(outs[agg][e]) << outs[agg][e].error().ToString();
+        EXPECT_FALSE(outs[agg][e]->finished);
+        EXPECT_EQ(outs[agg][e]->verifier_share, expected->verifier_share)
+            << "level " << level << " report " << next;
+        EXPECT_EQ(EncodeVerifyState(outs[agg][e]->state), EncodeVerifyState(expected->state));
+        ++next;
+      }
+      ASSERT_EQ(next, batched.size());
+    }
+    // Mixed validity: the tampered reports fail their level in both forms.
+    for (size_t e = 0, r = 0; e < outs[0].size(); ++e) {
+      if (!outs[0][e] || !outs[1][e]) continue;
+      std::vector<std::vector<uint8_t>> round0 = {outs[0][e]->verifier_share,
+                                                  outs[1][e]->verifier_share};
+      auto message0 = (*vdaf)->VerifierSharesToMessage(kCtx, **param, round0);
+      ASSERT_TRUE(message0);
+      auto next0 = (*vdaf)->VerifyNext(kCtx, outs[0][e]->state, *message0);
+      auto next1 = (*vdaf)->VerifyNext(kCtx, outs[1][e]->state, *message0);
+      ASSERT_TRUE(next0 && next1);
+      std::vector<std::vector<uint8_t>> round1 = {next0->verifier_share, next1->verifier_share};
+      const bool accepted = (*vdaf)->VerifierSharesToMessage(kCtx, **param, round1).has_value();
+      const bool tampered = (r == 2 && level == 3) || (r == 7 && level == 8);
+      EXPECT_EQ(accepted, !tampered) << "level " << level << " report " << r;
+      rejected += !accepted;
+      ++r;
+    }
+    EXPECT_EQ(rejected, level == 3 || level == 8 ? 1u : 0u) << "level " << level;
+    previous = *param;
+    if (level + 1 < bits) {
+      candidates = NextCandidates(candidates, PlainCounts(measurements, candidates), 10, random);
+    }
+  }
+}
+
+TEST(Poplar1, BatchVerifyInitRefusesBadArguments) {
+  std::mt19937_64 random(12);
+  auto vdaf = Poplar1::Create(4);
+  ASSERT_TRUE(vdaf);
+  std::vector<Report> reports = MakeReports(**vdaf, {RandomString(random, 4)}, random);
+  auto param = (*vdaf)->MakeAggParam(0, {*BitString::Parse("0"), *BitString::Parse("1")}, nullptr);
+  ASSERT_TRUE(param);
+  PreparedReport* entries[1] = {reports[0].prepared[0].get()};
+  // A wrong verify key size fails every entry.
+  std::vector<Result<VerifyTransition>> out(1);
+  (*vdaf)->VerifyInitBatch(std::vector<uint8_t>(31), kCtx, **param, entries, out);
+  ASSERT_FALSE(out[0]);
+  EXPECT_EQ(out[0].error().code(), ErrorCode::kInvalidArgument);
+  // An output span of the wrong size.
+  std::vector<Result<VerifyTransition>> two(2);
+  (*vdaf)->VerifyInitBatch(RandomBytes(random, 32), kCtx, **param, entries, two);
+  EXPECT_FALSE(two[0]);
+  EXPECT_FALSE(two[1]);
+  // An empty batch is fine.
+  (*vdaf)->VerifyInitBatch(RandomBytes(random, 32), kCtx, **param, {}, {});
+}
+
 // A client that tampers with its shares is caught by the sketch.
 TEST(Poplar1, TamperedReportsAreRejected) {
   std::mt19937_64 random(7);
