@@ -142,6 +142,92 @@ class Field128 {
   // The multiplicative inverse (Fermat: x^(p-2)); the inverse of 0 is 0.
   constexpr Field128 Inverse() const { return PowWide(kModulus - 2); }
 
+  // A sum of products a_1 * b_1 + ... + a_n * b_n, n <= kMaxTerms, that
+  // keeps each 256-bit product as it is and reduces once, in Reduce(): a
+  // term costs the four word products and a 320-bit addition, about half a
+  // multiplication. The sum is exactly the field's sum of products. Holds
+  // its terms' secrets: wipe it (SecureWipeObject) when they matter.
+  class ProductSum {
+   public:
+    static constexpr uint64_t kMaxTerms = uint64_t{1} << 32;
+
+    constexpr void Add(Field128 a, Field128 b) {
+#if defined(__x86_64__) && defined(__GNUC__)
+      if (!std::is_constant_evaluated()) {
+        // The four word products added where they belong, carries rippling
+        // to the top. g++ 12 spills and stores needlessly around the
+        // _addcarry_u64 chain of the portable code below, which makes it
+        // about twice as long. MUL, ADD and ADC take constant time.
+        const uint64_t a0 = Low(a.montgomery_), a1 = High(a.montgomery_);
+        const uint64_t b0 = Low(b.montgomery_), b1 = High(b.montgomery_);
+        uint64_t scratch;
+        asm("movq %[a0], %%rax\n\t"
+            "mulq %[b0]\n\t"
+            "addq %%rax, %[l0]\n\t"
+            "adcq %%rdx, %[l1]\n\t"
+            "adcq $0, %[l2]\n\t"
+            "adcq $0, %[l3]\n\t"
+            "adcq $0, %[l4]\n\t"
+            "movq %[a0], %%rax\n\t"
+            "mulq %[b1]\n\t"
+            "addq %%rax, %[l1]\n\t"
+            "adcq %%rdx, %[l2]\n\t"
+            "adcq $0, %[l3]\n\t"
+            "adcq $0, %[l4]\n\t"
+            "movq %[a1], %%rax\n\t"
+            "mulq %[b0]\n\t"
+            "addq %%rax, %[l1]\n\t"
+            "adcq %%rdx, %[l2]\n\t"
+            "adcq $0, %[l3]\n\t"
+            "adcq $0, %[l4]\n\t"
+            "movq %[a1], %%rax\n\t"
+            "mulq %[b1]\n\t"
+            "addq %%rax, %[l2]\n\t"
+            "adcq %%rdx, %[l3]\n\t"
+            "adcq $0, %[l4]"
+            : [l0] "+r"(limbs_[0]), [l1] "+r"(limbs_[1]), [l2] "+r"(limbs_[2]),
+              [l3] "+r"(limbs_[3]), [l4] "+r"(limbs_[4]), "=&a"(scratch)
+            : [a0] "r"(a0), [a1] "r"(a1), [b0] "r"(b0), [b1] "r"(b1)
+            : "rdx", "cc");
+        return;
+      }
+#endif
+      const Wide256 product = MultiplyWide(a.montgomery_, b.montgomery_);
+      LimbAndCarry sum0 = AddWithCarry(limbs_[0], product.limbs[0], 0);
+      LimbAndCarry sum1 = AddWithCarry(limbs_[1], product.limbs[1], sum0.carry);
+      LimbAndCarry sum2 = AddWithCarry(limbs_[2], product.limbs[2], sum1.carry);
+      LimbAndCarry sum3 = AddWithCarry(limbs_[3], product.limbs[3], sum2.carry);
+      limbs_[0] = sum0.limb;
+      limbs_[1] = sum1.limb;
+      limbs_[2] = sum2.limb;
+      limbs_[3] = sum3.limb;
+      limbs_[4] += sum3.carry;
+    }
+
+    // The sum so far, as a field element.
+    constexpr Field128 Reduce() const { return FromMontgomery(ReduceWide(limbs_)); }
+
+   private:
+    // The integer sum of the Montgomery forms' products, little-endian.
+    uint64_t limbs_[5] = {};
+  };
+
+  // The sum of `values`, at most ProductSum::kMaxTerms of them, reduced once:
+  // a term costs three word additions instead of a modular addition.
+  static constexpr Field128 Sum(std::span<const Field128> values) {
+    uint64_t low = 0, high = 0, top = 0;
+    for (const Field128& value : values) {
+      LimbAndCarry sum0 = AddWithCarry(low, Low(value.montgomery_), 0);
+      LimbAndCarry sum1 = AddWithCarry(high, High(value.montgomery_), sum0.carry);
+      low = sum0.limb;
+      high = sum1.limb;
+      top += sum1.carry;
+    }
+    // Addition commutes with the Montgomery map: reducing the sum of the
+    // forms gives the form of the sum.
+    return FromMontgomery(ReduceBelow2To160(low, high, top));
+  }
+
  private:
   static constexpr uint64_t kModulusHigh = 0xffffffffffffffe4ULL;  // p = kModulusHigh * 2^64 + 1
   // 2^128 mod p = 28 * 2^64 - 1: the Montgomery form of 1.
@@ -157,9 +243,32 @@ class Field128 {
     return element;
   }
 
-  // `value` must be below p.
+  // `value` must be below p. The same as
+  // MontgomeryMultiply(value, kMontgomerySquare), at about half the cost:
+  // multiplying by 2^128 modulo this p needs only products by small
+  // constants. With W = 2^64, W^2 = 28 W - 1 and W^3 = 783 W - 28 (mod p),
+  // so for value = x0 + x1 W,
+  //   value * W^2 = S W - (x0 + 28 x1),  S = 28 x0 + 783 x1 < 811 W,
+  // and with S = s0 + s1 W (s1 <= 810), S W = (s0 + 28 s1) W - s1. The
+  // integer V = (s0 + 28 s1) W - (s1 + x0 + 28 x1) lies in (-p, 2p).
   static constexpr Field128 FromCanonical(Uint128 value) {
-    return FromMontgomery(MontgomeryMultiply(value, kMontgomerySquare));
+    const uint64_t x0 = Low(value);
+    const uint64_t x1 = High(value);
+    const Uint128 s = static_cast<Uint128>(x0) * 28 + static_cast<Uint128>(x1) * 783;
+    const uint64_t s1 = High(s);
+    const Uint128 a = static_cast<Uint128>(Low(s)) + s1 * 28;   // a1 in {0, 1}.
+    const Uint128 b = static_cast<Uint128>(x1) * 28 + x0 + s1;  // < 30 W.
+    // V = a1 W^2 + a0 W - b as a three-limb two's-complement integer; its
+    // top limb v2 is 0 or 1, or all ones when V < 0.
+    LimbAndCarry v0 = SubtractWithBorrow(0, Low(b), 0);
+    LimbAndCarry v1 = SubtractWithBorrow(Low(a), High(b), v0.carry);
+    const uint64_t v2 = High(a) - v1.carry;
+    // Add p when V < 0, which leaves [0, 2p); then subtract p if needed.
+    const uint64_t negative = 0 - (v2 >> 63);
+    LimbAndCarry e0 = AddWithCarry(v0.limb, negative & 1, 0);
+    LimbAndCarry e1 = AddWithCarry(v1.limb, negative & kModulusHigh, e0.carry);
+    const uint64_t e2 = (v2 + e1.carry) & 1;
+    return FromMontgomery(SubtractModulusIfNeeded(e0.limb, e1.limb, e2));
   }
 
   static constexpr Uint128 LoadLittleEndian(const uint8_t* bytes) {
@@ -230,6 +339,70 @@ class Field128 {
     return AddModulusMasked(reduced0.limb, reduced1.limb, sign.limb);
   }
 
+  // A 256-bit product, little-endian limbs.
+  struct Wide256 {
+    uint64_t limbs[4];
+  };
+
+  // a * b for a, b < 2^128.
+  static constexpr Wide256 MultiplyWide(Uint128 a, Uint128 b) {
+    const Uint128 product00 = static_cast<Uint128>(Low(a)) * Low(b);
+    const Uint128 product01 = static_cast<Uint128>(Low(a)) * High(b);
+    const Uint128 product10 = static_cast<Uint128>(High(a)) * Low(b);
+    const Uint128 product11 = static_cast<Uint128>(High(a)) * High(b);
+    // a * b < 2^256, so no carry leaves the top limb.
+    LimbAndCarry partial1 = AddWithCarry(High(product00), Low(product01), 0);
+    LimbAndCarry partial2 = AddWithCarry(High(product01), Low(product11), partial1.carry);
+    LimbAndCarry t1 = AddWithCarry(partial1.limb, Low(product10), 0);
+    LimbAndCarry t2 = AddWithCarry(partial2.limb, High(product10), t1.carry);
+    const uint64_t t3 = High(product11) + partial2.carry + t2.carry;
+    return {{Low(product00), t1.limb, t2.limb, t3}};
+  }
+
+  // Maps u0 + u1 W + u2 W^2, with u2 < 2^58, to [0, p). W^2 = 28 W - 1 (mod p) folds u2 down:
+  // r = u0 + (u1 + 28 u2) W - u2 is non-negative and below
+  // W^2 + 28 u2 W < 2p, so one conditional subtraction finishes.
+  static constexpr Uint128 ReduceBelow2To160(uint64_t u0, uint64_t u1, uint64_t u2) {
+    LimbAndCarry r1 = AddWithCarry(u1, 28 * u2, 0);
+    LimbAndCarry r0 = SubtractWithBorrow(u0, u2, 0);
+    LimbAndCarry r1b = SubtractWithBorrow(r1.limb, 0, r0.carry);
+    return SubtractModulusIfNeeded(r0.limb, r1b.limb, r1.carry - r1b.carry);
+  }
+
+  // One word of Montgomery reduction: (t + m p) / W for the m < W that
+  // makes the sum divisible by W, which is t / W (mod p). p = 1 (mod W),
+  // so m = -t0 mod W, t0 + m is 0 (t0 = 0) or W, and with
+  // p = 1 + (W - 28) W:
+  //   (t + m p) / W = (t div W) + [t0 != 0] + m (W - 28).
+  // Everything is non-negative: no signed cases. Returns the limbs of the
+  // quotient, one fewer than t's (`count` of them in, count - 1 out).
+  static constexpr void ReduceOneWord(uint64_t* limbs, size_t count) {
+    const uint64_t t0 = limbs[0];
+    const uint64_t m = 0 - t0;
+    const uint64_t nonzero = (t0 | m) >> 63;
+    const Uint128 product = static_cast<Uint128>(m) * (0 - uint64_t{28});
+    LimbAndCarry sum1 = AddWithCarry(limbs[1], Low(product), nonzero);
+    LimbAndCarry sum2 = AddWithCarry(limbs[2], High(product), sum1.carry);
+    limbs[0] = sum1.limb;
+    limbs[1] = sum2.limb;
+    uint64_t carry = sum2.carry;
+    for (size_t i = 3; i < count; ++i) {
+      LimbAndCarry sum = AddWithCarry(limbs[i], 0, carry);
+      limbs[i - 1] = sum.limb;
+      carry = sum.carry;
+    }
+  }
+
+  // t * 2^-128 mod p for t = limbs (little-endian) below 2^288: two words
+  // of Montgomery reduction leave less than t / W^2 + W^2 + W (top limb
+  // below 2^32 + 2), then ReduceBelow2To160.
+  static constexpr Uint128 ReduceWide(const uint64_t (&t)[5]) {
+    uint64_t limbs[5] = {t[0], t[1], t[2], t[3], t[4]};
+    ReduceOneWord(limbs, 5);
+    ReduceOneWord(limbs, 4);
+    return ReduceBelow2To160(limbs[0], limbs[1], limbs[2]);
+  }
+
   // Returns a * b / 2^128 mod p for a, b in [0, p), in [0, p).
   //
   // Montgomery reduction, specialised to p = W^2 - 28 W + 1 with W = 2^64.
@@ -243,28 +416,18 @@ class Field128 {
   // m * p products of generic Montgomery. Since 0 <= t < p^2 and
   // 0 <= Q < W^2, v lies in (-p, p): one conditional addition of p finishes.
   static constexpr Uint128 MontgomeryMultiply(Uint128 a, Uint128 b) {
-    const Uint128 product00 = static_cast<Uint128>(Low(a)) * Low(b);
-    const Uint128 product01 = static_cast<Uint128>(Low(a)) * High(b);
-    const Uint128 product10 = static_cast<Uint128>(High(a)) * Low(b);
-    const Uint128 product11 = static_cast<Uint128>(High(a)) * High(b);
+    const Wide256 t = MultiplyWide(a, b);
+    const uint64_t t0 = t.limbs[0];
 
-    // t = a * b < p^2, so no carry leaves t3.
-    const uint64_t t0 = Low(product00);
-    LimbAndCarry partial1 = AddWithCarry(High(product00), Low(product01), 0);
-    LimbAndCarry partial2 = AddWithCarry(High(product01), Low(product11), partial1.carry);
-    LimbAndCarry t1 = AddWithCarry(partial1.limb, Low(product10), 0);
-    LimbAndCarry t2 = AddWithCarry(partial2.limb, High(product10), t1.carry);
-    const uint64_t t3 = High(product11) + partial2.carry + t2.carry;
-
-    const Uint128 q1_and_c = static_cast<Uint128>(t0) * 28 + t1.limb;  // < 29 W
+    const Uint128 q1_and_c = static_cast<Uint128>(t0) * 28 + t.limbs[1];  // < 29 W
     const uint64_t q1 = Low(q1_and_c);
     const Uint128 k = static_cast<Uint128>(q1) * 28 + High(q1_and_c);  // <= 28 W
 
     // v = (t2 + t3 W) + k - (t0 + q1 W). The sum cannot carry: t2 + t3 W is
     // at most (p - 1)^2 div W^2 = W^2 - 56 W + 784 and k <= 28 W. The
     // difference borrows exactly when v < 0.
-    LimbAndCarry sum0 = AddWithCarry(t2.limb, Low(k), 0);
-    const uint64_t sum1 = t3 + High(k) + sum0.carry;
+    LimbAndCarry sum0 = AddWithCarry(t.limbs[2], Low(k), 0);
+    const uint64_t sum1 = t.limbs[3] + High(k) + sum0.carry;
     LimbAndCarry v0 = SubtractWithBorrow(sum0.limb, t0, 0);
     LimbAndCarry v1 = SubtractWithBorrow(sum1, q1, v0.carry);
     return AddModulusMasked(v0.limb, v1.limb, 0 - v1.carry);

@@ -216,9 +216,10 @@ void Gadget<F>::ExtendGadgetPoly(std::span<const F> proof_values, std::span<F> o
   std::copy_n(proof_values.begin(), known, out.begin());
   for (size_t m = known; m < eval_len_; ++m) {
     const F* row = extension_.data() + (m - known) * known;
-    F value = F::Zero();
-    for (size_t i = 0; i < known; ++i) value += row[i] * proof_values[i];
-    out[m] = value;
+    internal::ProductSum<F> value;
+    for (size_t i = 0; i < known; ++i) value.Add(row[i], proof_values[i]);
+    out[m] = value.Reduce();
+    crypto::SecureWipeObject(value);
   }
 }
 

@@ -1,9 +1,12 @@
 #include "poplar/prio3_circuits.h"
 
+#include <algorithm>
 #include <bit>
 #include <string>
 #include <vector>
 
+#include "crypto/secure_wipe.h"
+#include "poplar/internal/ntt.h"
 #include "poplar/internal/wipe.h"
 
 namespace canopy::poplar::prio3 {
@@ -87,15 +90,18 @@ bool BitsFitField(size_t bits) {
 template <typename F>
 F ChunkedRangeCheck(std::span<const F> meas, std::span<const F> joint_rand, size_t chunk_length,
                     F shares_inverse, GadgetCalls<F>& gadgets) {
-  std::vector<F> inputs(2 * chunk_length);
-  internal::WipeOnExit wipe(inputs);
   F range_check = F::Zero();
   const std::span<F> checks = gadgets.WireChecks(0);
   if (!checks.empty()) {
-    // The verifier passes each call's inputs multiplied by its weight c_i:
-    // starting the powers at c_i * r_i weights the first inputs for free,
-    // and the -c_i/shares of every second input adds up to one term per
-    // wire, subtracted at the end.
+    // The verifier only needs each wire's weighted sum over the calls: with
+    // weight c_i for call i, wire 2j gets sum_i c_i r_i^(j+1) m_ij and wire
+    // 2j + 1 gets sum_i c_i (m_ij - 1/shares). Starting the powers at
+    // c_i * r_i weights the first inputs for free; the -c_i/shares terms add
+    // up to one per wire, subtracted at the end; and each wire's products
+    // are summed unreduced and reduced once (ProductSum), so that a
+    // measurement element costs one full multiplication (the next power)
+    // and two unreduced products.
+    std::vector<internal::ProductSum<F>> sums(2 * chunk_length);
     F weight_sum = F::Zero();
     for (size_t call = 0; call < joint_rand.size(); ++call) {
       const F weight = gadgets.NextCallWeight(0);
@@ -103,20 +109,27 @@ F ChunkedRangeCheck(std::span<const F> meas, std::span<const F> joint_rand, size
       F r_power = weight * r;
       const size_t start = call * chunk_length;
       const size_t present = start < meas.size() ? std::min(chunk_length, meas.size() - start) : 0;
+      const F* chunk = meas.data() + start;
       for (size_t j = 0; j < present; ++j) {
-        const F m = meas[start + j];
-        inputs[2 * j] = r_power * m;
-        inputs[2 * j + 1] = weight * m;
+        sums[2 * j].Add(r_power, chunk[j]);
+        sums[2 * j + 1].Add(weight, chunk[j]);
         r_power *= r;
       }
       weight_sum += weight;
-      range_check += gadgets.CallScaled(0, std::span<const F>(inputs).first(2 * present));
+      // The inputs went into `sums`; the call only reads the gadget output.
+      range_check += gadgets.CallScaled(0, {});
     }
     const F offset = weight_sum * shares_inverse;
-    for (size_t j = 0; j < chunk_length; ++j) checks[2 * j + 1] -= offset;
+    for (size_t j = 0; j < chunk_length; ++j) {
+      checks[2 * j] += sums[2 * j].Reduce();
+      checks[2 * j + 1] += sums[2 * j + 1].Reduce() - offset;
+    }
+    crypto::SecureWipeVector(sums);
     return range_check;
   }
 
+  std::vector<F> inputs(2 * chunk_length);
+  internal::WipeOnExit wipe(inputs);
   // The prover: the inputs themselves.
   for (size_t call = 0; call < joint_rand.size(); ++call) {
     const F r = joint_rand[call];
@@ -285,9 +298,7 @@ class HistogramCircuit final : public Circuit<Field128> {
             std::span<Field128> out) const override {
     out[0] = ChunkedRangeCheck(meas, joint_rand, chunk_length_, shares_inverse, gadgets);
     // The buckets sum to 1 (each share's part of the 1 is 1/shares).
-    Field128 sum = -shares_inverse;
-    for (const Field128& bucket : meas) sum += bucket;
-    out[1] = sum;
+    out[1] = internal::SumElements(meas) - shares_inverse;
   }
 
   void Truncate(std::span<const Field128> meas, std::span<Field128> out) const override {
@@ -346,9 +357,7 @@ class MultihotCountVecCircuit final : public Circuit<Field128> {
             std::span<Field128> out) const override {
     out[0] = ChunkedRangeCheck(meas, joint_rand, chunk_length_, shares_inverse, gadgets);
     // The counters add up to the weight the client reported.
-    Field128 weight = Field128::Zero();
-    for (size_t i = 0; i < length_; ++i) weight += meas[i];
-    out[1] = weight - weight_.Decode(meas.subspan(length_));
+    out[1] = internal::SumElements(meas.first(length_)) - weight_.Decode(meas.subspan(length_));
   }
 
   void Truncate(std::span<const Field128> meas, std::span<Field128> out) const override {

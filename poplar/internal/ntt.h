@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -34,6 +35,34 @@ template <>
 inline constexpr int kTwoAdicity<crypto::Field64> = std::countr_zero(crypto::Field64::kGenOrder);
 template <>
 inline constexpr int kTwoAdicity<crypto::Field128> = crypto::Field128::kGenOrderLog2;
+
+// A sum of products reduced once: Field128's ProductSum, or for other fields
+// a plain running sum (Field64 products are already cheap).
+template <typename F>
+class PlainProductSum {
+ public:
+  void Add(F a, F b) { sum_ += a * b; }
+  F Reduce() const { return sum_; }
+
+ private:
+  F sum_ = F::Zero();
+};
+
+template <typename F>
+using ProductSum = std::conditional_t<std::is_same_v<F, crypto::Field128>,
+                                      crypto::Field128::ProductSum, PlainProductSum<F>>;
+
+// The sum of `values`; Field128 reduces once.
+template <typename F>
+F SumElements(std::span<const F> values) {
+  if constexpr (std::is_same_v<F, crypto::Field128>) {
+    return crypto::Field128::Sum(values);
+  } else {
+    F sum = F::Zero();
+    for (const F& value : values) sum += value;
+    return sum;
+  }
+}
 
 // The draft's nth_root for n = 2^log2_n.
 template <typename F>

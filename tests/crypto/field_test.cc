@@ -706,6 +706,129 @@ TEST(Field128Test, ConstantEvaluationMatchesRunTime) {
   EXPECT_EQ((b * b).value(), kValue);
 }
 
+// Elements for the lazy-reduction tests: edge values (0, 1, p - 1, values
+// around 2^64 and 2^127, and the element whose Montgomery form is p - 1,
+// which makes the largest word products), then random ones.
+std::vector<Field128> Field128TestElements(std::mt19937_64& rng, size_t count) {
+  const Field128::Uint128 p = Field128::kModulus;
+  const Field128::Uint128 edges[] = {0,
+                                     1,
+                                     2,
+                                     p - 1,
+                                     p - 2,
+                                     (p - 1) / 2,
+                                     (p + 1) / 2,
+                                     Field128::Uint128{1} << 64,
+                                     (Field128::Uint128{1} << 64) - 1,
+                                     Field128::Uint128{1} << 127,
+                                     (Field128::Uint128{28} << 64) - 1,
+                                     (Field128::Uint128{0xffffffffffffffe4ULL} << 64)};
+  std::vector<Field128> elements;
+  for (Field128::Uint128 edge : edges) elements.push_back(Field128::FromUint128(edge));
+  // 2^128 mod p is the Montgomery form of 1, so -(2^128)^-1 has form p - 1.
+  const Field128 r = Field128::FromUint128((Field128::Uint128{28} << 64) - 1);
+  elements.push_back(-r.Inverse());
+  while (elements.size() < count) {
+    const Field128::Uint128 value = (static_cast<Field128::Uint128>(rng()) << 64) | rng();
+    elements.push_back(Field128::FromUint128(value));
+  }
+  return elements;
+}
+
+TEST(Field128Test, ConversionIntoMontgomeryFormRoundTrips) {
+  // FromUint128 converts with products by small constants; value() leaves
+  // the form with a full Montgomery multiplication, an independent path.
+  std::mt19937_64 rng(1281);
+  const BigInt p = Traits<Field128>::Modulus();
+  std::vector<Field128::Uint128> values = {0,
+                                           1,
+                                           Field128::kModulus - 1,
+                                           Field128::kModulus - 2,
+                                           Field128::kModulus,
+                                           ~Field128::Uint128{0}};
+  for (uint64_t high :
+       {uint64_t{0}, uint64_t{1}, uint64_t{27}, uint64_t{28}, uint64_t{0xffffffffffffffe3ULL},
+        uint64_t{0xffffffffffffffe4ULL}, ~uint64_t{0}}) {
+    for (uint64_t low : {uint64_t{0}, uint64_t{1}, uint64_t{783}, ~uint64_t{1}, ~uint64_t{0}}) {
+      values.push_back((static_cast<Field128::Uint128>(high) << 64) | low);
+    }
+  }
+  for (int i = 0; i < 100000; ++i) {
+    values.push_back((static_cast<Field128::Uint128>(rng()) << 64) | rng());
+    values.push_back((static_cast<Field128::Uint128>(rng() % 1024) << 64) | rng());
+  }
+  for (Field128::Uint128 value : values) {
+    BigInt big;
+    big.limbs[0] = static_cast<uint64_t>(value);
+    big.limbs[1] = static_cast<uint64_t>(value >> 64);
+    const BigInt reduced = Reduce(big, p);
+    const Field128 element = Field128::FromUint128(value);
+    ASSERT_EQ(element.low64(), reduced.limbs[0]);
+    ASSERT_EQ(element.high64(), reduced.limbs[1]);
+    // Multiplication by one goes through the full Montgomery product.
+    ASSERT_EQ(element * Field128::One(), element);
+  }
+}
+
+TEST(Field128Test, ProductSumMatchesReducedArithmetic) {
+  std::mt19937_64 rng(1282);
+  const std::vector<Field128> elements = Field128TestElements(rng, 400);
+  for (size_t terms : {size_t{0}, size_t{1}, size_t{2}, size_t{3}, size_t{33}, size_t{1000}}) {
+    for (int trial = 0; trial < 50; ++trial) {
+      Field128::ProductSum lazy;
+      Field128 reduced = Field128::Zero();
+      for (size_t i = 0; i < terms; ++i) {
+        const Field128 a = elements[rng() % elements.size()];
+        const Field128 b = elements[rng() % elements.size()];
+        lazy.Add(a, b);
+        reduced += a * b;
+      }
+      ASSERT_EQ(lazy.Reduce(), reduced) << terms << " terms";
+    }
+  }
+  // Every pair of edge values.
+  for (size_t i = 0; i < 13; ++i) {
+    for (size_t j = 0; j < 13; ++j) {
+      Field128::ProductSum lazy;
+      lazy.Add(elements[i], elements[j]);
+      ASSERT_EQ(lazy.Reduce(), elements[i] * elements[j]);
+    }
+  }
+}
+
+TEST(Field128Test, ProductSumOfManyLargestProducts) {
+  // The element whose Montgomery form is p - 1 makes the largest products;
+  // 2^22 of them carry far into the top limb.
+  const Field128 r = Field128::FromUint128((Field128::Uint128{28} << 64) - 1);
+  const Field128 largest = -r.Inverse();
+  Field128::ProductSum lazy;
+  size_t terms = 0;
+  for (size_t target : {size_t{1}, size_t{2}, size_t{1000}, size_t{1} << 16, size_t{1} << 22}) {
+    for (; terms < target; ++terms) lazy.Add(largest, largest);
+    ASSERT_EQ(lazy.Reduce(), largest * largest * Field128::FromUint64(terms)) << terms;
+  }
+  constexpr Field128 kConstant = [] {
+    Field128::ProductSum sum;
+    sum.Add(Field128::Generator(), Field128::Generator());
+    sum.Add(Field128::FromUint64(3), -Field128::One());
+    return sum.Reduce();
+  }();
+  EXPECT_EQ(kConstant, Field128::Generator() * Field128::Generator() - Field128::FromUint64(3));
+}
+
+TEST(Field128Test, SumMatchesReducedAdditions) {
+  std::mt19937_64 rng(1283);
+  const std::vector<Field128> elements = Field128TestElements(rng, 2000);
+  for (size_t length : {size_t{0}, size_t{1}, size_t{2}, size_t{13}, size_t{2000}}) {
+    const std::span<const Field128> values(elements.data(), length);
+    Field128 reduced = Field128::Zero();
+    for (const Field128& value : values) reduced += value;
+    ASSERT_EQ(Field128::Sum(values), reduced) << length;
+  }
+  const std::vector<Field128> largest(1 << 20, -Field128::One());
+  EXPECT_EQ(Field128::Sum(largest), -Field128::FromUint64(1 << 20));
+}
+
 TEST(Field255Test, Low64AndLimbs) {
   std::mt19937_64 rng(255);
   for (int i = 0; i < 100; ++i) {
