@@ -23,6 +23,28 @@ void BM_TurboShake128Permutation(benchmark::State& state) {
 }
 BENCHMARK(BM_TurboShake128Permutation);
 
+// Each implementation of the permutation (0: portable, 1: BMI1/BMI2).
+void BM_TurboShake128PermutationImplementation(benchmark::State& state) {
+  const bool bmi = state.range(0) == 1;
+  if (bmi && !crypto::KeccakP1600HasBmi()) {
+    state.SkipWithError("no BMI1/BMI2 on this CPU");
+    return;
+  }
+  uint64_t lanes[25] = {};
+  TscCycles cycles;
+  for (auto _ : state) {
+    if (bmi) {
+      crypto::KeccakP1600Rounds12Bmi(lanes);
+    } else {
+      crypto::KeccakP1600Rounds12Portable(lanes);
+    }
+    benchmark::DoNotOptimize(lanes);
+  }
+  state.SetLabel(bmi ? "bmi" : "portable");
+  cycles.Report(state, 1, "cycles_per_permutation");
+}
+BENCHMARK(BM_TurboShake128PermutationImplementation)->Arg(0)->Arg(1);
+
 // One-shot TurboSHAKE128 of state.range(0) bytes with a 32-byte output, as a
 // VDAF seed derivation would use it.
 void BM_TurboShake128Hash(benchmark::State& state) {

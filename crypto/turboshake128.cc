@@ -129,7 +129,11 @@ void WipeLanes(uint64_t (&lanes)[25]) {
 // The lanes held complemented inside KeccakP1600Rounds12 (see above).
 constexpr int kComplementedLanes[6] = {1, 2, 8, 12, 17, 20};
 
-void KeccakP1600Rounds12(uint64_t lanes[25]) {
+namespace {
+
+// The permutation's body, inlined into each target-specific variant below so
+// that every variant is compiled for its own instruction set.
+__attribute__((always_inline)) inline void KeccakP1600Rounds12Body(uint64_t lanes[25]) {
   for (int i : kComplementedLanes) lanes[i] = ~lanes[i];
   uint64_t Aba = lanes[0], Abe = lanes[1], Abi = lanes[2], Abo = lanes[3], Abu = lanes[4];
   uint64_t Aga = lanes[5], Age = lanes[6], Agi = lanes[7], Ago = lanes[8], Agu = lanes[9];
@@ -154,6 +158,44 @@ void KeccakP1600Rounds12(uint64_t lanes[25]) {
   lanes[20] = Asa, lanes[21] = Ase, lanes[22] = Asi, lanes[23] = Aso, lanes[24] = Asu;
   for (int i : kComplementedLanes) lanes[i] = ~lanes[i];
 }
+
+}  // namespace
+
+void KeccakP1600Rounds12Portable(uint64_t lanes[25]) { KeccakP1600Rounds12Body(lanes); }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// BMI1 and BMI2 give ANDN and RORX (a rotation into another register): fewer
+// moves, about 5% faster here.
+__attribute__((target("bmi,bmi2"))) void KeccakP1600Rounds12Bmi(uint64_t lanes[25]) {
+  KeccakP1600Rounds12Body(lanes);
+}
+
+bool KeccakP1600HasBmi() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+  }();
+  return has;
+}
+#else
+void KeccakP1600Rounds12Bmi(uint64_t lanes[25]) { KeccakP1600Rounds12Body(lanes); }
+bool KeccakP1600HasBmi() { return false; }
+#endif
+
+namespace {
+
+using Permutation = void (*)(uint64_t*);
+
+// Chosen once, at the first call's static initialisation.
+Permutation SelectedPermutation() {
+  static const Permutation selected =
+      KeccakP1600HasBmi() ? &KeccakP1600Rounds12Bmi : &KeccakP1600Rounds12Portable;
+  return selected;
+}
+
+}  // namespace
+
+void KeccakP1600Rounds12(uint64_t lanes[25]) { SelectedPermutation()(lanes); }
 
 #undef CANOPY_KECCAK_ROUND
 

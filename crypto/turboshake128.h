@@ -11,7 +11,15 @@ namespace canopy::crypto {
 
 // Applies the 12-round Keccak-p[1600] permutation to `lanes` (lane i is the
 // 64-bit little-endian word at x = i % 5, y = i / 5).
+// Uses the fastest implementation this CPU supports.
 void KeccakP1600Rounds12(uint64_t lanes[25]);
+
+// The implementations, for tests and benchmarks: portable C++, and the same
+// code compiled for BMI1/BMI2 (ANDN, RORX), which may only be called when
+// KeccakP1600HasBmi() is true.
+void KeccakP1600Rounds12Portable(uint64_t lanes[25]);
+void KeccakP1600Rounds12Bmi(uint64_t lanes[25]);
+bool KeccakP1600HasBmi();
 
 // An incremental TurboSHAKE128 instance: absorb any number of times, then
 // squeeze any number of times. Absorbing after the first squeeze is a
