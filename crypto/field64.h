@@ -4,7 +4,9 @@
 #ifndef CANOPY_CRYPTO_FIELD64_H_
 #define CANOPY_CRYPTO_FIELD64_H_
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <span>
 
 #include "crypto/error.h"
@@ -58,6 +60,10 @@ class Field64 {
 
   // The element as an integer in [0, p).
   constexpr uint64_t value() const { return value_; }
+
+  // The element when `mask` is all ones, zero when it is zero (any other
+  // mask is a programming error): a constant-time multiplication by a bit.
+  constexpr Field64 Masked(uint64_t mask) const { return FromReduced(value_ & mask); }
 
   friend constexpr Field64 operator+(Field64 a, Field64 b) {
     uint64_t sum = 0;
@@ -158,6 +164,16 @@ class Field64 {
   }
 
   static constexpr uint64_t LoadLittleEndian(const uint8_t* bytes) {
+    if
+      !consteval {
+        // One load: g++ does not merge the byte loop below, and sampling the
+        // verification randomness and IDPF values reads many elements.
+        if constexpr (std::endian::native == std::endian::little) {
+          uint64_t value;
+          std::memcpy(&value, bytes, sizeof(value));
+          return value;
+        }
+      }
     uint64_t value = 0;
     for (size_t i = 0; i < kEncodedSize; ++i) value |= static_cast<uint64_t>(bytes[i]) << (8 * i);
     return value;

@@ -42,7 +42,7 @@ inline Value FinishValue(const Value& y, uint8_t ctrl, const Value& correction, 
     if constexpr (std::is_same_v<F, Field64>) {
       // Masking the integer is cheaper than a field multiplication.
       const uint64_t mask = static_cast<uint64_t>(0) - (ctrl & 1);
-      out[i] = y[i] + Field64::FromUint64(correction[i].value() & mask);
+      out[i] = y[i] + correction[i].Masked(mask);
     } else {
       out[i] = y[i] + correction[i] * F::FromUint64(ctrl);
     }

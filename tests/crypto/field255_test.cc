@@ -1,12 +1,13 @@
 // Field arithmetic added for speed: Field64's unreduced accumulator (and
 // Field255's fast multiplication, where present) against the plain
 // operations.
+#include "crypto/field255.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
 #include <vector>
 
-#include "crypto/field255.h"
 #include "crypto/field64.h"
 
 namespace canopy::crypto {
@@ -54,6 +55,25 @@ TEST(Field64Accumulator, LargestTermsCarryIntoTheTopWord) {
     expected += big * big;
   }
   EXPECT_EQ(accumulator.Reduce(), expected);
+}
+
+TEST(Field64, MaskedIsMultiplicationByABit) {
+  std::mt19937_64 random(3);
+  for (int i = 0; i < 100; ++i) {
+    const Field64 a = RandomField64(random);
+    EXPECT_EQ(a.Masked(~uint64_t{0}), a);
+    EXPECT_EQ(a.Masked(0), Field64::Zero());
+  }
+}
+
+TEST(Field64, SamplingAndDecodingReadLittleEndian) {
+  const uint8_t bytes[8] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08};
+  Field64 sampled;
+  ASSERT_TRUE(Field64::FromSampledBytes(bytes, &sampled));
+  EXPECT_EQ(sampled.value(), 0x0807060504030201ULL);
+  EXPECT_EQ(Field64::Decode(bytes)->value(), 0x0807060504030201ULL);
+  const uint8_t too_big[8] = {0x01, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};  // p itself.
+  EXPECT_FALSE(Field64::FromSampledBytes(too_big, &sampled));
 }
 
 }  // namespace
