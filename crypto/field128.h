@@ -416,6 +416,60 @@ class Field128 {
   // m * p products of generic Montgomery. Since 0 <= t < p^2 and
   // 0 <= Q < W^2, v lies in (-p, p): one conditional addition of p finishes.
   static constexpr Uint128 MontgomeryMultiply(Uint128 a, Uint128 b) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    // The same steps as the portable code below, which g++ 12 compiles with
+    // spills and dead stores around the carry chains (see ProductSum::Add).
+    if (!std::is_constant_evaluated()) {
+      uint64_t t0, t1, t2, t3, q1, scratch;
+      asm("movq %[a0], %%rax\n\t"
+          "mulq %[b0]\n\t"
+          "movq %%rax, %[t0]\n\t"
+          "movq %%rdx, %[t1]\n\t"
+          "movq %[a0], %%rax\n\t"
+          "mulq %[b1]\n\t"
+          "xorl %k[t2], %k[t2]\n\t"
+          "addq %%rax, %[t1]\n\t"
+          "adcq %%rdx, %[t2]\n\t"
+          "movq %[a1], %%rax\n\t"
+          "mulq %[b0]\n\t"
+          "xorl %k[t3], %k[t3]\n\t"
+          "addq %%rax, %[t1]\n\t"
+          "adcq %%rdx, %[t2]\n\t"
+          "adcq $0, %[t3]\n\t"
+          "movq %[a1], %%rax\n\t"
+          "mulq %[b1]\n\t"
+          "addq %%rax, %[t2]\n\t"
+          "adcq %%rdx, %[t3]\n\t"
+          // q1 + c W = 28 t0 + t1.
+          "movl $28, %%eax\n\t"
+          "mulq %[t0]\n\t"
+          "addq %[t1], %%rax\n\t"
+          "adcq $0, %%rdx\n\t"
+          "movq %%rax, %[q1]\n\t"
+          "movq %%rdx, %[t1]\n\t"
+          // k = 28 q1 + c; v = t2 + t3 W + k - (t0 + q1 W).
+          "movl $28, %%eax\n\t"
+          "mulq %[q1]\n\t"
+          "addq %[t1], %%rax\n\t"
+          "adcq $0, %%rdx\n\t"
+          "addq %%rax, %[t2]\n\t"
+          "adcq %%rdx, %[t3]\n\t"
+          "subq %[t0], %[t2]\n\t"
+          "sbbq %[q1], %[t3]\n\t"
+          // On a borrow, add p = kModulusHigh W + 1.
+          "sbbq %[t1], %[t1]\n\t"
+          "movq %[t1], %%rax\n\t"
+          "andl $1, %%eax\n\t"
+          "andq $-28, %[t1]\n\t"
+          "addq %%rax, %[t2]\n\t"
+          "adcq %[t1], %[t3]"
+          : [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [q1] "=&r"(q1),
+            "=&a"(scratch)
+          : [a0] "r"(Low(a)), [a1] "r"(High(a)), [b0] "r"(Low(b)), [b1] "r"(High(b))
+          : "rdx", "cc");
+      return Join(t2, t3);
+    }
+#endif
     const Wide256 t = MultiplyWide(a, b);
     const uint64_t t0 = t.limbs[0];
 
