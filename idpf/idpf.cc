@@ -36,16 +36,12 @@ const LeafValue& ValueCorrection<LeafValue>(const PublicShare& public_share, siz
 // (agg_id is public).
 template <typename Value>
 inline Value FinishValue(const Value& y, uint8_t ctrl, const Value& correction, int agg_id) {
-  using F = typename Value::value_type;
   Value out;
   for (size_t i = 0; i < kValueLen; ++i) {
-    if constexpr (std::is_same_v<F, Field64>) {
-      // Masking the integer is cheaper than a field multiplication.
-      const uint64_t mask = static_cast<uint64_t>(0) - (ctrl & 1);
-      out[i] = y[i] + correction[i].Masked(mask);
-    } else {
-      out[i] = y[i] + correction[i] * F::FromUint64(ctrl);
-    }
+    // Masking is a constant-time multiplication by the control bit, far
+    // cheaper than a field multiplication.
+    const uint64_t mask = static_cast<uint64_t>(0) - (ctrl & 1);
+    out[i] = y[i] + correction[i].Masked(mask);
     if (agg_id == 1) out[i] = -out[i];
   }
   return out;
@@ -436,16 +432,12 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
     // extend every parent.
     extended_seeds_.resize(2 * parents);
     extended_ctrl_.resize(2 * parents);
-    if (leaf) {
-      for (size_t p = 0; p < parents; ++p) {
-        Extended e = xofs_->Extend(depth, parent_seeds_[p]);
-        extended_seeds_[2 * p] = e.seeds[0];
-        extended_seeds_[2 * p + 1] = e.seeds[1];
-        extended_ctrl_[2 * p] = e.ctrl[0];
-        extended_ctrl_[2 * p + 1] = e.ctrl[1];
+    if (parents > 0) {
+      if (leaf) {
+        xofs_->ExtendLeafBatch(parent_seeds_, extended_seeds_.data());
+      } else {
+        xofs_->ExtendInnerBatch(parent_seeds_, extended_seeds_.data());
       }
-    } else if (parents > 0) {
-      xofs_->ExtendInnerBatch(parent_seeds_, extended_seeds_.data());
       for (size_t i = 0; i < 2 * parents; ++i) {
         extended_ctrl_[i] = internal::SplitControlBit(extended_seeds_[i]);
       }
@@ -474,9 +466,7 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
       child_ctrl_[c] = extended_ctrl_[2 * parent + bit] ^ (ctrl_cw[bit] & parent_ctrl);
     }
     if (leaf) {
-      for (size_t c = 0; c < children; ++c) {
-        xofs_->ConvertLeaf(child_inputs_[c], &child_seeds_[c], last ? &leaf_out[c] : nullptr);
-      }
+      xofs_->ConvertLeafBatch(child_inputs_, child_seeds_.data(), last ? leaf_out.data() : nullptr);
     } else if (children > 0) {
       xofs_->ConvertInnerBatch(child_inputs_, child_seeds_.data(),
                                last ? inner_out.data() : nullptr);

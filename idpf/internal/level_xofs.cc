@@ -1,7 +1,9 @@
 #include "idpf/internal/level_xofs.h"
 
+#include <algorithm>
 #include <cstring>
 
+#include "crypto/keccak_x4.h"
 #include "crypto/secure_wipe.h"
 #include "crypto/xof.h"
 
@@ -98,6 +100,54 @@ void LevelXofs::ConvertInnerBatch(std::span<const Seed> seeds, Seed* next_seeds,
       ConvertInner(seeds[i], &next_seeds[i], &values[i]);  // A rejected draw: resample.
     }
   }
+}
+
+template <size_t kOut, typename Use>
+void LevelXofs::LeafXofBatch(std::span<const uint8_t> dst, std::span<const Seed> seeds,
+                             Use use) const {
+  // XofTurboShake128's framing: len(dst) (2 bytes LE) || dst || len(seed)
+  // || seed || binder, here with the same dst and binder in every lane.
+  const uint8_t dst_length[2] = {static_cast<uint8_t>(dst.size()),
+                                 static_cast<uint8_t>(dst.size() >> 8)};
+  const uint8_t seed_length = static_cast<uint8_t>(kKeySize);
+  uint8_t outputs[4][kOut];
+  for (size_t first = 0; first < seeds.size(); first += 4) {
+    const size_t lanes = std::min<size_t>(4, seeds.size() - first);
+    // Lanes past the end repeat the first seed; their output is dropped.
+    std::array<std::span<const uint8_t>, 4> lane_seeds;
+    for (size_t k = 0; k < 4; ++k) lane_seeds[k] = seeds[first + (k < lanes ? k : 0)];
+    crypto::TurboShake128x4 xof(0x01);
+    xof.AbsorbAll(dst_length);
+    xof.AbsorbAll(dst);
+    xof.AbsorbAll(std::span<const uint8_t>(&seed_length, 1));
+    xof.Absorb(lane_seeds);
+    xof.AbsorbAll(nonce_);
+    xof.Squeeze({outputs[0], outputs[1], outputs[2], outputs[3]});
+    for (size_t k = 0; k < lanes; ++k) use(first + k, outputs[k]);
+  }
+  crypto::SecureWipeObject(outputs);
+}
+
+void LevelXofs::ExtendLeafBatch(std::span<const Seed> seeds, Seed* out) const {
+  LeafXofBatch<2 * kKeySize>(extend_dst_, seeds, [out](size_t i, const uint8_t* bytes) {
+    std::memcpy(out[2 * i].data(), bytes, kKeySize);
+    std::memcpy(out[2 * i + 1].data(), bytes + kKeySize, kKeySize);
+  });
+}
+
+void LevelXofs::ConvertLeafBatch(std::span<const Seed> seeds, Seed* next_seeds,
+                                 LeafValue* values) const {
+  constexpr size_t kValueBytes = kValueLen * Field255::kEncodedSize;
+  LeafXofBatch<kKeySize + kValueBytes>(convert_dst_, seeds, [&](size_t i, const uint8_t* bytes) {
+    std::memcpy(next_seeds[i].data(), bytes, kKeySize);
+    if (values == nullptr) return;
+    const bool first = Field255::FromSampledBytes(bytes + kKeySize, &values[i][0]);
+    const bool second =
+        Field255::FromSampledBytes(bytes + kKeySize + Field255::kEncodedSize, &values[i][1]);
+    // A rejected draw (probability about 2^-250): resample from the
+    // stream, one XOF at a time.
+    if (!first || !second) ConvertLeaf(seeds[i], &next_seeds[i], &values[i]);
+  });
 }
 
 }  // namespace canopy::idpf::internal

@@ -46,6 +46,13 @@ class LevelXofs {
   // convert at an inner level for many seeds at once; `values` may be null.
   void ConvertInnerBatch(std::span<const Seed> seeds, Seed* next_seeds, InnerValue* values) const;
 
+  // extend at the leaf level for many seeds at once, as ExtendInnerBatch:
+  // four TurboSHAKE128 XOFs per 4-way permutation.
+  void ExtendLeafBatch(std::span<const Seed> seeds, Seed* out) const;
+
+  // convert at the leaf level for many seeds at once; `values` may be null.
+  void ConvertLeafBatch(std::span<const Seed> seeds, Seed* next_seeds, LeafValue* values) const;
+
  private:
   size_t bits_;
   std::vector<uint8_t> extend_dst_;
@@ -54,6 +61,11 @@ class LevelXofs {
   crypto::FixedKeyAes128 extend_cipher_;
   crypto::FixedKeyAes128 convert_cipher_;
   mutable std::vector<Seed> scratch_;  // Reused block buffer of the batch calls.
+
+  // Runs the leaf XOF (usage `dst`) on seeds four at a time and hands each
+  // seed's first `kOut` bytes of output to `use(index, bytes)`.
+  template <size_t kOut, typename Use>
+  void LeafXofBatch(std::span<const uint8_t> dst, std::span<const Seed> seeds, Use use) const;
 };
 
 // Takes the control bit out of a freshly extended seed (the draft "steals"

@@ -76,5 +76,17 @@ TEST(Field64, SamplingAndDecodingReadLittleEndian) {
   EXPECT_FALSE(Field64::FromSampledBytes(too_big, &sampled));
 }
 
+TEST(Field255, MaskedIsMultiplicationByABit) {
+  std::mt19937_64 random(4);
+  for (int i = 0; i < 100; ++i) {
+    uint8_t bytes[Field255::kEncodedSize];
+    for (uint8_t& byte : bytes) byte = static_cast<uint8_t>(random());
+    Field255 a;
+    if (!Field255::FromSampledBytes(bytes, &a)) continue;
+    EXPECT_EQ(a.Masked(~uint64_t{0}), a * Field255::One());
+    EXPECT_EQ(a.Masked(0), a * Field255::Zero());
+  }
+}
+
 }  // namespace
 }  // namespace canopy::crypto
