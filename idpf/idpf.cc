@@ -47,6 +47,34 @@ inline Value FinishValue(const Value& y, uint8_t ctrl, const Value& correction, 
   return out;
 }
 
+// The working buffers of CachedEvaluator::Walk, shared by every evaluator
+// of a thread: with hundreds of reports verified per batch, per-evaluator
+// buffers would multiply the memory a level streams through (about 20 KB
+// per report at 256 candidates); shared ones stay in cache. They are wiped
+// after every walk, so they never hold a seed between calls.
+struct WalkScratch {
+  std::vector<Seed> parent_seeds;
+  std::vector<uint8_t> parent_ctrl;
+  std::vector<Seed> extended_seeds;
+  std::vector<uint8_t> extended_ctrl;
+  std::vector<Seed> child_inputs;
+  std::vector<Seed> child_seeds;
+  std::vector<uint8_t> child_ctrl;
+
+  void Wipe() {
+    crypto::SecureWipeVector(parent_seeds);
+    crypto::SecureWipeVector(extended_seeds);
+    crypto::SecureWipeVector(child_inputs);
+    crypto::SecureWipeVector(child_seeds);
+  }
+  ~WalkScratch() { Wipe(); }
+};
+
+WalkScratch& ThreadScratch() {
+  thread_local WalkScratch scratch;
+  return scratch;
+}
+
 Result<void> CheckPublicShareShape(const PublicShare& public_share, size_t bits) {
   if (public_share.seed_corrections.size() != bits ||
       public_share.ctrl_corrections.size() != bits ||
@@ -309,14 +337,6 @@ Result<CachedEvaluator> CachedEvaluator::Create(const Idpf& idpf, int agg_id,
 CachedEvaluator::~CachedEvaluator() {
   crypto::SecureWipeObject(key_);
   crypto::SecureWipeVector(cached_seeds_);
-  WipeScratch();
-}
-
-void CachedEvaluator::WipeScratch() {
-  crypto::SecureWipeVector(parent_seeds_);
-  crypto::SecureWipeVector(extended_seeds_);
-  crypto::SecureWipeVector(child_inputs_);
-  crypto::SecureWipeVector(child_seeds_);
 }
 
 CachedEvaluator::CachedEvaluator(CachedEvaluator&& other) noexcept { *this = std::move(other); }
@@ -399,6 +419,7 @@ Result<std::vector<LeafValue>> CachedEvaluator::EvaluateLeaf(std::span<const Bit
 
 void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue> inner_out,
                            std::span<LeafValue> leaf_out) {
+  WalkScratch& scratch = ThreadScratch();
   // The cache serves the plan when it holds the plan's source set; the set may
   // be another object with the same prefixes (decoded by another job).
   const bool cache_serves =
@@ -411,44 +432,44 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
   // The starting nodes: cached ones, or the root.
   if (plan.source() != nullptr) {
     const std::vector<uint32_t>& sources = plan.source_nodes();
-    parent_seeds_.resize(sources.size());
-    parent_ctrl_.resize(sources.size());
+    scratch.parent_seeds.resize(sources.size());
+    scratch.parent_ctrl.resize(sources.size());
     for (size_t k = 0; k < sources.size(); ++k) {
-      parent_seeds_[k] = cached_seeds_[sources[k]];
-      parent_ctrl_[k] = cached_ctrl_[sources[k]];
+      scratch.parent_seeds[k] = cached_seeds_[sources[k]];
+      scratch.parent_ctrl[k] = cached_ctrl_[sources[k]];
     }
   } else {
-    parent_seeds_.assign(1, key_);
-    parent_ctrl_.assign(1, static_cast<uint8_t>(agg_id_));
+    scratch.parent_seeds.assign(1, key_);
+    scratch.parent_ctrl.assign(1, static_cast<uint8_t>(agg_id_));
   }
 
   for (const EvaluationPlan::Step& step : plan.steps()) {
     const size_t depth = step.depth;
     const bool last = depth == target_level;
     const bool leaf = xofs_->IsLeaf(depth);
-    const size_t parents = parent_seeds_.size();
+    const size_t parents = scratch.parent_seeds.size();
     const size_t children = step.parent.size();
 
     // extend every parent.
-    extended_seeds_.resize(2 * parents);
-    extended_ctrl_.resize(2 * parents);
+    scratch.extended_seeds.resize(2 * parents);
+    scratch.extended_ctrl.resize(2 * parents);
     if (parents > 0) {
       if (leaf) {
-        xofs_->ExtendLeafBatch(parent_seeds_, extended_seeds_.data());
+        xofs_->ExtendLeafBatch(scratch.parent_seeds, scratch.extended_seeds.data());
       } else {
-        xofs_->ExtendInnerBatch(parent_seeds_, extended_seeds_.data());
+        xofs_->ExtendInnerBatch(scratch.parent_seeds, scratch.extended_seeds.data());
       }
       for (size_t i = 0; i < 2 * parents; ++i) {
-        extended_ctrl_[i] = internal::SplitControlBit(extended_seeds_[i]);
+        scratch.extended_ctrl[i] = internal::SplitControlBit(scratch.extended_seeds[i]);
       }
     }
     // Each child takes its side of its parent, corrected when the parent's
     // control bit is set; then all children are converted.
     const Seed& seed_cw = public_share_.seed_corrections[depth];
     const std::array<uint8_t, 2>& ctrl_cw = public_share_.ctrl_corrections[depth];
-    child_inputs_.resize(children);
-    child_seeds_.resize(children);
-    child_ctrl_.resize(children);
+    scratch.child_inputs.resize(children);
+    scratch.child_seeds.resize(children);
+    scratch.child_ctrl.resize(children);
     // Work on 64-bit words in registers: storing a seed and reloading it for
     // the correction stalls on store forwarding.
     uint64_t seed_cw_words[2];
@@ -456,43 +477,44 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
     for (size_t c = 0; c < children; ++c) {
       const uint32_t parent = step.parent[c];
       const uint8_t bit = step.bit[c];
-      const uint8_t parent_ctrl = parent_ctrl_[parent];
+      const uint8_t parent_ctrl = scratch.parent_ctrl[parent];
       const uint64_t mask = static_cast<uint64_t>(0) - parent_ctrl;
       uint64_t words[2];
-      std::memcpy(words, extended_seeds_[2 * parent + bit].data(), kKeySize);
+      std::memcpy(words, scratch.extended_seeds[2 * parent + bit].data(), kKeySize);
       words[0] ^= seed_cw_words[0] & mask;
       words[1] ^= seed_cw_words[1] & mask;
-      std::memcpy(child_inputs_[c].data(), words, kKeySize);
-      child_ctrl_[c] = extended_ctrl_[2 * parent + bit] ^ (ctrl_cw[bit] & parent_ctrl);
+      std::memcpy(scratch.child_inputs[c].data(), words, kKeySize);
+      scratch.child_ctrl[c] =
+          scratch.extended_ctrl[2 * parent + bit] ^ (ctrl_cw[bit] & parent_ctrl);
     }
     if (leaf) {
-      xofs_->ConvertLeafBatch(child_inputs_, child_seeds_.data(), last ? leaf_out.data() : nullptr);
+      xofs_->ConvertLeafBatch(scratch.child_inputs, scratch.child_seeds.data(),
+                              last ? leaf_out.data() : nullptr);
     } else if (children > 0) {
-      xofs_->ConvertInnerBatch(child_inputs_, child_seeds_.data(),
+      xofs_->ConvertInnerBatch(scratch.child_inputs, scratch.child_seeds.data(),
                                last ? inner_out.data() : nullptr);
     }
     nodes_computed_ += children;
-    std::swap(parent_seeds_, child_seeds_);
-    std::swap(parent_ctrl_, child_ctrl_);
+    std::swap(scratch.parent_seeds, scratch.child_seeds);
+    std::swap(scratch.parent_ctrl, scratch.child_ctrl);
   }
 
   // parent_* now hold one node per target prefix, in order.
   if (!inner_out.empty()) {
     const InnerValue& correction = public_share_.inner_value_corrections[target_level];
     for (size_t i = 0; i < inner_out.size(); ++i) {
-      inner_out[i] = FinishValue(inner_out[i], parent_ctrl_[i], correction, agg_id_);
+      inner_out[i] = FinishValue(inner_out[i], scratch.parent_ctrl[i], correction, agg_id_);
     }
   }
   for (size_t i = 0; i < leaf_out.size(); ++i) {
-    leaf_out[i] =
-        FinishValue(leaf_out[i], parent_ctrl_[i], public_share_.leaf_value_correction, agg_id_);
+    leaf_out[i] = FinishValue(leaf_out[i], scratch.parent_ctrl[i],
+                              public_share_.leaf_value_correction, agg_id_);
   }
   crypto::SecureWipeVector(cached_seeds_);
-  std::swap(cached_seeds_, parent_seeds_);
-  std::swap(cached_ctrl_, parent_ctrl_);
+  cached_seeds_.assign(scratch.parent_seeds.begin(), scratch.parent_seeds.end());
+  cached_ctrl_.assign(scratch.parent_ctrl.begin(), scratch.parent_ctrl.end());
   cached_set_ = plan.target();
-  // The scratch buffers are reused by the next call and wiped on destruction;
-  // between calls they hold nothing the cache does not hold too.
+  scratch.Wipe();
 }
 
 }  // namespace canopy::idpf

@@ -169,7 +169,6 @@ class CachedEvaluator {
   // one of `inner_out` and `leaf_out`.
   void Walk(const EvaluationPlan& plan, std::span<InnerValue> inner_out,
             std::span<LeafValue> leaf_out);
-  void WipeScratch();
 
   size_t bits_ = 0;
   int agg_id_ = 0;
@@ -182,15 +181,6 @@ class CachedEvaluator {
   std::shared_ptr<const PrefixSet> cached_set_;
   std::vector<Seed> cached_seeds_;
   std::vector<uint8_t> cached_ctrl_;
-
-  // Scratch buffers reused across calls, so a level allocates nothing.
-  std::vector<Seed> parent_seeds_;
-  std::vector<uint8_t> parent_ctrl_;
-  std::vector<Seed> extended_seeds_;
-  std::vector<uint8_t> extended_ctrl_;
-  std::vector<Seed> child_inputs_;
-  std::vector<Seed> child_seeds_;
-  std::vector<uint8_t> child_ctrl_;
 };
 
 }  // namespace canopy::idpf

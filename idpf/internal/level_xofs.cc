@@ -47,7 +47,7 @@ LevelXofs::LevelXofs(size_t bits, std::span<const uint8_t> ctx, Nonce nonce)
   std::memcpy(nonce_.data(), nonce.data(), kNonceSize);
 }
 
-LevelXofs::~LevelXofs() { crypto::SecureWipeVector(scratch_); }
+LevelXofs::~LevelXofs() = default;
 
 Extended LevelXofs::Extend(size_t level, const Seed& seed) const {
   Extended out;
@@ -92,14 +92,18 @@ void LevelXofs::ConvertInnerBatch(std::span<const Seed> seeds, Seed* next_seeds,
     convert_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 1, next_seeds[0].data());
     return;
   }
-  scratch_.resize(blocks_per_seed * seeds.size());
-  convert_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 2, scratch_[0].data());
+  // Shared by the thread's evaluators so that it stays in cache, and wiped
+  // after use.
+  thread_local std::vector<Seed> blocks;
+  blocks.resize(blocks_per_seed * seeds.size());
+  convert_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 2, blocks[0].data());
   for (size_t i = 0; i < seeds.size(); ++i) {
-    next_seeds[i] = scratch_[blocks_per_seed * i];
-    if (values != nullptr && !InnerValueFromBlock(scratch_[2 * i + 1], &values[i])) {
+    next_seeds[i] = blocks[blocks_per_seed * i];
+    if (values != nullptr && !InnerValueFromBlock(blocks[2 * i + 1], &values[i])) {
       ConvertInner(seeds[i], &next_seeds[i], &values[i]);  // A rejected draw: resample.
     }
   }
+  crypto::SecureWipeVector(blocks);
 }
 
 template <size_t kOut, typename Use>

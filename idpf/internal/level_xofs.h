@@ -60,7 +60,6 @@ class LevelXofs {
   std::array<uint8_t, kNonceSize> nonce_;
   crypto::FixedKeyAes128 extend_cipher_;
   crypto::FixedKeyAes128 convert_cipher_;
-  mutable std::vector<Seed> scratch_;  // Reused block buffer of the batch calls.
 
   // Runs the leaf XOF (usage `dst`) on seeds four at a time and hands each
   // seed's first `kOut` bytes of output to `use(index, bytes)`.
