@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "crypto/keccak_x4.h"
+#include "crypto/turboshake128.h"
 #include "poplar/poplar1.h"
 
 namespace canopy::bench {
@@ -104,6 +106,22 @@ struct Fixture {
     shares = *vdaf->Shard(kCtx, alpha, nonce, rand);
   }
 };
+
+// The 4-way Keccak-p[1600,12] that hashes the verification randomness of four
+// reports (and the IDPF's leaf XOFs) at once: arg 0 runs the AVX2 path, 1 the
+// portable one; cycles are per permutation (a quarter of a 4-way call).
+void BM_KeccakP1600Rounds12x4(benchmark::State& state) {
+  const auto implementation = state.range(0) == 0 ? crypto::KeccakX4Implementation::kAuto
+                                                  : crypto::KeccakX4Implementation::kPortable;
+  crypto::KeccakStateX4 lanes{};
+  TscCycles cycles;
+  for (auto _ : state) {
+    crypto::KeccakP1600Rounds12x4(lanes, implementation);
+    benchmark::DoNotOptimize(lanes);
+  }
+  cycles.Report(state, 4.0, "cycles_per_permutation");
+}
+BENCHMARK(BM_KeccakP1600Rounds12x4)->Arg(0)->Arg(1);
 
 void BM_Poplar1Shard(benchmark::State& state) {
   Fixture fixture(static_cast<size_t>(state.range(0)));
