@@ -1,0 +1,318 @@
+// The aggregator's durable state, behind an interface: HTTP handlers and the
+// leader's drivers talk to `Datastore` and `Transaction`, never to SQL, so a
+// second backend (PostgreSQL, for several replicas on one database) can be
+// added without touching them (DESIGN.md, "Storage").
+//
+// Every state change happens inside `Datastore::Run`, which runs a function
+// in one transaction: either everything it wrote is committed, or nothing.
+// That is what makes a crash at any moment safe: a report is acknowledged
+// only after the transaction that stored it has committed, and an output
+// share is added to a batch aggregation in the same transaction that marks
+// its report aggregation finished and records its report ID, so it is
+// counted exactly once.
+//
+// Values are stored as bytes in their DAP or VDAF encodings; the datastore
+// does not interpret them. Identifiers:
+//   - a *bucket key* names one batch bucket (DAP-19, "Batch Buckets"): the
+//     8-byte big-endian start of a one-unit interval (time_interval tasks) or
+//     a 32-byte BatchID (leader_selected tasks);
+//   - an *aggregation parameter* is its encoding (empty for Prio3).
+#ifndef CANOPY_AGGREGATOR_DATASTORE_H_
+#define CANOPY_AGGREGATOR_DATASTORE_H_
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crypto/error.h"
+#include "dap/messages.h"
+
+namespace canopy::aggregator {
+
+using dap::Bytes;
+using dap::ReportId;
+using dap::TaskId;
+using JobId = std::array<uint8_t, 16>;
+using Checksum = std::array<uint8_t, 32>;
+
+// A task as provisioned: its ID and its TaskDefinition, serialised (the
+// datastore does not parse it).
+struct TaskRow {
+  TaskId task_id{};
+  Bytes definition;
+  std::string source;  // "file" or "admin": where it came from.
+};
+
+// An uploaded report, at the leader.
+struct ClientReportRow {
+  TaskId task_id{};
+  ReportId report_id{};
+  dap::Time time = 0;
+  Bytes encoded_report;  // The dap::Report, as uploaded.
+  // leader_selected tasks: the batch the leader put the report in (empty
+  // until then).
+  Bytes batch_key;
+};
+
+// A report whose input share an aggregator keeps across the levels of a
+// multi-level walk: decrypted once, verified at every level from this.
+struct HeldReportRow {
+  TaskId task_id{};
+  ReportId report_id{};
+  dap::Time time = 0;
+  Bytes bucket_key;
+  Bytes public_share;
+  Bytes input_share;  // The VDAF input share (secret).
+};
+
+enum class JobState : uint8_t {
+  kInProgress = 0,  // Leader: to be driven. Helper: waiting for a continue.
+  kFinished = 1,
+  kAbandoned = 2,
+};
+
+// An aggregation job. The leader drives its own jobs (leases them); the
+// helper keeps its answer to each step for idempotent retries.
+struct AggregationJobRow {
+  TaskId task_id{};
+  JobId job_id{};
+  Bytes agg_param;
+  Bytes batch_key;  // leader_selected: the batch; empty otherwise.
+  JobState state = JobState::kInProgress;
+  uint16_t step = 0;
+  // Leader: the helper's URL of this job (its Location answer), once known.
+  std::string helper_url;
+  // Leader: whether the job names held reports (multi-level extension).
+  bool held_reports = false;
+  // Helper: SHA-256 of the last request handled and the answer given.
+  Bytes last_request_hash;
+  Bytes last_response;
+  int64_t created_at = 0;  // POSIX seconds.
+};
+
+enum class ReportAggregationState : uint8_t {
+  kStart = 0,     // Leader: not yet sent to the helper.
+  kWaiting = 1,   // Waiting for the peer's next message.
+  kFinished = 2,  // Output share committed.
+  kFailed = 3,    // Rejected with `error`.
+};
+
+// One report in one aggregation job, in the job's order.
+struct ReportAggregationRow {
+  TaskId task_id{};
+  JobId job_id{};
+  uint32_t ord = 0;
+  ReportId report_id{};
+  dap::Time time = 0;
+  Bytes bucket_key;
+  ReportAggregationState state = ReportAggregationState::kStart;
+  dap::ReportError error = dap::ReportError::kInvalidMessage;
+  // The VDAF verification state between steps (poplar::EncodeVerifyState)
+  // and the outbound ping-pong message of the last step, if any.
+  Bytes verify_state;
+  Bytes last_message;
+};
+
+// The running aggregate of one bucket for one aggregation parameter.
+struct BatchAggregationRow {
+  TaskId task_id{};
+  Bytes bucket_key;
+  Bytes agg_param;
+  Bytes aggregate;  // Encoded aggregate share; empty while no report counted.
+  uint64_t report_count = 0;
+  Checksum checksum{};     // XOR of SHA-256(report ID) over counted reports.
+  dap::Time min_time = 0;  // Smallest and largest report time counted.
+  dap::Time max_time = 0;
+};
+
+enum class CollectionState : uint8_t {
+  kStart = 0,      // Waiting for aggregation, then for the helper.
+  kFinished = 1,   // `response` holds the CollectionJobResp.
+  kAbandoned = 2,  // Deleted by the collector, or failed (`error`).
+  kFailed = 3,
+};
+
+// A collection job at the leader.
+struct CollectionJobRow {
+  TaskId task_id{};
+  JobId job_id{};
+  Bytes request;  // The CollectionJobReq, as received.
+  Bytes agg_param;
+  // The buckets of the batch, in order (the batch's identity).
+  std::vector<Bytes> bucket_keys;
+  CollectionState state = CollectionState::kStart;
+  Bytes response;     // kFinished: the CollectionJobResp.
+  std::string error;  // kFailed: a problem detail for the collector.
+  int64_t created_at = 0;
+};
+
+// An aggregate-share answer at the helper, kept for idempotent retries.
+struct AggregateShareRow {
+  TaskId task_id{};
+  JobId share_id{};
+  Bytes request_hash;
+  Bytes response;  // The AggregateShare.
+};
+
+// A job leased to one driver until `expiry` (POSIX milliseconds).
+struct Lease {
+  TaskId task_id{};
+  JobId job_id{};
+  int64_t expiry_ms = 0;
+  uint32_t attempts = 0;  // Leases taken so far, this one included.
+};
+
+// What one transaction can read and write. Methods return kIoError (naming
+// the operation) when the backend fails, and kInternal for stored values
+// that violate the schema. "Put" methods insert or replace.
+class Transaction {
+ public:
+  virtual ~Transaction() = default;
+
+  // --- Tasks.
+  virtual Result<void> PutTask(const TaskRow& task) = 0;
+  virtual Result<bool> DeleteTask(const TaskId& task_id) = 0;
+  virtual Result<std::vector<TaskRow>> ListTasks() = 0;
+
+  // --- Leader: uploaded reports.
+  // Inserts the report unless one with its ID exists in the task; returns
+  // false (and writes nothing) for a duplicate.
+  virtual Result<bool> InsertClientReport(const ClientReportRow& report) = 0;
+  virtual Result<std::optional<ClientReportRow>> GetClientReport(const TaskId& task_id,
+                                                                 const ReportId& report_id) = 0;
+  // Reports of the task, oldest upload first, that have no report
+  // aggregation yet with `agg_param` and were never rejected, among those
+  // with time in [time_start, time_end) (time_interval) or in `batch_key`
+  // (when not empty). At most `limit`.
+  virtual Result<std::vector<ClientReportRow>> ReportsAwaitingAggregation(
+      const TaskId& task_id, const Bytes& agg_param, dap::Time time_start, dap::Time time_end,
+      const Bytes& batch_key, size_t limit) = 0;
+  // leader_selected: reports not yet in any batch, oldest first (at most `limit`).
+  virtual Result<std::vector<ClientReportRow>> UnbatchedReports(const TaskId& task_id,
+                                                                size_t limit) = 0;
+  virtual Result<void> AssignBatch(const TaskId& task_id, const ReportId& report_id,
+                                   const Bytes& batch_key) = 0;
+  // leader_selected: how many reports each batch of the task holds, per
+  // batch key, and whether it has been bound to a collection.
+  struct BatchSize {
+    Bytes batch_key;
+    uint64_t reports = 0;
+  };
+  virtual Result<std::vector<BatchSize>> LeaderSelectedBatches(const TaskId& task_id) = 0;
+
+  // --- Both: reports kept across a walk.
+  virtual Result<void> PutHeldReport(const HeldReportRow& report) = 0;
+  virtual Result<std::optional<HeldReportRow>> GetHeldReport(const TaskId& task_id,
+                                                             const ReportId& report_id) = 0;
+
+  // --- Both: which (report, aggregation parameter) pairs were verified, and
+  // which reports were rejected (they stay out of later levels).
+  virtual Result<void> RecordAggregatedReport(const TaskId& task_id, const ReportId& report_id,
+                                              const Bytes& agg_param) = 0;
+  // Whether the report was aggregated with `agg_param` (or, when
+  // `any_param`, with any parameter).
+  virtual Result<bool> WasAggregated(const TaskId& task_id, const ReportId& report_id,
+                                     const Bytes& agg_param, bool any_param) = 0;
+  virtual Result<void> RecordRejectedReport(const TaskId& task_id, const ReportId& report_id,
+                                            dap::ReportError error) = 0;
+  virtual Result<bool> WasRejected(const TaskId& task_id, const ReportId& report_id) = 0;
+
+  // --- Aggregation jobs and their reports.
+  virtual Result<void> PutAggregationJob(const AggregationJobRow& job) = 0;
+  virtual Result<std::optional<AggregationJobRow>> GetAggregationJob(const TaskId& task_id,
+                                                                     const JobId& job_id) = 0;
+  virtual Result<void> PutReportAggregation(const ReportAggregationRow& row) = 0;
+  virtual Result<std::vector<ReportAggregationRow>> GetReportAggregations(const TaskId& task_id,
+                                                                          const JobId& job_id) = 0;
+  // Leader: leases up to `limit` jobs in progress whose lease has expired
+  // (or was never taken), until now + duration.
+  virtual Result<std::vector<Lease>> LeaseAggregationJobs(int64_t now_ms, int64_t duration_ms,
+                                                          size_t limit) = 0;
+  // Ends a lease (a no-op when it was already taken over): the job may be
+  // leased again from `retry_at_ms` (POSIX milliseconds; 0: at once). A
+  // failed attempt passes a back-off, so that a job whose peer is down is
+  // retried soon, not only when its lease would have expired.
+  virtual Result<void> ReleaseAggregationJob(const Lease& lease, int64_t retry_at_ms) = 0;
+  // Leader: forgets a job's report aggregations (an abandoned job: its
+  // reports may go into a new job, DAP-19).
+  virtual Result<void> DeleteReportAggregations(const TaskId& task_id, const JobId& job_id) = 0;
+  // Leader, at start: frees every lease. One process owns a database, so
+  // leases left by a crashed run are stale and their work can resume at once.
+  virtual Result<void> ReleaseAllLeases() = 0;
+  // Number of the task's jobs in progress with `agg_param` (leader).
+  virtual Result<uint64_t> CountUnfinishedJobs(const TaskId& task_id, const Bytes& agg_param) = 0;
+
+  // --- Batch aggregations and buckets.
+  virtual Result<std::optional<BatchAggregationRow>> GetBatchAggregation(
+      const TaskId& task_id, const Bytes& bucket_key, const Bytes& agg_param) = 0;
+  virtual Result<void> PutBatchAggregation(const BatchAggregationRow& row) = 0;
+  // Buckets of the task whose key is in [first, last] (byte order) with
+  // a batch aggregation for `agg_param`.
+  virtual Result<std::vector<BatchAggregationRow>> BatchAggregationsInRange(
+      const TaskId& task_id, const Bytes& agg_param, const Bytes& first_key,
+      const Bytes& last_key) = 0;
+  // A collected bucket accepts no new report (multi-level: no report that was
+  // not already in it).
+  virtual Result<void> MarkBucketCollected(const TaskId& task_id, const Bytes& bucket_key) = 0;
+  virtual Result<bool> IsBucketCollected(const TaskId& task_id, const Bytes& bucket_key) = 0;
+  // Whether any bucket in [first, last] is collected.
+  virtual Result<bool> AnyBucketCollected(const TaskId& task_id, const Bytes& first_key,
+                                          const Bytes& last_key) = 0;
+  // The aggregation parameters a bucket was collected or aggregated with,
+  // oldest first (multi-level collection), and appending one.
+  virtual Result<std::vector<Bytes>> BucketAggParams(const TaskId& task_id,
+                                                     const Bytes& bucket_key) = 0;
+  virtual Result<void> AppendBucketAggParam(const TaskId& task_id, const Bytes& bucket_key,
+                                            const Bytes& agg_param) = 0;
+
+  // --- Leader: collection jobs.
+  virtual Result<void> PutCollectionJob(const CollectionJobRow& job) = 0;
+  virtual Result<std::optional<CollectionJobRow>> GetCollectionJob(const TaskId& task_id,
+                                                                   const JobId& job_id) = 0;
+  // The task's collection jobs in `state`, oldest first.
+  virtual Result<std::vector<CollectionJobRow>> ListCollectionJobs(const TaskId& task_id,
+                                                                   CollectionState state) = 0;
+  virtual Result<std::vector<Lease>> LeaseCollectionJobs(int64_t now_ms, int64_t duration_ms,
+                                                         size_t limit) = 0;
+  // As ReleaseAggregationJob.
+  virtual Result<void> ReleaseCollectionJob(const Lease& lease, int64_t retry_at_ms) = 0;
+  // leader_selected multi-level walks: the batch bound to a walk ID.
+  virtual Result<std::optional<Bytes>> WalkBatch(const TaskId& task_id, const Bytes& walk_id) = 0;
+  virtual Result<void> BindWalk(const TaskId& task_id, const Bytes& walk_id,
+                                const Bytes& batch_key) = 0;
+
+  // --- Helper: aggregate shares.
+  virtual Result<void> PutAggregateShare(const AggregateShareRow& row) = 0;
+  virtual Result<std::optional<AggregateShareRow>> GetAggregateShare(const TaskId& task_id,
+                                                                     const JobId& share_id) = 0;
+
+  // --- Garbage collection: deletes the task's reports (client, held) with
+  // time below `time_limit`, and jobs created before `created_before`, with
+  // their report aggregations. Returns the rows deleted.
+  virtual Result<uint64_t> DeleteExpired(const TaskId& task_id, dap::Time time_limit,
+                                         int64_t created_before) = 0;
+};
+
+// A datastore: runs functions in transactions.
+class Datastore {
+ public:
+  virtual ~Datastore() = default;
+
+  // Runs `body` in one read-write transaction, committing when it returns a
+  // value and rolling back when it returns an error (which Run returns).
+  // Transient contention (another writer) is retried inside, so `body` may
+  // run more than once: it must not have effects outside the transaction.
+  // Errors: the body's, or kIoError when the backend fails.
+  virtual Result<void> Run(const std::function<Result<void>(Transaction&)>& body) = 0;
+};
+
+// The bucket key of a time_interval report: its time, 8 bytes big-endian.
+Bytes TimeBucketKey(dap::Time time);
+
+}  // namespace canopy::aggregator
+
+#endif  // CANOPY_AGGREGATOR_DATASTORE_H_

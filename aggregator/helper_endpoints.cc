@@ -1,0 +1,787 @@
+// The helper's endpoints: aggregation jobs (init, continue, poll, delete) and
+// aggregate shares (DAP-19, "Aggregating" and "Collecting"), with the
+// multi-level collection extension (docs/multi-level-collection.md).
+//
+// Each request runs in three phases so that no cryptography happens while
+// the datastore is locked: read what the request depends on (one
+// transaction), verify (HPKE, VDAF) without the datastore, then commit
+// everything in one transaction that re-checks replay and collection state,
+// so a concurrent request can never make a report count twice.
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "aggregator/internal/aggregation.h"
+#include "aggregator/internal/common.h"
+#include "aggregator/service.h"
+#include "dap/base64url.h"
+#include "dap/http_client.h"
+#include "dap/ping_pong.h"
+#include "dap/report.h"
+
+namespace canopy::aggregator {
+
+using dap::ProblemType;
+using dap::ReportError;
+using internal::Problem;
+
+namespace {
+
+using PingKind = dap::PingPongState::Kind;
+
+// The outcome of one report in a job, before commit.
+struct ReportOutcome {
+  dap::ReportId report_id{};
+  dap::Time time = 0;
+  Bytes bucket_key;
+  std::optional<ReportError> error;
+  dap::PingPongState state;
+  // Multi-level: the decrypted input share to hold, when first seen.
+  std::optional<HeldReportRow> to_hold;
+  std::unique_ptr<poplar::PreparedReport> prepared;
+};
+
+bool RetryableError(ReportError error) {
+  return error == ReportError::kReportDropped || error == ReportError::kReportTooEarly ||
+         error == ReportError::kUnknownVerificationKeyId;
+}
+
+std::string JobLocation(const Task& task, std::string_view resource, const JobId& id) {
+  return "/tasks/" + dap::Base64UrlEncode(task.id) + "/" + std::string(resource) + "/" +
+         dap::Base64UrlEncode(id);
+}
+
+// What the helper knows, before verifying, about the reports of a job.
+struct ReportFacts {
+  bool rejected = false;
+  bool aggregated_with_param = false;
+  bool aggregated_before = false;  // With any parameter.
+  std::optional<HeldReportRow> held;
+};
+
+}  // namespace
+
+ServerResponse AggregatorService::InitAggregationJob(const Task& task,
+                                                     const ServerRequest& request) {
+  if (!internal::HasMediaType(request, "aggregation-job-init-req")) {
+    return internal::WrongMediaType("aggregation-job-init-req", task.id);
+  }
+  auto init = dap::Decode<dap::AggregationJobInitReq>(request.body);
+  if (!init) return Problem(ProblemType::kInvalidMessage, init.error().message(), &task.id);
+  const JobId job_id = internal::ContentDerivedId(task.id, request.body);
+  const auto request_hash = internal::Sha256(request.body);
+  const Bytes request_hash_bytes(request_hash.begin(), request_hash.end());
+  const std::string location = JobLocation(task, "aggregation_jobs", job_id);
+
+  // Extensions: strictly increasing; the batch ID (leader_selected) and
+  // held_reports (multi-level) are the ones Canopy knows.
+  if (!dap::ExtensionsStrictlyIncreasing(init->extensions)) {
+    return Problem(ProblemType::kInvalidMessage, "extensions are not strictly increasing",
+                   &task.id);
+  }
+  Bytes batch_id;
+  bool held_reports = false;
+  for (const dap::Extension& extension : init->extensions) {
+    if (extension.type == dap::kLeaderSelectedBatchIdExtension) {
+      if (!task.leader_selected() || extension.data.size() != 32) {
+        return Problem(ProblemType::kInvalidMessage, "unexpected or malformed batch ID extension",
+                       &task.id);
+      }
+      batch_id = extension.data;
+    } else if (extension.type == dap::kHeldReportsExtension) {
+      if (!task.multi_level() || !extension.data.empty()) {
+        return Problem(ProblemType::kInvalidMessage,
+                       "held_reports needs a multi-level task and empty data", &task.id);
+      }
+      held_reports = true;
+    } else {
+      return Problem(ProblemType::kUnsupportedExtension,
+                     "unsupported aggregation job extension " + std::to_string(extension.type),
+                     &task.id);
+    }
+  }
+  if (task.leader_selected() && batch_id.empty()) {
+    return Problem(ProblemType::kInvalidMessage, "leader_selected task without a batch ID",
+                   &task.id);
+  }
+  {
+    std::set<dap::ReportId> seen;
+    for (const dap::VerifyInit& verify_init : init->verify_inits) {
+      if (!seen.insert(verify_init.report_share.metadata.report_id).second) {
+        return Problem(ProblemType::kInvalidMessage, "a report ID appears twice", &task.id);
+      }
+    }
+  }
+  auto bucket_of = [&](const dap::ReportMetadata& metadata) {
+    return task.leader_selected() ? batch_id : TimeBucketKey(metadata.time);
+  };
+
+  // Phase 1: the existing job, the batch history and what is known of each report.
+  std::optional<AggregationJobRow> existing;
+  std::map<Bytes, std::vector<Bytes>> histories;
+  std::map<Bytes, bool> collected;
+  std::vector<ReportFacts> facts(init->verify_inits.size());
+  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    auto job = tx.GetAggregationJob(task.id, job_id);
+    if (!job) return std::unexpected(job.error());
+    existing = std::move(*job);
+    if (existing) return {};
+    histories.clear();
+    collected.clear();
+    for (size_t i = 0; i < init->verify_inits.size(); ++i) {
+      const dap::ReportMetadata& metadata = init->verify_inits[i].report_share.metadata;
+      Bytes bucket = bucket_of(metadata);
+      if (!histories.contains(bucket)) {
+        auto history = tx.BucketAggParams(task.id, bucket);
+        if (!history) return std::unexpected(history.error());
+        histories[bucket] = std::move(*history);
+        auto is_collected = tx.IsBucketCollected(task.id, bucket);
+        if (!is_collected) return std::unexpected(is_collected.error());
+        collected[bucket] = *is_collected;
+      }
+      ReportFacts& fact = facts[i];
+      auto rejected = tx.WasRejected(task.id, metadata.report_id);
+      auto with_param = tx.WasAggregated(task.id, metadata.report_id, init->agg_param, false);
+      auto before = tx.WasAggregated(task.id, metadata.report_id, init->agg_param, true);
+      if (!rejected || !with_param || !before) {
+        return MakeError(ErrorCode::kIoError, "datastore read failed");
+      }
+      fact = {*rejected, *with_param, *before, std::nullopt};
+      if (held_reports) {
+        auto held = tx.GetHeldReport(task.id, metadata.report_id);
+        if (!held) return std::unexpected(held.error());
+        fact.held = std::move(*held);
+      }
+    }
+    return {};
+  });
+  if (!read)
+    return Problem(ProblemType::kInternal, "datastore: " + read.error().message(), &task.id);
+  if (existing) {
+    if (existing->step == 0 && existing->last_request_hash == request_hash_bytes) {
+      ServerResponse response =
+          internal::Message(201, "aggregation-job-resp", existing->last_response);
+      response.SetHeader("Location", location);
+      return response;
+    }
+    return Problem(ProblemType::kStepMismatch, "the aggregation job has moved past step 0",
+                   &task.id);
+  }
+
+  // The aggregation parameter, checked against each bucket's history.
+  const poplar::AggregationParameter* previous_param = nullptr;
+  std::shared_ptr<const poplar::AggregationParameter> previous_holder;
+  for (const auto& [bucket, history] : histories) {
+    for (auto it = history.rbegin(); it != history.rend(); ++it) {
+      if (*it == init->agg_param) continue;
+      auto decoded = task.vdaf->DecodeAggParam(*it, nullptr);
+      if (decoded) {
+        previous_holder = *decoded;
+        previous_param = previous_holder.get();
+      }
+      break;
+    }
+    if (previous_param != nullptr) break;
+  }
+  auto agg_param = task.vdaf->DecodeAggParam(init->agg_param, previous_param);
+  if (!agg_param) {
+    return Problem(ProblemType::kInvalidAggregationParameter, agg_param.error().message(),
+                   &task.id);
+  }
+  for (const auto& [bucket, history] : histories) {
+    std::string problem =
+        internal::CheckAggParamHistory(task, init->agg_param, **agg_param, history);
+    if (!problem.empty()) {
+      return Problem(ProblemType::kInvalidAggregationParameter, problem, &task.id);
+    }
+    if (held_reports && history.empty()) {
+      return Problem(ProblemType::kInvalidMessage,
+                     "held_reports in the first aggregation of a batch", &task.id);
+    }
+  }
+
+  // Phase 2: verify each report.
+  auto verify_key = task.verify_keys.find(init->verification_key_id);
+  const uint64_t now = Now();
+  std::vector<ReportOutcome> outcomes(init->verify_inits.size());
+  const dap::AggregatorHpkeKey* key_pointers[8];
+  size_t key_count = std::min<size_t>(hpke_keys_.size(), 8);
+  for (size_t k = 0; k < key_count; ++k) key_pointers[k] = &hpke_keys_[k];
+  for (size_t i = 0; i < init->verify_inits.size(); ++i) {
+    const dap::VerifyInit& verify_init = init->verify_inits[i];
+    const dap::ReportShare& share = verify_init.report_share;
+    ReportOutcome& outcome = outcomes[i];
+    outcome.report_id = share.metadata.report_id;
+    outcome.time = share.metadata.time;
+    outcome.bucket_key = bucket_of(share.metadata);
+    const ReportFacts& fact = facts[i];
+    auto reject = [&](ReportError error) { outcome.error = error; };
+    if (verify_key == task.verify_keys.end()) {
+      reject(ReportError::kUnknownVerificationKeyId);
+      continue;
+    }
+    if (auto time_error = dap::CheckReportTime(task.configuration, task.rules, share.metadata.time,
+                                               now, options_.tolerable_clock_skew_seconds)) {
+      reject(*time_error);
+      continue;
+    }
+    const bool repeat = task.multi_level() ? fact.aggregated_with_param : fact.aggregated_before;
+    if (fact.rejected || repeat) {
+      reject(ReportError::kReportReplayed);
+      continue;
+    }
+    if (collected[outcome.bucket_key] && !(task.multi_level() && fact.aggregated_before)) {
+      reject(ReportError::kBatchCollected);
+      continue;
+    }
+    if (!dap::ExtensionsStrictlyIncreasing(share.metadata.public_extensions)) {
+      reject(ReportError::kInvalidMessage);
+      continue;
+    }
+    if (!share.metadata.public_extensions.empty()) {
+      reject(ReportError::kUnsupportedExtension);
+      continue;
+    }
+    // The report's input share: held from an earlier level, or decrypted now.
+    std::span<const uint8_t> public_share = share.public_share;
+    std::vector<uint8_t> opened_payload;
+    std::span<const uint8_t> input_share;
+    if (held_reports) {
+      if (!fact.held) {
+        reject(ReportError::kReportDropped);
+        continue;
+      }
+      public_share = fact.held->public_share;
+      input_share = fact.held->input_share;
+    } else {
+      auto opened = dap::OpenInputShare(
+          task.id, task.configuration, share.metadata, share.public_share,
+          share.encrypted_input_share, dap::Role::kHelper,
+          std::span<const dap::AggregatorHpkeKey* const>(key_pointers, key_count));
+      if (auto* error = std::get_if<ReportError>(&opened)) {
+        reject(*error);
+        continue;
+      }
+      auto& plaintext = std::get<dap::PlaintextInputShare>(opened);
+      if (!plaintext.private_extensions.empty()) {
+        reject(ReportError::kUnsupportedExtension);
+        continue;
+      }
+      metrics_.InputShareOpened();
+      opened_payload = std::move(plaintext.payload);
+      input_share = opened_payload;
+    }
+    auto start = std::chrono::steady_clock::now();
+    if (task.multi_level()) outcome.prepared = report_cache_.Take(task.id, outcome.report_id);
+    if (outcome.prepared == nullptr) {
+      auto prepared = task.vdaf->PrepareReport(1, task.vdaf_context, share.metadata.report_id,
+                                               public_share, input_share);
+      if (!prepared) {
+        reject(ReportError::kInvalidMessage);
+        continue;
+      }
+      outcome.prepared = std::move(*prepared);
+    }
+    outcome.state =
+        dap::PingPongHelperInit(*task.vdaf, verify_key->second.span(), task.vdaf_context,
+                                **agg_param, *outcome.prepared, verify_init.payload);
+    metrics_.Verified(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (outcome.state.kind == PingKind::kRejected) {
+      reject(ReportError::kVdafVerifyError);
+      continue;
+    }
+    if (task.multi_level() && !held_reports) {
+      outcome.to_hold = HeldReportRow{task.id,
+                                      outcome.report_id,
+                                      outcome.time,
+                                      outcome.bucket_key,
+                                      Bytes(share.public_share.begin(), share.public_share.end()),
+                                      std::move(opened_payload)};
+    }
+  }
+
+  // Phase 3: commit, re-checking what a concurrent job could have changed.
+  dap::AggregationJobResp response;
+  Bytes encoded_response;
+  bool raced = false;
+  auto commit = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    raced = false;
+    auto job = tx.GetAggregationJob(task.id, job_id);
+    if (!job) return std::unexpected(job.error());
+    if (job->has_value()) {
+      existing = std::move(*job);
+      raced = true;
+      return {};
+    }
+    response.verify_resps.clear();
+    internal::OutputAccumulator accumulator(task, **agg_param, init->agg_param);
+    AggregationJobRow row;
+    row.task_id = task.id;
+    row.job_id = job_id;
+    row.agg_param = init->agg_param;
+    row.batch_key = batch_id;
+    row.held_reports = held_reports;
+    row.created_at = static_cast<int64_t>(now);
+    row.last_request_hash = request_hash_bytes;
+    bool waiting = false;
+    std::set<Bytes> buckets_used;
+    std::vector<ReportAggregationRow> report_rows;
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      ReportOutcome& outcome = outcomes[i];
+      std::optional<ReportError> error = outcome.error;
+      if (!error) {
+        auto rejected = tx.WasRejected(task.id, outcome.report_id);
+        auto repeat =
+            tx.WasAggregated(task.id, outcome.report_id, init->agg_param, !task.multi_level());
+        auto collected_now = tx.IsBucketCollected(task.id, outcome.bucket_key);
+        if (!rejected || !repeat || !collected_now) {
+          return MakeError(ErrorCode::kIoError, "datastore read failed");
+        }
+        if (*rejected || *repeat) {
+          error = ReportError::kReportReplayed;
+        } else if (*collected_now && !(task.multi_level() && facts[i].aggregated_before)) {
+          error = ReportError::kBatchCollected;
+        }
+      }
+      ReportAggregationRow report_row;
+      report_row.task_id = task.id;
+      report_row.job_id = job_id;
+      report_row.ord = static_cast<uint32_t>(i);
+      report_row.report_id = outcome.report_id;
+      report_row.time = outcome.time;
+      report_row.bucket_key = outcome.bucket_key;
+      dap::VerifyResp verify_resp;
+      verify_resp.report_id = outcome.report_id;
+      if (error) {
+        verify_resp.type = dap::VerifyRespType::kReject;
+        verify_resp.report_error = *error;
+        report_row.state = ReportAggregationState::kFailed;
+        report_row.error = *error;
+        if (!RetryableError(*error)) {
+          auto recorded = tx.RecordRejectedReport(task.id, outcome.report_id, *error);
+          if (!recorded) return recorded;
+        }
+      } else {
+        verify_resp.type = dap::VerifyRespType::kContinue;
+        verify_resp.payload = outcome.state.outbound;
+        auto recorded = tx.RecordAggregatedReport(task.id, outcome.report_id, init->agg_param);
+        if (!recorded) return recorded;
+        buckets_used.insert(outcome.bucket_key);
+        if (outcome.to_hold) {
+          auto held = tx.PutHeldReport(*outcome.to_hold);
+          if (!held) return held;
+        }
+        if (outcome.state.kind == PingKind::kContinued) {
+          report_row.state = ReportAggregationState::kWaiting;
+          report_row.verify_state =
+              internal::EncodeContinuedState(outcome.state.round, outcome.state.verify_state);
+          waiting = true;
+        } else {
+          report_row.state = ReportAggregationState::kFinished;
+          auto added = accumulator.Add(outcome.bucket_key, outcome.time, outcome.report_id,
+                                       outcome.state.out_share);
+          if (!added) return added;
+        }
+      }
+      response.verify_resps.push_back(std::move(verify_resp));
+      report_rows.push_back(std::move(report_row));
+    }
+    for (const Bytes& bucket : buckets_used) {
+      const auto& history = histories[bucket];
+      if (std::find(history.begin(), history.end(), init->agg_param) == history.end()) {
+        auto appended = tx.AppendBucketAggParam(task.id, bucket, init->agg_param);
+        if (!appended) return appended;
+      }
+    }
+    auto committed = accumulator.Commit(tx);
+    if (!committed) return committed;
+    auto encoded = dap::Encode(response);
+    if (!encoded) return std::unexpected(encoded.error());
+    encoded_response = std::move(*encoded);
+    row.state = waiting ? JobState::kInProgress : JobState::kFinished;
+    row.last_response = encoded_response;
+    auto put = tx.PutAggregationJob(row);
+    if (!put) return put;
+    for (const ReportAggregationRow& report_row : report_rows) {
+      auto stored = tx.PutReportAggregation(report_row);
+      if (!stored) return stored;
+    }
+    return {};
+  });
+  if (!commit) {
+    return Problem(ProblemType::kInternal, "datastore: " + commit.error().message(), &task.id);
+  }
+  if (raced) {
+    ServerResponse again = internal::Message(201, "aggregation-job-resp", existing->last_response);
+    again.SetHeader("Location", location);
+    return again;
+  }
+  for (ReportOutcome& outcome : outcomes) {
+    if (outcome.error) metrics_.ReportRejected(*outcome.error);
+    if (task.multi_level() && outcome.prepared) {
+      report_cache_.Put(task.id, outcome.report_id, std::move(outcome.prepared));
+    }
+  }
+  metrics_.AggregationJob(Metrics::JobEvent::kCreated);
+  ServerResponse created = internal::Message(201, "aggregation-job-resp", encoded_response);
+  created.SetHeader("Location", location);
+  return created;
+}
+
+ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const JobId& job_id,
+                                                         const ServerRequest& request) {
+  if (!internal::HasMediaType(request, "aggregation-job-continue-req")) {
+    return internal::WrongMediaType("aggregation-job-continue-req", task.id);
+  }
+  auto continue_req = dap::Decode<dap::AggregationJobContinueReq>(request.body);
+  if (!continue_req) {
+    return Problem(ProblemType::kInvalidMessage, continue_req.error().message(), &task.id);
+  }
+  if (continue_req->step == 0) {
+    return Problem(ProblemType::kInvalidMessage, "step 0 is not a continuation", &task.id);
+  }
+  const auto request_hash = internal::Sha256(request.body);
+  const Bytes request_hash_bytes(request_hash.begin(), request_hash.end());
+
+  std::optional<AggregationJobRow> job;
+  std::vector<ReportAggregationRow> rows;
+  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    auto found = tx.GetAggregationJob(task.id, job_id);
+    if (!found) return std::unexpected(found.error());
+    job = std::move(*found);
+    if (!job) return {};
+    auto reports = tx.GetReportAggregations(task.id, job_id);
+    if (!reports) return std::unexpected(reports.error());
+    rows = std::move(*reports);
+    return {};
+  });
+  if (!read)
+    return Problem(ProblemType::kInternal, "datastore: " + read.error().message(), &task.id);
+  if (!job || job->state == JobState::kAbandoned) {
+    return Problem(ProblemType::kUnrecognizedAggregationJob, "no such aggregation job", &task.id);
+  }
+  if (continue_req->step == job->step && job->last_request_hash == request_hash_bytes) {
+    return internal::Message(200, "aggregation-job-resp", job->last_response);
+  }
+  if (continue_req->step != job->step + 1 || job->state != JobState::kInProgress) {
+    return Problem(ProblemType::kStepMismatch, "expected step " + std::to_string(job->step + 1),
+                   &task.id);
+  }
+  // The continued reports must be waiting ones, in the job's order.
+  std::map<dap::ReportId, size_t> index_of;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].state == ReportAggregationState::kWaiting) index_of[rows[i].report_id] = i;
+  }
+  std::vector<size_t> order;
+  for (const dap::VerifyContinue& verify_continue : continue_req->verify_continues) {
+    auto it = index_of.find(verify_continue.report_id);
+    if (it == index_of.end() || (!order.empty() && it->second <= order.back())) {
+      return Problem(ProblemType::kInvalidMessage,
+                     "a report is unknown, not waiting, repeated or out of order", &task.id);
+    }
+    order.push_back(it->second);
+  }
+  auto agg_param = task.vdaf->DecodeAggParam(job->agg_param, nullptr);
+  if (!agg_param) return Problem(ProblemType::kInternal, "stored aggregation parameter", &task.id);
+
+  // Verify.
+  dap::AggregationJobResp response;
+  internal::OutputAccumulator accumulator(task, **agg_param, job->agg_param);
+  std::vector<bool> continued(rows.size(), false);
+  bool still_waiting = false;
+  for (size_t k = 0; k < order.size(); ++k) {
+    ReportAggregationRow& row = rows[order[k]];
+    continued[order[k]] = true;
+    dap::VerifyResp verify_resp;
+    verify_resp.report_id = row.report_id;
+    auto stored = internal::DecodeContinuedState(row.verify_state);
+    dap::PingPongState next;
+    if (stored) {
+      auto start = std::chrono::steady_clock::now();
+      next = dap::PingPongContinued(*task.vdaf, false, task.vdaf_context, **agg_param,
+                                    std::move(stored->state), stored->round,
+                                    continue_req->verify_continues[k].payload);
+      metrics_.Verified(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    switch (next.kind) {
+      case PingKind::kFinished:
+      case PingKind::kFinishedWithOutbound: {
+        auto added = accumulator.Add(row.bucket_key, row.time, row.report_id, next.out_share);
+        if (!added) return Problem(ProblemType::kInternal, "output share", &task.id);
+        row.state = ReportAggregationState::kFinished;
+        row.verify_state.clear();
+        if (next.kind == PingKind::kFinished) {
+          verify_resp.type = dap::VerifyRespType::kFinish;
+        } else {
+          verify_resp.type = dap::VerifyRespType::kContinue;
+          verify_resp.payload = next.outbound;
+        }
+        break;
+      }
+      case PingKind::kContinued:
+        row.state = ReportAggregationState::kWaiting;
+        row.verify_state = internal::EncodeContinuedState(next.round, next.verify_state);
+        verify_resp.type = dap::VerifyRespType::kContinue;
+        verify_resp.payload = next.outbound;
+        still_waiting = true;
+        break;
+      case PingKind::kRejected:
+        row.state = ReportAggregationState::kFailed;
+        row.error = ReportError::kVdafVerifyError;
+        row.verify_state.clear();
+        verify_resp.type = dap::VerifyRespType::kReject;
+        verify_resp.report_error = ReportError::kVdafVerifyError;
+        metrics_.ReportRejected(ReportError::kVdafVerifyError);
+        break;
+    }
+    response.verify_resps.push_back(std::move(verify_resp));
+  }
+  // Waiting reports the leader left out were rejected on its side.
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].state == ReportAggregationState::kWaiting && !continued[i]) {
+      rows[i].state = ReportAggregationState::kFailed;
+      rows[i].error = ReportError::kVdafVerifyError;
+      rows[i].verify_state.clear();
+    }
+  }
+  auto encoded = dap::Encode(response);
+  if (!encoded) return Problem(ProblemType::kInternal, "cannot encode the response", &task.id);
+
+  bool stale = false;
+  auto commit = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    auto current = tx.GetAggregationJob(task.id, job_id);
+    if (!current) return std::unexpected(current.error());
+    stale = !current->has_value() || (*current)->step != job->step ||
+            (*current)->state != JobState::kInProgress;
+    if (stale) return {};
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (rows[i].state == ReportAggregationState::kFinished && !task.multi_level()) {
+        auto collected = tx.IsBucketCollected(task.id, rows[i].bucket_key);
+        if (!collected) return std::unexpected(collected.error());
+        if (*collected) {
+          return MakeError(ErrorCode::kInvalidArgument, "batch collected");
+        }
+      }
+      auto put = tx.PutReportAggregation(rows[i]);
+      if (!put) return put;
+      if (rows[i].state == ReportAggregationState::kFailed) {
+        auto recorded = tx.RecordRejectedReport(task.id, rows[i].report_id, rows[i].error);
+        if (!recorded) return recorded;
+      }
+    }
+    auto committed = accumulator.Commit(tx);
+    if (!committed) return committed;
+    AggregationJobRow updated = **current;
+    updated.step = continue_req->step;
+    updated.state = still_waiting ? JobState::kInProgress : JobState::kFinished;
+    updated.last_request_hash = request_hash_bytes;
+    updated.last_response = *encoded;
+    return tx.PutAggregationJob(updated);
+  });
+  if (!commit) {
+    if (commit.error().code() == ErrorCode::kInvalidArgument) {
+      return Problem(ProblemType::kBatchOverlap,
+                     "a report's batch was collected while the job was in progress", &task.id);
+    }
+    return Problem(ProblemType::kInternal, "datastore: " + commit.error().message(), &task.id);
+  }
+  if (stale) {
+    return Problem(ProblemType::kStepMismatch, "the job moved on concurrently", &task.id);
+  }
+  metrics_.AggregationJob(still_waiting ? Metrics::JobEvent::kStepped
+                                        : Metrics::JobEvent::kFinished);
+  return internal::Message(200, "aggregation-job-resp", std::move(*encoded));
+}
+
+ServerResponse AggregatorService::GetAggregationJob(const Task& task, const JobId& job_id,
+                                                    const ServerRequest& request) {
+  std::optional<AggregationJobRow> job;
+  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    auto found = tx.GetAggregationJob(task.id, job_id);
+    if (!found) return std::unexpected(found.error());
+    job = std::move(*found);
+    return {};
+  });
+  if (!read)
+    return Problem(ProblemType::kInternal, "datastore: " + read.error().message(), &task.id);
+  if (!job || job->state == JobState::kAbandoned) {
+    return Problem(ProblemType::kUnrecognizedAggregationJob, "no such aggregation job", &task.id);
+  }
+  // Jobs are handled synchronously, so the only step to poll is the last.
+  std::string expected = "step=" + std::to_string(job->step);
+  if (request.query != expected) {
+    return Problem(ProblemType::kStepMismatch, "the job is at " + expected, &task.id);
+  }
+  return internal::Message(200, "aggregation-job-resp", job->last_response);
+}
+
+ServerResponse AggregatorService::DeleteAggregationJob(const Task& task, const JobId& job_id) {
+  bool found = false;
+  auto done = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    auto job = tx.GetAggregationJob(task.id, job_id);
+    if (!job) return std::unexpected(job.error());
+    found = job->has_value();
+    if (!found) return {};
+    // Replay and collection state stay (DAP-19): only the job is abandoned.
+    AggregationJobRow row = **job;
+    row.state = JobState::kAbandoned;
+    return tx.PutAggregationJob(row);
+  });
+  if (!done)
+    return Problem(ProblemType::kInternal, "datastore: " + done.error().message(), &task.id);
+  if (!found) {
+    return Problem(ProblemType::kUnrecognizedAggregationJob, "no such aggregation job", &task.id);
+  }
+  metrics_.AggregationJob(Metrics::JobEvent::kAbandoned);
+  ServerResponse response;
+  response.status = 204;
+  return response;
+}
+
+ServerResponse AggregatorService::CreateAggregateShare(const Task& task,
+                                                       const ServerRequest& request) {
+  if (!internal::HasMediaType(request, "aggregate-share-req")) {
+    return internal::WrongMediaType("aggregate-share-req", task.id);
+  }
+  auto share_req = dap::Decode<dap::AggregateShareReq>(request.body);
+  if (!share_req)
+    return Problem(ProblemType::kInvalidMessage, share_req.error().message(), &task.id);
+  const JobId share_id = internal::ContentDerivedId(task.id, request.body);
+  const auto request_hash = internal::Sha256(request.body);
+  const std::string location = JobLocation(task, "aggregate_shares", share_id);
+  const dap::CollectionJobReq& collection = share_req->collection_job_req;
+
+  auto selector_ok =
+      dap::CheckBatchSelector(task.configuration, collection.query, share_req->batch_selector);
+  if (!selector_ok) {
+    return Problem(selector_ok.error().code() == ErrorCode::kDecodeError
+                       ? ProblemType::kInvalidMessage
+                       : ProblemType::kBatchInvalid,
+                   selector_ok.error().message(), &task.id);
+  }
+  if (!dap::ExtensionsStrictlyIncreasing(collection.extensions)) {
+    return Problem(ProblemType::kInvalidExtension, "extensions are not strictly increasing",
+                   &task.id);
+  }
+  for (const dap::Extension& extension : collection.extensions) {
+    if (extension.type != dap::kWalkIdExtension || !task.multi_level()) {
+      return Problem(ProblemType::kUnsupportedExtension,
+                     "unsupported collection job extension " + std::to_string(extension.type),
+                     &task.id);
+    }
+  }
+  auto agg_param = task.vdaf->DecodeAggParam(collection.agg_param, nullptr);
+  if (!agg_param) {
+    return Problem(ProblemType::kInvalidAggregationParameter, agg_param.error().message(),
+                   &task.id);
+  }
+  // The batch's buckets.
+  Bytes first_key, last_key;
+  std::vector<Bytes> buckets;
+  if (task.leader_selected()) {
+    auto batch_id = dap::BatchIdOf(share_req->batch_selector);
+    if (!batch_id)
+      return Problem(ProblemType::kInvalidMessage, batch_id.error().message(), &task.id);
+    first_key = last_key = Bytes(batch_id->begin(), batch_id->end());
+    buckets.push_back(first_key);
+  } else {
+    auto interval = dap::BatchIntervalOf(share_req->batch_selector);
+    if (!interval)
+      return Problem(ProblemType::kInvalidMessage, interval.error().message(), &task.id);
+    constexpr uint64_t kMaxBuckets = 1 << 20;
+    if (interval->duration > kMaxBuckets) {
+      return Problem(ProblemType::kBatchInvalid,
+                     "a batch interval may span at most 2^20 time_precision units", &task.id);
+    }
+    first_key = internal::FirstBucketKey(*interval);
+    last_key = internal::LastBucketKey(*interval);
+    for (uint64_t unit = 0; unit < interval->duration; ++unit) {
+      buckets.push_back(TimeBucketKey(interval->start + unit));
+    }
+  }
+
+  std::optional<ProblemType> refusal;
+  std::string refusal_detail;
+  Bytes encoded_share;
+  auto run = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    refusal.reset();
+    auto existing = tx.GetAggregateShare(task.id, share_id);
+    if (!existing) return std::unexpected(existing.error());
+    if (existing->has_value()) {
+      encoded_share = (*existing)->response;
+      return {};
+    }
+    auto collected = tx.AnyBucketCollected(task.id, first_key, last_key);
+    if (!collected) return std::unexpected(collected.error());
+    if (*collected && !task.multi_level()) {
+      refusal = ProblemType::kBatchOverlap;
+      refusal_detail = "the batch overlaps a collected batch";
+      return {};
+    }
+    auto total =
+        internal::SumBatch(tx, task, **agg_param, collection.agg_param, first_key, last_key);
+    if (!total) return std::unexpected(total.error());
+    if (total->count < task.configuration.min_batch_size) {
+      refusal = ProblemType::kInvalidBatchSize;
+      refusal_detail =
+          "the batch holds " + std::to_string(total->count) + " reports, fewer than min_batch_size";
+      return {};
+    }
+    if (total->count != share_req->report_count || total->checksum != share_req->checksum) {
+      refusal = ProblemType::kBatchMismatch;
+      refusal_detail =
+          "report count or checksum differ: the helper counted " + std::to_string(total->count);
+      return {};
+    }
+    for (const Bytes& bucket : buckets) {
+      auto marked = tx.MarkBucketCollected(task.id, bucket);
+      if (!marked) return marked;
+    }
+    dap::AggregateShareAad aad{task.id, task.configuration, collection};
+    auto aad_bytes = dap::Encode(aad);
+    if (!aad_bytes) return std::unexpected(aad_bytes.error());
+    Bytes plaintext = poplar::EncodeFieldVector(total->aggregate);
+    auto sealed = crypto::hpke::Seal(
+        dap::SuiteOf(task.collector_hpke_config), task.collector_hpke_config.public_key,
+        dap::AggregateShareInfo(dap::Role::kHelper), *aad_bytes, plaintext);
+    if (!sealed) return std::unexpected(sealed.error());
+    dap::AggregateShare share{
+        {task.collector_hpke_config.id, std::move(sealed->enc), std::move(sealed->ciphertext)}};
+    auto encoded = dap::Encode(share);
+    if (!encoded) return std::unexpected(encoded.error());
+    encoded_share = std::move(*encoded);
+    return tx.PutAggregateShare(
+        {task.id, share_id, Bytes(request_hash.begin(), request_hash.end()), encoded_share});
+  });
+  if (!run)
+    return Problem(ProblemType::kInternal, "aggregate share: " + run.error().message(), &task.id);
+  if (refusal) return Problem(*refusal, refusal_detail, &task.id);
+  ServerResponse response = internal::Message(201, "aggregate-share", std::move(encoded_share));
+  response.SetHeader("Location", location);
+  return response;
+}
+
+ServerResponse AggregatorService::GetAggregateShare(const Task& task, const JobId& share_id) {
+  std::optional<AggregateShareRow> row;
+  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    auto found = tx.GetAggregateShare(task.id, share_id);
+    if (!found) return std::unexpected(found.error());
+    row = std::move(*found);
+    return {};
+  });
+  if (!read)
+    return Problem(ProblemType::kInternal, "datastore: " + read.error().message(), &task.id);
+  if (!row) {
+    ServerResponse response =
+        Problem(ProblemType::kInvalidMessage, "no such aggregate share", &task.id);
+    response.status = 404;
+    return response;
+  }
+  return internal::Message(200, "aggregate-share", row->response);
+}
+
+}  // namespace canopy::aggregator

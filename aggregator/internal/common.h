@@ -1,0 +1,63 @@
+// Small helpers shared by the aggregator's endpoints and drivers.
+#ifndef CANOPY_AGGREGATOR_INTERNAL_COMMON_H_
+#define CANOPY_AGGREGATOR_INTERNAL_COMMON_H_
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "aggregator/datastore.h"
+#include "aggregator/http_types.h"
+#include "crypto/error.h"
+#include "dap/messages.h"
+#include "dap/problem.h"
+
+namespace canopy::aggregator::internal {
+
+// "application/ppm-dap;message=<name>".
+std::string DapMediaType(std::string_view message);
+
+std::array<uint8_t, 32> Sha256(std::span<const uint8_t> data);
+
+// A resource ID derived from the request that creates it (DAP-19 suggests
+// content-derived IDs, which make creation idempotent for free): the first
+// 16 bytes of SHA-256(task_id || body).
+JobId ContentDerivedId(const dap::TaskId& task_id, std::span<const uint8_t> body);
+
+// XORs SHA-256(report_id) into `checksum` (DAP-19's report checksum).
+void UpdateChecksum(Checksum& checksum, const dap::ReportId& report_id);
+
+// POSIX time now, in seconds and milliseconds.
+uint64_t NowSeconds();
+int64_t NowMilliseconds();
+
+// A problem-document response.
+ServerResponse Problem(dap::ProblemType type, std::string detail,
+                       const dap::TaskId* task_id = nullptr);
+
+// Whether the request's Content-Type is DAP's media type for `message`
+// ("upload-req", ...), and the 415 answer when it is not.
+bool HasMediaType(const ServerRequest& request, std::string_view message);
+ServerResponse WrongMediaType(std::string_view message, const dap::TaskId& task_id);
+
+// A response with a DAP message body.
+ServerResponse Message(int status, std::string_view message_name, std::vector<uint8_t> body);
+
+// Compares two secrets in time independent of their content (the length may
+// leak; tokens have public lengths).
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+// The bucket keys of a time_interval batch: one per time unit in
+// [start, start + duration). The first and last key bound a range query.
+dap::Bytes FirstBucketKey(const dap::Interval& interval);
+dap::Bytes LastBucketKey(const dap::Interval& interval);
+
+// How a failed collection job keeps its problem: "<token> <detail>".
+std::string CollectionFailure(dap::ProblemType type, const std::string& detail);
+
+}  // namespace canopy::aggregator::internal
+
+#endif  // CANOPY_AGGREGATOR_INTERNAL_COMMON_H_

@@ -1,0 +1,955 @@
+#include "aggregator/leader_drivers.h"
+
+#include <algorithm>
+#include <iostream>
+#include <map>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "aggregator/internal/aggregation.h"
+#include "aggregator/internal/common.h"
+#include "crypto/random.h"
+#include "crypto/secure_wipe.h"
+#include "dap/base64url.h"
+#include "dap/ping_pong.h"
+#include "dap/problem.h"
+#include "poplar/poplar1.h"
+
+namespace canopy::aggregator {
+
+using dap::ReportError;
+using PingKind = dap::PingPongState::Kind;
+
+namespace {
+
+bool IsPoplar1(const Task& task) {
+  return task.vdaf->algorithm_id() == poplar::Poplar1::kAlgorithmId;
+}
+
+void Log(const std::string& message) { std::cerr << "canopy-aggregator: " << message << "\n"; }
+
+// A placeholder input share for reports the helper holds (the extension's
+// "shortest encoding": config 0, one-byte enc and payload).
+dap::HpkeCiphertext HeldPlaceholder() { return {0, {0}, {0}}; }
+
+// The time a time_interval bucket key stands for.
+dap::Time BucketTime(const Bytes& key) {
+  dap::Time time = 0;
+  for (uint8_t byte : key) time = (time << 8) | byte;
+  return time;
+}
+
+// Reports of a collection's batch not yet aggregated with its parameter.
+Result<std::vector<ClientReportRow>> AwaitingReports(Transaction& tx, const Task& task,
+                                                     const Bytes& agg_param,
+                                                     const std::vector<Bytes>& bucket_keys,
+                                                     size_t limit) {
+  if (task.leader_selected()) {
+    return tx.ReportsAwaitingAggregation(task.id, agg_param, 0, 0, bucket_keys.front(), limit);
+  }
+  return tx.ReportsAwaitingAggregation(task.id, agg_param, BucketTime(bucket_keys.front()),
+                                       BucketTime(bucket_keys.back()) + 1, {}, limit);
+}
+
+Result<JobId> RandomJobId() {
+  JobId id;
+  auto filled = crypto::RandomBytes(id);
+  if (!filled) return std::unexpected(filled.error());
+  return id;
+}
+
+}  // namespace
+
+LeaderDrivers::LeaderDrivers(LeaderDriverOptions options, Datastore& datastore, TaskRegistry& tasks,
+                             const std::vector<dap::AggregatorHpkeKey>& hpke_keys,
+                             dap::HttpClient& http, Metrics& metrics, ReportCache& report_cache)
+    : options_(std::move(options)),
+      datastore_(datastore),
+      tasks_(tasks),
+      hpke_keys_(hpke_keys),
+      http_(http),
+      metrics_(metrics),
+      report_cache_(report_cache) {}
+
+std::string LeaderDrivers::HelperUrl(const Task& task, std::string_view path) const {
+  std::string base = options_.helper_url;
+  if (base.empty()) {
+    base.assign(task.configuration.helper_aggregator_endpoint.begin(),
+                task.configuration.helper_aggregator_endpoint.end());
+  }
+  return dap::JoinUrl(base, path);
+}
+
+std::string LeaderDrivers::ResolveLocation(const Task& task, const std::string& location) const {
+  if (location.starts_with("http://") || location.starts_with("https://")) return location;
+  // A path: the helper's scheme and authority, then the path.
+  std::string base = HelperUrl(task, "");
+  auto url = dap::HttpUrl::Parse(base);
+  if (!url) return location;
+  return "http://" + url->Authority() + (location.starts_with("/") ? "" : "/") + location;
+}
+
+Result<dap::HttpResponse> LeaderDrivers::SendToHelper(dap::HttpMethod method,
+                                                      const std::string& url,
+                                                      std::string_view content_type,
+                                                      std::span<const uint8_t> body) {
+  dap::HttpRequest request;
+  request.method = method;
+  request.url = url;
+  request.content_type = content_type;
+  request.body = body;
+  request.bearer_token = options_.peer_token;
+  auto response = http_.Send(request);
+  if (!response) return response;
+  // "Poll later": an empty success with a Location to GET.
+  for (int poll = 0; poll < 50 && response->status == 202 && response->body.empty(); ++poll) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::string poll_url = response->location.empty() ? url : response->location;
+    response = http_.Send(dap::HttpMethod::kGet, poll_url, {}, {}, options_.peer_token);
+    if (!response) return response;
+  }
+  if (response->status >= 400) {
+    std::string text(response->body.begin(), response->body.end());
+    auto problem = dap::ProblemDocument::FromJson(text);
+    std::string message = "helper answered " + std::to_string(response->status);
+    if (problem) {
+      message += " " + std::string(dap::ProblemToken(problem->type)) + ": " + problem->detail;
+    }
+    return MakeError(ErrorCode::kVerifyFailed, message);
+  }
+  return response;
+}
+
+// --- The aggregation job creator.
+
+Result<size_t> LeaderDrivers::CreateAggregationJobs() {
+  size_t created = 0;
+  for (const auto& task : tasks_.All()) {
+    auto made = CreateJobsForTask(*task);
+    if (!made) return made;
+    created += *made;
+  }
+  return created;
+}
+
+Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
+  size_t created = 0;
+  if (!IsPoplar1(task)) {
+    // Prio3: aggregate as reports arrive, with the empty parameter.
+    const Bytes agg_param;
+    if (task.leader_selected()) {
+      // Put new reports into batches of min_batch_size, filling the newest
+      // batch first unless it is already collected.
+      auto assigned = datastore_.Run([&](Transaction& tx) -> Result<void> {
+        auto batches = tx.LeaderSelectedBatches(task.id);
+        if (!batches) return std::unexpected(batches.error());
+        Bytes current;
+        uint64_t current_size = 0;
+        if (!batches->empty()) {
+          auto collected = tx.IsBucketCollected(task.id, batches->back().batch_key);
+          if (!collected) return std::unexpected(collected.error());
+          if (!*collected) {
+            current = batches->back().batch_key;
+            current_size = batches->back().reports;
+          }
+        }
+        auto reports = tx.UnbatchedReports(task.id, 10000);
+        if (!reports) return std::unexpected(reports.error());
+        for (const ClientReportRow& report : *reports) {
+          if (current.empty() || current_size >= task.configuration.min_batch_size) {
+            current.assign(32, 0);
+            auto filled = crypto::RandomBytes(current);
+            if (!filled) return std::unexpected(filled.error());
+            current_size = 0;
+          }
+          auto put = tx.AssignBatch(task.id, report.report_id, current);
+          if (!put) return put;
+          ++current_size;
+        }
+        return {};
+      });
+      if (!assigned) return std::unexpected(assigned.error());
+      std::vector<Bytes> batch_keys;
+      auto listed = datastore_.Run([&](Transaction& tx) -> Result<void> {
+        auto batches = tx.LeaderSelectedBatches(task.id);
+        if (!batches) return std::unexpected(batches.error());
+        batch_keys.clear();
+        for (const auto& batch : *batches) batch_keys.push_back(batch.batch_key);
+        return {};
+      });
+      if (!listed) return std::unexpected(listed.error());
+      for (const Bytes& batch_key : batch_keys) {
+        std::vector<ClientReportRow> reports;
+        auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+          auto awaiting = tx.ReportsAwaitingAggregation(task.id, agg_param, 0, 0, batch_key,
+                                                        options_.max_reports_per_job * 8);
+          if (!awaiting) return std::unexpected(awaiting.error());
+          reports = std::move(*awaiting);
+          return {};
+        });
+        if (!read) return std::unexpected(read.error());
+        auto made = CreateJobs(task, agg_param, batch_key, std::move(reports));
+        if (!made) return made;
+        created += *made;
+      }
+      return created;
+    }
+    std::vector<ClientReportRow> reports;
+    auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+      auto awaiting = tx.ReportsAwaitingAggregation(task.id, agg_param, 0, UINT64_MAX, {},
+                                                    options_.max_reports_per_job * 8);
+      if (!awaiting) return std::unexpected(awaiting.error());
+      reports = std::move(*awaiting);
+      return {};
+    });
+    if (!read) return std::unexpected(read.error());
+    return CreateJobs(task, agg_param, {}, std::move(reports));
+  }
+
+  // Poplar1: the reports of each batch a pending collection job names.
+  std::vector<CollectionJobRow> pending;
+  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    auto jobs = tx.ListCollectionJobs(task.id, CollectionState::kStart);
+    if (!jobs) return std::unexpected(jobs.error());
+    pending = std::move(*jobs);
+    return {};
+  });
+  if (!read) return std::unexpected(read.error());
+  for (const CollectionJobRow& job : pending) {
+    if (job.bucket_keys.empty()) continue;  // leader_selected batch not chosen yet.
+    std::vector<ClientReportRow> reports;
+    auto awaiting_read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+      auto awaiting = AwaitingReports(tx, task, job.agg_param, job.bucket_keys,
+                                      options_.max_reports_per_job * 8);
+      if (!awaiting) return std::unexpected(awaiting.error());
+      reports = std::move(*awaiting);
+      return {};
+    });
+    if (!awaiting_read) return std::unexpected(awaiting_read.error());
+    auto made =
+        CreateJobs(task, job.agg_param, task.leader_selected() ? job.bucket_keys[0] : Bytes(),
+                   std::move(reports));
+    if (!made) return made;
+    created += *made;
+  }
+  return created;
+}
+
+Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_param,
+                                         const Bytes& batch_key,
+                                         std::vector<ClientReportRow> reports) {
+  if (reports.empty()) return 0;
+  size_t created = 0;
+  auto run = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    created = 0;
+    // Multi-level: reports the helper already holds go into held_reports
+    // jobs, the others (first level, or sent again) into full ones.
+    std::vector<const ClientReportRow*> held, full;
+    for (const ClientReportRow& report : reports) {
+      bool is_held = false;
+      if (task.multi_level()) {
+        auto before = tx.WasAggregated(task.id, report.report_id, agg_param, true);
+        if (!before) return std::unexpected(before.error());
+        is_held = *before;
+      }
+      (is_held ? held : full).push_back(&report);
+    }
+    for (int kind = 0; kind < 2; ++kind) {
+      const auto& group = kind == 0 ? full : held;
+      for (size_t start = 0; start < group.size(); start += options_.max_reports_per_job) {
+        auto job_id = RandomJobId();
+        if (!job_id) return std::unexpected(job_id.error());
+        AggregationJobRow job;
+        job.task_id = task.id;
+        job.job_id = *job_id;
+        job.agg_param = agg_param;
+        job.batch_key = batch_key;
+        job.held_reports = kind == 1;
+        job.created_at = static_cast<int64_t>(internal::NowSeconds());
+        auto put = tx.PutAggregationJob(job);
+        if (!put) return put;
+        size_t end = std::min(group.size(), start + options_.max_reports_per_job);
+        for (size_t i = start; i < end; ++i) {
+          ReportAggregationRow row;
+          row.task_id = task.id;
+          row.job_id = *job_id;
+          row.ord = static_cast<uint32_t>(i - start);
+          row.report_id = group[i]->report_id;
+          row.time = group[i]->time;
+          row.bucket_key = task.leader_selected() ? batch_key : TimeBucketKey(group[i]->time);
+          auto stored = tx.PutReportAggregation(row);
+          if (!stored) return stored;
+        }
+        ++created;
+      }
+    }
+    return {};
+  });
+  if (!run) return std::unexpected(run.error());
+  for (size_t i = 0; i < created; ++i) metrics_.AggregationJob(Metrics::JobEvent::kCreated);
+  return created;
+}
+
+// --- The aggregation job driver.
+
+struct LeaderDrivers::JobContext {
+  std::shared_ptr<const Task> task;
+  AggregationJobRow job;
+  std::vector<ReportAggregationRow> rows;
+  std::shared_ptr<const poplar::AggregationParameter> agg_param;
+};
+
+Result<size_t> LeaderDrivers::DriveAggregationJobs() {
+  std::vector<Lease> leases;
+  auto leased = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    auto taken =
+        tx.LeaseAggregationJobs(internal::NowMilliseconds(), options_.lease_duration.count(), 8);
+    if (!taken) return std::unexpected(taken.error());
+    leases = std::move(*taken);
+    return {};
+  });
+  if (!leased) return std::unexpected(leased.error());
+  size_t driven = 0;
+  for (const Lease& lease : leases) {
+    auto done = DriveAggregationJob(lease);
+    if (done) {
+      ++driven;
+      continue;
+    }
+    Log("aggregation job " + dap::Base64UrlEncode(lease.job_id) + ": " + done.error().message());
+    // Another attempt after the back-off. Nothing of the failed attempt was
+    // committed, so it resends the same request.
+    const int64_t retry_at = internal::NowMilliseconds() + options_.retry_delay.count();
+    auto released =
+        datastore_.Run([&](Transaction& tx) { return tx.ReleaseAggregationJob(lease, retry_at); });
+    if (!released) return std::unexpected(released.error());
+  }
+  return driven;
+}
+
+Result<void> LeaderDrivers::DriveAggregationJob(const Lease& lease) {
+  JobContext context;
+  context.task = tasks_.Find(lease.task_id);
+  if (context.task == nullptr) return MakeError(ErrorCode::kInvalidArgument, "unknown task");
+  std::optional<AggregationJobRow> job;
+  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    auto found = tx.GetAggregationJob(lease.task_id, lease.job_id);
+    if (!found) return std::unexpected(found.error());
+    job = std::move(*found);
+    if (!job) return {};
+    auto rows = tx.GetReportAggregations(lease.task_id, lease.job_id);
+    if (!rows) return std::unexpected(rows.error());
+    context.rows = std::move(*rows);
+    return {};
+  });
+  if (!read) return read;
+  if (!job || job->state != JobState::kInProgress) return {};
+  context.job = std::move(*job);
+  auto agg_param = context.task->vdaf->DecodeAggParam(context.job.agg_param, nullptr);
+  if (!agg_param) return MakeError(ErrorCode::kInternal, "stored aggregation parameter");
+  context.agg_param = *agg_param;
+  auto driven = context.job.step == 0 ? StartJob(context) : ContinueJob(context);
+  if (!driven) return driven;
+  return datastore_.Run([&](Transaction& tx) { return tx.ReleaseAggregationJob(lease, 0); });
+}
+
+Result<void> LeaderDrivers::StartJob(JobContext& context) {
+  const Task& task = *context.task;
+  const auto& verify_key = *task.verify_keys.begin();
+  std::vector<const dap::AggregatorHpkeKey*> keys;
+  for (const auto& key : hpke_keys_) keys.push_back(&key);
+
+  // Load each report (and, multi-level, the share the leader holds).
+  std::vector<std::optional<ClientReportRow>> reports(context.rows.size());
+  std::vector<std::optional<HeldReportRow>> held(context.rows.size());
+  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    for (size_t i = 0; i < context.rows.size(); ++i) {
+      auto report = tx.GetClientReport(task.id, context.rows[i].report_id);
+      if (!report) return std::unexpected(report.error());
+      reports[i] = std::move(*report);
+      if (task.multi_level()) {
+        auto kept = tx.GetHeldReport(task.id, context.rows[i].report_id);
+        if (!kept) return std::unexpected(kept.error());
+        held[i] = std::move(*kept);
+      }
+    }
+    return {};
+  });
+  if (!read) return read;
+
+  // The leader's first step for every report, and the request.
+  dap::AggregationJobInitReq init;
+  init.verification_key_id = verify_key.first;
+  init.agg_param = context.job.agg_param;
+  if (task.leader_selected()) {
+    init.extensions.push_back({dap::kLeaderSelectedBatchIdExtension, context.job.batch_key});
+  }
+  if (context.job.held_reports) init.extensions.push_back({dap::kHeldReportsExtension, {}});
+  std::vector<dap::PingPongState> states(context.rows.size());
+  std::vector<std::unique_ptr<poplar::PreparedReport>> prepared(context.rows.size());
+  std::vector<std::optional<HeldReportRow>> to_hold(context.rows.size());
+  std::vector<size_t> sent;  // Row indexes, in request order.
+  for (size_t i = 0; i < context.rows.size(); ++i) {
+    ReportAggregationRow& row = context.rows[i];
+    auto fail = [&](ReportError error) {
+      row.state = ReportAggregationState::kFailed;
+      row.error = error;
+    };
+    if (!reports[i]) {
+      fail(ReportError::kReportDropped);  // Expired and deleted meanwhile.
+      continue;
+    }
+    auto report = dap::Decode<dap::Report>(reports[i]->encoded_report);
+    if (!report) {
+      fail(ReportError::kInvalidMessage);
+      continue;
+    }
+    std::vector<uint8_t> input_share;
+    if (held[i]) {
+      input_share = held[i]->input_share;
+    } else {
+      auto opened =
+          dap::OpenInputShare(task.id, task.configuration, report->metadata, report->public_share,
+                              report->leader_encrypted_input_share, dap::Role::kLeader, keys);
+      if (auto* error = std::get_if<ReportError>(&opened)) {
+        fail(*error);
+        continue;
+      }
+      auto& plaintext = std::get<dap::PlaintextInputShare>(opened);
+      if (!plaintext.private_extensions.empty()) {
+        fail(ReportError::kUnsupportedExtension);
+        continue;
+      }
+      metrics_.InputShareOpened();
+      input_share = std::move(plaintext.payload);
+      if (task.multi_level()) {
+        to_hold[i] = HeldReportRow{task.id,        row.report_id,        row.time,
+                                   row.bucket_key, report->public_share, input_share};
+      }
+    }
+    if (task.multi_level()) prepared[i] = report_cache_.Take(task.id, row.report_id);
+    if (prepared[i] == nullptr) {
+      auto decoded = task.vdaf->PrepareReport(0, task.vdaf_context, row.report_id,
+                                              report->public_share, input_share);
+      crypto::SecureWipeVector(input_share);
+      if (!decoded) {
+        fail(ReportError::kInvalidMessage);
+        continue;
+      }
+      prepared[i] = std::move(*decoded);
+    }
+    auto start = std::chrono::steady_clock::now();
+    states[i] = dap::PingPongLeaderInit(*task.vdaf, verify_key.second.span(), task.vdaf_context,
+                                        *context.agg_param, *prepared[i]);
+    metrics_.Verified(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (states[i].kind != PingKind::kContinued) {
+      fail(ReportError::kVdafVerifyError);
+      continue;
+    }
+    dap::VerifyInit verify_init;
+    verify_init.report_share.metadata = report->metadata;
+    if (context.job.held_reports) {
+      verify_init.report_share.encrypted_input_share = HeldPlaceholder();
+    } else {
+      verify_init.report_share.public_share = report->public_share;
+      verify_init.report_share.encrypted_input_share = report->helper_encrypted_input_share;
+    }
+    verify_init.payload = states[i].outbound;
+    init.verify_inits.push_back(std::move(verify_init));
+    sent.push_back(i);
+  }
+
+  // The helper's answer (the request is the same on every attempt, so a
+  // retry after a crash gets the helper's stored answer).
+  std::optional<dap::AggregationJobResp> response;
+  std::string helper_location;
+  bool abandon = false;
+  if (!sent.empty()) {
+    auto body = dap::Encode(init);
+    if (!body) return std::unexpected(body.error());
+    auto answer = SendToHelper(
+        dap::HttpMethod::kPost,
+        HelperUrl(task, "tasks/" + dap::Base64UrlEncode(task.id) + "/aggregation_jobs"),
+        internal::DapMediaType("aggregation-job-init-req"), *body);
+    if (!answer) {
+      if (answer.error().code() != ErrorCode::kVerifyFailed) return std::unexpected(answer.error());
+      Log("abandoning aggregation job: " + answer.error().message());
+      abandon = true;
+    } else {
+      helper_location = ResolveLocation(task, answer->location);
+      auto decoded = dap::Decode<dap::AggregationJobResp>(answer->body);
+      if (!decoded || decoded->verify_resps.size() != sent.size()) {
+        abandon = true;
+      } else {
+        for (size_t k = 0; k < sent.size(); ++k) {
+          if (decoded->verify_resps[k].report_id != context.rows[sent[k]].report_id) abandon = true;
+        }
+        if (!abandon) response = std::move(*decoded);
+      }
+    }
+  }
+  if (abandon) {
+    // DAP-19: the job's reports may go into a new job.
+    context.job.state = JobState::kAbandoned;
+    metrics_.AggregationJob(Metrics::JobEvent::kAbandoned);
+    return datastore_.Run([&](Transaction& tx) -> Result<void> {
+      auto deleted = tx.DeleteReportAggregations(task.id, context.job.job_id);
+      if (!deleted) return deleted;
+      return tx.PutAggregationJob(context.job);
+    });
+  }
+
+  // Each report's next state.
+  internal::OutputAccumulator accumulator(task, *context.agg_param, context.job.agg_param);
+  std::vector<size_t> dropped;  // Held reports the helper no longer has.
+  bool waiting = false;
+  for (size_t k = 0; k < sent.size(); ++k) {
+    ReportAggregationRow& row = context.rows[sent[k]];
+    const dap::VerifyResp& verify_resp = response->verify_resps[k];
+    if (verify_resp.type == dap::VerifyRespType::kReject) {
+      row.state = ReportAggregationState::kFailed;
+      row.error = verify_resp.report_error;
+      if (context.job.held_reports && verify_resp.report_error == ReportError::kReportDropped) {
+        dropped.push_back(sent[k]);
+      }
+      continue;
+    }
+    if (verify_resp.type != dap::VerifyRespType::kContinue) {
+      row.state = ReportAggregationState::kFailed;
+      row.error = ReportError::kVdafVerifyError;
+      continue;
+    }
+    dap::PingPongState& state = states[sent[k]];
+    dap::PingPongState next =
+        dap::PingPongContinued(*task.vdaf, true, task.vdaf_context, *context.agg_param,
+                               std::move(state.verify_state), state.round, verify_resp.payload);
+    switch (next.kind) {
+      case PingKind::kFinished: {
+        auto added = accumulator.Add(row.bucket_key, row.time, row.report_id, next.out_share);
+        if (!added) return added;
+        row.state = ReportAggregationState::kFinished;
+        break;
+      }
+      case PingKind::kFinishedWithOutbound:
+        // Poplar1: the output share waits for the helper's confirmation.
+        row.state = ReportAggregationState::kWaiting;
+        row.verify_state = poplar::EncodeFieldVector(next.out_share);
+        row.last_message = next.outbound;
+        waiting = true;
+        break;
+      case PingKind::kContinued:
+        row.state = ReportAggregationState::kWaiting;
+        row.verify_state = internal::EncodeContinuedState(next.round, next.verify_state);
+        row.last_message = next.outbound;
+        waiting = true;
+        break;
+      case PingKind::kRejected:
+        row.state = ReportAggregationState::kFailed;
+        row.error = ReportError::kVdafVerifyError;
+        break;
+    }
+  }
+
+  auto commit = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    for (size_t i = 0; i < context.rows.size(); ++i) {
+      const ReportAggregationRow& row = context.rows[i];
+      auto put = tx.PutReportAggregation(row);
+      if (!put) return put;
+      const bool was_dropped = std::find(dropped.begin(), dropped.end(), i) != dropped.end();
+      if (row.state == ReportAggregationState::kFailed && !was_dropped &&
+          row.error != ReportError::kReportTooEarly) {
+        auto recorded = tx.RecordRejectedReport(task.id, row.report_id, row.error);
+        if (!recorded) return recorded;
+      } else if (row.state != ReportAggregationState::kFailed) {
+        auto recorded = tx.RecordAggregatedReport(task.id, row.report_id, context.job.agg_param);
+        if (!recorded) return recorded;
+        if (to_hold[i]) {
+          auto kept = tx.PutHeldReport(*to_hold[i]);
+          if (!kept) return kept;
+        }
+      }
+    }
+    auto committed = accumulator.Commit(tx);
+    if (!committed) return committed;
+    context.job.helper_url = helper_location;
+    context.job.step = waiting ? 1 : 0;
+    context.job.state = waiting ? JobState::kInProgress : JobState::kFinished;
+    auto put = tx.PutAggregationJob(context.job);
+    if (!put) return put;
+    if (!dropped.empty()) {
+      // Sent again in full, in a job of their own (the extension's fallback).
+      auto job_id = RandomJobId();
+      if (!job_id) return std::unexpected(job_id.error());
+      AggregationJobRow retry = context.job;
+      retry.job_id = *job_id;
+      retry.held_reports = false;
+      retry.step = 0;
+      retry.state = JobState::kInProgress;
+      retry.helper_url.clear();
+      auto created = tx.PutAggregationJob(retry);
+      if (!created) return created;
+      for (size_t k = 0; k < dropped.size(); ++k) {
+        ReportAggregationRow row = context.rows[dropped[k]];
+        row.job_id = *job_id;
+        row.ord = static_cast<uint32_t>(k);
+        row.state = ReportAggregationState::kStart;
+        row.verify_state.clear();
+        row.last_message.clear();
+        auto stored = tx.PutReportAggregation(row);
+        if (!stored) return stored;
+      }
+    }
+    return {};
+  });
+  if (!commit) return commit;
+  if (task.multi_level()) {
+    for (size_t i = 0; i < prepared.size(); ++i) {
+      if (prepared[i])
+        report_cache_.Put(task.id, context.rows[i].report_id, std::move(prepared[i]));
+    }
+  }
+  metrics_.AggregationJob(waiting ? Metrics::JobEvent::kStepped : Metrics::JobEvent::kFinished);
+  return {};
+}
+
+Result<void> LeaderDrivers::ContinueJob(JobContext& context) {
+  const Task& task = *context.task;
+  dap::AggregationJobContinueReq continue_req;
+  continue_req.step = context.job.step;
+  std::vector<size_t> sent;
+  for (size_t i = 0; i < context.rows.size(); ++i) {
+    if (context.rows[i].state != ReportAggregationState::kWaiting) continue;
+    continue_req.verify_continues.push_back(
+        {context.rows[i].report_id, context.rows[i].last_message});
+    sent.push_back(i);
+  }
+  std::optional<dap::AggregationJobResp> response;
+  if (!sent.empty()) {
+    auto body = dap::Encode(continue_req);
+    if (!body) return std::unexpected(body.error());
+    auto answer = SendToHelper(dap::HttpMethod::kPost, context.job.helper_url,
+                               internal::DapMediaType("aggregation-job-continue-req"), *body);
+    if (!answer) {
+      if (answer.error().code() != ErrorCode::kVerifyFailed) return std::unexpected(answer.error());
+      Log("abandoning aggregation job: " + answer.error().message());
+      context.job.state = JobState::kAbandoned;
+      metrics_.AggregationJob(Metrics::JobEvent::kAbandoned);
+      return datastore_.Run([&](Transaction& tx) { return tx.PutAggregationJob(context.job); });
+    }
+    auto decoded = dap::Decode<dap::AggregationJobResp>(answer->body);
+    if (!decoded) return MakeError(ErrorCode::kVerifyFailed, "malformed helper response");
+    response = std::move(*decoded);
+  }
+  // The helper answers for the continued reports, in order.
+  std::map<dap::ReportId, const dap::VerifyResp*> answers;
+  if (response) {
+    for (const auto& verify_resp : response->verify_resps) {
+      answers[verify_resp.report_id] = &verify_resp;
+    }
+  }
+  internal::OutputAccumulator accumulator(task, *context.agg_param, context.job.agg_param);
+  bool waiting = false;
+  for (size_t i : sent) {
+    ReportAggregationRow& row = context.rows[i];
+    auto it = answers.find(row.report_id);
+    if (it == answers.end() || it->second->type == dap::VerifyRespType::kReject) {
+      row.state = ReportAggregationState::kFailed;
+      row.error = it == answers.end() ? ReportError::kVdafVerifyError : it->second->report_error;
+      continue;
+    }
+    if (it->second->type == dap::VerifyRespType::kFinish) {
+      // The stored output share of a FinishedWithOutbound state.
+      auto out_share = task.vdaf->DecodeAggShare(*context.agg_param, row.verify_state);
+      if (!out_share) {
+        row.state = ReportAggregationState::kFailed;
+        row.error = ReportError::kVdafVerifyError;
+        continue;
+      }
+      auto added = accumulator.Add(row.bucket_key, row.time, row.report_id, *out_share);
+      if (!added) return added;
+      row.state = ReportAggregationState::kFinished;
+      row.verify_state.clear();
+      continue;
+    }
+    // A VDAF with more rounds than Poplar1's two would continue here.
+    auto stored = internal::DecodeContinuedState(row.verify_state);
+    dap::PingPongState next;
+    if (stored) {
+      next = dap::PingPongContinued(*task.vdaf, true, task.vdaf_context, *context.agg_param,
+                                    std::move(stored->state), stored->round, it->second->payload);
+    }
+    if (next.kind == PingKind::kFinished) {
+      auto added = accumulator.Add(row.bucket_key, row.time, row.report_id, next.out_share);
+      if (!added) return added;
+      row.state = ReportAggregationState::kFinished;
+    } else if (next.kind == PingKind::kRejected) {
+      row.state = ReportAggregationState::kFailed;
+      row.error = ReportError::kVdafVerifyError;
+    } else {
+      row.state = ReportAggregationState::kWaiting;
+      row.verify_state = next.kind == PingKind::kContinued
+                             ? internal::EncodeContinuedState(next.round, next.verify_state)
+                             : poplar::EncodeFieldVector(next.out_share);
+      row.last_message = next.outbound;
+      waiting = true;
+    }
+  }
+  auto commit = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    for (size_t i : sent) {
+      const ReportAggregationRow& row = context.rows[i];
+      auto put = tx.PutReportAggregation(row);
+      if (!put) return put;
+      if (row.state == ReportAggregationState::kFailed) {
+        auto recorded = tx.RecordRejectedReport(task.id, row.report_id, row.error);
+        if (!recorded) return recorded;
+      }
+    }
+    auto committed = accumulator.Commit(tx);
+    if (!committed) return committed;
+    context.job.step = static_cast<uint16_t>(context.job.step + (waiting ? 1 : 0));
+    context.job.state = waiting ? JobState::kInProgress : JobState::kFinished;
+    return tx.PutAggregationJob(context.job);
+  });
+  if (!commit) return commit;
+  metrics_.AggregationJob(waiting ? Metrics::JobEvent::kStepped : Metrics::JobEvent::kFinished);
+  return {};
+}
+
+// --- The collection job driver.
+
+Result<size_t> LeaderDrivers::DriveCollectionJobs() {
+  std::vector<Lease> leases;
+  auto leased = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    auto taken =
+        tx.LeaseCollectionJobs(internal::NowMilliseconds(), options_.lease_duration.count(), 8);
+    if (!taken) return std::unexpected(taken.error());
+    leases = std::move(*taken);
+    return {};
+  });
+  if (!leased) return std::unexpected(leased.error());
+  size_t finished = 0;
+  for (const Lease& lease : leases) {
+    auto done = DriveCollectionJob(lease);
+    int64_t retry_at = 0;
+    if (!done) {
+      Log("collection job " + dap::Base64UrlEncode(lease.job_id) + ": " + done.error().message());
+      retry_at = internal::NowMilliseconds() + options_.retry_delay.count();
+    } else if (*done) {
+      ++finished;
+    }
+    auto released =
+        datastore_.Run([&](Transaction& tx) { return tx.ReleaseCollectionJob(lease, retry_at); });
+    if (!released) return std::unexpected(released.error());
+  }
+  return finished;
+}
+
+Result<bool> LeaderDrivers::DriveCollectionJob(const Lease& lease) {
+  std::shared_ptr<const Task> task = tasks_.Find(lease.task_id);
+  if (task == nullptr) return MakeError(ErrorCode::kInvalidArgument, "unknown task");
+  std::optional<CollectionJobRow> job;
+  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    auto found = tx.GetCollectionJob(lease.task_id, lease.job_id);
+    if (!found) return std::unexpected(found.error());
+    job = std::move(*found);
+    return {};
+  });
+  if (!read) return std::unexpected(read.error());
+  if (!job || job->state != CollectionState::kStart) return false;
+  auto request = dap::Decode<dap::CollectionJobReq>(job->request);
+  if (!request) return MakeError(ErrorCode::kInternal, "stored collection request");
+  auto agg_param = task->vdaf->DecodeAggParam(job->agg_param, nullptr);
+  if (!agg_param) return MakeError(ErrorCode::kInternal, "stored aggregation parameter");
+  auto fail = [&](dap::ProblemType type, const std::string& detail) -> Result<bool> {
+    job->state = CollectionState::kFailed;
+    job->error = internal::CollectionFailure(type, detail);
+    metrics_.CollectionJob(Metrics::JobEvent::kAbandoned);
+    auto stored = datastore_.Run([&](Transaction& tx) { return tx.PutCollectionJob(*job); });
+    if (!stored) return std::unexpected(stored.error());
+    return true;
+  };
+
+  // leader_selected: choose the batch at the first collection of a walk.
+  if (task->leader_selected() && job->bucket_keys.empty()) {
+    Bytes walk_id;
+    for (const auto& extension : request->extensions) {
+      if (extension.type == dap::kWalkIdExtension) walk_id = extension.data;
+    }
+    bool chosen = false;
+    auto choose = datastore_.Run([&](Transaction& tx) -> Result<void> {
+      chosen = false;
+      Bytes batch_key;
+      if (IsPoplar1(*task)) {
+        // Heavy hitters: every report not yet in a batch forms the batch.
+        auto reports = tx.UnbatchedReports(task->id, SIZE_MAX >> 1);
+        if (!reports) return std::unexpected(reports.error());
+        if (reports->size() < task->configuration.min_batch_size) return {};
+        batch_key.assign(32, 0);
+        auto filled = crypto::RandomBytes(batch_key);
+        if (!filled) return std::unexpected(filled.error());
+        for (const auto& report : *reports) {
+          auto assigned = tx.AssignBatch(task->id, report.report_id, batch_key);
+          if (!assigned) return assigned;
+        }
+      } else {
+        auto batches = tx.LeaderSelectedBatches(task->id);
+        if (!batches) return std::unexpected(batches.error());
+        for (const auto& batch : *batches) {
+          if (batch.reports < task->configuration.min_batch_size) continue;
+          auto collected = tx.IsBucketCollected(task->id, batch.batch_key);
+          if (!collected) return std::unexpected(collected.error());
+          if (!*collected) {
+            batch_key = batch.batch_key;
+            break;
+          }
+        }
+        if (batch_key.empty()) return {};
+      }
+      auto marked = tx.MarkBucketCollected(task->id, batch_key);
+      if (!marked) return marked;
+      auto appended = tx.AppendBucketAggParam(task->id, batch_key, job->agg_param);
+      if (!appended) return appended;
+      if (!walk_id.empty()) {
+        auto bound = tx.BindWalk(task->id, walk_id, batch_key);
+        if (!bound) return bound;
+      }
+      job->bucket_keys = {batch_key};
+      chosen = true;
+      return tx.PutCollectionJob(*job);
+    });
+    if (!choose) return std::unexpected(choose.error());
+    if (!chosen) return false;  // Not enough reports yet.
+  }
+
+  // Ready when every report of the batch has been aggregated.
+  Bytes first_key = job->bucket_keys.front();
+  Bytes last_key = job->bucket_keys.back();
+  bool ready = false;
+  internal::BatchTotal total;
+  auto check = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    ready = false;
+    auto unfinished = tx.CountUnfinishedJobs(task->id, job->agg_param);
+    if (!unfinished) return std::unexpected(unfinished.error());
+    if (*unfinished > 0) return {};
+    auto awaiting = AwaitingReports(tx, *task, job->agg_param, job->bucket_keys, 1);
+    if (!awaiting) return std::unexpected(awaiting.error());
+    if (!awaiting->empty()) return {};
+    auto summed = internal::SumBatch(tx, *task, **agg_param, job->agg_param, first_key, last_key);
+    if (!summed) return std::unexpected(summed.error());
+    total = std::move(*summed);
+    ready = true;
+    return {};
+  });
+  if (!check) return std::unexpected(check.error());
+  if (!ready) return false;
+  if (total.count < task->configuration.min_batch_size) {
+    return fail(dap::ProblemType::kInvalidBatchSize,
+                "the batch holds " + std::to_string(total.count) +
+                    " verified reports, fewer than min_batch_size " +
+                    std::to_string(task->configuration.min_batch_size));
+  }
+
+  // The helper's aggregate share.
+  dap::AggregateShareReq share_req;
+  share_req.collection_job_req = *request;
+  if (task->leader_selected()) {
+    dap::BatchId batch_id;
+    std::copy(first_key.begin(), first_key.end(), batch_id.begin());
+    share_req.batch_selector = dap::LeaderSelectedBatchSelector(batch_id);
+  } else {
+    share_req.batch_selector = request->query;
+  }
+  share_req.report_count = total.count;
+  share_req.checksum = total.checksum;
+  auto body = dap::Encode(share_req);
+  if (!body) return std::unexpected(body.error());
+  auto answer = SendToHelper(
+      dap::HttpMethod::kPost,
+      HelperUrl(*task, "tasks/" + dap::Base64UrlEncode(task->id) + "/aggregate_shares"),
+      internal::DapMediaType("aggregate-share-req"), *body);
+  if (!answer) {
+    if (answer.error().code() != ErrorCode::kVerifyFailed) return std::unexpected(answer.error());
+    // The helper refused: the collector sees the helper's reason.
+    std::string message = answer.error().message();
+    dap::ProblemType type = dap::ProblemType::kBatchMismatch;
+    for (int t = 0; t < static_cast<int>(dap::ProblemType::kUnauthorized); ++t) {
+      std::string token(dap::ProblemToken(static_cast<dap::ProblemType>(t)));
+      if (!token.empty() && message.find(" " + token + ":") != std::string::npos) {
+        type = static_cast<dap::ProblemType>(t);
+      }
+    }
+    return fail(type, message);
+  }
+  auto helper_share = dap::Decode<dap::AggregateShare>(answer->body);
+  if (!helper_share) return MakeError(ErrorCode::kVerifyFailed, "malformed aggregate share");
+
+  // The leader's own share, encrypted to the collector.
+  dap::AggregateShareAad aad{task->id, task->configuration, *request};
+  auto aad_bytes = dap::Encode(aad);
+  if (!aad_bytes) return std::unexpected(aad_bytes.error());
+  Bytes plaintext = poplar::EncodeFieldVector(total.aggregate);
+  auto sealed = crypto::hpke::Seal(
+      dap::SuiteOf(task->collector_hpke_config), task->collector_hpke_config.public_key,
+      dap::AggregateShareInfo(dap::Role::kLeader), *aad_bytes, plaintext);
+  if (!sealed) return std::unexpected(sealed.error());
+  dap::CollectionJobResp collection_resp;
+  collection_resp.report_count = total.count;
+  collection_resp.interval = {total.min_time, total.max_time - total.min_time + 1};
+  collection_resp.leader_encrypted_agg_share = {
+      task->collector_hpke_config.id, std::move(sealed->enc), std::move(sealed->ciphertext)};
+  collection_resp.helper_encrypted_agg_share = std::move(helper_share->encrypted_aggregate_share);
+  auto encoded = dap::Encode(collection_resp);
+  if (!encoded) return std::unexpected(encoded.error());
+  job->state = CollectionState::kFinished;
+  job->response = std::move(*encoded);
+  auto stored = datastore_.Run([&](Transaction& tx) { return tx.PutCollectionJob(*job); });
+  if (!stored) return std::unexpected(stored.error());
+  metrics_.CollectionJob(Metrics::JobEvent::kFinished);
+  return true;
+}
+
+// --- Garbage collection and the loop.
+
+Result<size_t> LeaderDrivers::CollectGarbage() {
+  size_t deleted = 0;
+  const uint64_t now = internal::NowSeconds();
+  for (const auto& task : tasks_.All()) {
+    const uint64_t precision = std::max<uint64_t>(1, task->configuration.time_precision);
+    const uint64_t expiry = now > options_.report_expiry_seconds
+                                ? (now - options_.report_expiry_seconds) / precision
+                                : 0;
+    auto run = datastore_.Run([&](Transaction& tx) -> Result<void> {
+      auto count = tx.DeleteExpired(
+          task->id, expiry,
+          static_cast<int64_t>(now - std::min(now, options_.report_expiry_seconds)));
+      if (!count) return std::unexpected(count.error());
+      deleted += *count;
+      return {};
+    });
+    if (!run) return std::unexpected(run.error());
+  }
+  return deleted;
+}
+
+void LeaderDrivers::Run(const std::atomic<bool>& stop) {
+  while (!stop.load()) {
+    size_t work = 0;
+    auto log_failure = [](const char* what, const Result<size_t>& result) {
+      if (!result) Log(std::string(what) + ": " + result.error().message());
+      return result ? *result : 0;
+    };
+    work += log_failure("job creator", CreateAggregationJobs());
+    work += log_failure("aggregation driver", DriveAggregationJobs());
+    work += log_failure("collection driver", DriveCollectionJobs());
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_garbage_collection_ > options_.garbage_collection_interval) {
+      last_garbage_collection_ = now;
+      log_failure("garbage collector", CollectGarbage());
+    }
+    if (work == 0) std::this_thread::sleep_for(options_.idle_interval);
+  }
+}
+
+}  // namespace canopy::aggregator

@@ -1,0 +1,102 @@
+// The leader's background work (DAP-19, "Aggregating" and "Collecting"):
+//   - the aggregation job creator groups reports into aggregation jobs: all
+//     waiting reports of Prio3 tasks as they arrive, and for Poplar1 the
+//     reports of each batch a collection job asks for, with its parameter;
+//   - the aggregation job driver runs each job with the helper (one round
+//     for Prio3, two for Poplar1) and adds the output shares to the batch
+//     aggregations;
+//   - the collection job driver, once a batch's reports are all aggregated,
+//     gets the helper's aggregate share and answers the collection job;
+//   - the garbage collector deletes expired reports and old jobs.
+// Jobs are leased from the datastore, so work a crashed process left half
+// done is picked up again when its lease expires. Every request to the
+// helper is rebuilt byte for byte from stored state, so a retry after a
+// crash gets the helper's stored answer and nothing is counted twice.
+#ifndef CANOPY_AGGREGATOR_LEADER_DRIVERS_H_
+#define CANOPY_AGGREGATOR_LEADER_DRIVERS_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aggregator/datastore.h"
+#include "aggregator/metrics.h"
+#include "aggregator/report_cache.h"
+#include "aggregator/task_registry.h"
+#include "dap/http_client.h"
+#include "dap/report.h"
+
+namespace canopy::aggregator {
+
+struct LeaderDriverOptions {
+  // The helper's DAP endpoint URL and the token the leader presents to it.
+  std::string helper_url;
+  std::string peer_token;
+  // Reports per aggregation job.
+  size_t max_reports_per_job = 500;
+  // How long a driver owns a job before another may take it over.
+  std::chrono::milliseconds lease_duration{60000};
+  // Pause between passes when there was nothing to do.
+  std::chrono::milliseconds idle_interval{200};
+  // After a failed attempt (the helper unreachable or answering 5xx, a
+  // datastore error), the job is retried no sooner than this. The HTTP
+  // client has already retried the request by then.
+  std::chrono::milliseconds retry_delay{1000};
+  // Garbage collection: reports older than this (seconds) are deleted, and
+  // finished jobs created longer ago.
+  uint64_t report_expiry_seconds = 7 * 24 * 3600;
+  std::chrono::seconds garbage_collection_interval{300};
+};
+
+class LeaderDrivers {
+ public:
+  // Everything passed must outlive the drivers.
+  LeaderDrivers(LeaderDriverOptions options, Datastore& datastore, TaskRegistry& tasks,
+                const std::vector<dap::AggregatorHpkeKey>& hpke_keys, dap::HttpClient& http,
+                Metrics& metrics, ReportCache& report_cache);
+
+  // One pass of each kind of work; each returns how many jobs it created or
+  // advanced. Errors: the datastore's (kIoError); a failure with one job is
+  // logged and left for a later pass, not returned.
+  Result<size_t> CreateAggregationJobs();
+  Result<size_t> DriveAggregationJobs();
+  Result<size_t> DriveCollectionJobs();
+  Result<size_t> CollectGarbage();
+
+  // Runs the passes in a loop until `stop` becomes true.
+  void Run(const std::atomic<bool>& stop);
+
+ private:
+  struct JobContext;
+  Result<size_t> CreateJobsForTask(const Task& task);
+  Result<size_t> CreateJobs(const Task& task, const Bytes& agg_param, const Bytes& batch_key,
+                            std::vector<ClientReportRow> reports);
+  Result<void> DriveAggregationJob(const Lease& lease);
+  Result<void> StartJob(JobContext& context);
+  Result<void> ContinueJob(JobContext& context);
+  Result<bool> DriveCollectionJob(const Lease& lease);
+  // Sends a request to the helper, following a "poll later" answer until
+  // the resource is ready. Errors: kIoError (network, 5xx), and kVerifyFailed
+  // for a problem document (its type and detail in the message).
+  Result<dap::HttpResponse> SendToHelper(dap::HttpMethod method, const std::string& url,
+                                         std::string_view content_type,
+                                         std::span<const uint8_t> body);
+  std::string HelperUrl(const Task& task, std::string_view path) const;
+  std::string ResolveLocation(const Task& task, const std::string& location) const;
+
+  LeaderDriverOptions options_;
+  Datastore& datastore_;
+  TaskRegistry& tasks_;
+  const std::vector<dap::AggregatorHpkeKey>& hpke_keys_;
+  dap::HttpClient& http_;
+  Metrics& metrics_;
+  ReportCache& report_cache_;
+  std::chrono::steady_clock::time_point last_garbage_collection_{};
+};
+
+}  // namespace canopy::aggregator
+
+#endif  // CANOPY_AGGREGATOR_LEADER_DRIVERS_H_

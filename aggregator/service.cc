@@ -1,0 +1,326 @@
+// Routing, authentication and the endpoints both roles serve. The leader's
+// and the helper's protocol endpoints are in leader_endpoints.cc and
+// helper_endpoints.cc.
+#include "aggregator/service.h"
+
+#include <google/protobuf/text_format.h>
+
+#include <exception>
+#include <string>
+#include <utility>
+
+#include "aggregator/internal/common.h"
+#include "config/config.h"
+#include "dap/base64url.h"
+
+namespace canopy::aggregator {
+
+using dap::ProblemType;
+using internal::Problem;
+
+AggregatorService::AggregatorService(ServiceOptions options, Datastore& datastore,
+                                     TaskRegistry& tasks,
+                                     std::vector<dap::AggregatorHpkeKey> hpke_keys,
+                                     Metrics& metrics)
+    : options_(std::move(options)),
+      datastore_(datastore),
+      tasks_(tasks),
+      hpke_keys_(std::move(hpke_keys)),
+      metrics_(metrics),
+      report_cache_(options_.report_cache_capacity) {}
+
+AggregatorService::~AggregatorService() = default;
+
+uint64_t AggregatorService::Now() const {
+  return options_.clock ? options_.clock() : internal::NowSeconds();
+}
+
+void AggregatorService::Handle(ServerRequest request, Responder respond) {
+  respond(HandleNow(request));
+}
+
+ServerResponse AggregatorService::HandleNow(const ServerRequest& request) {
+  ServerResponse response;
+  try {
+    response = Dispatch(request);
+  } catch (const std::exception&) {
+    // Library code does not throw; this guards against allocation failure
+    // and the like, without echoing anything from the request.
+    response = Problem(ProblemType::kInternal, "internal error");
+  }
+  metrics_.Response(response.status);
+  return response;
+}
+
+bool AggregatorService::Authorized(const ServerRequest& request, const std::string& token) const {
+  if (token.empty()) return false;
+  std::string_view header = request.Header("authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.size() <= kBearer.size() || header.substr(0, kBearer.size()) != kBearer) return false;
+  return internal::ConstantTimeEquals(header.substr(kBearer.size()), token);
+}
+
+ServerResponse AggregatorService::Dispatch(const ServerRequest& request) {
+  std::string_view path = request.path;
+  // The aggregator's URL may carry a path prefix: route on what follows it.
+  if (path.ends_with("/hpke_config")) {
+    if (request.method != "GET") return Problem(ProblemType::kInvalidMessage, "use GET");
+    return GetHpkeConfig();
+  }
+  if (path == "/healthz") return Healthz();
+  if (path == "/metrics") return MetricsPage();
+  if (path == "/admin/tasks" || path.starts_with("/admin/tasks/")) {
+    return Admin(request, path.substr(std::string_view("/admin/tasks").size()));
+  }
+  size_t tasks = path.find("/tasks/");
+  if (tasks != std::string_view::npos) {
+    return DispatchTask(request, path.substr(tasks + std::string_view("/tasks/").size()));
+  }
+  ServerResponse not_found;
+  not_found.status = 404;
+  not_found.SetBody("text/plain", "not found\n");
+  return not_found;
+}
+
+namespace {
+
+// Splits "a/b/c" into its segments.
+std::vector<std::string_view> Segments(std::string_view rest) {
+  std::vector<std::string_view> segments;
+  while (!rest.empty()) {
+    size_t slash = rest.find('/');
+    segments.push_back(rest.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    rest.remove_prefix(slash + 1);
+  }
+  return segments;
+}
+
+template <size_t N>
+std::optional<std::array<uint8_t, N>> DecodeId(std::string_view text) {
+  auto bytes = dap::Base64UrlDecode(text);
+  if (!bytes || bytes->size() != N) return std::nullopt;
+  std::array<uint8_t, N> id;
+  std::copy(bytes->begin(), bytes->end(), id.begin());
+  return id;
+}
+
+ServerResponse MethodNotAllowed(std::string_view allowed) {
+  ServerResponse response = Problem(ProblemType::kInvalidMessage,
+                                    "method not allowed here; allowed: " + std::string(allowed));
+  response.status = 405;
+  response.SetHeader("Allow", std::string(allowed));
+  return response;
+}
+
+}  // namespace
+
+ServerResponse AggregatorService::DispatchTask(const ServerRequest& request,
+                                               std::string_view rest) {
+  std::vector<std::string_view> segments = Segments(rest);
+  if (segments.size() < 2 || segments.size() > 3) {
+    return Problem(ProblemType::kInvalidMessage, "unknown resource");
+  }
+  auto task_id = DecodeId<32>(segments[0]);
+  if (!task_id) return Problem(ProblemType::kInvalidMessage, "malformed task ID");
+  std::shared_ptr<const Task> task = tasks_.Find(*task_id);
+  if (task == nullptr) {
+    return Problem(ProblemType::kUnrecognizedTask, "no such task", &*task_id);
+  }
+  std::string_view resource = segments[1];
+  const bool leader = options_.role == dap::Role::kLeader;
+  std::optional<JobId> job_id;
+  if (segments.size() == 3) {
+    job_id = DecodeId<16>(segments[2]);
+    if (!job_id) return Problem(ProblemType::kInvalidMessage, "malformed resource ID", &task->id);
+  }
+  const std::string& method = request.method;
+
+  if (leader && resource == "reports" && !job_id) {
+    if (method != "POST") return MethodNotAllowed("POST");
+    return Upload(*task, request);
+  }
+  if (leader && resource == "collection_jobs") {
+    if (!Authorized(request, options_.collector_token)) {
+      return Problem(ProblemType::kUnauthorized, "missing or wrong bearer token", &task->id);
+    }
+    if (!job_id) {
+      if (method != "POST") return MethodNotAllowed("POST");
+      return CreateCollectionJob(*task, request);
+    }
+    if (method == "GET") return GetCollectionJob(*task, *job_id);
+    if (method == "DELETE") return DeleteCollectionJob(*task, *job_id);
+    return MethodNotAllowed("GET, DELETE");
+  }
+  if (!leader && (resource == "aggregation_jobs" || resource == "aggregate_shares")) {
+    if (!Authorized(request, options_.peer_token)) {
+      return Problem(ProblemType::kUnauthorized, "missing or wrong bearer token", &task->id);
+    }
+    if (resource == "aggregation_jobs") {
+      if (!job_id) {
+        if (method != "POST") return MethodNotAllowed("POST");
+        return InitAggregationJob(*task, request);
+      }
+      if (method == "POST") return ContinueAggregationJob(*task, *job_id, request);
+      if (method == "GET") return GetAggregationJob(*task, *job_id, request);
+      if (method == "DELETE") return DeleteAggregationJob(*task, *job_id);
+      return MethodNotAllowed("POST, GET, DELETE");
+    }
+    if (!job_id) {
+      if (method != "POST") return MethodNotAllowed("POST");
+      return CreateAggregateShare(*task, request);
+    }
+    if (method == "GET") return GetAggregateShare(*task, *job_id);
+    if (method == "DELETE") {
+      ServerResponse response;
+      response.status = 204;
+      return response;
+    }
+    return MethodNotAllowed("GET, DELETE");
+  }
+  ServerResponse not_found = Problem(ProblemType::kInvalidMessage,
+                                     "this aggregator does not serve that resource", &task->id);
+  not_found.status = 404;
+  return not_found;
+}
+
+ServerResponse AggregatorService::GetHpkeConfig() {
+  dap::HpkeConfigList list;
+  for (const dap::AggregatorHpkeKey& key : hpke_keys_) list.configs.push_back(key.config);
+  auto encoded = dap::Encode(list);
+  if (!encoded) return Problem(ProblemType::kInternal, "cannot encode HPKE configurations");
+  ServerResponse response = internal::Message(200, "hpke-config-list", std::move(*encoded));
+  response.SetHeader("Cache-Control", "max-age=86400");
+  return response;
+}
+
+ServerResponse AggregatorService::Healthz() {
+  // Healthy when the datastore answers.
+  Result<void> probe = datastore_.Run([](Transaction& tx) -> Result<void> {
+    auto tasks = tx.ListTasks();
+    if (!tasks) return std::unexpected(tasks.error());
+    return {};
+  });
+  ServerResponse response;
+  response.status = probe ? 200 : 503;
+  response.SetBody("text/plain", probe ? "ok\n" : "datastore unavailable\n");
+  return response;
+}
+
+ServerResponse AggregatorService::MetricsPage() {
+  ServerResponse response;
+  response.SetBody("text/plain; version=0.0.4", metrics_.Render());
+  return response;
+}
+
+Result<void> AggregatorService::AddTask(const config::TaskDefinition& definition,
+                                        const std::string& source) {
+  auto task = BuildTask(definition);
+  if (!task) return std::unexpected(task.error());
+  TaskRow row;
+  row.task_id = (*task)->id;
+  row.source = source;
+  std::string serialized;
+  if (!definition.SerializeToString(&serialized)) {
+    return MakeError(ErrorCode::kInternal, "cannot serialise the task definition");
+  }
+  row.definition.assign(serialized.begin(), serialized.end());
+  auto stored = datastore_.Run([&](Transaction& tx) { return tx.PutTask(row); });
+  if (!stored) return stored;
+  tasks_.Put(std::move(*task));
+  return {};
+}
+
+Result<std::vector<std::string>> AggregatorService::LoadStoredTasks() {
+  std::vector<TaskRow> rows;
+  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    auto listed = tx.ListTasks();
+    if (!listed) return std::unexpected(listed.error());
+    rows = std::move(*listed);
+    return {};
+  });
+  if (!read) return std::unexpected(read.error());
+  std::vector<std::string> warnings;
+  for (const TaskRow& row : rows) {
+    config::TaskDefinition definition;
+    if (!definition.ParseFromArray(row.definition.data(),
+                                   static_cast<int>(row.definition.size()))) {
+      warnings.push_back("task " + dap::Base64UrlEncode(row.task_id) +
+                         ": stored definition does not parse; skipped");
+      continue;
+    }
+    auto task = BuildTask(definition);
+    if (!task) {
+      warnings.push_back("task " + dap::Base64UrlEncode(row.task_id) + ": " +
+                         task.error().message() + "; skipped");
+      continue;
+    }
+    tasks_.Put(std::move(*task));
+  }
+  return warnings;
+}
+
+ServerResponse AggregatorService::Admin(const ServerRequest& request, std::string_view rest) {
+  if (!Authorized(request, options_.admin_token)) {
+    return Problem(ProblemType::kUnauthorized, "missing or wrong admin token");
+  }
+  if (rest.empty() || rest == "/") {
+    if (request.method == "GET") {
+      // The IDs, VDAFs and sources of the tasks; never their keys.
+      std::string text;
+      for (const auto& task : tasks_.All()) {
+        text += dap::Base64UrlEncode(task->id) + " " + task->vdaf->name() + " " +
+                (task->leader_selected() ? "leader_selected" : "time_interval") +
+                (task->multi_level() ? " multi_level" : "") + "\n";
+      }
+      ServerResponse response;
+      response.SetBody("text/plain", text);
+      return response;
+    }
+    if (request.method == "POST") {
+      // The body is a TaskDefinition or TaskList in text format, as in task files.
+      std::string text(request.body.begin(), request.body.end());
+      auto definitions = config::ParseTaskFile(text, "request body");
+      if (!definitions) {
+        ServerResponse response;
+        response.status = 400;
+        response.SetBody("text/plain", definitions.error().message() + "\n");
+        return response;
+      }
+      for (const config::TaskDefinition& definition : *definitions) {
+        auto added = AddTask(definition, "admin");
+        if (!added) {
+          ServerResponse response;
+          response.status = added.error().code() == ErrorCode::kIoError ? 500 : 400;
+          response.SetBody("text/plain",
+                           "task " + definition.task_id() + ": " + added.error().message() + "\n");
+          return response;
+        }
+      }
+      ServerResponse response;
+      response.status = 201;
+      response.SetBody("text/plain", std::to_string(definitions->size()) + " task(s) added\n");
+      return response;
+    }
+    return MethodNotAllowed("GET, POST");
+  }
+  if (request.method != "DELETE") return MethodNotAllowed("DELETE");
+  auto task_id = DecodeId<32>(rest.substr(1));
+  if (!task_id) return Problem(ProblemType::kInvalidMessage, "malformed task ID");
+  bool existed = false;
+  auto removed = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    auto deleted = tx.DeleteTask(*task_id);
+    if (!deleted) return std::unexpected(deleted.error());
+    existed = *deleted;
+    return {};
+  });
+  if (!removed) return Problem(ProblemType::kInternal, "datastore: " + removed.error().message());
+  existed = tasks_.Remove(*task_id) || existed;
+  report_cache_.EraseTask(*task_id);
+  if (!existed) return Problem(ProblemType::kUnrecognizedTask, "no such task", &*task_id);
+  ServerResponse response;
+  response.status = 204;
+  return response;
+}
+
+}  // namespace canopy::aggregator

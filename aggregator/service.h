@@ -1,0 +1,115 @@
+// The DAP-19 endpoints of one aggregator process, leader or helper, for any
+// number of tasks: routing, authentication and the protocol logic, on a
+// Datastore. The HTTP server (aggregator/http_server.h) calls Handle; tests
+// may call it directly.
+//
+// Endpoints (paths relative to the aggregator's URL):
+//   GET  hpke_config                                  both
+//   POST tasks/{task}/reports                         leader (clients)
+//   POST tasks/{task}/collection_jobs                 leader (collector token)
+//   GET|DELETE tasks/{task}/collection_jobs/{job}     leader (collector token)
+//   POST tasks/{task}/aggregation_jobs                helper (peer token)
+//   POST|GET|DELETE tasks/{task}/aggregation_jobs/{job}   helper (peer token)
+//   POST tasks/{task}/aggregate_shares                helper (peer token)
+//   GET|DELETE tasks/{task}/aggregate_shares/{id}     helper (peer token)
+//   GET healthz, GET metrics                          both, no token
+//   GET|POST admin/tasks, DELETE admin/tasks/{task}   both (admin token)
+// Every refusal is a DAP problem document (dap/problem.h).
+#ifndef CANOPY_AGGREGATOR_SERVICE_H_
+#define CANOPY_AGGREGATOR_SERVICE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aggregator/datastore.h"
+#include "aggregator/http_types.h"
+#include "aggregator/metrics.h"
+#include "aggregator/report_cache.h"
+#include "aggregator/task_registry.h"
+#include "dap/report.h"
+
+namespace canopy::aggregator {
+
+struct ServiceOptions {
+  dap::Role role = dap::Role::kLeader;
+  // Bearer tokens: between the aggregators, from the collector (leader), and
+  // of the admin endpoint (empty disables it).
+  std::string peer_token;
+  std::string collector_token;
+  std::string admin_token;
+  uint64_t tolerable_clock_skew_seconds = 60;
+  // POSIX seconds; tests replace it.
+  std::function<uint64_t()> clock;
+  // Reports whose decoded shares are kept in memory across levels.
+  size_t report_cache_capacity = 100000;
+};
+
+class AggregatorService final : public RequestHandler {
+ public:
+  // `datastore`, `tasks` and `metrics` must outlive the service.
+  AggregatorService(ServiceOptions options, Datastore& datastore, TaskRegistry& tasks,
+                    std::vector<dap::AggregatorHpkeKey> hpke_keys, Metrics& metrics);
+  ~AggregatorService() override;
+
+  void Handle(ServerRequest request, Responder respond) override;
+
+  // The same, synchronously.
+  ServerResponse HandleNow(const ServerRequest& request);
+
+  // Adds a task (persisting it); used at start for task files and by the
+  // admin endpoint. Errors: the definition's (kInvalidArgument), the
+  // datastore's.
+  Result<void> AddTask(const config::TaskDefinition& definition, const std::string& source);
+
+  // Loads every task persisted in the datastore into the registry. Errors:
+  // the datastore's; a stored definition that no longer builds is skipped
+  // and reported in the returned list of warnings.
+  Result<std::vector<std::string>> LoadStoredTasks();
+
+  ReportCache& report_cache() { return report_cache_; }
+  const std::vector<dap::AggregatorHpkeKey>& hpke_keys() const { return hpke_keys_; }
+
+ private:
+  struct Route;
+  ServerResponse Dispatch(const ServerRequest& request);
+  ServerResponse DispatchTask(const ServerRequest& request, std::string_view rest);
+
+  // Both roles.
+  ServerResponse GetHpkeConfig();
+  ServerResponse Healthz();
+  ServerResponse MetricsPage();
+  ServerResponse Admin(const ServerRequest& request, std::string_view rest);
+
+  // Leader.
+  ServerResponse Upload(const Task& task, const ServerRequest& request);
+  ServerResponse CreateCollectionJob(const Task& task, const ServerRequest& request);
+  ServerResponse GetCollectionJob(const Task& task, const JobId& job_id);
+  ServerResponse DeleteCollectionJob(const Task& task, const JobId& job_id);
+
+  // Helper.
+  ServerResponse InitAggregationJob(const Task& task, const ServerRequest& request);
+  ServerResponse ContinueAggregationJob(const Task& task, const JobId& job_id,
+                                        const ServerRequest& request);
+  ServerResponse GetAggregationJob(const Task& task, const JobId& job_id,
+                                   const ServerRequest& request);
+  ServerResponse DeleteAggregationJob(const Task& task, const JobId& job_id);
+  ServerResponse CreateAggregateShare(const Task& task, const ServerRequest& request);
+  ServerResponse GetAggregateShare(const Task& task, const JobId& share_id);
+
+  bool Authorized(const ServerRequest& request, const std::string& token) const;
+  uint64_t Now() const;
+
+  ServiceOptions options_;
+  Datastore& datastore_;
+  TaskRegistry& tasks_;
+  std::vector<dap::AggregatorHpkeKey> hpke_keys_;
+  Metrics& metrics_;
+  ReportCache report_cache_;
+};
+
+}  // namespace canopy::aggregator
+
+#endif  // CANOPY_AGGREGATOR_SERVICE_H_

@@ -1,0 +1,1072 @@
+#include "aggregator/sqlite_datastore.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace canopy::aggregator {
+namespace {
+
+// Each migration takes the schema from version i to i + 1. Never edit one
+// that has shipped: add another.
+constexpr const char* kMigrations[] = {
+    // Version 1.
+    R"sql(
+CREATE TABLE tasks (
+  task_id BLOB PRIMARY KEY,
+  definition BLOB NOT NULL,
+  source TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE client_reports (
+  task_id BLOB NOT NULL,
+  report_id BLOB NOT NULL,
+  time INTEGER NOT NULL,
+  encoded_report BLOB NOT NULL,
+  batch_key BLOB NOT NULL DEFAULT x'',
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (task_id, report_id)
+);
+CREATE INDEX client_reports_by_time ON client_reports (task_id, time);
+CREATE INDEX client_reports_by_seq ON client_reports (task_id, seq);
+CREATE INDEX client_reports_by_batch ON client_reports (task_id, batch_key, seq);
+
+CREATE TABLE held_reports (
+  task_id BLOB NOT NULL,
+  report_id BLOB NOT NULL,
+  time INTEGER NOT NULL,
+  bucket_key BLOB NOT NULL,
+  public_share BLOB NOT NULL,
+  input_share BLOB NOT NULL,
+  PRIMARY KEY (task_id, report_id)
+) WITHOUT ROWID;
+
+CREATE TABLE aggregated_reports (
+  task_id BLOB NOT NULL,
+  report_id BLOB NOT NULL,
+  agg_param BLOB NOT NULL,
+  PRIMARY KEY (task_id, report_id, agg_param)
+) WITHOUT ROWID;
+
+CREATE TABLE rejected_reports (
+  task_id BLOB NOT NULL,
+  report_id BLOB NOT NULL,
+  error INTEGER NOT NULL,
+  PRIMARY KEY (task_id, report_id)
+) WITHOUT ROWID;
+
+CREATE TABLE aggregation_jobs (
+  task_id BLOB NOT NULL,
+  job_id BLOB NOT NULL,
+  agg_param BLOB NOT NULL,
+  batch_key BLOB NOT NULL,
+  state INTEGER NOT NULL,
+  step INTEGER NOT NULL,
+  helper_url TEXT NOT NULL,
+  held_reports INTEGER NOT NULL,
+  last_request_hash BLOB NOT NULL,
+  last_response BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  lease_expiry_ms INTEGER NOT NULL DEFAULT 0,
+  lease_attempts INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (task_id, job_id)
+) WITHOUT ROWID;
+CREATE INDEX aggregation_jobs_by_state ON aggregation_jobs (state, lease_expiry_ms);
+
+CREATE TABLE report_aggregations (
+  task_id BLOB NOT NULL,
+  job_id BLOB NOT NULL,
+  ord INTEGER NOT NULL,
+  report_id BLOB NOT NULL,
+  time INTEGER NOT NULL,
+  bucket_key BLOB NOT NULL,
+  state INTEGER NOT NULL,
+  error INTEGER NOT NULL,
+  verify_state BLOB NOT NULL,
+  last_message BLOB NOT NULL,
+  agg_param BLOB NOT NULL,
+  PRIMARY KEY (task_id, job_id, ord)
+) WITHOUT ROWID;
+CREATE INDEX report_aggregations_by_report
+  ON report_aggregations (task_id, report_id, agg_param);
+
+CREATE TABLE batch_aggregations (
+  task_id BLOB NOT NULL,
+  bucket_key BLOB NOT NULL,
+  agg_param BLOB NOT NULL,
+  aggregate BLOB NOT NULL,
+  report_count INTEGER NOT NULL,
+  checksum BLOB NOT NULL,
+  min_time INTEGER NOT NULL,
+  max_time INTEGER NOT NULL,
+  PRIMARY KEY (task_id, agg_param, bucket_key)
+) WITHOUT ROWID;
+
+CREATE TABLE buckets (
+  task_id BLOB NOT NULL,
+  bucket_key BLOB NOT NULL,
+  collected INTEGER NOT NULL,
+  PRIMARY KEY (task_id, bucket_key)
+) WITHOUT ROWID;
+
+CREATE TABLE bucket_agg_params (
+  task_id BLOB NOT NULL,
+  bucket_key BLOB NOT NULL,
+  seq INTEGER NOT NULL,
+  agg_param BLOB NOT NULL,
+  PRIMARY KEY (task_id, bucket_key, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE collection_jobs (
+  task_id BLOB NOT NULL,
+  job_id BLOB NOT NULL,
+  request BLOB NOT NULL,
+  agg_param BLOB NOT NULL,
+  bucket_keys BLOB NOT NULL,
+  state INTEGER NOT NULL,
+  response BLOB NOT NULL,
+  error TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  lease_expiry_ms INTEGER NOT NULL DEFAULT 0,
+  lease_attempts INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (task_id, job_id)
+) WITHOUT ROWID;
+CREATE INDEX collection_jobs_by_state ON collection_jobs (state, lease_expiry_ms);
+
+CREATE TABLE walks (
+  task_id BLOB NOT NULL,
+  walk_id BLOB NOT NULL,
+  batch_key BLOB NOT NULL,
+  PRIMARY KEY (task_id, walk_id)
+) WITHOUT ROWID;
+
+CREATE TABLE aggregate_shares (
+  task_id BLOB NOT NULL,
+  share_id BLOB NOT NULL,
+  request_hash BLOB NOT NULL,
+  response BLOB NOT NULL,
+  PRIMARY KEY (task_id, share_id)
+) WITHOUT ROWID;
+)sql",
+};
+
+static_assert(std::size(kMigrations) == kSchemaVersion);
+
+// Bucket key lists are stored as concatenated (u16 length || key) records.
+Bytes EncodeKeyList(const std::vector<Bytes>& keys) {
+  Bytes out;
+  for (const Bytes& key : keys) {
+    out.push_back(static_cast<uint8_t>(key.size() >> 8));
+    out.push_back(static_cast<uint8_t>(key.size()));
+    out.insert(out.end(), key.begin(), key.end());
+  }
+  return out;
+}
+
+Result<std::vector<Bytes>> DecodeKeyList(std::span<const uint8_t> bytes) {
+  std::vector<Bytes> keys;
+  size_t offset = 0;
+  while (offset < bytes.size()) {
+    if (bytes.size() - offset < 2) return MakeError(ErrorCode::kInternal, "bad bucket key list");
+    size_t length = (size_t{bytes[offset]} << 8) | bytes[offset + 1];
+    offset += 2;
+    if (bytes.size() - offset < length) {
+      return MakeError(ErrorCode::kInternal, "bad bucket key list");
+    }
+    keys.emplace_back(bytes.begin() + offset, bytes.begin() + offset + length);
+    offset += length;
+  }
+  return keys;
+}
+
+// A prepared statement with typed binding and reading; finalised on
+// destruction. Bind indexes start at 1, column indexes at 0, as in SQLite.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) stmt_ = nullptr;
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  bool ok() const { return stmt_ != nullptr; }
+
+  Statement& Bind(int index, std::span<const uint8_t> bytes) {
+    // A zero-length blob must still be a blob, not NULL.
+    static const uint8_t kEmpty = 0;
+    sqlite3_bind_blob(stmt_, index, bytes.empty() ? &kEmpty : bytes.data(),
+                      static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  template <size_t N>
+  Statement& Bind(int index, const std::array<uint8_t, N>& bytes) {
+    return Bind(index, std::span<const uint8_t>(bytes));
+  }
+  Statement& Bind(int index, const Bytes& bytes) {
+    return Bind(index, std::span<const uint8_t>(bytes));
+  }
+  Statement& BindInt(int index, int64_t value) {
+    sqlite3_bind_int64(stmt_, index, value);
+    return *this;
+  }
+  Statement& BindText(int index, const std::string& text) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+
+  // Advances: true with a row, false when done; errors become kIoError.
+  Result<bool> Step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return MakeError(ErrorCode::kIoError, std::string("sqlite: ") + sqlite3_errmsg(db_));
+  }
+  Result<void> Execute() {
+    auto stepped = Step();
+    if (!stepped) return std::unexpected(stepped.error());
+    return {};
+  }
+
+  Bytes Blob(int column) const {
+    const auto* data = static_cast<const uint8_t*>(sqlite3_column_blob(stmt_, column));
+    int size = sqlite3_column_bytes(stmt_, column);
+    if (data == nullptr || size <= 0) return {};
+    return Bytes(data, data + size);
+  }
+  template <size_t N>
+  Result<std::array<uint8_t, N>> FixedBlob(int column) const {
+    Bytes bytes = Blob(column);
+    if (bytes.size() != N) return MakeError(ErrorCode::kInternal, "stored identifier length");
+    std::array<uint8_t, N> out;
+    std::memcpy(out.data(), bytes.data(), N);
+    return out;
+  }
+  int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+  std::string Text(int column) const {
+    const auto* text = sqlite3_column_text(stmt_, column);
+    int size = sqlite3_column_bytes(stmt_, column);
+    return text == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(text), size);
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+#define CANOPY_TRY(expr)                                            \
+  do {                                                              \
+    auto canopy_try_result = (expr);                                \
+    if (!canopy_try_result) {                                       \
+      return std::unexpected(std::move(canopy_try_result).error()); \
+    }                                                               \
+  } while (false)
+
+class SqliteTransaction final : public Transaction {
+ public:
+  explicit SqliteTransaction(sqlite3* db) : db_(db) {}
+
+  // Prepares `sql`; a failure to prepare is a programming error reported as
+  // kIoError with SQLite's message.
+  Result<std::unique_ptr<Statement>> Prepare(const char* sql) {
+    auto statement = std::make_unique<Statement>(db_, sql);
+    if (!statement->ok()) {
+      return MakeError(ErrorCode::kIoError, std::string("sqlite prepare: ") + sqlite3_errmsg(db_));
+    }
+    return statement;
+  }
+
+  Result<void> PutTask(const TaskRow& task) override {
+    auto s = Prepare("INSERT OR REPLACE INTO tasks (task_id, definition, source) VALUES (?,?,?)");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task.task_id).Bind(2, task.definition).BindText(3, task.source);
+    return (*s)->Execute();
+  }
+
+  Result<bool> DeleteTask(const TaskId& task_id) override {
+    auto s = Prepare("DELETE FROM tasks WHERE task_id = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id);
+    CANOPY_TRY((*s)->Execute());
+    return sqlite3_changes(db_) > 0;
+  }
+
+  Result<std::vector<TaskRow>> ListTasks() override {
+    auto s = Prepare("SELECT task_id, definition, source FROM tasks ORDER BY task_id");
+    if (!s) return std::unexpected(s.error());
+    std::vector<TaskRow> tasks;
+    for (;;) {
+      auto row = (*s)->Step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) break;
+      auto id = (*s)->FixedBlob<32>(0);
+      if (!id) return std::unexpected(id.error());
+      tasks.push_back({*id, (*s)->Blob(1), (*s)->Text(2)});
+    }
+    return tasks;
+  }
+
+  Result<bool> InsertClientReport(const ClientReportRow& report) override {
+    auto s = Prepare(
+        "INSERT OR IGNORE INTO client_reports (task_id, report_id, time, encoded_report, "
+        "batch_key, seq) VALUES (?,?,?,?,?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM "
+        "client_reports WHERE task_id = ?1))");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, report.task_id)
+        .Bind(2, report.report_id)
+        .BindInt(3, static_cast<int64_t>(report.time))
+        .Bind(4, report.encoded_report)
+        .Bind(5, report.batch_key);
+    CANOPY_TRY((*s)->Execute());
+    return sqlite3_changes(db_) > 0;
+  }
+
+  Result<std::vector<ClientReportRow>> ReadClientReports(Statement& s) {
+    std::vector<ClientReportRow> reports;
+    for (;;) {
+      auto row = s.Step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) break;
+      ClientReportRow report;
+      auto task = s.FixedBlob<32>(0);
+      auto id = s.FixedBlob<16>(1);
+      if (!task || !id) return MakeError(ErrorCode::kInternal, "stored report identifiers");
+      report.task_id = *task;
+      report.report_id = *id;
+      report.time = static_cast<dap::Time>(s.Int(2));
+      report.encoded_report = s.Blob(3);
+      report.batch_key = s.Blob(4);
+      reports.push_back(std::move(report));
+    }
+    return reports;
+  }
+
+  Result<std::optional<ClientReportRow>> GetClientReport(const TaskId& task_id,
+                                                         const ReportId& report_id) override {
+    auto s = Prepare(
+        "SELECT task_id, report_id, time, encoded_report, batch_key FROM client_reports "
+        "WHERE task_id = ? AND report_id = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, report_id);
+    auto rows = ReadClientReports(**s);
+    if (!rows) return std::unexpected(rows.error());
+    if (rows->empty()) return std::nullopt;
+    return std::move(rows->front());
+  }
+
+  Result<std::vector<ClientReportRow>> ReportsAwaitingAggregation(
+      const TaskId& task_id, const Bytes& agg_param, dap::Time time_start, dap::Time time_end,
+      const Bytes& batch_key, size_t limit) override {
+    const char* by_time =
+        "SELECT c.task_id, c.report_id, c.time, c.encoded_report, c.batch_key "
+        "FROM client_reports c WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 "
+        "AND NOT EXISTS (SELECT 1 FROM report_aggregations r WHERE r.task_id = c.task_id "
+        "  AND r.report_id = c.report_id AND r.agg_param = ?2) "
+        "AND NOT EXISTS (SELECT 1 FROM rejected_reports x WHERE x.task_id = c.task_id "
+        "  AND x.report_id = c.report_id) "
+        "ORDER BY c.seq LIMIT ?5";
+    const char* by_batch =
+        "SELECT c.task_id, c.report_id, c.time, c.encoded_report, c.batch_key "
+        "FROM client_reports c WHERE c.task_id = ?1 AND c.batch_key = ?6 "
+        "AND NOT EXISTS (SELECT 1 FROM report_aggregations r WHERE r.task_id = c.task_id "
+        "  AND r.report_id = c.report_id AND r.agg_param = ?2) "
+        "AND NOT EXISTS (SELECT 1 FROM rejected_reports x WHERE x.task_id = c.task_id "
+        "  AND x.report_id = c.report_id) "
+        "ORDER BY c.seq LIMIT ?5";
+    auto s = Prepare(batch_key.empty() ? by_time : by_batch);
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, agg_param);
+    if (batch_key.empty()) {
+      (*s)->BindInt(3, static_cast<int64_t>(time_start))
+          .BindInt(4, static_cast<int64_t>(std::min<dap::Time>(time_end, INT64_MAX)));
+    } else {
+      (*s)->Bind(6, batch_key);
+    }
+    (*s)->BindInt(5, static_cast<int64_t>(limit));
+    return ReadClientReports(**s);
+  }
+
+  Result<std::vector<ClientReportRow>> UnbatchedReports(const TaskId& task_id,
+                                                        size_t limit) override {
+    auto s = Prepare(
+        "SELECT task_id, report_id, time, encoded_report, batch_key FROM client_reports "
+        "WHERE task_id = ? AND batch_key = x'' ORDER BY seq LIMIT ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).BindInt(2, static_cast<int64_t>(limit));
+    return ReadClientReports(**s);
+  }
+
+  Result<void> AssignBatch(const TaskId& task_id, const ReportId& report_id,
+                           const Bytes& batch_key) override {
+    auto s = Prepare("UPDATE client_reports SET batch_key = ? WHERE task_id = ? AND report_id = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, batch_key).Bind(2, task_id).Bind(3, report_id);
+    return (*s)->Execute();
+  }
+
+  Result<std::vector<BatchSize>> LeaderSelectedBatches(const TaskId& task_id) override {
+    auto s = Prepare(
+        "SELECT batch_key, COUNT(*) FROM client_reports WHERE task_id = ? AND batch_key != x'' "
+        "GROUP BY batch_key ORDER BY MIN(seq)");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id);
+    std::vector<BatchSize> batches;
+    for (;;) {
+      auto row = (*s)->Step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) break;
+      batches.push_back({(*s)->Blob(0), static_cast<uint64_t>((*s)->Int(1))});
+    }
+    return batches;
+  }
+
+  Result<void> PutHeldReport(const HeldReportRow& report) override {
+    auto s = Prepare(
+        "INSERT OR REPLACE INTO held_reports (task_id, report_id, time, bucket_key, "
+        "public_share, input_share) VALUES (?,?,?,?,?,?)");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, report.task_id)
+        .Bind(2, report.report_id)
+        .BindInt(3, static_cast<int64_t>(report.time))
+        .Bind(4, report.bucket_key)
+        .Bind(5, report.public_share)
+        .Bind(6, report.input_share);
+    return (*s)->Execute();
+  }
+
+  Result<std::optional<HeldReportRow>> GetHeldReport(const TaskId& task_id,
+                                                     const ReportId& report_id) override {
+    auto s = Prepare(
+        "SELECT time, bucket_key, public_share, input_share FROM held_reports "
+        "WHERE task_id = ? AND report_id = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, report_id);
+    auto row = (*s)->Step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return std::nullopt;
+    HeldReportRow held;
+    held.task_id = task_id;
+    held.report_id = report_id;
+    held.time = static_cast<dap::Time>((*s)->Int(0));
+    held.bucket_key = (*s)->Blob(1);
+    held.public_share = (*s)->Blob(2);
+    held.input_share = (*s)->Blob(3);
+    return held;
+  }
+
+  Result<void> RecordAggregatedReport(const TaskId& task_id, const ReportId& report_id,
+                                      const Bytes& agg_param) override {
+    auto s = Prepare(
+        "INSERT OR IGNORE INTO aggregated_reports (task_id, report_id, agg_param) VALUES (?,?,?)");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, report_id).Bind(3, agg_param);
+    return (*s)->Execute();
+  }
+
+  Result<bool> WasAggregated(const TaskId& task_id, const ReportId& report_id,
+                             const Bytes& agg_param, bool any_param) override {
+    auto s = Prepare(any_param ? "SELECT 1 FROM aggregated_reports WHERE task_id = ?1 AND "
+                                 "report_id = ?2 LIMIT 1"
+                               : "SELECT 1 FROM aggregated_reports WHERE task_id = ?1 AND "
+                                 "report_id = ?2 AND agg_param = ?3");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, report_id);
+    if (!any_param) (*s)->Bind(3, agg_param);
+    return (*s)->Step();
+  }
+
+  Result<void> RecordRejectedReport(const TaskId& task_id, const ReportId& report_id,
+                                    dap::ReportError error) override {
+    auto s = Prepare(
+        "INSERT OR IGNORE INTO rejected_reports (task_id, report_id, error) VALUES (?,?,?)");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, report_id).BindInt(3, static_cast<int>(error));
+    return (*s)->Execute();
+  }
+
+  Result<bool> WasRejected(const TaskId& task_id, const ReportId& report_id) override {
+    auto s = Prepare("SELECT 1 FROM rejected_reports WHERE task_id = ? AND report_id = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, report_id);
+    return (*s)->Step();
+  }
+
+  Result<void> PutAggregationJob(const AggregationJobRow& job) override {
+    // Upsert without touching the lease columns.
+    auto s = Prepare(
+        "INSERT INTO aggregation_jobs (task_id, job_id, agg_param, batch_key, state, step, "
+        "helper_url, held_reports, last_request_hash, last_response, created_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (task_id, job_id) DO UPDATE SET "
+        "agg_param = excluded.agg_param, batch_key = excluded.batch_key, state = excluded.state, "
+        "step = excluded.step, helper_url = excluded.helper_url, held_reports = "
+        "excluded.held_reports, last_request_hash = excluded.last_request_hash, last_response = "
+        "excluded.last_response");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, job.task_id)
+        .Bind(2, job.job_id)
+        .Bind(3, job.agg_param)
+        .Bind(4, job.batch_key)
+        .BindInt(5, static_cast<int>(job.state))
+        .BindInt(6, job.step)
+        .BindText(7, job.helper_url)
+        .BindInt(8, job.held_reports ? 1 : 0)
+        .Bind(9, job.last_request_hash)
+        .Bind(10, job.last_response)
+        .BindInt(11, job.created_at);
+    return (*s)->Execute();
+  }
+
+  Result<std::optional<AggregationJobRow>> GetAggregationJob(const TaskId& task_id,
+                                                             const JobId& job_id) override {
+    auto s = Prepare(
+        "SELECT agg_param, batch_key, state, step, helper_url, held_reports, last_request_hash, "
+        "last_response, created_at FROM aggregation_jobs WHERE task_id = ? AND job_id = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, job_id);
+    auto row = (*s)->Step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return std::nullopt;
+    AggregationJobRow job;
+    job.task_id = task_id;
+    job.job_id = job_id;
+    job.agg_param = (*s)->Blob(0);
+    job.batch_key = (*s)->Blob(1);
+    job.state = static_cast<JobState>((*s)->Int(2));
+    job.step = static_cast<uint16_t>((*s)->Int(3));
+    job.helper_url = (*s)->Text(4);
+    job.held_reports = (*s)->Int(5) != 0;
+    job.last_request_hash = (*s)->Blob(6);
+    job.last_response = (*s)->Blob(7);
+    job.created_at = (*s)->Int(8);
+    return job;
+  }
+
+  Result<void> PutReportAggregation(const ReportAggregationRow& row) override {
+    auto s = Prepare(
+        "INSERT OR REPLACE INTO report_aggregations (task_id, job_id, ord, report_id, time, "
+        "bucket_key, state, error, verify_state, last_message, agg_param) VALUES "
+        "(?,?,?,?,?,?,?,?,?,?, (SELECT agg_param FROM aggregation_jobs WHERE task_id = ?1 AND "
+        "job_id = ?2))");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, row.task_id)
+        .Bind(2, row.job_id)
+        .BindInt(3, row.ord)
+        .Bind(4, row.report_id)
+        .BindInt(5, static_cast<int64_t>(row.time))
+        .Bind(6, row.bucket_key)
+        .BindInt(7, static_cast<int>(row.state))
+        .BindInt(8, static_cast<int>(row.error))
+        .Bind(9, row.verify_state)
+        .Bind(10, row.last_message);
+    return (*s)->Execute();
+  }
+
+  Result<std::vector<ReportAggregationRow>> GetReportAggregations(const TaskId& task_id,
+                                                                  const JobId& job_id) override {
+    auto s = Prepare(
+        "SELECT ord, report_id, time, bucket_key, state, error, verify_state, last_message "
+        "FROM report_aggregations WHERE task_id = ? AND job_id = ? ORDER BY ord");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, job_id);
+    std::vector<ReportAggregationRow> rows;
+    for (;;) {
+      auto row = (*s)->Step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) break;
+      ReportAggregationRow r;
+      r.task_id = task_id;
+      r.job_id = job_id;
+      r.ord = static_cast<uint32_t>((*s)->Int(0));
+      auto id = (*s)->FixedBlob<16>(1);
+      if (!id) return std::unexpected(id.error());
+      r.report_id = *id;
+      r.time = static_cast<dap::Time>((*s)->Int(2));
+      r.bucket_key = (*s)->Blob(3);
+      r.state = static_cast<ReportAggregationState>((*s)->Int(4));
+      r.error = static_cast<dap::ReportError>((*s)->Int(5));
+      r.verify_state = (*s)->Blob(6);
+      r.last_message = (*s)->Blob(7);
+      rows.push_back(std::move(r));
+    }
+    return rows;
+  }
+
+  Result<std::vector<Lease>> LeaseJobs(const char* table, int in_progress_state, int64_t now_ms,
+                                       int64_t duration_ms, size_t limit) {
+    std::string select = std::string("SELECT task_id, job_id, lease_attempts FROM ") + table +
+                         " WHERE state = ? AND lease_expiry_ms <= ? ORDER BY created_at LIMIT ?";
+    auto s = Prepare(select.c_str());
+    if (!s) return std::unexpected(s.error());
+    (*s)->BindInt(1, in_progress_state).BindInt(2, now_ms).BindInt(3, static_cast<int64_t>(limit));
+    std::vector<Lease> leases;
+    for (;;) {
+      auto row = (*s)->Step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) break;
+      auto task = (*s)->FixedBlob<32>(0);
+      auto job = (*s)->FixedBlob<16>(1);
+      if (!task || !job) return MakeError(ErrorCode::kInternal, "stored job identifiers");
+      leases.push_back(
+          {*task, *job, now_ms + duration_ms, static_cast<uint32_t>((*s)->Int(2)) + 1});
+    }
+    std::string update = std::string("UPDATE ") + table +
+                         " SET lease_expiry_ms = ?, lease_attempts = ? WHERE task_id = ? AND "
+                         "job_id = ?";
+    for (const Lease& lease : leases) {
+      auto u = Prepare(update.c_str());
+      if (!u) return std::unexpected(u.error());
+      (*u)->BindInt(1, lease.expiry_ms)
+          .BindInt(2, lease.attempts)
+          .Bind(3, lease.task_id)
+          .Bind(4, lease.job_id);
+      CANOPY_TRY((*u)->Execute());
+    }
+    return leases;
+  }
+
+  Result<void> ReleaseJob(const char* table, const Lease& lease, int64_t retry_at_ms) {
+    std::string update = std::string("UPDATE ") + table +
+                         " SET lease_expiry_ms = ? WHERE task_id = ? AND job_id = ? AND "
+                         "lease_expiry_ms = ?";
+    auto s = Prepare(update.c_str());
+    if (!s) return std::unexpected(s.error());
+    (*s)->BindInt(1, retry_at_ms)
+        .Bind(2, lease.task_id)
+        .Bind(3, lease.job_id)
+        .BindInt(4, lease.expiry_ms);
+    return (*s)->Execute();
+  }
+
+  Result<std::vector<Lease>> LeaseAggregationJobs(int64_t now_ms, int64_t duration_ms,
+                                                  size_t limit) override {
+    return LeaseJobs("aggregation_jobs", static_cast<int>(JobState::kInProgress), now_ms,
+                     duration_ms, limit);
+  }
+  Result<void> ReleaseAggregationJob(const Lease& lease, int64_t retry_at_ms) override {
+    return ReleaseJob("aggregation_jobs", lease, retry_at_ms);
+  }
+
+  Result<void> DeleteReportAggregations(const TaskId& task_id, const JobId& job_id) override {
+    auto s = Prepare("DELETE FROM report_aggregations WHERE task_id = ? AND job_id = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, job_id);
+    return (*s)->Execute();
+  }
+
+  Result<void> ReleaseAllLeases() override {
+    for (const char* sql : {"UPDATE aggregation_jobs SET lease_expiry_ms = 0",
+                            "UPDATE collection_jobs SET lease_expiry_ms = 0"}) {
+      auto s = Prepare(sql);
+      if (!s) return std::unexpected(s.error());
+      CANOPY_TRY((*s)->Execute());
+    }
+    return {};
+  }
+
+  Result<uint64_t> CountUnfinishedJobs(const TaskId& task_id, const Bytes& agg_param) override {
+    auto s = Prepare(
+        "SELECT COUNT(*) FROM aggregation_jobs WHERE task_id = ? AND agg_param = ? AND state = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, agg_param).BindInt(3, static_cast<int>(JobState::kInProgress));
+    auto row = (*s)->Step();
+    if (!row) return std::unexpected(row.error());
+    return static_cast<uint64_t>((*s)->Int(0));
+  }
+
+  static Result<BatchAggregationRow> ReadBatchAggregation(Statement& s) {
+    BatchAggregationRow row;
+    auto task = s.FixedBlob<32>(0);
+    auto checksum = s.FixedBlob<32>(5);
+    if (!task || !checksum) return MakeError(ErrorCode::kInternal, "stored batch aggregation");
+    row.task_id = *task;
+    row.bucket_key = s.Blob(1);
+    row.agg_param = s.Blob(2);
+    row.aggregate = s.Blob(3);
+    row.report_count = static_cast<uint64_t>(s.Int(4));
+    row.checksum = *checksum;
+    row.min_time = static_cast<dap::Time>(s.Int(6));
+    row.max_time = static_cast<dap::Time>(s.Int(7));
+    return row;
+  }
+
+  Result<std::optional<BatchAggregationRow>> GetBatchAggregation(const TaskId& task_id,
+                                                                 const Bytes& bucket_key,
+                                                                 const Bytes& agg_param) override {
+    auto s = Prepare(
+        "SELECT task_id, bucket_key, agg_param, aggregate, report_count, checksum, min_time, "
+        "max_time FROM batch_aggregations WHERE task_id = ? AND bucket_key = ? AND agg_param = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, bucket_key).Bind(3, agg_param);
+    auto row = (*s)->Step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return std::nullopt;
+    auto result = ReadBatchAggregation(**s);
+    if (!result) return std::unexpected(result.error());
+    return std::move(*result);
+  }
+
+  Result<void> PutBatchAggregation(const BatchAggregationRow& row) override {
+    auto s = Prepare(
+        "INSERT OR REPLACE INTO batch_aggregations (task_id, bucket_key, agg_param, aggregate, "
+        "report_count, checksum, min_time, max_time) VALUES (?,?,?,?,?,?,?,?)");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, row.task_id)
+        .Bind(2, row.bucket_key)
+        .Bind(3, row.agg_param)
+        .Bind(4, row.aggregate)
+        .BindInt(5, static_cast<int64_t>(row.report_count))
+        .Bind(6, row.checksum)
+        .BindInt(7, static_cast<int64_t>(row.min_time))
+        .BindInt(8, static_cast<int64_t>(row.max_time));
+    return (*s)->Execute();
+  }
+
+  Result<std::vector<BatchAggregationRow>> BatchAggregationsInRange(
+      const TaskId& task_id, const Bytes& agg_param, const Bytes& first_key,
+      const Bytes& last_key) override {
+    auto s = Prepare(
+        "SELECT task_id, bucket_key, agg_param, aggregate, report_count, checksum, min_time, "
+        "max_time FROM batch_aggregations WHERE task_id = ? AND agg_param = ? AND bucket_key >= ? "
+        "AND bucket_key <= ? ORDER BY bucket_key");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, agg_param).Bind(3, first_key).Bind(4, last_key);
+    std::vector<BatchAggregationRow> rows;
+    for (;;) {
+      auto row = (*s)->Step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) break;
+      auto result = ReadBatchAggregation(**s);
+      if (!result) return std::unexpected(result.error());
+      rows.push_back(std::move(*result));
+    }
+    return rows;
+  }
+
+  Result<void> MarkBucketCollected(const TaskId& task_id, const Bytes& bucket_key) override {
+    auto s =
+        Prepare("INSERT OR REPLACE INTO buckets (task_id, bucket_key, collected) VALUES (?,?,1)");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, bucket_key);
+    return (*s)->Execute();
+  }
+
+  Result<bool> IsBucketCollected(const TaskId& task_id, const Bytes& bucket_key) override {
+    auto s =
+        Prepare("SELECT 1 FROM buckets WHERE task_id = ? AND bucket_key = ? AND collected = 1");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, bucket_key);
+    return (*s)->Step();
+  }
+
+  Result<bool> AnyBucketCollected(const TaskId& task_id, const Bytes& first_key,
+                                  const Bytes& last_key) override {
+    auto s = Prepare(
+        "SELECT 1 FROM buckets WHERE task_id = ? AND bucket_key >= ? AND bucket_key <= ? AND "
+        "collected = 1 LIMIT 1");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, first_key).Bind(3, last_key);
+    return (*s)->Step();
+  }
+
+  Result<std::vector<Bytes>> BucketAggParams(const TaskId& task_id,
+                                             const Bytes& bucket_key) override {
+    auto s = Prepare(
+        "SELECT agg_param FROM bucket_agg_params WHERE task_id = ? AND bucket_key = ? ORDER BY "
+        "seq");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, bucket_key);
+    std::vector<Bytes> params;
+    for (;;) {
+      auto row = (*s)->Step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) break;
+      params.push_back((*s)->Blob(0));
+    }
+    return params;
+  }
+
+  Result<void> AppendBucketAggParam(const TaskId& task_id, const Bytes& bucket_key,
+                                    const Bytes& agg_param) override {
+    auto s = Prepare(
+        "INSERT INTO bucket_agg_params (task_id, bucket_key, seq, agg_param) VALUES (?1, ?2, "
+        "(SELECT COALESCE(MAX(seq), 0) + 1 FROM bucket_agg_params WHERE task_id = ?1 AND "
+        "bucket_key = ?2), ?3)");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, bucket_key).Bind(3, agg_param);
+    return (*s)->Execute();
+  }
+
+  Result<void> PutCollectionJob(const CollectionJobRow& job) override {
+    auto s = Prepare(
+        "INSERT INTO collection_jobs (task_id, job_id, request, agg_param, bucket_keys, state, "
+        "response, error, created_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (task_id, job_id) "
+        "DO UPDATE SET request = excluded.request, agg_param = excluded.agg_param, bucket_keys = "
+        "excluded.bucket_keys, state = excluded.state, response = excluded.response, error = "
+        "excluded.error");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, job.task_id)
+        .Bind(2, job.job_id)
+        .Bind(3, job.request)
+        .Bind(4, job.agg_param)
+        .Bind(5, EncodeKeyList(job.bucket_keys))
+        .BindInt(6, static_cast<int>(job.state))
+        .Bind(7, job.response)
+        .BindText(8, job.error)
+        .BindInt(9, job.created_at);
+    return (*s)->Execute();
+  }
+
+  Result<std::optional<CollectionJobRow>> GetCollectionJob(const TaskId& task_id,
+                                                           const JobId& job_id) override {
+    auto s = Prepare(
+        "SELECT request, agg_param, bucket_keys, state, response, error, created_at FROM "
+        "collection_jobs WHERE task_id = ? AND job_id = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, job_id);
+    auto row = (*s)->Step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return std::nullopt;
+    CollectionJobRow job;
+    job.task_id = task_id;
+    job.job_id = job_id;
+    job.request = (*s)->Blob(0);
+    job.agg_param = (*s)->Blob(1);
+    auto keys = DecodeKeyList((*s)->Blob(2));
+    if (!keys) return std::unexpected(keys.error());
+    job.bucket_keys = std::move(*keys);
+    job.state = static_cast<CollectionState>((*s)->Int(3));
+    job.response = (*s)->Blob(4);
+    job.error = (*s)->Text(5);
+    job.created_at = (*s)->Int(6);
+    return job;
+  }
+
+  Result<std::vector<CollectionJobRow>> ListCollectionJobs(const TaskId& task_id,
+                                                           CollectionState state) override {
+    auto s = Prepare(
+        "SELECT job_id FROM collection_jobs WHERE task_id = ? AND state = ? ORDER BY created_at");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).BindInt(2, static_cast<int>(state));
+    std::vector<JobId> ids;
+    for (;;) {
+      auto row = (*s)->Step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) break;
+      auto id = (*s)->FixedBlob<16>(0);
+      if (!id) return std::unexpected(id.error());
+      ids.push_back(*id);
+    }
+    std::vector<CollectionJobRow> jobs;
+    for (const JobId& id : ids) {
+      auto job = GetCollectionJob(task_id, id);
+      if (!job) return std::unexpected(job.error());
+      if (job->has_value()) jobs.push_back(std::move(**job));
+    }
+    return jobs;
+  }
+
+  Result<std::vector<Lease>> LeaseCollectionJobs(int64_t now_ms, int64_t duration_ms,
+                                                 size_t limit) override {
+    return LeaseJobs("collection_jobs", static_cast<int>(CollectionState::kStart), now_ms,
+                     duration_ms, limit);
+  }
+  Result<void> ReleaseCollectionJob(const Lease& lease, int64_t retry_at_ms) override {
+    return ReleaseJob("collection_jobs", lease, retry_at_ms);
+  }
+
+  Result<std::optional<Bytes>> WalkBatch(const TaskId& task_id, const Bytes& walk_id) override {
+    auto s = Prepare("SELECT batch_key FROM walks WHERE task_id = ? AND walk_id = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, walk_id);
+    auto row = (*s)->Step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return std::nullopt;
+    return (*s)->Blob(0);
+  }
+
+  Result<void> BindWalk(const TaskId& task_id, const Bytes& walk_id,
+                        const Bytes& batch_key) override {
+    auto s = Prepare("INSERT OR REPLACE INTO walks (task_id, walk_id, batch_key) VALUES (?,?,?)");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, walk_id).Bind(3, batch_key);
+    return (*s)->Execute();
+  }
+
+  Result<void> PutAggregateShare(const AggregateShareRow& row) override {
+    auto s = Prepare(
+        "INSERT OR REPLACE INTO aggregate_shares (task_id, share_id, request_hash, response) "
+        "VALUES (?,?,?,?)");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, row.task_id)
+        .Bind(2, row.share_id)
+        .Bind(3, row.request_hash)
+        .Bind(4, row.response);
+    return (*s)->Execute();
+  }
+
+  Result<std::optional<AggregateShareRow>> GetAggregateShare(const TaskId& task_id,
+                                                             const JobId& share_id) override {
+    auto s = Prepare(
+        "SELECT request_hash, response FROM aggregate_shares WHERE task_id = ? AND share_id = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, share_id);
+    auto row = (*s)->Step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return std::nullopt;
+    return AggregateShareRow{task_id, share_id, (*s)->Blob(0), (*s)->Blob(1)};
+  }
+
+  Result<uint64_t> DeleteExpired(const TaskId& task_id, dap::Time time_limit,
+                                 int64_t created_before) override {
+    uint64_t deleted = 0;
+    const char* by_time[] = {
+        "DELETE FROM client_reports WHERE task_id = ? AND time < ?",
+        "DELETE FROM held_reports WHERE task_id = ? AND time < ?",
+    };
+    for (const char* sql : by_time) {
+      auto s = Prepare(sql);
+      if (!s) return std::unexpected(s.error());
+      (*s)->Bind(1, task_id).BindInt(2, static_cast<int64_t>(time_limit));
+      CANOPY_TRY((*s)->Execute());
+      deleted += static_cast<uint64_t>(sqlite3_changes(db_));
+    }
+    // Report aggregations first (they hang off their jobs), then the jobs.
+    const char* by_creation[] = {
+        "DELETE FROM report_aggregations WHERE task_id = ?1 AND job_id IN (SELECT job_id FROM "
+        "aggregation_jobs WHERE task_id = ?1 AND created_at < ?2 AND state != 0)",
+        "DELETE FROM aggregation_jobs WHERE task_id = ?1 AND created_at < ?2 AND state != 0",
+        "DELETE FROM collection_jobs WHERE task_id = ?1 AND created_at < ?2 AND state != 0",
+    };
+    for (const char* sql : by_creation) {
+      auto s = Prepare(sql);
+      if (!s) return std::unexpected(s.error());
+      (*s)->Bind(1, task_id).BindInt(2, created_before);
+      CANOPY_TRY((*s)->Execute());
+      deleted += static_cast<uint64_t>(sqlite3_changes(db_));
+    }
+    return deleted;
+  }
+
+ private:
+  sqlite3* db_;
+};
+
+class SqliteDatastore final : public Datastore {
+ public:
+  explicit SqliteDatastore(sqlite3* db) : db_(db) {}
+  ~SqliteDatastore() override { sqlite3_close_v2(db_); }
+
+  Result<void> Run(const std::function<Result<void>(Transaction&)>& body) override {
+    std::lock_guard lock(mutex_);
+    for (int attempt = 0;; ++attempt) {
+      int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+      if (rc == SQLITE_BUSY && attempt < 20) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10 << std::min(attempt, 5)));
+        continue;
+      }
+      if (rc != SQLITE_OK) return Fail("begin");
+      SqliteTransaction transaction(db_);
+      Result<void> result = body(transaction);
+      if (!result) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return result;
+      }
+      if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        Result<void> failure = Fail("commit");
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return failure;
+      }
+      return {};
+    }
+  }
+
+ private:
+  Result<void> Fail(const char* what) {
+    return MakeError(ErrorCode::kIoError,
+                     std::string("sqlite ") + what + ": " + sqlite3_errmsg(db_));
+  }
+
+  sqlite3* db_;
+  std::mutex mutex_;
+};
+
+Result<void> Exec(sqlite3* db, const std::string& path, const char* sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    std::string text = message != nullptr ? message : sqlite3_errmsg(db);
+    sqlite3_free(message);
+    return MakeError(ErrorCode::kIoError, "database " + path + ": " + text);
+  }
+  return {};
+}
+
+Result<int> UserVersion(sqlite3* db, const std::string& path) {
+  Statement s(db, "PRAGMA user_version");
+  if (!s.ok())
+    return MakeError(ErrorCode::kIoError, "database " + path + ": " + sqlite3_errmsg(db));
+  auto row = s.Step();
+  if (!row || !*row) {
+    return MakeError(ErrorCode::kIoError, "database " + path + ": cannot read schema version");
+  }
+  return static_cast<int>(s.Int(0));
+}
+
+Result<void> Migrate(sqlite3* db, const std::string& path) {
+  auto version = UserVersion(db, path);
+  if (!version) return std::unexpected(version.error());
+  if (*version > kSchemaVersion) {
+    return MakeError(ErrorCode::kUnsupported,
+                     "database " + path + " has schema version " + std::to_string(*version) +
+                         ", newer than this build's " + std::to_string(kSchemaVersion));
+  }
+  for (int next = *version; next < kSchemaVersion; ++next) {
+    // Each migration and its version bump commit together.
+    CANOPY_TRY(Exec(db, path, "BEGIN IMMEDIATE"));
+    Result<void> applied = Exec(db, path, kMigrations[next]);
+    if (applied) {
+      std::string bump = "PRAGMA user_version = " + std::to_string(next + 1);
+      applied = Exec(db, path, bump.c_str());
+    }
+    if (!applied) {
+      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      return applied;
+    }
+    CANOPY_TRY(Exec(db, path, "COMMIT"));
+  }
+  return {};
+}
+
+}  // namespace
+
+Bytes TimeBucketKey(dap::Time time) {
+  Bytes key(8);
+  for (int i = 0; i < 8; ++i) key[i] = static_cast<uint8_t>(time >> (56 - 8 * i));
+  return key;
+}
+
+Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& options) {
+  sqlite3* db = nullptr;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(options.path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+    std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close_v2(db);
+    return MakeError(ErrorCode::kIoError, "database " + options.path + ": " + message);
+  }
+  auto datastore = std::make_unique<SqliteDatastore>(db);
+  sqlite3_busy_timeout(db, options.busy_timeout_ms);
+  std::string pragmas = "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; ";
+  pragmas +=
+      options.synchronous_full ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;";
+  CANOPY_TRY(Exec(db, options.path, pragmas.c_str()));
+  CANOPY_TRY(Migrate(db, options.path));
+  return std::unique_ptr<Datastore>(std::move(datastore));
+}
+
+}  // namespace canopy::aggregator

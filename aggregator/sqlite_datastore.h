@@ -1,0 +1,44 @@
+// The SQLite datastore: one database file per aggregator, in WAL mode, with
+// a busy timeout and versioned schema migrations applied at open.
+//
+// Durability: WAL with synchronous=NORMAL survives the death of the process
+// at any moment (kill -9 included): a committed transaction is in the WAL
+// file before Run returns. Only a power loss can undo the last transactions;
+// operators who need that guarantee set `synchronous_full`.
+//
+// Concurrency: one connection, and transactions are serialised by a mutex
+// (SQLite has one writer at a time anyway). Several processes must not share
+// one file: each aggregator owns its database.
+#ifndef CANOPY_AGGREGATOR_SQLITE_DATASTORE_H_
+#define CANOPY_AGGREGATOR_SQLITE_DATASTORE_H_
+
+#include <memory>
+#include <string>
+
+#include "aggregator/datastore.h"
+#include "crypto/error.h"
+
+namespace canopy::aggregator {
+
+struct SqliteOptions {
+  // Path of the database file; ":memory:" for a private in-memory database
+  // (tests).
+  std::string path;
+  // Milliseconds to wait for a lock held by another connection.
+  int busy_timeout_ms = 5000;
+  // synchronous=FULL instead of NORMAL (see above).
+  bool synchronous_full = false;
+};
+
+// The schema version this build writes. Opening a database with a newer
+// version is refused.
+inline constexpr int kSchemaVersion = 1;
+
+// Opens (creating if needed) and migrates the database. Errors: kIoError
+// naming the path when it cannot be opened or migrated; kUnsupported when
+// the file's schema is newer than this build's.
+Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& options);
+
+}  // namespace canopy::aggregator
+
+#endif  // CANOPY_AGGREGATOR_SQLITE_DATASTORE_H_
