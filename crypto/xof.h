@@ -18,6 +18,8 @@
 
 #include "crypto/aes.h"
 #include "crypto/field.h"
+#include "crypto/keccak_x4.h"
+#include "crypto/secure_wipe.h"
 #include "crypto/turboshake128.h"
 
 namespace canopy::crypto {
@@ -111,6 +113,95 @@ class XofTurboShake128 : public XofBase<XofTurboShake128> {
   void AbsorbPrefix(std::span<const uint8_t> seed, std::span<const uint8_t> dst);
 
   TurboShake128 sponge_;
+};
+
+// Up to four XofTurboShake128 streams stepped together, so that one 4-way
+// Keccak-p[1600, 12] permutation (crypto/keccak_x4.h) serves four of them:
+// Prio3 verifies four reports at once this way. Lane k produces exactly the
+// stream of XofTurboShake128(seeds[k], dst, binder of lane k).
+//
+// The lanes share the domain-separation tag, and every lane absorbs and
+// squeezes the same number of bytes, which keeps the sponges in step. Any
+// of 1 to 4 lanes may be in use: one lane alone runs the scalar permutation
+// (a 4-way permutation costs more than one scalar one), and so does every
+// lane on a CPU without AVX2. Copyable; the state is wiped on destruction.
+class XofTurboShake128x4 {
+ public:
+  static constexpr size_t kMaxLanes = 4;
+  template <typename T>
+  using Lanes = std::array<std::span<T>, kMaxLanes>;
+
+  // Absorbs len(dst) || dst || len(seed) || seeds[k] into lane k, for the
+  // first `lanes` lanes (1 to 4; spans of unused lanes are ignored). The
+  // seeds must all have the same size, up to 255 bytes, and dst at most
+  // 65535 bytes; anything else is a programming error and aborts.
+  XofTurboShake128x4(size_t lanes, const Lanes<const uint8_t>& seeds, std::span<const uint8_t> dst,
+                     KeccakX4Implementation implementation = KeccakX4Implementation::kAuto);
+  ~XofTurboShake128x4();
+  XofTurboShake128x4(const XofTurboShake128x4&) = default;
+  XofTurboShake128x4& operator=(const XofTurboShake128x4&) = default;
+
+  size_t lanes() const { return lanes_; }
+
+  // Absorbs the next piece of each lane's binder: binder[k] into lane k. The
+  // pieces of the lanes in use must have equal sizes, and every piece must
+  // come before the first Next; anything else aborts.
+  void AbsorbBinder(const Lanes<const uint8_t>& binder);
+  // Absorbs the same piece into every lane.
+  void AbsorbBinderAll(std::span<const uint8_t> binder);
+
+  // Writes the next out[k].size() bytes of lane k's stream to out[k]; the
+  // sizes must be equal for the lanes in use (otherwise aborts).
+  void Next(const Lanes<uint8_t>& out);
+
+  // Rejection sampling of kSampleSize-byte draws, lane by lane, as
+  // XofBase::NextVec does: lane k offers its draws in stream order to
+  // accept(k, index, draw), where index is the number lane k has accepted so
+  // far, until it has accepted counts[k]. Each round squeezes as many draws
+  // as the neediest lane still misses (at most a chunk), and then calls
+  // after_round(accepted) with every lane's count so far. A lane that
+  // finishes early ignores the rest of its round's draws, so its stream may
+  // be read past what it used: sample only from an XOF that is read no
+  // further.
+  template <size_t kSampleSize, typename Accept, typename AfterRound>
+  void SampleLanes(const std::array<size_t, kMaxLanes>& counts, Accept&& accept,
+                   AfterRound&& after_round) {
+    constexpr size_t kChunk = 64;
+    uint8_t draws_bytes[kMaxLanes][kChunk * kSampleSize];
+    std::array<size_t, kMaxLanes> accepted{};
+    for (;;) {
+      size_t draws = 0;
+      for (size_t k = 0; k < lanes_; ++k) draws = std::max(draws, counts[k] - accepted[k]);
+      if (draws == 0) break;
+      draws = std::min(draws, kChunk);
+      const size_t bytes = draws * kSampleSize;
+      Next({std::span<uint8_t>(draws_bytes[0], bytes), std::span<uint8_t>(draws_bytes[1], bytes),
+            std::span<uint8_t>(draws_bytes[2], bytes), std::span<uint8_t>(draws_bytes[3], bytes)});
+      for (size_t k = 0; k < lanes_; ++k) {
+        for (size_t d = 0; d < draws && accepted[k] < counts[k]; ++d) {
+          if (accept(k, accepted[k], draws_bytes[k] + d * kSampleSize)) ++accepted[k];
+        }
+      }
+      after_round(static_cast<const std::array<size_t, kMaxLanes>&>(accepted));
+    }
+    SecureWipe(draws_bytes, sizeof(draws_bytes));
+  }
+
+ private:
+  // Lane k's word i: lanes interleaved as KeccakStateX4 for the 4-way
+  // permutation, or one contiguous scalar state (stride 1) for one lane.
+  uint64_t& Word(size_t i, size_t k) { return flat_words()[i * stride_ + k]; }
+  uint64_t* flat_words() { return &state_[0][0]; }
+  void Permute();
+  void Absorb(const Lanes<const uint8_t>& data);
+  void PadAndSwitchToSqueezing();
+
+  KeccakStateX4 state_{};
+  size_t lanes_;
+  size_t stride_;        // kMaxLanes when the lanes are interleaved, else 1.
+  bool wide_;            // Runs the AVX2 4-way permutation.
+  size_t position_ = 0;  // Byte offset in the rate part, equal for all lanes.
+  bool squeezing_ = false;
 };
 
 // XofFixedKeyAes128: block i of the stream is

@@ -359,7 +359,10 @@ Flp<F>::Flp(std::shared_ptr<const Circuit<F>> circuit) : circuit_(std::move(circ
     prove_rand_len_ += gadget.arity();
     proof_len_ += gadget.arity() + gadget.gadget_poly_len();
     verifier_len_ += gadget.arity() + 1;
+    // Per gadget its extended gadget polynomial and the Lagrange weights.
+    query_scratch_len_ += gadget.eval_len() + gadget.calls() + 1;
   }
+  query_scratch_len_ += circuit_->eval_output_len();  // The circuit outputs.
 }
 
 template <typename F>
@@ -389,20 +392,26 @@ template <typename F>
 Result<void> Flp<F>::Query(std::span<const F> meas, std::span<const F> proof,
                            std::span<const F> query_rand, std::span<const F> joint_rand,
                            F shares_inverse, std::span<F> verifier) const {
+  // The scratch holds shares of the proof: wiped on exit.
+  std::vector<F> scratch(query_scratch_len_);
+  WipeOnExit wipe_scratch(scratch);
+  return Query(meas, proof, query_rand, joint_rand, shares_inverse, verifier, scratch);
+}
+
+template <typename F>
+Result<void> Flp<F>::Query(std::span<const F> meas, std::span<const F> proof,
+                           std::span<const F> query_rand, std::span<const F> joint_rand,
+                           F shares_inverse, std::span<F> verifier, std::span<F> scratch) const {
   const auto& gadgets = circuit_->gadgets();
   const size_t eval_output_len = circuit_->eval_output_len();
   const size_t reduce_len = eval_output_len > 1 ? eval_output_len : 0;
 
   // verifier = [v, (wire checks, gadget check) per gadget]
   std::fill(verifier.begin(), verifier.end(), F::Zero());
-  // One scratch allocation: per gadget its extended gadget polynomial and
-  // the Lagrange weights, then the circuit outputs. It holds shares of the
-  // proof: wiped on exit.
-  size_t scratch_size = eval_output_len;
-  for (const Gadget<F>& gadget : gadgets) scratch_size += gadget.eval_len() + gadget.calls() + 1;
-  std::vector<F> scratch(scratch_size);
-  WipeOnExit wipe_scratch(scratch);
-  std::span<F> free_scratch = scratch;
+  // Scratch: per gadget its extended gadget polynomial and the Lagrange
+  // weights, then the circuit outputs; each part is written before it is
+  // read, so it needs no clearing.
+  std::span<F> free_scratch = scratch.first(query_scratch_len_);
   auto take = [&free_scratch](size_t count) {
     std::span<F> taken = free_scratch.first(count);
     free_scratch = free_scratch.subspan(count);

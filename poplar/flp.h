@@ -224,6 +224,17 @@ class Flp {
                      std::span<const F> query_rand, std::span<const F> joint_rand, F shares_inverse,
                      std::span<F> verifier) const;
 
+  // Elements of scratch a query needs (see Query below).
+  size_t query_scratch_len() const { return query_scratch_len_; }
+
+  // Query with caller-provided scratch of at least query_scratch_len()
+  // elements, so that a caller verifying many reports allocates once. The
+  // scratch is left holding values derived from the proof share: the caller
+  // wipes it when done. Results and errors as Query's.
+  Result<void> Query(std::span<const F> meas, std::span<const F> proof,
+                     std::span<const F> query_rand, std::span<const F> joint_rand, F shares_inverse,
+                     std::span<F> verifier, std::span<F> scratch) const;
+
   // The draft's decide on a whole verifier (the sum of all shares).
   bool Decide(std::span<const F> verifier) const;
 
@@ -233,6 +244,7 @@ class Flp {
   size_t query_rand_len_ = 0;
   size_t proof_len_ = 0;
   size_t verifier_len_ = 0;
+  size_t query_scratch_len_ = 0;
 };
 
 extern template class Gadget<crypto::Field64>;

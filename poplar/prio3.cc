@@ -5,6 +5,8 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <optional>
+#include <typeinfo>
 
 #include "crypto/secure_wipe.h"
 #include "crypto/xof.h"
@@ -17,6 +19,7 @@ namespace canopy::poplar {
 using crypto::Field128;
 using crypto::Field64;
 using crypto::XofTurboShake128;
+using crypto::XofTurboShake128x4;
 using internal::WipeOnExit;
 
 namespace {
@@ -213,6 +216,13 @@ FieldVector ToFieldVector(std::vector<F> values) {
   return FieldVector(std::move(values));
 }
 
+// A transition to fill in: the one `entry` holds (so that its vectors are
+// reused), or a fresh one when it holds an error.
+VerifyTransition& ReusableTransition(Result<VerifyTransition>& entry) {
+  if (!entry) entry = VerifyTransition();
+  return *entry;
+}
+
 // A report as one aggregator holds it between PrepareReport and VerifyInit.
 template <typename F>
 class Prio3Report final : public PreparedReport {
@@ -284,6 +294,10 @@ class Prio3::Engine {
   virtual Result<VerifyTransition> VerifyInit(std::span<const uint8_t> verify_key,
                                               std::span<const uint8_t> ctx,
                                               PreparedReport& report) const = 0;
+  // out.size() == reports.size().
+  virtual void VerifyInitBatch(std::span<const uint8_t> verify_key, std::span<const uint8_t> ctx,
+                               std::span<PreparedReport* const> reports,
+                               std::span<Result<VerifyTransition>> out) const = 0;
   virtual Result<std::vector<uint8_t>> VerifierSharesToMessage(
       std::span<const uint8_t> ctx,
       std::span<const std::vector<uint8_t>> verifier_shares) const = 0;
@@ -400,89 +414,47 @@ class EngineImpl final : public Prio3::Engine {
   Result<VerifyTransition> VerifyInit(std::span<const uint8_t> verify_key,
                                       std::span<const uint8_t> ctx,
                                       PreparedReport& prepared) const override {
-    auto* report = dynamic_cast<Prio3Report<F>*>(&prepared);
-    if (report == nullptr) {
-      return MakeError(ErrorCode::kInvalidArgument, "not a report prepared by this Prio3 instance");
-    }
-    if (verify_key.size() != Prio3::kVerifyKeySize) {
-      return MakeError(ErrorCode::kInvalidArgument, "Prio3 verify key must be 32 bytes");
-    }
-    if (!std::equal(ctx.begin(), ctx.end(), report->ctx().begin(), report->ctx().end())) {
-      return MakeError(ErrorCode::kInvalidArgument,
-                       "the report was prepared with another application context");
-    }
-    const uint8_t agg_id = static_cast<uint8_t>(report->agg_id());
-    DstBuffer& dst = report->dst();
+    Result<Prio3Report<F>*> report = CheckReport(verify_key, ctx, &prepared);
+    if (!report) return std::unexpected(report.error());
+    VerifyScratch scratch(*this, 1, (*report)->agg_id() != 0);
+    Result<VerifyTransition> out = VerifyTransition();
+    Prio3Report<F>* const group[1] = {*report};
+    Result<VerifyTransition>* const outs[1] = {&out};
+    VerifyGroup(verify_key, group, scratch, outs);
+    return out;
+  }
 
-    // The measurement and proof shares: the leader's as decoded, a helper's
-    // expanded from its seed.
-    const size_t shares_len = meas_len() + proof_len() * proofs_;
-    std::vector<F> helper_shares;
-    std::vector<uint8_t> helper_encoded;
-    WipeOnExit wipe_shares(helper_shares), wipe_encoded(helper_encoded);
-    std::span<const F> shares = report->shares;
-    std::span<const uint8_t> encoded_meas_share = report->encoded_meas_share;
-    if (agg_id != 0) {
-      helper_shares.resize(shares_len);
-      std::span<F> meas = std::span<F>(helper_shares).first(meas_len());
-      XofTurboShake128 meas_xof(report->share_seed, dst(kUsageMeasShare), OneByte(agg_id));
-      SampleVec<F>(meas_xof, meas, uses_joint_rand() ? &helper_encoded : nullptr);
-      XofTurboShake128 proof_xof(report->share_seed, dst(kUsageProofShare),
-                                 crypto::BinderParts{OneByte(proofs_), OneByte(agg_id)});
-      SampleVec<F>(proof_xof, std::span<F>(helper_shares).subspan(meas_len()), nullptr);
-      shares = helper_shares;
-      encoded_meas_share = helper_encoded;
+  void VerifyInitBatch(std::span<const uint8_t> verify_key, std::span<const uint8_t> ctx,
+                       std::span<PreparedReport* const> reports,
+                       std::span<Result<VerifyTransition>> out) const override {
+    // The leader's reports and the helpers' take different steps: verify
+    // each kind four at a time (the lanes of the 4-way XOF), the last group
+    // with the lanes that remain.
+    std::vector<size_t> by_kind[2];
+    for (size_t i = 0; i < reports.size(); ++i) {
+      Result<Prio3Report<F>*> report = CheckReport(verify_key, ctx, reports[i]);
+      if (!report) {
+        out[i] = std::unexpected(report.error());
+      } else {
+        by_kind[(*report)->agg_id() != 0 ? 1 : 0].push_back(i);
+      }
     }
-    const std::span<const F> meas_share = shares.first(meas_len());
-    const std::span<const F> proofs_share = shares.subspan(meas_len());
-
-    std::vector<F> out_share(output_len());
-    flp_.circuit().Truncate(meas_share, out_share);
-
-    // The joint randomness, from the parts in the public share with this
-    // aggregator's own part recomputed ("corrected").
-    std::vector<uint8_t> seed;
-    Seed part{};
-    std::vector<F> joint_rands;
-    if (uses_joint_rand()) {
-      part = JointRandPart(dst, agg_id, report->blind, encoded_meas_share, report->nonce());
-      std::vector<uint8_t> parts(report->joint_rand_parts().begin(),
-                                 report->joint_rand_parts().end());
-      std::copy(part.begin(), part.end(), parts.begin() + agg_id * kSeedSize);
-      const Seed corrected = JointRandSeed(dst, parts);
-      seed.assign(corrected.begin(), corrected.end());
-      joint_rands = XofTurboShake128::ExpandIntoVec<F>(
-          corrected, dst(kUsageJointRandomness), OneByte(proofs_), flp_.joint_rand_len() * proofs_);
+    const size_t most = std::max(by_kind[0].size(), by_kind[1].size());
+    if (most == 0) return;
+    VerifyScratch scratch(*this, std::min(kLanes, most), !by_kind[1].empty());
+    for (const std::vector<size_t>& indices : by_kind) {
+      for (size_t start = 0; start < indices.size(); start += kLanes) {
+        const size_t lanes = std::min(kLanes, indices.size() - start);
+        Prio3Report<F>* group[kLanes];
+        Result<VerifyTransition>* outs[kLanes];
+        for (size_t k = 0; k < lanes; ++k) {
+          group[k] = static_cast<Prio3Report<F>*>(reports[indices[start + k]]);
+          outs[k] = &out[indices[start + k]];
+        }
+        VerifyGroup(verify_key, std::span<Prio3Report<F>* const>(group, lanes), scratch,
+                    std::span<Result<VerifyTransition>* const>(outs, lanes));
+      }
     }
-
-    // Query randomness and verifiers in one allocation.
-    std::vector<F> scratch((flp_.query_rand_len() + verifier_len()) * proofs_);
-    WipeOnExit wipe_scratch(scratch);
-    const std::span<F> query_rands = std::span<F>(scratch).first(flp_.query_rand_len() * proofs_);
-    const std::span<F> verifiers = std::span<F>(scratch).subspan(query_rands.size());
-    XofTurboShake128 query_xof(verify_key, dst(kUsageQueryRandomness),
-                               crypto::BinderParts{OneByte(proofs_), report->nonce()});
-    SampleVec<F>(query_xof, query_rands, nullptr);
-
-    for (size_t i = 0; i < proofs_; ++i) {
-      Result<void> queried = flp_.Query(
-          meas_share, proofs_share.subspan(i * proof_len(), proof_len()),
-          std::span<const F>(query_rands).subspan(i * flp_.query_rand_len(), flp_.query_rand_len()),
-          std::span<const F>(joint_rands).subspan(i * flp_.joint_rand_len(), flp_.joint_rand_len()),
-          shares_inverse_, verifiers.subspan(i * verifier_len(), verifier_len()));
-      if (!queried) return std::unexpected(queried.error());
-    }
-
-    VerifyTransition transition;
-    transition.state.step = 0;
-    transition.state.agg_id = agg_id;
-    transition.state.memory = ToFieldVector(std::move(out_share));
-    transition.state.seed = std::move(seed);
-    transition.verifier_share = crypto::EncodeVec<F>(std::span<const F>(verifiers));
-    if (uses_joint_rand()) {
-      transition.verifier_share.insert(transition.verifier_share.end(), part.begin(), part.end());
-    }
-    return transition;
   }
 
   Result<std::vector<uint8_t>> VerifierSharesToMessage(
@@ -577,6 +549,269 @@ class EngineImpl final : public Prio3::Engine {
   }
 
  private:
+  static constexpr size_t kLanes = XofTurboShake128x4::kMaxLanes;
+  using ByteLanes = XofTurboShake128x4::Lanes<const uint8_t>;
+
+  // The report behind `prepared` if verify_init may run on it. Errors
+  // (kInvalidArgument): no report, one of another Prio3 instance, a verify
+  // key that is not 32 bytes, a ctx other than the report's.
+  Result<Prio3Report<F>*> CheckReport(std::span<const uint8_t> verify_key,
+                                      std::span<const uint8_t> ctx,
+                                      PreparedReport* prepared) const {
+    // An exact type check (cheaper than dynamic_cast), then the lengths, so
+    // that a report of another instance over the same field is refused too.
+    if (prepared == nullptr || typeid(*prepared) != typeid(Prio3Report<F>)) {
+      return MakeError(ErrorCode::kInvalidArgument, "not a report prepared by this Prio3 instance");
+    }
+    auto* report = static_cast<Prio3Report<F>*>(prepared);
+    const bool joint = uses_joint_rand();
+    const bool leader = report->agg_id() == 0;
+    if (static_cast<size_t>(report->agg_id()) >= shares_ ||
+        report->joint_rand_parts().size() != (joint ? shares_ * kSeedSize : 0) ||
+        (leader && report->shares.size() != meas_len() + proof_len() * proofs_) ||
+        (leader && joint && report->encoded_meas_share.size() != meas_len() * F::kEncodedSize)) {
+      return MakeError(ErrorCode::kInvalidArgument, "not a report prepared by this Prio3 instance");
+    }
+    if (verify_key.size() != Prio3::kVerifyKeySize) {
+      return MakeError(ErrorCode::kInvalidArgument, "Prio3 verify key must be 32 bytes");
+    }
+    if (!std::equal(ctx.begin(), ctx.end(), report->ctx().begin(), report->ctx().end())) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "the report was prepared with another application context");
+    }
+    return report;
+  }
+
+  // What verify_init needs besides the reports, for up to `lanes` reports at
+  // a time: allocated once per batch and reused by every group. It holds
+  // shares and randomness derived from them: wiped on destruction.
+  struct VerifyScratch {
+    VerifyScratch(const EngineImpl& engine, size_t lanes, bool helpers)
+        : joint_rand_parts(engine.uses_joint_rand() ? lanes * engine.shares_ * kSeedSize : 0),
+          joint_rands(lanes * engine.flp_.joint_rand_len() * engine.proofs_),
+          query_rands(lanes * engine.flp_.query_rand_len() * engine.proofs_),
+          verifiers(engine.verifier_len() * engine.proofs_),
+          query(engine.flp_.query_scratch_len()) {
+      if (helpers) {
+        helper_shares.resize(lanes * (engine.meas_len() + engine.proof_len() * engine.proofs_));
+        if (engine.uses_joint_rand()) {
+          encoded_meas_shares.resize(lanes * engine.meas_len() * F::kEncodedSize);
+        }
+      }
+    }
+    ~VerifyScratch() {
+      crypto::SecureWipeVector(helper_shares);
+      crypto::SecureWipeVector(encoded_meas_shares);
+      crypto::SecureWipeVector(joint_rand_parts);
+      crypto::SecureWipeVector(joint_rands);
+      crypto::SecureWipeVector(query_rands);
+      crypto::SecureWipeVector(verifiers);
+      crypto::SecureWipeVector(query);
+    }
+    VerifyScratch(const VerifyScratch&) = delete;
+    VerifyScratch& operator=(const VerifyScratch&) = delete;
+
+    // Per lane: a helper's measurement share and proofs share, expanded.
+    std::vector<F> helper_shares;
+    // Per lane: a helper's encoded measurement share, for its joint
+    // randomness part.
+    std::vector<uint8_t> encoded_meas_shares;
+    // Per lane: the public share's joint randomness parts, this
+    // aggregator's recomputed.
+    std::vector<uint8_t> joint_rand_parts;
+    std::vector<F> joint_rands;  // Per lane.
+    std::vector<F> query_rands;  // Per lane.
+    std::vector<F> verifiers;    // One report's, all proofs.
+    std::vector<F> query;        // Flp::Query's scratch.
+  };
+
+  // verify_init for 1 to 4 reports of one kind (all the leader's or all
+  // helpers'), each XOF running its reports in the lanes of one
+  // XofTurboShake128x4; *outs[k] receives report k's transition or error.
+  void VerifyGroup(std::span<const uint8_t> verify_key, std::span<Prio3Report<F>* const> group,
+                   VerifyScratch& scratch, std::span<Result<VerifyTransition>* const> outs) const {
+    const size_t lanes = group.size();
+    const bool helper = group[0]->agg_id() != 0;
+    const bool joint = uses_joint_rand();
+    // Every report was checked to have the batch's ctx: one set of tags.
+    DstBuffer& dst = group[0]->dst();
+    const size_t shares_len = meas_len() + proof_len() * proofs_;
+    const size_t meas_bytes = meas_len() * F::kEncodedSize;
+    auto each = [lanes](auto lane_bytes) {
+      ByteLanes spans{};
+      for (size_t k = 0; k < lanes; ++k) spans[k] = lane_bytes(k);
+      return spans;
+    };
+    auto all = [](size_t count) { return std::array<size_t, kLanes>{count, count, count, count}; };
+    auto no_round_work = [](const std::array<size_t, kLanes>&) {};
+    uint8_t agg_ids[kLanes];
+    for (size_t k = 0; k < lanes; ++k) agg_ids[k] = static_cast<uint8_t>(group[k]->agg_id());
+    const ByteLanes agg_id_bytes = each([&](size_t k) { return OneByte(agg_ids[k]); });
+    const ByteLanes nonces = each([&](size_t k) { return group[k]->nonce(); });
+    const std::span<const uint8_t> proofs_byte = OneByte(proofs_);
+
+    // The joint randomness part hashes agg_id || nonce || the encoded
+    // measurement share (the draft's joint_rand_part).
+    std::optional<XofTurboShake128x4> part_xof;
+    if (joint) {
+      part_xof.emplace(lanes,
+                       each([&](size_t k) { return std::span<const uint8_t>(group[k]->blind); }),
+                       dst(kUsageJointRandPart));
+      part_xof->AbsorbBinder(agg_id_bytes);
+      part_xof->AbsorbBinder(nonces);
+    }
+
+    if (helper) {
+      // A helper expands its shares from its seed. Its measurement share is
+      // hashed for the joint randomness part as it is sampled, round by
+      // round, while its bytes are still in the first-level cache: one pass
+      // over the share instead of two.
+      const ByteLanes seeds =
+          each([&](size_t k) { return std::span<const uint8_t>(group[k]->share_seed); });
+      XofTurboShake128x4 meas_xof(lanes, seeds, dst(kUsageMeasShare));
+      meas_xof.AbsorbBinder(agg_id_bytes);
+      size_t hashed = 0;  // Elements of every lane already absorbed.
+      meas_xof.SampleLanes<F::kEncodedSize>(
+          all(meas_len()),
+          [&](size_t k, size_t index, const uint8_t* draw) {
+            if (!FromSample(draw, &scratch.helper_shares[k * shares_len + index])) return false;
+            if (joint) {
+              std::memcpy(&scratch.encoded_meas_shares[k * meas_bytes + index * F::kEncodedSize],
+                          draw, F::kEncodedSize);
+            }
+            return true;
+          },
+          [&](const std::array<size_t, kLanes>& accepted) {
+            if (!joint) return;
+            // Lanes in step up to the slowest one (they only differ after a
+            // rejected draw, which is rare).
+            size_t common = accepted[0];
+            for (size_t k = 1; k < lanes; ++k) common = std::min(common, accepted[k]);
+            if (common == hashed) return;
+            part_xof->AbsorbBinder(each([&](size_t k) {
+              return std::span<const uint8_t>(scratch.encoded_meas_shares)
+                  .subspan(k * meas_bytes + hashed * F::kEncodedSize,
+                           (common - hashed) * F::kEncodedSize);
+            }));
+            hashed = common;
+          });
+      XofTurboShake128x4 proof_xof(lanes, seeds, dst(kUsageProofShare));
+      proof_xof.AbsorbBinderAll(proofs_byte);
+      proof_xof.AbsorbBinder(agg_id_bytes);
+      proof_xof.SampleLanes<F::kEncodedSize>(
+          all(proof_len() * proofs_),
+          [&](size_t k, size_t index, const uint8_t* draw) {
+            return FromSample(draw, &scratch.helper_shares[k * shares_len + meas_len() + index]);
+          },
+          no_round_work);
+    } else if (joint) {
+      part_xof->AbsorbBinder(
+          each([&](size_t k) { return std::span<const uint8_t>(group[k]->encoded_meas_share); }));
+    }
+
+    // The joint randomness, from the parts in the public share with this
+    // aggregator's own part recomputed ("corrected").
+    Seed parts[kLanes] = {};
+    Seed corrected[kLanes] = {};
+    const size_t jr_len = flp_.joint_rand_len() * proofs_;
+    auto seed_lanes = [&](Seed* seeds) {
+      XofTurboShake128x4::Lanes<uint8_t> spans{};
+      for (size_t k = 0; k < lanes; ++k) spans[k] = seeds[k];
+      return spans;
+    };
+    if (joint) {
+      part_xof->Next(seed_lanes(parts));
+      const size_t parts_size = shares_ * kSeedSize;
+      for (size_t k = 0; k < lanes; ++k) {
+        uint8_t* lane_parts = &scratch.joint_rand_parts[k * parts_size];
+        std::ranges::copy(group[k]->joint_rand_parts(), lane_parts);
+        std::ranges::copy(parts[k], lane_parts + agg_ids[k] * kSeedSize);
+      }
+      static constexpr Seed kZeroSeed = {};
+      XofTurboShake128x4 seed_xof(lanes,
+                                  each([](size_t) { return std::span<const uint8_t>(kZeroSeed); }),
+                                  dst(kUsageJointRandSeed));
+      seed_xof.AbsorbBinder(each([&](size_t k) {
+        return std::span<const uint8_t>(scratch.joint_rand_parts)
+            .subspan(k * parts_size, parts_size);
+      }));
+      seed_xof.Next(seed_lanes(corrected));
+      XofTurboShake128x4 joint_xof(
+          lanes, each([&](size_t k) { return std::span<const uint8_t>(corrected[k]); }),
+          dst(kUsageJointRandomness));
+      joint_xof.AbsorbBinderAll(proofs_byte);
+      joint_xof.SampleLanes<F::kEncodedSize>(
+          all(jr_len),
+          [&](size_t k, size_t index, const uint8_t* draw) {
+            return FromSample(draw, &scratch.joint_rands[k * jr_len + index]);
+          },
+          no_round_work);
+    }
+
+    // The query randomness.
+    const size_t qr_len = flp_.query_rand_len() * proofs_;
+    XofTurboShake128x4 query_xof(lanes, each([&](size_t) { return verify_key; }),
+                                 dst(kUsageQueryRandomness));
+    query_xof.AbsorbBinderAll(proofs_byte);
+    query_xof.AbsorbBinder(nonces);
+    query_xof.SampleLanes<F::kEncodedSize>(
+        all(qr_len),
+        [&](size_t k, size_t index, const uint8_t* draw) {
+          return FromSample(draw, &scratch.query_rands[k * qr_len + index]);
+        },
+        no_round_work);
+
+    // The FLP queries and the transitions, report by report.
+    for (size_t k = 0; k < lanes; ++k) {
+      const std::span<const F> shares =
+          helper ? std::span<const F>(scratch.helper_shares).subspan(k * shares_len, shares_len)
+                 : std::span<const F>(group[k]->shares);
+      const std::span<const F> meas_share = shares.first(meas_len());
+      const std::span<const F> proofs_share = shares.subspan(meas_len());
+      const std::span<const F> query_rands =
+          std::span<const F>(scratch.query_rands).subspan(k * qr_len, qr_len);
+      const std::span<const F> joint_rands =
+          std::span<const F>(scratch.joint_rands).subspan(k * jr_len, jr_len);
+      Result<void> queried;
+      for (size_t i = 0; i < proofs_ && queried; ++i) {
+        queried = flp_.Query(
+            meas_share, proofs_share.subspan(i * proof_len(), proof_len()),
+            query_rands.subspan(i * flp_.query_rand_len(), flp_.query_rand_len()),
+            joint_rands.subspan(i * flp_.joint_rand_len(), flp_.joint_rand_len()), shares_inverse_,
+            std::span<F>(scratch.verifiers).subspan(i * verifier_len(), verifier_len()),
+            scratch.query);
+      }
+      if (!queried) {
+        *outs[k] = std::unexpected(queried.error());
+        continue;
+      }
+      VerifyTransition& transition = ReusableTransition(*outs[k]);
+      transition.finished = false;
+      transition.out_share = FieldVector();
+      transition.state.step = 0;
+      transition.state.level = 0;
+      transition.state.agg_id = agg_ids[k];
+      std::vector<F>* out_share = std::get_if<std::vector<F>>(&transition.state.memory);
+      if (out_share == nullptr)
+        out_share = &transition.state.memory.template emplace<std::vector<F>>();
+      out_share->resize(output_len());
+      flp_.circuit().Truncate(meas_share, *out_share);
+      if (joint) {
+        transition.state.seed.assign(corrected[k].begin(), corrected[k].end());
+      } else {
+        transition.state.seed.clear();
+      }
+      transition.verifier_share.clear();
+      crypto::EncodeVec<F>(std::span<const F>(scratch.verifiers), transition.verifier_share);
+      if (joint) {
+        transition.verifier_share.insert(transition.verifier_share.end(), parts[k].begin(),
+                                         parts[k].end());
+      }
+    }
+    crypto::SecureWipeObject(parts);
+    crypto::SecureWipeObject(corrected);
+  }
+
   Result<void> CheckShardSizes(std::span<const uint8_t> ctx, std::span<const uint8_t> nonce,
                                std::span<const uint8_t> rand) const {
     if (Result<void> checked = CheckCtx(ctx); !checked) return checked;
@@ -870,6 +1105,23 @@ Result<VerifyTransition> Prio3::VerifyInit(std::span<const uint8_t> verify_key,
     return MakeError(ErrorCode::kInvalidArgument, "not a Prio3 aggregation parameter");
   }
   return engine_->VerifyInit(verify_key, ctx, report);
+}
+
+void Prio3::VerifyInitBatch(std::span<const uint8_t> verify_key, std::span<const uint8_t> ctx,
+                            const AggregationParameter& agg_param,
+                            std::span<PreparedReport* const> reports,
+                            std::span<Result<VerifyTransition>> out) const {
+  if (out.size() != reports.size()) {
+    Vdaf::VerifyInitBatch(verify_key, ctx, agg_param, reports, out);  // Reports the mismatch.
+    return;
+  }
+  if (dynamic_cast<const Prio3AggParam*>(&agg_param) == nullptr) {
+    for (Result<VerifyTransition>& entry : out) {
+      entry = MakeError(ErrorCode::kInvalidArgument, "not a Prio3 aggregation parameter");
+    }
+    return;
+  }
+  engine_->VerifyInitBatch(verify_key, ctx, reports, out);
 }
 
 Result<std::vector<uint8_t>> Prio3::VerifierSharesToMessage(

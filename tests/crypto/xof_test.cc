@@ -1,5 +1,6 @@
 // The VDAF draft-20 XOF known answers (XofTurboShake128.json,
-// XofFixedKeyAes128.json) and the streaming behaviour of both XOFs.
+// XofFixedKeyAes128.json), the streaming behaviour of both XOFs, and the
+// 4-way XofTurboShake128x4 against four single streams.
 #include "crypto/xof.h"
 
 #include <gtest/gtest.h>
@@ -110,6 +111,103 @@ TEST(XofTurboShake128, NextVecFollowsRejectionSampling) {
     if (candidate >= Field64::kModulus) continue;
     ASSERT_EQ(values[produced].value(), candidate);
     ++produced;
+  }
+}
+
+// Each lane of XofTurboShake128x4 is the XofTurboShake128 of its seed, dst
+// and binder, for 1 to 4 lanes in use, with the AVX2 and the portable
+// permutation, binders in pieces of any size and reads of any size.
+TEST(XofTurboShake128x4, LanesEqualSingleStreams) {
+  std::mt19937 random(11);
+  auto bytes = [&random](size_t size) {
+    std::vector<uint8_t> out(size);
+    for (uint8_t& byte : out) byte = static_cast<uint8_t>(random());
+    return out;
+  };
+  for (KeccakX4Implementation implementation :
+       {KeccakX4Implementation::kAuto, KeccakX4Implementation::kPortable}) {
+    for (size_t lanes = 1; lanes <= 4; ++lanes) {
+      for (size_t binder_size : {0, 1, 7, 8, 100, 167, 168, 169, 500, 2000}) {
+        const std::vector<uint8_t> dst = bytes(random() % 40);
+        const size_t seed_size = random() % 2 == 0 ? 32 : 16;
+        std::vector<std::vector<uint8_t>> seeds, binders;
+        XofTurboShake128x4::Lanes<const uint8_t> seed_spans{};
+        for (size_t k = 0; k < lanes; ++k) {
+          seeds.push_back(bytes(seed_size));
+          binders.push_back(bytes(binder_size));
+        }
+        for (size_t k = 0; k < lanes; ++k) seed_spans[k] = seeds[k];
+        XofTurboShake128x4 xof(lanes, seed_spans, dst, implementation);
+        // The binder in random pieces.
+        for (size_t done = 0; done < binder_size;) {
+          const size_t piece = std::min<size_t>(binder_size - done, 1 + random() % 300);
+          XofTurboShake128x4::Lanes<const uint8_t> pieces{};
+          for (size_t k = 0; k < lanes; ++k) {
+            pieces[k] = std::span<const uint8_t>(binders[k]).subspan(done, piece);
+          }
+          xof.AbsorbBinder(pieces);
+          done += piece;
+        }
+        const size_t length = 1200;
+        std::vector<std::vector<uint8_t>> streams(lanes, std::vector<uint8_t>(length));
+        for (size_t done = 0; done < length;) {
+          const size_t piece = std::min<size_t>(length - done, random() % 400);
+          XofTurboShake128x4::Lanes<uint8_t> out{};
+          for (size_t k = 0; k < lanes; ++k) {
+            out[k] = std::span<uint8_t>(streams[k]).subspan(done, piece);
+          }
+          xof.Next(out);
+          done += piece;
+        }
+        for (size_t k = 0; k < lanes; ++k) {
+          std::vector<uint8_t> expected(length);
+          XofTurboShake128(seeds[k], dst, binders[k]).Next(expected);
+          EXPECT_EQ(streams[k], expected)
+              << lanes << " lanes, binder of " << binder_size << " bytes, lane " << k;
+        }
+      }
+    }
+  }
+}
+
+// SampleLanes reads each lane's stream as NextVec does, also when the lanes
+// reject different draws and so fall out of step: here a draw is rejected
+// when its first byte is odd, so about half of them.
+TEST(XofTurboShake128x4, SampleLanesRejectsLaneByLane) {
+  const std::vector<uint8_t> dst = {1, 2, 3};
+  std::vector<std::vector<uint8_t>> seeds;
+  XofTurboShake128x4::Lanes<const uint8_t> seed_spans{};
+  for (size_t k = 0; k < 4; ++k) seeds.push_back(std::vector<uint8_t>(32, static_cast<uint8_t>(k)));
+  for (size_t k = 0; k < 4; ++k) seed_spans[k] = seeds[k];
+  const std::array<size_t, 4> counts = {300, 300, 300, 300};
+  XofTurboShake128x4 xof(4, seed_spans, dst);
+  std::vector<std::vector<uint64_t>> sampled(4, std::vector<uint64_t>(300));
+  size_t rounds = 0;
+  xof.SampleLanes<8>(
+      counts,
+      [&](size_t k, size_t index, const uint8_t* draw) {
+        if (draw[0] % 2 == 1) return false;
+        uint64_t value = 0;
+        for (int i = 0; i < 8; ++i) value |= static_cast<uint64_t>(draw[i]) << (8 * i);
+        sampled[k][index] = value;
+        return true;
+      },
+      [&](const std::array<size_t, 4>& accepted) {
+        ++rounds;
+        for (size_t k = 0; k < 4; ++k) EXPECT_LE(accepted[k], counts[k]);
+      });
+  EXPECT_GT(rounds, 1u);
+  for (size_t k = 0; k < 4; ++k) {
+    XofTurboShake128 raw(seeds[k], dst, std::span<const uint8_t>());
+    for (size_t produced = 0; produced < counts[k];) {
+      uint8_t draw[8];
+      raw.Next(draw);
+      if (draw[0] % 2 == 1) continue;
+      uint64_t value = 0;
+      for (int i = 0; i < 8; ++i) value |= static_cast<uint64_t>(draw[i]) << (8 * i);
+      ASSERT_EQ(sampled[k][produced], value) << "lane " << k << ", element " << produced;
+      ++produced;
+    }
   }
 }
 
