@@ -138,8 +138,11 @@ void XofTurboShake128x4::Absorb(const Lanes<const uint8_t>& data) {
       const size_t words = std::min((kRateBytes - position_) / 8, (n - done) / 8);
       const size_t first = position_ / 8;
       if (lanes_ == 1) {
+        // The source in a local: the state's words could alias the span's
+        // size, which would then be reloaded every word.
         uint64_t* lane = flat_words() + first;
-        for (size_t w = 0; w < words; ++w) lane[w] ^= LoadLe64(data[0].data() + done + 8 * w);
+        const uint8_t* source = data[0].data() + done;
+        for (size_t w = 0; w < words; ++w) lane[w] ^= LoadLe64(source + 8 * w);
       } else if (lanes_ == kMaxLanes) {
         // All four lanes: a fixed inner loop the compiler unrolls.
         for (size_t w = 0; w < words; ++w) {
@@ -204,10 +207,11 @@ void XofTurboShake128x4::Next(const Lanes<uint8_t>& out) {
         // One contiguous state: its memory is the byte string.
         std::memcpy(out[0].data() + done, flat_words() + first, 8 * words);
       } else if (lanes_ == kMaxLanes) {
+        const std::array<uint64_t, kMaxLanes>* state = &state_[first];
+        uint8_t* targets[kMaxLanes] = {out[0].data() + done, out[1].data() + done,
+                                       out[2].data() + done, out[3].data() + done};
         for (size_t w = 0; w < words; ++w) {
-          for (size_t k = 0; k < kMaxLanes; ++k) {
-            StoreLe64(out[k].data() + done + 8 * w, state_[first + w][k]);
-          }
+          for (size_t k = 0; k < kMaxLanes; ++k) StoreLe64(targets[k] + 8 * w, state[w][k]);
         }
       } else {
         for (size_t w = 0; w < words; ++w) {

@@ -169,22 +169,29 @@ class XofTurboShake128x4 {
     constexpr size_t kChunk = 64;
     uint8_t draws_bytes[kMaxLanes][kChunk * kSampleSize];
     std::array<size_t, kMaxLanes> accepted{};
+    size_t used = 0;  // Bytes of each lane's draws to wipe.
     for (;;) {
       size_t draws = 0;
       for (size_t k = 0; k < lanes_; ++k) draws = std::max(draws, counts[k] - accepted[k]);
       if (draws == 0) break;
       draws = std::min(draws, kChunk);
       const size_t bytes = draws * kSampleSize;
+      used = std::max(used, bytes);
       Next({std::span<uint8_t>(draws_bytes[0], bytes), std::span<uint8_t>(draws_bytes[1], bytes),
             std::span<uint8_t>(draws_bytes[2], bytes), std::span<uint8_t>(draws_bytes[3], bytes)});
       for (size_t k = 0; k < lanes_; ++k) {
-        for (size_t d = 0; d < draws && accepted[k] < counts[k]; ++d) {
-          if (accept(k, accepted[k], draws_bytes[k] + d * kSampleSize)) ++accepted[k];
+        // In locals: `accept` may write bytes, which could alias the array.
+        size_t lane_accepted = accepted[k];
+        const size_t lane_count = counts[k];
+        const uint8_t* lane_draws = draws_bytes[k];
+        for (size_t d = 0; d < draws && lane_accepted < lane_count; ++d) {
+          if (accept(k, lane_accepted, lane_draws + d * kSampleSize)) ++lane_accepted;
         }
+        accepted[k] = lane_accepted;
       }
       after_round(static_cast<const std::array<size_t, kMaxLanes>&>(accepted));
     }
-    SecureWipe(draws_bytes, sizeof(draws_bytes));
+    for (size_t k = 0; k < lanes_; ++k) SecureWipe(draws_bytes[k], used);
   }
 
  private:
