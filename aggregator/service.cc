@@ -27,7 +27,11 @@ AggregatorService::AggregatorService(ServiceOptions options, Datastore& datastor
       tasks_(tasks),
       hpke_keys_(std::move(hpke_keys)),
       metrics_(metrics),
-      report_cache_(options_.report_cache_capacity) {}
+      report_cache_(options_.report_cache_capacity) {
+  if (options_.role == dap::Role::kLeader) {
+    upload_writer_ = std::make_unique<UploadWriter>(datastore_);
+  }
+}
 
 AggregatorService::~AggregatorService() = default;
 
@@ -36,6 +40,14 @@ uint64_t AggregatorService::Now() const {
 }
 
 void AggregatorService::Handle(ServerRequest request, Responder respond) {
+  if (std::shared_ptr<const Task> task = UploadTask(request)) {
+    UploadAsync(std::move(task), request, [this, respond = std::move(respond)](
+                                              ServerResponse response) {
+      metrics_.Response(response.status);
+      respond(std::move(response));
+    });
+    return;
+  }
   respond(HandleNow(request));
 }
 
@@ -281,20 +293,16 @@ ServerResponse AggregatorService::Admin(const ServerRequest& request, std::strin
       // The body is a TaskDefinition or TaskList in text format, as in task files.
       std::string text(request.body.begin(), request.body.end());
       auto definitions = config::ParseTaskFile(text, "request body");
+      // Refusals are problem documents, like every other refusal on the wire.
       if (!definitions) {
-        ServerResponse response;
-        response.status = 400;
-        response.SetBody("text/plain", definitions.error().message() + "\n");
-        return response;
+        return Problem(ProblemType::kInvalidMessage, definitions.error().message());
       }
       for (const config::TaskDefinition& definition : *definitions) {
         auto added = AddTask(definition, "admin");
         if (!added) {
-          ServerResponse response;
-          response.status = added.error().code() == ErrorCode::kIoError ? 500 : 400;
-          response.SetBody("text/plain",
-                           "task " + definition.task_id() + ": " + added.error().message() + "\n");
-          return response;
+          return Problem(added.error().code() == ErrorCode::kIoError ? ProblemType::kInternal
+                                                                     : ProblemType::kInvalidMessage,
+                         "task " + definition.task_id() + ": " + added.error().message());
         }
       }
       ServerResponse response;

@@ -29,6 +29,7 @@
 #include "aggregator/metrics.h"
 #include "aggregator/report_cache.h"
 #include "aggregator/task_registry.h"
+#include "aggregator/upload_writer.h"
 #include "dap/report.h"
 
 namespace canopy::aggregator {
@@ -84,7 +85,14 @@ class AggregatorService final : public RequestHandler {
   ServerResponse Admin(const ServerRequest& request, std::string_view rest);
 
   // Leader.
+  // Uploads are answered when their reports are committed, which the
+  // upload writer does for many requests at once (group commit).
   ServerResponse Upload(const Task& task, const ServerRequest& request);
+  void UploadAsync(std::shared_ptr<const Task> task, const ServerRequest& request,
+                   Responder respond);
+  // The task of an upload request ("POST .../tasks/{id}/reports" at the
+  // leader), or null for any other request.
+  std::shared_ptr<const Task> UploadTask(const ServerRequest& request) const;
   ServerResponse CreateCollectionJob(const Task& task, const ServerRequest& request);
   ServerResponse GetCollectionJob(const Task& task, const JobId& job_id);
   ServerResponse DeleteCollectionJob(const Task& task, const JobId& job_id);
@@ -108,6 +116,8 @@ class AggregatorService final : public RequestHandler {
   std::vector<dap::AggregatorHpkeKey> hpke_keys_;
   Metrics& metrics_;
   ReportCache report_cache_;
+  // Last, so that it is destroyed (flushing what is queued) first.
+  std::unique_ptr<UploadWriter> upload_writer_;
 };
 
 }  // namespace canopy::aggregator

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -190,10 +191,20 @@ Result<std::vector<Bytes>> DecodeKeyList(std::span<const uint8_t> bytes) {
 // destruction. Bind indexes start at 1, column indexes at 0, as in SQLite.
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
+  // Prepares `sql` for this statement alone.
+  Statement(sqlite3* db, const char* sql) : db_(db), owned_(true) {
     if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) stmt_ = nullptr;
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
+  // Uses a statement from a StatementCache, resetting it when done.
+  Statement(sqlite3* db, sqlite3_stmt* cached) : db_(db), stmt_(cached), owned_(false) {}
+  ~Statement() {
+    if (owned_) {
+      sqlite3_finalize(stmt_);
+    } else if (stmt_ != nullptr) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+  }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
@@ -259,6 +270,36 @@ class Statement {
  private:
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
+  bool owned_ = true;
+};
+
+// Prepared statements by SQL text, compiled once per connection: compiling
+// costs more than running most of these statements.
+class StatementCache {
+ public:
+  explicit StatementCache(sqlite3* db) : db_(db) {}
+  ~StatementCache() {
+    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  }
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+
+  // The statement for `sql`, or null when it does not compile.
+  sqlite3_stmt* Get(const std::string& sql) {
+    auto it = statements_.find(sql);
+    if (it != statements_.end()) return it->second;
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
+        SQLITE_OK) {
+      return nullptr;
+    }
+    statements_.emplace(sql, stmt);
+    return stmt;
+  }
+
+ private:
+  sqlite3* db_;
+  std::unordered_map<std::string, sqlite3_stmt*> statements_;
 };
 
 #define CANOPY_TRY(expr)                                            \
@@ -271,12 +312,12 @@ class Statement {
 
 class SqliteTransaction final : public Transaction {
  public:
-  explicit SqliteTransaction(sqlite3* db) : db_(db) {}
+  SqliteTransaction(sqlite3* db, StatementCache& cache) : db_(db), cache_(cache) {}
 
   // Prepares `sql`; a failure to prepare is a programming error reported as
   // kIoError with SQLite's message.
   Result<std::unique_ptr<Statement>> Prepare(const char* sql) {
-    auto statement = std::make_unique<Statement>(db_, sql);
+    auto statement = std::make_unique<Statement>(db_, cache_.Get(sql));
     if (!statement->ok()) {
       return MakeError(ErrorCode::kIoError, std::string("sqlite prepare: ") + sqlite3_errmsg(db_));
     }
@@ -956,11 +997,14 @@ class SqliteTransaction final : public Transaction {
 
  private:
   sqlite3* db_;
+  StatementCache& cache_;
 };
 
 class SqliteDatastore final : public Datastore {
  public:
   explicit SqliteDatastore(sqlite3* db) : db_(db) {}
+  // sqlite3_close_v2 defers the close until the cached statements, which
+  // are finalised after this body, are gone.
   ~SqliteDatastore() override { sqlite3_close_v2(db_); }
 
   Result<void> Run(const std::function<Result<void>(Transaction&)>& body) override {
@@ -972,7 +1016,7 @@ class SqliteDatastore final : public Datastore {
         continue;
       }
       if (rc != SQLITE_OK) return Fail("begin");
-      SqliteTransaction transaction(db_);
+      SqliteTransaction transaction(db_, statements_);
       Result<void> result = body(transaction);
       if (!result) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -995,6 +1039,7 @@ class SqliteDatastore final : public Datastore {
 
   sqlite3* db_;
   std::mutex mutex_;
+  StatementCache statements_{db_};
 };
 
 Result<void> Exec(sqlite3* db, const std::string& path, const char* sql) {

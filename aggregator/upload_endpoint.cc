@@ -1,10 +1,12 @@
 // The leader's upload endpoint (DAP-19, "Uploading Reports"): checks each
 // report, stores the good ones and answers the others' errors.
 #include <algorithm>
+#include <future>
 #include <utility>
 
 #include "aggregator/internal/common.h"
 #include "aggregator/service.h"
+#include "dap/base64url.h"
 #include "dap/http_client.h"
 
 namespace canopy::aggregator {
@@ -13,18 +15,27 @@ using dap::ProblemType;
 using dap::ReportError;
 using internal::Problem;
 
-ServerResponse AggregatorService::Upload(const Task& task, const ServerRequest& request) {
-  if (!internal::HasMediaType(request, "upload-req"))
-    return internal::WrongMediaType("upload-req", task.id);
+void AggregatorService::UploadAsync(std::shared_ptr<const Task> task_pointer,
+                                    const ServerRequest& request, Responder respond) {
+  const Task& task = *task_pointer;
+  if (!internal::HasMediaType(request, "upload-req")) {
+    respond(internal::WrongMediaType("upload-req", task.id));
+    return;
+  }
   auto upload = dap::Decode<dap::UploadRequest>(request.body);
-  if (!upload) return Problem(ProblemType::kInvalidMessage, upload.error().message(), &task.id);
+  if (!upload) {
+    respond(Problem(ProblemType::kInvalidMessage, upload.error().message(), &task.id));
+    return;
+  }
   const uint64_t now = Now();
 
-  // Checks that need no datastore.
+  // Checks that need no datastore; the writer does the rest.
   std::vector<std::optional<ReportError>> errors(upload->reports.size());
   std::vector<ClientReportRow> rows(upload->reports.size());
+  std::vector<dap::ReportId> ids(upload->reports.size());
   for (size_t i = 0; i < upload->reports.size(); ++i) {
     const dap::Report& report = upload->reports[i];
+    ids[i] = report.metadata.report_id;
     if (auto time_error = dap::CheckReportTime(task.configuration, task.rules, report.metadata.time,
                                                now, options_.tolerable_clock_skew_seconds)) {
       errors[i] = *time_error;
@@ -54,52 +65,63 @@ ServerResponse AggregatorService::Upload(const Task& task, const ServerRequest& 
     rows[i] = {task.id, report.metadata.report_id, report.metadata.time, std::move(*encoded), {}};
   }
 
-  // Store, refusing replays and reports for collected batches. A report
-  // uploaded again byte for byte is accepted again: uploads are idempotent.
-  std::vector<std::optional<ReportError>> stored_errors;
-  auto stored = datastore_.Run([&](Transaction& tx) -> Result<void> {
-    stored_errors = errors;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      if (stored_errors[i]) continue;
-      if (!task.leader_selected()) {
-        auto collected = tx.IsBucketCollected(task.id, TimeBucketKey(rows[i].time));
-        if (!collected) return std::unexpected(collected.error());
-        if (*collected) {
-          stored_errors[i] = ReportError::kBatchCollected;
-          continue;
-        }
-      }
-      auto inserted = tx.InsertClientReport(rows[i]);
-      if (!inserted) return std::unexpected(inserted.error());
-      if (*inserted) continue;
-      auto existing = tx.GetClientReport(task.id, rows[i].report_id);
-      if (!existing) return std::unexpected(existing.error());
-      if (!existing->has_value() || (*existing)->encoded_report != rows[i].encoded_report) {
-        stored_errors[i] = ReportError::kReportReplayed;
+  UploadWriter::Pending pending;
+  pending.task = std::move(task_pointer);
+  pending.rows = std::move(rows);
+  pending.errors = std::move(errors);
+  pending.done = [this, task_id = pending.task->id, ids = std::move(ids),
+                  respond =
+                      std::move(respond)](Result<std::vector<std::optional<ReportError>>> stored) {
+    if (!stored) {
+      respond(Problem(ProblemType::kInternal, "datastore: " + stored.error().message(), &task_id));
+      return;
+    }
+    dap::UploadErrors upload_errors;
+    for (size_t i = 0; i < stored->size(); ++i) {
+      if ((*stored)[i]) {
+        upload_errors.statuses.push_back({ids[i], *(*stored)[i]});
+        metrics_.ReportRejected(*(*stored)[i]);
+      } else {
+        metrics_.ReportUploaded();
       }
     }
-    return {};
-  });
-  if (!stored) {
-    return Problem(ProblemType::kInternal, "datastore: " + stored.error().message(), &task.id);
-  }
-  dap::UploadErrors upload_errors;
-  for (size_t i = 0; i < stored_errors.size(); ++i) {
-    if (stored_errors[i]) {
-      upload_errors.statuses.push_back({upload->reports[i].metadata.report_id, *stored_errors[i]});
-      metrics_.ReportRejected(*stored_errors[i]);
-    } else {
-      metrics_.ReportUploaded();
+    ServerResponse response;
+    response.status = 200;
+    if (!upload_errors.statuses.empty()) {
+      auto encoded = dap::Encode(upload_errors);
+      if (!encoded) {
+        respond(Problem(ProblemType::kInternal, "cannot encode upload errors", &task_id));
+        return;
+      }
+      response.SetBody(internal::DapMediaType("upload-errors"), std::move(*encoded));
     }
-  }
-  ServerResponse response;
-  response.status = 200;
-  if (!upload_errors.statuses.empty()) {
-    auto encoded = dap::Encode(upload_errors);
-    if (!encoded) return Problem(ProblemType::kInternal, "cannot encode upload errors", &task.id);
-    response.SetBody(internal::DapMediaType("upload-errors"), std::move(*encoded));
-  }
-  return response;
+    respond(std::move(response));
+  };
+  upload_writer_->Submit(std::move(pending));
+}
+
+ServerResponse AggregatorService::Upload(const Task& task, const ServerRequest& request) {
+  std::promise<ServerResponse> answer;
+  std::future<ServerResponse> answered = answer.get_future();
+  UploadAsync(tasks_.Find(task.id), request,
+              [&answer](ServerResponse response) { answer.set_value(std::move(response)); });
+  return answered.get();
+}
+
+std::shared_ptr<const Task> AggregatorService::UploadTask(const ServerRequest& request) const {
+  if (options_.role != dap::Role::kLeader || request.method != "POST") return nullptr;
+  std::string_view path = request.path;
+  constexpr std::string_view kSuffix = "/reports";
+  constexpr std::string_view kTasks = "/tasks/";
+  size_t tasks = path.find(kTasks);
+  if (!path.ends_with(kSuffix) || tasks == std::string_view::npos) return nullptr;
+  std::string_view id = path.substr(tasks + kTasks.size());
+  id.remove_suffix(kSuffix.size());
+  auto bytes = dap::Base64UrlDecode(id);
+  if (!bytes || bytes->size() != 32) return nullptr;
+  dap::TaskId task_id;
+  std::copy(bytes->begin(), bytes->end(), task_id.begin());
+  return tasks_.Find(task_id);
 }
 
 }  // namespace canopy::aggregator
