@@ -22,19 +22,33 @@ void AggregatorService::UploadAsync(std::shared_ptr<const Task> task_pointer,
     respond(internal::WrongMediaType("upload-req", task.id));
     return;
   }
-  auto upload = dap::Decode<dap::UploadRequest>(request.body);
-  if (!upload) {
-    respond(Problem(ProblemType::kInvalidMessage, upload.error().message(), &task.id));
-    return;
+  // Each report is decoded and also kept as the exact bytes it arrived in,
+  // which is what is stored (the encoding is canonical, so they are the
+  // bytes re-encoding would give, without the copy).
+  std::vector<dap::Report> reports;
+  std::vector<std::span<const uint8_t>> raw_reports;
+  dap::Reader reader(request.body);
+  while (!reader.empty()) {
+    const size_t start = request.body.size() - reader.remaining();
+    dap::Report report;
+    if (!dap::Read(reader, report)) {
+      respond(Problem(ProblemType::kInvalidMessage,
+                      "report " + std::to_string(reports.size()) + ": " + reader.error(),
+                      &task.id));
+      return;
+    }
+    const size_t end = request.body.size() - reader.remaining();
+    raw_reports.push_back(std::span<const uint8_t>(request.body).subspan(start, end - start));
+    reports.push_back(std::move(report));
   }
   const uint64_t now = Now();
 
   // Checks that need no datastore; the writer does the rest.
-  std::vector<std::optional<ReportError>> errors(upload->reports.size());
-  std::vector<ClientReportRow> rows(upload->reports.size());
-  std::vector<dap::ReportId> ids(upload->reports.size());
-  for (size_t i = 0; i < upload->reports.size(); ++i) {
-    const dap::Report& report = upload->reports[i];
+  std::vector<std::optional<ReportError>> errors(reports.size());
+  std::vector<ClientReportRow> rows(reports.size());
+  std::vector<dap::ReportId> ids(reports.size());
+  for (size_t i = 0; i < reports.size(); ++i) {
+    const dap::Report& report = reports[i];
     ids[i] = report.metadata.report_id;
     if (auto time_error = dap::CheckReportTime(task.configuration, task.rules, report.metadata.time,
                                                now, options_.tolerable_clock_skew_seconds)) {
@@ -57,12 +71,11 @@ void AggregatorService::UploadAsync(std::shared_ptr<const Task> task_pointer,
       errors[i] = ReportError::kHpkeUnknownConfigId;
       continue;
     }
-    auto encoded = dap::Encode(report);
-    if (!encoded) {
-      errors[i] = ReportError::kInvalidMessage;
-      continue;
-    }
-    rows[i] = {task.id, report.metadata.report_id, report.metadata.time, std::move(*encoded), {}};
+    rows[i] = {task.id,
+               report.metadata.report_id,
+               report.metadata.time,
+               Bytes(raw_reports[i].begin(), raw_reports[i].end()),
+               {}};
   }
 
   UploadWriter::Pending pending;
