@@ -1,12 +1,14 @@
 // A real leader and helper (in one process, each with its own SQLite file
 // and HTTP server on loopback): uploads, aggregation with both rounds,
 // collection, decryption and unsharding give exactly the plain counts.
+#include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 
 #include <map>
 #include <random>
 #include <set>
 
+#include "dap/base64url.h"
 #include "dap/task.h"
 #include "idpf/bit_string.h"
 #include "poplar/poplar1.h"
@@ -220,6 +222,118 @@ TEST(EndToEnd, Poplar1MultiLevelWalkCountsEveryLevel) {
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 400);
   EXPECT_EQ(refused->problem_type, "invalidAggregationParameter");
+}
+
+TEST(EndToEnd, AdminEndpointAddsListsAndRemovesTasksThatSurviveRestarts) {
+  Deployment deployment;
+  config::TaskDefinition definition = deployment.NewTaskDefinition(1);
+  definition.mutable_prio3_count();
+  std::string text;
+  ASSERT_TRUE(google::protobuf::TextFormat::PrintToString(definition, &text));
+  const std::vector<uint8_t> body(text.begin(), text.end());
+  const std::string admin = dap::JoinUrl(deployment.leader().url, "admin/tasks");
+
+  auto refused =
+      deployment.http().Send(dap::HttpMethod::kPost, admin, "text/plain", body, "wrong-token");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 403);
+  auto added = deployment.http().Send(dap::HttpMethod::kPost, admin, "text/plain", body,
+                                      testing::kAdminToken);
+  ASSERT_TRUE(added);
+  EXPECT_EQ(added->status, 201);
+  auto listed = deployment.http().Send(dap::HttpMethod::kGet, admin, {}, {}, testing::kAdminToken);
+  ASSERT_TRUE(listed);
+  std::string listing(listed->body.begin(), listed->body.end());
+  EXPECT_NE(listing.find(definition.task_id()), std::string::npos);
+  EXPECT_NE(listing.find("Prio3Count"), std::string::npos);
+  // The listing never shows keys.
+  EXPECT_EQ(listing.find(definition.verify_keys(0).key()), std::string::npos);
+
+  // The task is in the database: a restarted leader serves it.
+  deployment.RestartLeader();
+  auto hpke = deployment.http().Send(dap::HttpMethod::kGet,
+                                     dap::JoinUrl(deployment.leader().url, "hpke_config"));
+  ASSERT_TRUE(hpke);
+  EXPECT_EQ(hpke->status, 200);
+  auto id = dap::Base64UrlDecode(definition.task_id());
+  ASSERT_TRUE(id);
+  dap::TaskId task_id;
+  std::copy(id->begin(), id->end(), task_id.begin());
+  EXPECT_NE(deployment.leader().tasks.Find(task_id), nullptr);
+
+  auto removed = deployment.http().Send(
+      dap::HttpMethod::kDelete, admin + "/" + definition.task_id(), {}, {}, testing::kAdminToken);
+  ASSERT_TRUE(removed);
+  EXPECT_EQ(removed->status, 204);
+  deployment.RestartLeader();
+  EXPECT_EQ(deployment.leader().tasks.Find(task_id), nullptr);
+  auto gone = deployment.http().Send(
+      dap::HttpMethod::kPost,
+      dap::JoinUrl(deployment.leader().url, "tasks/" + definition.task_id() + "/reports"),
+      "application/ppm-dap;message=upload-req", {});
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->status, 404);
+}
+
+TEST(EndToEnd, HealthAndMetrics) {
+  Deployment deployment;
+  config::TaskDefinition definition = deployment.NewTaskDefinition(1);
+  definition.mutable_prio3_count();
+  dap::TaskId task_id = deployment.AddTask(definition);
+  dap::Time now = deployment.NowUnits(task_id);
+  ASSERT_TRUE(deployment.Upload(task_id, {uint64_t{1}, uint64_t{0}}, now));
+  ASSERT_TRUE(deployment.Upload(task_id, {uint64_t{1}}, now + 1000));  // Too early.
+  auto health = deployment.http().Send(dap::HttpMethod::kGet,
+                                       dap::JoinUrl(deployment.leader().url, "healthz"));
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  auto metrics = deployment.http().Send(dap::HttpMethod::kGet,
+                                        dap::JoinUrl(deployment.leader().url, "metrics"));
+  ASSERT_TRUE(metrics);
+  std::string text(metrics->body.begin(), metrics->body.end());
+  EXPECT_NE(text.find("canopy_reports_uploaded_total 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("canopy_reports_rejected_total{reason=\"report_too_early\"} 1"),
+            std::string::npos)
+      << text;
+}
+
+TEST(EndToEnd, Poplar1WalkSurvivesHelperRestartBetweenLevels) {
+  Deployment deployment;
+  config::TaskDefinition definition = deployment.NewTaskDefinition(3);
+  definition.mutable_poplar1()->set_bits(4);
+  definition.mutable_multi_level_collection()->set_max_collections_per_batch(4);
+  dap::TaskId task_id = deployment.AddTask(definition);
+  auto task = deployment.leader().tasks.Find(task_id);
+  const auto& poplar1 = static_cast<const poplar::Poplar1&>(*task->vdaf);
+  dap::Time now = deployment.NowUnits(task_id);
+  std::vector<BitString> strings;
+  std::vector<poplar::Measurement> measurements;
+  for (const char* string : {"0110", "0110", "0111", "1000", "0110", "1111"}) {
+    strings.push_back(*BitString::Parse(string));
+    measurements.push_back(strings.back());
+  }
+  ASSERT_TRUE(deployment.Upload(task_id, measurements, now));
+  std::vector<BitString> level0 = {*BitString::Parse("0"), *BitString::Parse("1")};
+  auto param0 = poplar1.MakeAggParam(0, level0, nullptr);
+  ASSERT_TRUE(param0);
+  auto first =
+      deployment.Collect(task_id, IntervalCollection(now, 1, poplar1.EncodeAggParam(**param0)));
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 200) << first->problem_type;
+  EXPECT_EQ(first->result, PlainCounts(strings, level0));
+
+  // Both restart: the in-memory caches are gone, the held shares are not.
+  deployment.RestartHelper();
+  deployment.RestartLeader();
+  std::vector<BitString> level2 = {*BitString::Parse("010"), *BitString::Parse("011")};
+  auto param2 = poplar1.MakeAggParam(2, level2, param0->get());
+  ASSERT_TRUE(param2);
+  auto second =
+      deployment.Collect(task_id, IntervalCollection(now, 1, poplar1.EncodeAggParam(**param2)));
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->status, 200) << second->problem_type;
+  EXPECT_EQ(second->result, PlainCounts(strings, level2));
+  EXPECT_EQ(deployment.helper().metrics.input_shares_opened(), 0u);  // Held, not re-opened.
 }
 
 }  // namespace
