@@ -1,0 +1,219 @@
+// The SQLite datastore: migrations, transactions that roll back, replay
+// detection, leases, batch aggregations and garbage collection.
+#include "aggregator/sqlite_datastore.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+namespace canopy::aggregator {
+namespace {
+
+class SqliteDatastoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/canopy-datastore-XXXXXX";
+    folder_ = mkdtemp(pattern);
+    path_ = folder_ + "/test.sqlite";
+  }
+  void TearDown() override { std::filesystem::remove_all(folder_); }
+
+  std::unique_ptr<Datastore> Open() {
+    auto datastore = OpenSqliteDatastore({path_});
+    EXPECT_TRUE(datastore) << datastore.error().ToString();
+    return datastore ? std::move(*datastore) : nullptr;
+  }
+
+  std::string folder_;
+  std::string path_;
+};
+
+TaskId SomeTask() {
+  TaskId id{};
+  id[0] = 1;
+  return id;
+}
+
+ClientReportRow SomeReport(uint8_t n, dap::Time time) {
+  ClientReportRow row;
+  row.task_id = SomeTask();
+  row.report_id[0] = n;
+  row.time = time;
+  row.encoded_report = {n, n, n};
+  return row;
+}
+
+TEST_F(SqliteDatastoreTest, ReopensMigratedAndRefusesNewerSchemas) {
+  {
+    auto datastore = Open();
+    ASSERT_TRUE(datastore->Run([](Transaction& tx) { return tx.PutTask({SomeTask(), {1}, "t"}); }));
+  }
+  {
+    auto datastore = Open();  // Same file, already migrated.
+    ASSERT_TRUE(datastore->Run([](Transaction& tx) -> Result<void> {
+      auto tasks = tx.ListTasks();
+      EXPECT_TRUE(tasks);
+      EXPECT_EQ(tasks->size(), 1u);
+      return {};
+    }));
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto refused = OpenSqliteDatastore({path_});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kUnsupported);
+  EXPECT_NE(refused.error().message().find(path_), std::string::npos);
+}
+
+TEST_F(SqliteDatastoreTest, FailedBodiesRollBack) {
+  auto datastore = Open();
+  auto failed = datastore->Run([](Transaction& tx) -> Result<void> {
+    auto inserted = tx.InsertClientReport(SomeReport(1, 10));
+    EXPECT_TRUE(inserted && *inserted);
+    return MakeError(ErrorCode::kInvalidArgument, "changed my mind");
+  });
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().message(), "changed my mind");
+  ASSERT_TRUE(datastore->Run([](Transaction& tx) -> Result<void> {
+    auto report = tx.GetClientReport(SomeTask(), SomeReport(1, 10).report_id);
+    EXPECT_TRUE(report);
+    EXPECT_FALSE(report->has_value());
+    return {};
+  }));
+}
+
+TEST_F(SqliteDatastoreTest, DuplicateReportsAreNotInsertedTwice) {
+  auto datastore = Open();
+  ASSERT_TRUE(datastore->Run([](Transaction& tx) -> Result<void> {
+    auto first = tx.InsertClientReport(SomeReport(1, 10));
+    auto again = tx.InsertClientReport(SomeReport(1, 11));
+    EXPECT_TRUE(first && *first);
+    EXPECT_TRUE(again && !*again);
+    auto stored = tx.GetClientReport(SomeTask(), SomeReport(1, 10).report_id);
+    EXPECT_TRUE(stored && stored->has_value());
+    EXPECT_EQ((*stored)->time, 10u);
+    return {};
+  }));
+}
+
+TEST_F(SqliteDatastoreTest, AwaitingReportsSkipAggregatedAndRejected) {
+  auto datastore = Open();
+  const Bytes param = {7};
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    for (uint8_t n = 1; n <= 4; ++n) EXPECT_TRUE(tx.InsertClientReport(SomeReport(n, 10 + n)));
+    AggregationJobRow job;
+    job.task_id = SomeTask();
+    job.job_id[0] = 9;
+    job.agg_param = param;
+    EXPECT_TRUE(tx.PutAggregationJob(job));
+    ReportAggregationRow row;
+    row.task_id = SomeTask();
+    row.job_id = job.job_id;
+    row.report_id = SomeReport(1, 0).report_id;
+    EXPECT_TRUE(tx.PutReportAggregation(row));
+    EXPECT_TRUE(tx.RecordRejectedReport(SomeTask(), SomeReport(2, 0).report_id,
+                                        dap::ReportError::kVdafVerifyError));
+    auto awaiting = tx.ReportsAwaitingAggregation(SomeTask(), param, 0, 100, {}, 10);
+    EXPECT_TRUE(awaiting);
+    EXPECT_EQ(awaiting->size(), 2u);  // Reports 3 and 4, in upload order.
+    EXPECT_EQ((*awaiting)[0].report_id[0], 3);
+    auto in_window = tx.ReportsAwaitingAggregation(SomeTask(), param, 14, 15, {}, 10);
+    EXPECT_TRUE(in_window);
+    EXPECT_EQ(in_window->size(), 1u);  // Report 4 (time 14) only.
+    auto other_param = tx.ReportsAwaitingAggregation(SomeTask(), {8}, 0, 100, {}, 10);
+    EXPECT_TRUE(other_param);
+    EXPECT_EQ(other_param->size(), 3u);  // Only the rejected report stays out.
+    return {};
+  }));
+}
+
+TEST_F(SqliteDatastoreTest, LeasesExpireAndAreReleasedAtStart) {
+  auto datastore = Open();
+  AggregationJobRow job;
+  job.task_id = SomeTask();
+  job.job_id[0] = 1;
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) { return tx.PutAggregationJob(job); }));
+  auto lease = [&](int64_t now) {
+    std::vector<Lease> leases;
+    EXPECT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+      auto taken = tx.LeaseAggregationJobs(now, 1000, 10);
+      EXPECT_TRUE(taken);
+      leases = *taken;
+      return {};
+    }));
+    return leases;
+  };
+  auto first = lease(5000);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].attempts, 1u);
+  EXPECT_TRUE(lease(5500).empty());  // Still leased.
+  auto second = lease(6001);         // Expired.
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].attempts, 2u);
+  ASSERT_TRUE(datastore->Run([](Transaction& tx) { return tx.ReleaseAllLeases(); }));
+  EXPECT_EQ(lease(6002).size(), 1u);
+  // A finished job is never leased.
+  job.state = JobState::kFinished;
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) { return tx.PutAggregationJob(job); }));
+  EXPECT_TRUE(lease(100000).empty());
+}
+
+TEST_F(SqliteDatastoreTest, BatchAggregationsAndCollectedBuckets) {
+  auto datastore = Open();
+  ASSERT_TRUE(datastore->Run([](Transaction& tx) -> Result<void> {
+    for (dap::Time time : {5, 6, 9}) {
+      BatchAggregationRow row;
+      row.task_id = SomeTask();
+      row.bucket_key = TimeBucketKey(time);
+      row.agg_param = {};
+      row.aggregate = {1, 2, 3};
+      row.report_count = time;
+      EXPECT_TRUE(tx.PutBatchAggregation(row));
+    }
+    auto range = tx.BatchAggregationsInRange(SomeTask(), {}, TimeBucketKey(5), TimeBucketKey(8));
+    EXPECT_TRUE(range);
+    EXPECT_EQ(range->size(), 2u);
+    EXPECT_TRUE(tx.MarkBucketCollected(SomeTask(), TimeBucketKey(6)));
+    EXPECT_TRUE(*tx.AnyBucketCollected(SomeTask(), TimeBucketKey(0), TimeBucketKey(7)));
+    EXPECT_FALSE(*tx.AnyBucketCollected(SomeTask(), TimeBucketKey(7), TimeBucketKey(100)));
+    EXPECT_TRUE(tx.AppendBucketAggParam(SomeTask(), TimeBucketKey(6), {1}));
+    EXPECT_TRUE(tx.AppendBucketAggParam(SomeTask(), TimeBucketKey(6), {2}));
+    auto params = tx.BucketAggParams(SomeTask(), TimeBucketKey(6));
+    EXPECT_TRUE(params);
+    EXPECT_EQ(*params, (std::vector<Bytes>{{1}, {2}}));
+    return {};
+  }));
+}
+
+TEST_F(SqliteDatastoreTest, GarbageCollectionDeletesOldReportsAndFinishedJobs) {
+  auto datastore = Open();
+  ASSERT_TRUE(datastore->Run([](Transaction& tx) -> Result<void> {
+    EXPECT_TRUE(tx.InsertClientReport(SomeReport(1, 10)));
+    EXPECT_TRUE(tx.InsertClientReport(SomeReport(2, 20)));
+    AggregationJobRow old_job;
+    old_job.task_id = SomeTask();
+    old_job.job_id[0] = 1;
+    old_job.state = JobState::kFinished;
+    old_job.created_at = 100;
+    AggregationJobRow running = old_job;
+    running.job_id[0] = 2;
+    running.state = JobState::kInProgress;
+    EXPECT_TRUE(tx.PutAggregationJob(old_job));
+    EXPECT_TRUE(tx.PutAggregationJob(running));
+    auto deleted = tx.DeleteExpired(SomeTask(), 15, 200);
+    EXPECT_TRUE(deleted);
+    EXPECT_EQ(*deleted, 2u);  // Report 1 and the finished job.
+    EXPECT_FALSE(tx.GetClientReport(SomeTask(), SomeReport(1, 0).report_id)->has_value());
+    EXPECT_TRUE(tx.GetClientReport(SomeTask(), SomeReport(2, 0).report_id)->has_value());
+    EXPECT_FALSE(tx.GetAggregationJob(SomeTask(), old_job.job_id)->has_value());
+    EXPECT_TRUE(tx.GetAggregationJob(SomeTask(), running.job_id)->has_value());
+    return {};
+  }));
+}
+
+}  // namespace
+}  // namespace canopy::aggregator
