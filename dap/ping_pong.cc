@@ -1,5 +1,6 @@
 #include "dap/ping_pong.h"
 
+#include <optional>
 #include <utility>
 
 #include "dap/messages.h"
@@ -68,6 +69,91 @@ PingPongState PingPongHelperInit(const poplar::Vdaf& vdaf, std::span<const uint8
   std::vector<uint8_t> shares[2] = {std::move(message->verifier_share),
                                     std::move(init->verifier_share)};
   return Transition(vdaf, ctx, agg_param, shares, std::move(init->state), 0);
+}
+
+namespace {
+
+// VerifyInitBatch over the non-null reports; transitions[i] for reports[i]
+// (an error for a null one).
+std::vector<Result<poplar::VerifyTransition>> InitBatch(
+    const poplar::Vdaf& vdaf, std::span<const uint8_t> verify_key, std::span<const uint8_t> ctx,
+    const poplar::AggregationParameter& agg_param,
+    std::span<poplar::PreparedReport* const> reports) {
+  std::vector<poplar::PreparedReport*> present;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < reports.size(); ++i) {
+    if (reports[i] != nullptr) {
+      present.push_back(reports[i]);
+      index.push_back(i);
+    }
+  }
+  std::vector<Result<poplar::VerifyTransition>> batch(
+      present.size(), MakeError(ErrorCode::kInternal, "not verified"));
+  vdaf.VerifyInitBatch(verify_key, ctx, agg_param, present, batch);
+  std::vector<Result<poplar::VerifyTransition>> transitions(
+      reports.size(), MakeError(ErrorCode::kInvalidArgument, "no report"));
+  for (size_t k = 0; k < present.size(); ++k) transitions[index[k]] = std::move(batch[k]);
+  return transitions;
+}
+
+}  // namespace
+
+void PingPongLeaderInitBatch(const poplar::Vdaf& vdaf, std::span<const uint8_t> verify_key,
+                             std::span<const uint8_t> ctx,
+                             const poplar::AggregationParameter& agg_param,
+                             std::span<poplar::PreparedReport* const> reports,
+                             std::span<PingPongState> out) {
+  if (out.size() != reports.size()) {
+    for (PingPongState& state : out) state = Rejected();
+    return;
+  }
+  auto transitions = InitBatch(vdaf, verify_key, ctx, agg_param, reports);
+  for (size_t i = 0; i < reports.size(); ++i) {
+    auto& init = transitions[i];
+    if (!init || init->finished) {
+      out[i] = Rejected();
+      continue;
+    }
+    out[i].kind = PingPongState::Kind::kContinued;
+    out[i].verify_state = std::move(init->state);
+    out[i].round = 0;
+    out[i].outbound =
+        EncodeOrEmpty({PingPongType::kInitialize, {}, std::move(init->verifier_share)});
+  }
+}
+
+void PingPongHelperInitBatch(const poplar::Vdaf& vdaf, std::span<const uint8_t> verify_key,
+                             std::span<const uint8_t> ctx,
+                             const poplar::AggregationParameter& agg_param,
+                             std::span<poplar::PreparedReport* const> reports,
+                             std::span<const std::span<const uint8_t>> inbound,
+                             std::span<PingPongState> out) {
+  if (out.size() != reports.size() || inbound.size() != reports.size()) {
+    for (PingPongState& state : out) state = Rejected();
+    return;
+  }
+  // Messages that are not "initialize" are refused before any VDAF work.
+  std::vector<std::optional<PingPongMessage>> messages(reports.size());
+  std::vector<poplar::PreparedReport*> usable(reports.begin(), reports.end());
+  for (size_t i = 0; i < reports.size(); ++i) {
+    auto message = Decode<PingPongMessage>(inbound[i]);
+    if (message && message->type == PingPongType::kInitialize) {
+      messages[i] = std::move(*message);
+    } else {
+      usable[i] = nullptr;
+    }
+  }
+  auto transitions = InitBatch(vdaf, verify_key, ctx, agg_param, usable);
+  for (size_t i = 0; i < reports.size(); ++i) {
+    auto& init = transitions[i];
+    if (!messages[i] || !init || init->finished) {
+      out[i] = Rejected();
+      continue;
+    }
+    std::vector<uint8_t> shares[2] = {std::move(messages[i]->verifier_share),
+                                      std::move(init->verifier_share)};
+    out[i] = Transition(vdaf, ctx, agg_param, shares, std::move(init->state), 0);
+  }
 }
 
 PingPongState PingPongContinued(const poplar::Vdaf& vdaf, bool is_leader,

@@ -44,6 +44,25 @@ PingPongState PingPongHelperInit(const poplar::Vdaf& vdaf, std::span<const uint8
                                  const poplar::AggregationParameter& agg_param,
                                  poplar::PreparedReport& report, std::span<const uint8_t> inbound);
 
+// PingPongLeaderInit for many reports at one parameter, sharing the VDAF's
+// per-parameter work (Vdaf::VerifyInitBatch): out[i] is what
+// PingPongLeaderInit would give for *reports[i]; a null report is rejected.
+// out.size() must equal reports.size().
+void PingPongLeaderInitBatch(const poplar::Vdaf& vdaf, std::span<const uint8_t> verify_key,
+                             std::span<const uint8_t> ctx,
+                             const poplar::AggregationParameter& agg_param,
+                             std::span<poplar::PreparedReport* const> reports,
+                             std::span<PingPongState> out);
+
+// PingPongHelperInit for many reports, as above; inbound[i] is the leader's
+// message for reports[i].
+void PingPongHelperInitBatch(const poplar::Vdaf& vdaf, std::span<const uint8_t> verify_key,
+                             std::span<const uint8_t> ctx,
+                             const poplar::AggregationParameter& agg_param,
+                             std::span<poplar::PreparedReport* const> reports,
+                             std::span<const std::span<const uint8_t>> inbound,
+                             std::span<PingPongState> out);
+
 // A later step of either party from a kContinued state (moved in), given the
 // peer's message.
 PingPongState PingPongContinued(const poplar::Vdaf& vdaf, bool is_leader,

@@ -155,5 +155,64 @@ TEST(PingPong, MessagesOutOfTurnAreRejected) {
       Kind::kRejected);
 }
 
+// The batch forms give exactly the single forms' states, report by report,
+// including rejections and null entries.
+TEST(PingPong, BatchInitMatchesSingleInit) {
+  std::mt19937_64 random(10);
+  auto vdaf = poplar::Poplar1::Create(6);
+  ASSERT_TRUE(vdaf);
+  auto verify_key = RandomBytes(random, 32);
+  auto agg_param =
+      (*vdaf)->MakeAggParam(1, {*BitString::Parse("01"), *BitString::Parse("10")}, nullptr);
+  ASSERT_TRUE(agg_param);
+  constexpr size_t kReports = 7;
+  std::vector<std::unique_ptr<poplar::PreparedReport>> prepared[2];
+  for (size_t i = 0; i < kReports; ++i) {
+    auto nonce = RandomBytes(random, 16);
+    BitString measurement;
+    for (int bit = 0; bit < 6; ++bit) measurement = measurement.Extended(random() & 1);
+    auto shares = (*vdaf)->Shard(kCtx, measurement, nonce, RandomBytes(random, 128));
+    ASSERT_TRUE(shares);
+    for (int agg = 0; agg < 2; ++agg) {
+      // Two preparations each: one for the single form, one for the batch.
+      for (int copy = 0; copy < 2; ++copy) {
+        auto report = (*vdaf)->PrepareReport(agg, kCtx, nonce, shares->public_share,
+                                             shares->input_shares[agg]);
+        ASSERT_TRUE(report);
+        prepared[agg].push_back(std::move(*report));
+      }
+    }
+  }
+  std::vector<poplar::PreparedReport*> leader_batch, helper_batch;
+  std::vector<PingPongState> leader_single, helper_single;
+  std::vector<std::vector<uint8_t>> inbound(kReports);
+  for (size_t i = 0; i < kReports; ++i) {
+    leader_single.push_back(
+        PingPongLeaderInit(**vdaf, verify_key, kCtx, **agg_param, *prepared[0][2 * i]));
+    inbound[i] = leader_single.back().outbound;
+    if (i == 3) inbound[i].back() ^= 1;  // Tampered: caught in a later round.
+    if (i == 5) inbound[i] = {9, 9};     // Not a ping-pong message.
+    helper_single.push_back(
+        PingPongHelperInit(**vdaf, verify_key, kCtx, **agg_param, *prepared[1][2 * i], inbound[i]));
+    leader_batch.push_back(prepared[0][2 * i + 1].get());
+    helper_batch.push_back(i == 6 ? nullptr : prepared[1][2 * i + 1].get());
+  }
+  std::vector<PingPongState> leader_out(kReports), helper_out(kReports);
+  PingPongLeaderInitBatch(**vdaf, verify_key, kCtx, **agg_param, leader_batch, leader_out);
+  std::vector<std::span<const uint8_t>> inbound_spans(inbound.begin(), inbound.end());
+  PingPongHelperInitBatch(**vdaf, verify_key, kCtx, **agg_param, helper_batch, inbound_spans,
+                          helper_out);
+  for (size_t i = 0; i < kReports; ++i) {
+    EXPECT_EQ(leader_out[i].kind, leader_single[i].kind) << i;
+    EXPECT_EQ(leader_out[i].outbound, leader_single[i].outbound) << i;
+    Kind expected = i == 6 ? Kind::kRejected : helper_single[i].kind;
+    EXPECT_EQ(helper_out[i].kind, expected) << i;
+    if (expected != Kind::kRejected) {
+      EXPECT_EQ(helper_out[i].outbound, helper_single[i].outbound);
+    }
+  }
+  EXPECT_EQ(helper_out[5].kind, Kind::kRejected);
+}
+
 }  // namespace
 }  // namespace canopy::dap
