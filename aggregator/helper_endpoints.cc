@@ -190,6 +190,13 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
     return Problem(ProblemType::kInvalidAggregationParameter, agg_param.error().message(),
                    &task.id);
   }
+  // DAP-19 requires is_valid(agg_param, []) of every parameter, also in a
+  // batch without history (Poplar1: prefixes distinct and in order).
+  if (!task.vdaf->IsValid(**agg_param, {})) {
+    return Problem(ProblemType::kInvalidAggregationParameter,
+                   "the aggregation parameter is not valid (prefixes must be distinct and sorted)",
+                   &task.id);
+  }
   for (const auto& [bucket, history] : histories) {
     std::string problem =
         internal::CheckAggParamHistory(task, init->agg_param, **agg_param, history);
@@ -436,13 +443,6 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
   if (!internal::HasMediaType(request, "aggregation-job-continue-req")) {
     return internal::WrongMediaType("aggregation-job-continue-req", task.id);
   }
-  auto continue_req = dap::Decode<dap::AggregationJobContinueReq>(request.body);
-  if (!continue_req) {
-    return Problem(ProblemType::kInvalidMessage, continue_req.error().message(), &task.id);
-  }
-  if (continue_req->step == 0) {
-    return Problem(ProblemType::kInvalidMessage, "step 0 is not a continuation", &task.id);
-  }
   const auto request_hash = internal::Sha256(request.body);
   const Bytes request_hash_bytes(request_hash.begin(), request_hash.end());
 
@@ -462,6 +462,15 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
     return Problem(ProblemType::kInternal, "datastore: " + read.error().message(), &task.id);
   if (!job || job->state == JobState::kAbandoned) {
     return Problem(ProblemType::kUnrecognizedAggregationJob, "no such aggregation job", &task.id);
+  }
+  // DAP-19 checks the job before the request: an unknown job is
+  // unrecognizedAggregationJob whatever the body holds.
+  auto continue_req = dap::Decode<dap::AggregationJobContinueReq>(request.body);
+  if (!continue_req) {
+    return Problem(ProblemType::kInvalidMessage, continue_req.error().message(), &task.id);
+  }
+  if (continue_req->step == 0) {
+    return Problem(ProblemType::kInvalidMessage, "step 0 is not a continuation", &task.id);
   }
   if (continue_req->step == job->step && job->last_request_hash == request_hash_bytes) {
     return internal::Message(200, "aggregation-job-resp", job->last_response);
@@ -679,14 +688,14 @@ ServerResponse AggregatorService::CreateAggregateShare(const Task& task,
     return Problem(ProblemType::kInvalidAggregationParameter, agg_param.error().message(),
                    &task.id);
   }
-  // The batch's buckets.
-  Bytes first_key, last_key;
+  // The batch's buckets, and the key its collection history is kept under.
+  Bytes first_key, last_key, history_key;
   std::vector<Bytes> buckets;
   if (task.leader_selected()) {
     auto batch_id = dap::BatchIdOf(share_req->batch_selector);
     if (!batch_id)
       return Problem(ProblemType::kInvalidMessage, batch_id.error().message(), &task.id);
-    first_key = last_key = Bytes(batch_id->begin(), batch_id->end());
+    first_key = last_key = history_key = Bytes(batch_id->begin(), batch_id->end());
     buckets.push_back(first_key);
   } else {
     auto interval = dap::BatchIntervalOf(share_req->batch_selector);
@@ -699,6 +708,7 @@ ServerResponse AggregatorService::CreateAggregateShare(const Task& task,
     }
     first_key = internal::FirstBucketKey(*interval);
     last_key = internal::LastBucketKey(*interval);
+    history_key = internal::IntervalBatchKey(*interval);
     for (uint64_t unit = 0; unit < interval->duration; ++unit) {
       buckets.push_back(TimeBucketKey(interval->start + unit));
     }
@@ -717,10 +727,29 @@ ServerResponse AggregatorService::CreateAggregateShare(const Task& task,
     }
     auto collected = tx.AnyBucketCollected(task.id, first_key, last_key);
     if (!collected) return std::unexpected(collected.error());
-    if (*collected && !task.multi_level()) {
+    // A multi-level batch may be collected again, but only as exactly the
+    // same batch (docs/multi-level-collection.md, rules 2 and 3), and the
+    // helper checks that itself rather than trusting the leader: anything
+    // else could release the difference of two overlapping batches.
+    std::vector<Bytes> history;
+    if (task.multi_level()) {
+      auto stored = tx.BucketAggParams(task.id, history_key);
+      if (!stored) return std::unexpected(stored.error());
+      history = std::move(*stored);
+    }
+    if (*collected && (!task.multi_level() || history.empty())) {
       refusal = ProblemType::kBatchOverlap;
       refusal_detail = "the batch overlaps a collected batch";
       return {};
+    }
+    if (task.multi_level()) {
+      std::string problem =
+          internal::CheckAggParamHistory(task, collection.agg_param, **agg_param, history);
+      if (!problem.empty()) {
+        refusal = ProblemType::kInvalidAggregationParameter;
+        refusal_detail = problem;
+        return {};
+      }
     }
     auto total =
         internal::SumBatch(tx, task, **agg_param, collection.agg_param, first_key, last_key);
@@ -740,6 +769,11 @@ ServerResponse AggregatorService::CreateAggregateShare(const Task& task,
     for (const Bytes& bucket : buckets) {
       auto marked = tx.MarkBucketCollected(task.id, bucket);
       if (!marked) return marked;
+    }
+    if (task.multi_level() &&
+        std::find(history.begin(), history.end(), collection.agg_param) == history.end()) {
+      auto appended = tx.AppendBucketAggParam(task.id, history_key, collection.agg_param);
+      if (!appended) return appended;
     }
     dap::AggregateShareAad aad{task.id, task.configuration, collection};
     auto aad_bytes = dap::Encode(aad);

@@ -55,6 +55,13 @@ ServerResponse AggregatorService::CreateCollectionJob(const Task& task,
     return Problem(ProblemType::kInvalidAggregationParameter, agg_param.error().message(),
                    &task.id);
   }
+  // DAP-19 requires is_valid(agg_param, []) of every parameter, also for a
+  // batch without history (Poplar1: prefixes distinct and in order).
+  if (!task.vdaf->IsValid(**agg_param, {})) {
+    return Problem(ProblemType::kInvalidAggregationParameter,
+                   "the aggregation parameter is not valid (prefixes must be distinct and sorted)",
+                   &task.id);
+  }
 
   CollectionJobRow job;
   job.task_id = task.id;
@@ -77,7 +84,7 @@ ServerResponse AggregatorService::CreateCollectionJob(const Task& task,
     }
     first_key = internal::FirstBucketKey(*interval);
     last_key = internal::LastBucketKey(*interval);
-    batch_key = first_key;
+    batch_key = internal::IntervalBatchKey(*interval);
     for (uint64_t unit = 0; unit < interval->duration; ++unit) {
       job.bucket_keys.push_back(TimeBucketKey(interval->start + unit));
     }

@@ -85,6 +85,14 @@ dap::Bytes LastBucketKey(const dap::Interval& interval) {
   return TimeBucketKey(interval.start + interval.duration - 1);
 }
 
+dap::Bytes IntervalBatchKey(const dap::Interval& interval) {
+  dap::Bytes key = TimeBucketKey(interval.start);
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    key.push_back(static_cast<uint8_t>(interval.duration >> shift));
+  }
+  return key;
+}
+
 std::string CollectionFailure(dap::ProblemType type, const std::string& detail) {
   return std::string(dap::ProblemToken(type)) + " " + detail;
 }

@@ -55,6 +55,13 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 dap::Bytes FirstBucketKey(const dap::Interval& interval);
 dap::Bytes LastBucketKey(const dap::Interval& interval);
 
+// The key a time_interval batch's collection history is kept under: its
+// first bucket key followed by its duration. It names the interval exactly,
+// so a batch that merely starts in the same bucket is a different batch
+// (and overlaps the collected one). Never a bucket key (8 bytes) or a
+// BatchID (32 bytes).
+dap::Bytes IntervalBatchKey(const dap::Interval& interval);
+
 // How a failed collection job keeps its problem: "<token> <detail>".
 std::string CollectionFailure(dap::ProblemType type, const std::string& detail);
 
