@@ -41,11 +41,11 @@ uint64_t AggregatorService::Now() const {
 
 void AggregatorService::Handle(ServerRequest request, Responder respond) {
   if (std::shared_ptr<const Task> task = UploadTask(request)) {
-    UploadAsync(std::move(task), request, [this, respond = std::move(respond)](
-                                              ServerResponse response) {
-      metrics_.Response(response.status);
-      respond(std::move(response));
-    });
+    UploadAsync(std::move(task), request,
+                [this, respond = std::move(respond)](ServerResponse response) {
+                  metrics_.Response(response.status);
+                  respond(std::move(response));
+                });
     return;
   }
   respond(HandleNow(request));
@@ -133,14 +133,24 @@ ServerResponse AggregatorService::DispatchTask(const ServerRequest& request,
   if (segments.size() < 2 || segments.size() > 3) {
     return Problem(ProblemType::kInvalidMessage, "unknown resource");
   }
+  std::string_view resource = segments[1];
+  const bool leader = options_.role == dap::Role::kLeader;
+  // Authentication comes first, so that a caller without the token cannot
+  // learn which task IDs exist.
+  const std::string* token = nullptr;
+  if (leader && resource == "collection_jobs") token = &options_.collector_token;
+  if (!leader && (resource == "aggregation_jobs" || resource == "aggregate_shares")) {
+    token = &options_.peer_token;
+  }
+  if (token != nullptr && !Authorized(request, *token)) {
+    return Problem(ProblemType::kUnauthorized, "missing or wrong bearer token");
+  }
   auto task_id = DecodeId<32>(segments[0]);
   if (!task_id) return Problem(ProblemType::kInvalidMessage, "malformed task ID");
   std::shared_ptr<const Task> task = tasks_.Find(*task_id);
   if (task == nullptr) {
     return Problem(ProblemType::kUnrecognizedTask, "no such task", &*task_id);
   }
-  std::string_view resource = segments[1];
-  const bool leader = options_.role == dap::Role::kLeader;
   std::optional<JobId> job_id;
   if (segments.size() == 3) {
     job_id = DecodeId<16>(segments[2]);
@@ -153,9 +163,6 @@ ServerResponse AggregatorService::DispatchTask(const ServerRequest& request,
     return Upload(*task, request);
   }
   if (leader && resource == "collection_jobs") {
-    if (!Authorized(request, options_.collector_token)) {
-      return Problem(ProblemType::kUnauthorized, "missing or wrong bearer token", &task->id);
-    }
     if (!job_id) {
       if (method != "POST") return MethodNotAllowed("POST");
       return CreateCollectionJob(*task, request);
@@ -165,9 +172,6 @@ ServerResponse AggregatorService::DispatchTask(const ServerRequest& request,
     return MethodNotAllowed("GET, DELETE");
   }
   if (!leader && (resource == "aggregation_jobs" || resource == "aggregate_shares")) {
-    if (!Authorized(request, options_.peer_token)) {
-      return Problem(ProblemType::kUnauthorized, "missing or wrong bearer token", &task->id);
-    }
     if (resource == "aggregation_jobs") {
       if (!job_id) {
         if (method != "POST") return MethodNotAllowed("POST");
