@@ -280,7 +280,6 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
       opened_payload = std::move(plaintext.payload);
       input_share = opened_payload;
     }
-    auto start = std::chrono::steady_clock::now();
     if (task.multi_level()) outcome.prepared = report_cache_.Take(task.id, outcome.report_id);
     if (outcome.prepared == nullptr) {
       auto prepared = task.vdaf->PrepareReport(1, task.vdaf_context, share.metadata.report_id,
@@ -291,15 +290,6 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
       }
       outcome.prepared = std::move(*prepared);
     }
-    outcome.state =
-        dap::PingPongHelperInit(*task.vdaf, verify_key->second.span(), task.vdaf_context,
-                                **agg_param, *outcome.prepared, verify_init.payload);
-    metrics_.Verified(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    if (outcome.state.kind == PingKind::kRejected) {
-      reject(ReportError::kVdafVerifyError);
-      continue;
-    }
     if (task.multi_level() && !held_reports) {
       outcome.to_hold = HeldReportRow{task.id,
                                       outcome.report_id,
@@ -307,6 +297,36 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
                                       outcome.bucket_key,
                                       Bytes(share.public_share.begin(), share.public_share.end()),
                                       std::move(opened_payload)};
+    }
+  }
+  // The helper's first VDAF step, for every report still standing at once
+  // (the VDAF shares per-parameter work and hashes four reports together).
+  {
+    std::vector<poplar::PreparedReport*> reports(outcomes.size(), nullptr);
+    std::vector<std::span<const uint8_t>> inbound(outcomes.size());
+    size_t verified = 0;
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      if (outcomes[i].error || outcomes[i].prepared == nullptr) continue;
+      reports[i] = outcomes[i].prepared.get();
+      inbound[i] = init->verify_inits[i].payload;
+      ++verified;
+    }
+    std::vector<dap::PingPongState> states(outcomes.size());
+    auto start = std::chrono::steady_clock::now();
+    if (verified > 0) {  // Else the verification key may be unknown.
+      dap::PingPongHelperInitBatch(*task.vdaf, verify_key->second.span(), task.vdaf_context,
+                                   **agg_param, reports, inbound, states);
+    }
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      if (reports[i] == nullptr) continue;
+      metrics_.Verified(seconds / static_cast<double>(verified));
+      outcomes[i].state = std::move(states[i]);
+      if (outcomes[i].state.kind == PingKind::kRejected) {
+        outcomes[i].error = ReportError::kVdafVerifyError;
+        outcomes[i].to_hold.reset();
+      }
     }
   }
 
