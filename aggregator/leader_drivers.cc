@@ -312,6 +312,13 @@ Result<size_t> LeaderDrivers::DriveAggregationJobs() {
   if (!leased) return std::unexpected(leased.error());
   size_t driven = 0;
   for (const Lease& lease : leases) {
+    if (Stopping()) {
+      // Shutting down: the rest is left for the next start, at once.
+      auto released =
+          datastore_.Run([&](Transaction& tx) { return tx.ReleaseAggregationJob(lease, 0); });
+      if (!released) return std::unexpected(released.error());
+      continue;
+    }
     auto done = DriveAggregationJob(lease);
     if (done) {
       ++driven;
@@ -731,6 +738,12 @@ Result<size_t> LeaderDrivers::DriveCollectionJobs() {
   if (!leased) return std::unexpected(leased.error());
   size_t finished = 0;
   for (const Lease& lease : leases) {
+    if (Stopping()) {
+      auto released =
+          datastore_.Run([&](Transaction& tx) { return tx.ReleaseCollectionJob(lease, 0); });
+      if (!released) return std::unexpected(released.error());
+      continue;
+    }
     auto done = DriveCollectionJob(lease);
     int64_t retry_at = 0;
     if (!done) {
@@ -934,6 +947,7 @@ Result<size_t> LeaderDrivers::CollectGarbage() {
 }
 
 void LeaderDrivers::Run(const std::atomic<bool>& stop) {
+  stop_ = &stop;
   while (!stop.load()) {
     size_t work = 0;
     auto log_failure = [](const char* what, const Result<size_t>& result) {

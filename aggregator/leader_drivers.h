@@ -66,7 +66,9 @@ class LeaderDrivers {
   Result<size_t> DriveCollectionJobs();
   Result<size_t> CollectGarbage();
 
-  // Runs the passes in a loop until `stop` becomes true.
+  // Runs the passes in a loop until `stop` becomes true. A pass in progress
+  // then finishes the job it is driving and leaves the others to the next
+  // start, so that a shutdown does not wait for a whole batch of jobs.
   void Run(const std::atomic<bool>& stop);
 
  private:
@@ -86,6 +88,8 @@ class LeaderDrivers {
                                          std::span<const uint8_t> body);
   std::string HelperUrl(const Task& task, std::string_view path) const;
   std::string ResolveLocation(const Task& task, const std::string& location) const;
+  // Whether Run has been asked to stop.
+  bool Stopping() const { return stop_ != nullptr && stop_->load(); }
 
   LeaderDriverOptions options_;
   Datastore& datastore_;
@@ -95,6 +99,7 @@ class LeaderDrivers {
   Metrics& metrics_;
   ReportCache& report_cache_;
   std::chrono::steady_clock::time_point last_garbage_collection_{};
+  const std::atomic<bool>* stop_ = nullptr;  // Set by Run.
 };
 
 }  // namespace canopy::aggregator

@@ -415,6 +415,13 @@ void CheckAggregator(AggregatorConfig& config, const Where& where, const std::st
   GarbageCollection& gc = *config.mutable_garbage_collection();
   if (gc.report_expiry_seconds() == 0) gc.set_report_expiry_seconds(kDefaultReportExpirySeconds);
   if (gc.interval_seconds() == 0) gc.set_interval_seconds(kDefaultGarbageCollectionIntervalSeconds);
+  if (config.max_reports_per_aggregation_job() == 0) {
+    config.set_max_reports_per_aggregation_job(kDefaultMaxReportsPerAggregationJob);
+  } else if (config.max_reports_per_aggregation_job() > kMaxReportsPerAggregationJob) {
+    where.Fail("max_reports_per_aggregation_job",
+               "must be at most " + Str(kMaxReportsPerAggregationJob) + ", got " +
+                   Str(config.max_reports_per_aggregation_job()));
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -41,6 +41,8 @@ inline constexpr uint64_t kDefaultMaxRequestBodyBytes = uint64_t{32} << 20;
 inline constexpr uint32_t kDefaultRequestTimeoutSeconds = 30;
 inline constexpr uint64_t kDefaultReportExpirySeconds = 7 * 24 * 3600;
 inline constexpr uint64_t kDefaultGarbageCollectionIntervalSeconds = 300;
+inline constexpr uint32_t kDefaultMaxReportsPerAggregationJob = 500;
+inline constexpr uint32_t kMaxReportsPerAggregationJob = 100000;
 inline constexpr uint32_t kDefaultPollIntervalSeconds = 5;
 inline constexpr uint32_t kDefaultCollectionTimeoutSeconds = 3600;
 
