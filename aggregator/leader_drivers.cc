@@ -109,6 +109,9 @@ Result<dap::HttpResponse> LeaderDrivers::SendToHelper(dap::HttpMethod method,
     response = http_.Send(dap::HttpMethod::kGet, poll_url, {}, {}, options_.peer_token);
     if (!response) return response;
   }
+  if (response->status == 202 && response->body.empty()) {
+    return MakeError(ErrorCode::kIoError, "the helper is still processing " + url);
+  }
   if (response->status >= 400) {
     std::string text(response->body.begin(), response->body.end());
     auto problem = dap::ProblemDocument::FromJson(text);
@@ -207,17 +210,34 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
     return CreateJobs(task, agg_param, {}, std::move(reports));
   }
 
-  // Poplar1: the reports of each batch a pending collection job names.
-  std::vector<CollectionJobRow> pending;
+  // Poplar1: the reports of each batch a pending collection job names. A
+  // batch's levels are aggregated in the order the batch's history has them
+  // (the helper accepts a parameter only after the earlier ones), so only
+  // the earliest pending level of each batch gets aggregation jobs.
+  std::map<std::vector<Bytes>, std::pair<size_t, CollectionJobRow>> next_level;
   auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    next_level.clear();
     auto jobs = tx.ListCollectionJobs(task.id, CollectionState::kStart);
     if (!jobs) return std::unexpected(jobs.error());
-    pending = std::move(*jobs);
+    for (CollectionJobRow& job : *jobs) {
+      if (job.bucket_keys.empty()) continue;  // leader_selected batch not chosen yet.
+      Bytes history_key = task.leader_selected()
+                              ? job.bucket_keys.front()
+                              : internal::IntervalBatchKey(
+                                    {BucketTime(job.bucket_keys.front()), job.bucket_keys.size()});
+      auto history = tx.BucketAggParams(task.id, history_key);
+      if (!history) return std::unexpected(history.error());
+      size_t rank = std::find(history->begin(), history->end(), job.agg_param) - history->begin();
+      auto it = next_level.find(job.bucket_keys);
+      if (it == next_level.end() || rank < it->second.first) {
+        next_level[job.bucket_keys] = {rank, std::move(job)};
+      }
+    }
     return {};
   });
   if (!read) return std::unexpected(read.error());
-  for (const CollectionJobRow& job : pending) {
-    if (job.bucket_keys.empty()) continue;  // leader_selected batch not chosen yet.
+  for (const auto& [batch, ranked] : next_level) {
+    const CollectionJobRow& job = ranked.second;
     std::vector<ClientReportRow> reports;
     auto awaiting_read = datastore_.Run([&](Transaction& tx) -> Result<void> {
       auto awaiting = AwaitingReports(tx, task, job.agg_param, job.bucket_keys,
@@ -396,6 +416,7 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
   std::vector<dap::PingPongState> states(context.rows.size());
   std::vector<std::unique_ptr<poplar::PreparedReport>> prepared(context.rows.size());
   std::vector<std::optional<HeldReportRow>> to_hold(context.rows.size());
+  std::vector<std::optional<dap::Report>> reports_in_job(context.rows.size());
   std::vector<size_t> sent;  // Row indexes, in request order.
   for (size_t i = 0; i < context.rows.size(); ++i) {
     ReportAggregationRow& row = context.rows[i];
@@ -446,26 +467,50 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       }
       prepared[i] = std::move(*decoded);
     }
+    reports_in_job[i] = std::move(*report);
+  }
+  // The leader's first VDAF step for every report at once (the VDAF shares
+  // the per-parameter work and hashes four reports together), then the
+  // request: reports in the job's order, without the failed ones.
+  {
+    std::vector<poplar::PreparedReport*> batch(context.rows.size(), nullptr);
+    size_t verified = 0;
+    for (size_t i = 0; i < context.rows.size(); ++i) {
+      if (context.rows[i].state == ReportAggregationState::kFailed || !reports_in_job[i]) {
+        continue;
+      }
+      batch[i] = prepared[i].get();
+      ++verified;
+    }
     auto start = std::chrono::steady_clock::now();
-    states[i] = dap::PingPongLeaderInit(*task.vdaf, verify_key.second.span(), task.vdaf_context,
-                                        *context.agg_param, *prepared[i]);
-    metrics_.Verified(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    if (states[i].kind != PingKind::kContinued) {
-      fail(ReportError::kVdafVerifyError);
-      continue;
+    if (verified > 0) {
+      dap::PingPongLeaderInitBatch(*task.vdaf, verify_key.second.span(), task.vdaf_context,
+                                   *context.agg_param, batch, states);
     }
-    dap::VerifyInit verify_init;
-    verify_init.report_share.metadata = report->metadata;
-    if (context.job.held_reports) {
-      verify_init.report_share.encrypted_input_share = HeldPlaceholder();
-    } else {
-      verify_init.report_share.public_share = report->public_share;
-      verify_init.report_share.encrypted_input_share = report->helper_encrypted_input_share;
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (size_t i = 0; i < context.rows.size(); ++i) {
+      if (batch[i] == nullptr) continue;
+      metrics_.Verified(seconds / static_cast<double>(verified));
+      if (states[i].kind != PingKind::kContinued) {
+        context.rows[i].state = ReportAggregationState::kFailed;
+        context.rows[i].error = ReportError::kVdafVerifyError;
+        to_hold[i].reset();
+        continue;
+      }
+      dap::VerifyInit verify_init;
+      verify_init.report_share.metadata = reports_in_job[i]->metadata;
+      if (context.job.held_reports) {
+        verify_init.report_share.encrypted_input_share = HeldPlaceholder();
+      } else {
+        verify_init.report_share.public_share = reports_in_job[i]->public_share;
+        verify_init.report_share.encrypted_input_share =
+            reports_in_job[i]->helper_encrypted_input_share;
+      }
+      verify_init.payload = states[i].outbound;
+      init.verify_inits.push_back(std::move(verify_init));
+      sent.push_back(i);
     }
-    verify_init.payload = states[i].outbound;
-    init.verify_inits.push_back(std::move(verify_init));
-    sent.push_back(i);
   }
 
   // The helper's answer (the request is the same on every attempt, so a

@@ -336,5 +336,47 @@ TEST(EndToEnd, Poplar1WalkSurvivesHelperRestartBetweenLevels) {
   EXPECT_EQ(deployment.helper().metrics.input_shares_opened(), 0u);  // Held, not re-opened.
 }
 
+// A collector that asks for two levels of one batch at once gets both: the
+// leader aggregates the levels in the order they were asked for.
+TEST(EndToEnd, Poplar1LevelsAskedTogetherAreAggregatedInOrder) {
+  Deployment deployment;
+  config::TaskDefinition definition = deployment.NewTaskDefinition(2);
+  definition.mutable_poplar1()->set_bits(4);
+  definition.mutable_multi_level_collection()->set_max_collections_per_batch(4);
+  dap::TaskId task_id = deployment.AddTask(definition);
+  auto task = deployment.leader().tasks.Find(task_id);
+  const auto& poplar1 = static_cast<const poplar::Poplar1&>(*task->vdaf);
+  dap::Time now = deployment.NowUnits(task_id);
+  std::vector<BitString> strings;
+  std::vector<poplar::Measurement> measurements;
+  for (const char* string : {"0110", "0110", "0111", "1000", "1111"}) {
+    strings.push_back(*BitString::Parse(string));
+    measurements.push_back(strings.back());
+  }
+  ASSERT_TRUE(deployment.Upload(task_id, measurements, now));
+  std::vector<BitString> level0 = {*BitString::Parse("0"), *BitString::Parse("1")};
+  std::vector<BitString> level2 = {*BitString::Parse("011"), *BitString::Parse("100")};
+  auto param0 = poplar1.MakeAggParam(0, level0, nullptr);
+  auto param2 = poplar1.MakeAggParam(2, level2, param0->get());
+  ASSERT_TRUE(param0 && param2);
+  auto request0 = IntervalCollection(now, 1, poplar1.EncodeAggParam(**param0));
+  auto request2 = IntervalCollection(now, 1, poplar1.EncodeAggParam(**param2));
+  auto created0 = deployment.CreateCollectionJob(task_id, request0);
+  auto created2 = deployment.CreateCollectionJob(task_id, request2);
+  ASSERT_TRUE(created0 && created2);
+  ASSERT_EQ(created0->status, 201);
+  ASSERT_EQ(created2->status, 201);
+  // Collect (polls and drives) the later level first: it must wait for level 0.
+  auto second = deployment.Collect(task_id, request2);
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->status, 200) << second->problem_type;
+  EXPECT_EQ(second->result, PlainCounts(strings, level2));
+  auto first = deployment.Collect(task_id, request0);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 200) << first->problem_type;
+  EXPECT_EQ(first->result, PlainCounts(strings, level0));
+  EXPECT_EQ(deployment.leader().metrics.Render().find("event=\"abandoned\"} 1"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace canopy::aggregator
