@@ -604,6 +604,9 @@ void Poplar1::VerifyInitBatchAtLevel(std::span<const uint8_t> verify_key,
   thread_local std::vector<F> verify_rand;
   thread_local std::vector<uint8_t> stream;
   verify_rand.resize(kLanes * count);
+  // One state for every group, copied from `common`: a copy per group would
+  // also wipe its 800 bytes per group on destruction.
+  crypto::TurboShake128x4 xof = common;
   for (size_t group = 0; group < valid.size(); group += kLanes) {
     const size_t lanes = std::min(kLanes, valid.size() - group);
     Poplar1Report* group_reports[kLanes];
@@ -616,7 +619,7 @@ void Poplar1::VerifyInitBatchAtLevel(std::span<const uint8_t> verify_key,
       binders[k][kNonceSize] = level_bytes[0];
       binders[k][kNonceSize + 1] = level_bytes[1];
     }
-    crypto::TurboShake128x4 xof = common;
+    xof = common;
     xof.Absorb({binders[0], binders[1], binders[2], binders[3]});
 
     // Rejection sampling, lane by lane: each lane reads its own stream in
@@ -702,7 +705,13 @@ Result<std::vector<uint8_t>> Poplar1::VerifierSharesToMessage(
       if (!second) return std::unexpected(second.error());
       sketch[i] = *first + *second;
     }
-    if (count == 3) return crypto::EncodeVec<F>(sketch);
+    if (count == 3) {
+      // Sized at construction: growing an empty vector takes the slower
+      // append path, and this runs once per report and level.
+      std::vector<uint8_t> message(3 * F::kEncodedSize);
+      for (size_t i = 0; i < 3; ++i) sketch[i].Encode(message.data() + i * F::kEncodedSize);
+      return message;
+    }
     if (sketch[0] == F::Zero()) return std::vector<uint8_t>();  // "None": success.
     return MakeError(ErrorCode::kVerifyFailed, "sketch verification failed");
   };
@@ -713,7 +722,10 @@ Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, VerifySta
                                              std::span<const uint8_t> message) const {
   auto next = [&](auto& memory) -> Result<VerifyTransition> {
     using F = typename std::decay_t<decltype(memory)>::value_type;
-    VerifyTransition transition;
+    // Filled in place and returned by name, so the transition is not moved
+    // into the result (once per report and round).
+    Result<VerifyTransition> result(std::in_place);
+    VerifyTransition& transition = *result;
     if (state.step == kStepEvaluateSketch) {
       if (memory.size() < 3) return MakeError(ErrorCode::kDecodeError, "malformed Poplar1 state");
       if (message.size() != 3 * F::kEncodedSize) {
@@ -732,8 +744,9 @@ Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, VerifySta
       memory.erase(memory.begin(), memory.begin() + 3);  // Keep only the output share.
       transition.state = std::move(state);
       transition.state.step = kStepRevealSketch;
-      transition.verifier_share = crypto::EncodeVec<F>(std::span<const F>(&share, 1));
-      return transition;
+      transition.verifier_share = std::vector<uint8_t>(F::kEncodedSize);
+      share.Encode(transition.verifier_share.data());
+      return result;
     }
     if (state.step == kStepRevealSketch) {
       if (!message.empty()) {
@@ -742,7 +755,7 @@ Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, VerifySta
       }
       transition.finished = true;
       transition.out_share = std::move(memory);
-      return transition;
+      return result;
     }
     return MakeError(ErrorCode::kDecodeError, "unknown Poplar1 verification step");
   };
