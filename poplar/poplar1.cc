@@ -528,7 +528,13 @@ Result<void> Poplar1::VerifyInitWithRand(const Poplar1AggParam& param, Poplar1Re
   out.state.level = static_cast<uint32_t>(level);
   out.state.agg_id = report.agg_id();
   out.state.seed.clear();
-  out.verifier_share.resize(3 * F::kEncodedSize);
+  // A share moved away by the caller leaves an empty vector; constructing it
+  // at its size avoids the slower growing path of resize.
+  if (out.verifier_share.capacity() < 3 * F::kEncodedSize) {
+    out.verifier_share = std::vector<uint8_t>(3 * F::kEncodedSize);
+  } else {
+    out.verifier_share.resize(3 * F::kEncodedSize);
+  }
   for (size_t i = 0; i < 3; ++i) sketch[i].Encode(out.verifier_share.data() + i * F::kEncodedSize);
   out.out_share = FieldVector();
   return {};
@@ -720,12 +726,8 @@ Result<std::vector<uint8_t>> Poplar1::VerifierSharesToMessage(
 
 Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, VerifyState state,
                                              std::span<const uint8_t> message) const {
-  auto next = [&](auto& memory) -> Result<VerifyTransition> {
+  auto next = [&](auto& memory, VerifyTransition& transition) -> Result<void> {
     using F = typename std::decay_t<decltype(memory)>::value_type;
-    // Filled in place and returned by name, so the transition is not moved
-    // into the result (once per report and round).
-    Result<VerifyTransition> result(std::in_place);
-    VerifyTransition& transition = *result;
     if (state.step == kStepEvaluateSketch) {
       if (memory.size() < 3) return MakeError(ErrorCode::kDecodeError, "malformed Poplar1 state");
       if (message.size() != 3 * F::kEncodedSize) {
@@ -746,7 +748,7 @@ Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, VerifySta
       transition.state.step = kStepRevealSketch;
       transition.verifier_share = std::vector<uint8_t>(F::kEncodedSize);
       share.Encode(transition.verifier_share.data());
-      return result;
+      return {};
     }
     if (state.step == kStepRevealSketch) {
       if (!message.empty()) {
@@ -755,13 +757,24 @@ Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, VerifySta
       }
       transition.finished = true;
       transition.out_share = std::move(memory);
-      return result;
+      return {};
     }
     return MakeError(ErrorCode::kDecodeError, "unknown Poplar1 verification step");
   };
-  if (auto* inner = std::get_if<std::vector<Field64>>(&state.memory)) return next(*inner);
-  if (auto* leaf = std::get_if<std::vector<Field255>>(&state.memory)) return next(*leaf);
-  return MakeError(ErrorCode::kDecodeError, "Poplar1 state holds the wrong field");
+  // The transition is filled in place and every path returns `result` by
+  // name, so it is never moved into the return value (twice per report and
+  // level).
+  Result<VerifyTransition> result(std::in_place);
+  Result<void> done;
+  if (auto* inner = std::get_if<std::vector<Field64>>(&state.memory)) {
+    done = next(*inner, *result);
+  } else if (auto* leaf = std::get_if<std::vector<Field255>>(&state.memory)) {
+    done = next(*leaf, *result);
+  } else {
+    done = MakeError(ErrorCode::kDecodeError, "Poplar1 state holds the wrong field");
+  }
+  if (!done) result = std::unexpected(std::move(done.error()));
+  return result;
 }
 
 // ---- Aggregation ----------------------------------------------------------------
