@@ -109,7 +109,7 @@ bool FromSample(const uint8_t* sample, Field128* out) {
       (static_cast<Field128::Uint128>(LoadLittleEndian64(sample + 8)) << 64) |
       LoadLittleEndian64(sample);
   if (value >= Field128::kModulus) return false;
-  *out = Field128::FromUint128(value);
+  *out = Field128::FromUint128BelowModulus(value);
   return true;
 }
 
@@ -166,7 +166,7 @@ bool DecodeElements(std::span<const uint8_t> bytes, std::span<Field128> out) {
         (static_cast<Field128::Uint128>(LoadLittleEndian64(bytes.data() + 16 * i + 8)) << 64) |
         LoadLittleEndian64(bytes.data() + 16 * i);
     if (value >= Field128::kModulus) return false;
-    out[i] = Field128::FromUint128(value);
+    out[i] = Field128::FromUint128BelowModulus(value);
   }
   return true;
 }

@@ -767,6 +767,37 @@ TEST(Field128Test, ConversionIntoMontgomeryFormRoundTrips) {
     ASSERT_EQ(element.high64(), reduced.limbs[1]);
     // Multiplication by one goes through the full Montgomery product.
     ASSERT_EQ(element * Field128::One(), element);
+    if (value < Field128::kModulus) {
+      ASSERT_EQ(Field128::FromUint128BelowModulus(value), element);
+    }
+  }
+}
+
+TEST(Field128Test, ConversionAtRunTimeMatchesConstantEvaluation) {
+  // Constant evaluation takes the portable conversion, run time the x86-64
+  // asm one where there is one: they must agree, edge cases included.
+  static constexpr Field128::Uint128 kValues[] = {
+      0,
+      1,
+      Field128::kModulus - 1,
+      Field128::kModulus - 2,
+      (Field128::Uint128{27} << 64) | ~uint64_t{0},
+      (Field128::Uint128{28} << 64) - 1,
+      (Field128::Uint128{0xffffffffffffffe3ULL} << 64) | ~uint64_t{0},
+      (Field128::Uint128{0x0123456789abcdefULL} << 64) | 0xfedcba9876543210ULL,
+      Field128::Uint128{783} << 64,
+      ~uint64_t{0}};
+  static constexpr std::array<Field128, std::size(kValues)> kConverted = [] {
+    std::array<Field128, std::size(kValues)> converted{};
+    for (size_t i = 0; i < std::size(kValues); ++i) {
+      converted[i] = Field128::FromUint128BelowModulus(kValues[i]);
+    }
+    return converted;
+  }();
+  for (size_t i = 0; i < std::size(kValues); ++i) {
+    // A volatile copy keeps the compiler from folding the run-time call.
+    volatile Field128::Uint128 opaque = kValues[i];
+    EXPECT_EQ(Field128::FromUint128BelowModulus(opaque), kConverted[i]) << i;
   }
 }
 
