@@ -56,7 +56,6 @@ struct WalkScratch {
   std::vector<Seed> parent_seeds;
   std::vector<uint8_t> parent_ctrl;
   std::vector<Seed> extended_seeds;
-  std::vector<uint8_t> extended_ctrl;
   std::vector<Seed> child_inputs;
   std::vector<Seed> child_seeds;
   std::vector<uint8_t> child_ctrl;
@@ -450,17 +449,14 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
     const size_t parents = scratch.parent_seeds.size();
     const size_t children = step.parent.size();
 
-    // extend every parent.
+    // extend every parent. The control bits are split off in the children's
+    // loop below, which reads every extended seed it uses anyway.
     scratch.extended_seeds.resize(2 * parents);
-    scratch.extended_ctrl.resize(2 * parents);
     if (parents > 0) {
       if (leaf) {
         xofs_->ExtendLeafBatch(scratch.parent_seeds, scratch.extended_seeds.data());
       } else {
         xofs_->ExtendInnerBatch(scratch.parent_seeds, scratch.extended_seeds.data());
-      }
-      for (size_t i = 0; i < 2 * parents; ++i) {
-        scratch.extended_ctrl[i] = internal::SplitControlBit(scratch.extended_seeds[i]);
       }
     }
     // Each child takes its side of its parent, corrected when the parent's
@@ -474,6 +470,11 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
     // the correction stalls on store forwarding.
     uint64_t seed_cw_words[2];
     std::memcpy(seed_cw_words, seed_cw.data(), kKeySize);
+    // The control bit is the low bit of the seed's byte 0: bit 0 or bit 56 of
+    // its first word, depending on byte order.
+    constexpr uint64_t kCtrlBit =
+        std::endian::native == std::endian::little ? uint64_t{1} : uint64_t{1} << 56;
+    constexpr int kCtrlShift = std::endian::native == std::endian::little ? 0 : 56;
     for (size_t c = 0; c < children; ++c) {
       const uint32_t parent = step.parent[c];
       const uint8_t bit = step.bit[c];
@@ -481,11 +482,12 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
       const uint64_t mask = static_cast<uint64_t>(0) - parent_ctrl;
       uint64_t words[2];
       std::memcpy(words, scratch.extended_seeds[2 * parent + bit].data(), kKeySize);
+      const uint8_t extended_ctrl = static_cast<uint8_t>((words[0] >> kCtrlShift) & 1);
+      words[0] &= ~kCtrlBit;
       words[0] ^= seed_cw_words[0] & mask;
       words[1] ^= seed_cw_words[1] & mask;
       std::memcpy(scratch.child_inputs[c].data(), words, kKeySize);
-      scratch.child_ctrl[c] =
-          scratch.extended_ctrl[2 * parent + bit] ^ (ctrl_cw[bit] & parent_ctrl);
+      scratch.child_ctrl[c] = extended_ctrl ^ (ctrl_cw[bit] & parent_ctrl);
     }
     if (leaf) {
       xofs_->ConvertLeafBatch(scratch.child_inputs, scratch.child_seeds.data(),
