@@ -230,7 +230,8 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
       size_t rank = std::find(history->begin(), history->end(), job.agg_param) - history->begin();
       auto it = next_level.find(job.bucket_keys);
       if (it == next_level.end() || rank < it->second.first) {
-        next_level[job.bucket_keys] = {rank, std::move(job)};
+        std::vector<Bytes> batch = job.bucket_keys;  // Before `job` is moved from.
+        next_level[batch] = {rank, std::move(job)};
       }
     }
     return {};
