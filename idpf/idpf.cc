@@ -519,4 +519,17 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
   scratch.Wipe();
 }
 
+void CachedEvaluator::Prefetch(size_t level) const {
+  if (xofs_ != nullptr) xofs_->Prefetch();
+  __builtin_prefetch(cached_seeds_.data());
+  __builtin_prefetch(cached_ctrl_.data());
+  if (level < public_share_.seed_corrections.size()) {
+    __builtin_prefetch(&public_share_.seed_corrections[level]);
+    __builtin_prefetch(&public_share_.ctrl_corrections[level]);
+  }
+  if (level < public_share_.inner_value_corrections.size()) {
+    __builtin_prefetch(&public_share_.inner_value_corrections[level]);
+  }
+}
+
 }  // namespace canopy::idpf

@@ -159,6 +159,13 @@ class CachedEvaluator {
   // that only ever extends cached prefixes computes each node once.
   uint64_t nodes_computed() const { return nodes_computed_; }
 
+  // Asks the CPU to bring into cache what evaluating at inner level `level`
+  // from the cached nodes reads first: the round keys, the first cached
+  // nodes and the level's corrections (a hint; no effect on results). A batch
+  // calls it for the next reports while it evaluates the current ones, since
+  // each report's state is cold after a level.
+  void Prefetch(size_t level) const;
+
  private:
   CachedEvaluator() = default;
 

@@ -28,6 +28,12 @@ class LevelXofs {
 
   bool IsLeaf(size_t level) const { return level + 1 == bits_; }
 
+  // Cache hint for the inner levels' round keys (see FixedKeyAes128).
+  void Prefetch() const {
+    extend_cipher_.Prefetch();
+    convert_cipher_.Prefetch();
+  }
+
   // extend(level, seed): two seeds and two control bits.
   Extended Extend(size_t level, const Seed& seed) const;
 
