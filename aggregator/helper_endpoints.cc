@@ -721,17 +721,15 @@ ServerResponse AggregatorService::CreateAggregateShare(const Task& task,
     auto interval = dap::BatchIntervalOf(share_req->batch_selector);
     if (!interval)
       return Problem(ProblemType::kInvalidMessage, interval.error().message(), &task.id);
-    constexpr uint64_t kMaxBuckets = 1 << 20;
-    if (interval->duration > kMaxBuckets) {
+    auto keys = internal::IntervalBucketKeys(*interval);
+    if (!keys) {
       return Problem(ProblemType::kBatchInvalid,
                      "a batch interval may span at most 2^20 time_precision units", &task.id);
     }
     first_key = internal::FirstBucketKey(*interval);
     last_key = internal::LastBucketKey(*interval);
     history_key = internal::IntervalBatchKey(*interval);
-    for (uint64_t unit = 0; unit < interval->duration; ++unit) {
-      buckets.push_back(TimeBucketKey(interval->start + unit));
-    }
+    buckets = std::move(*keys);
   }
 
   std::optional<ProblemType> refusal;

@@ -89,8 +89,13 @@ T OrDie(Result<T> result, const char* what) {
 int Run(const Options& options) {
   std::string dir = options.dir;
   if (dir.empty()) {
-    char pattern[] = "/tmp/canopy-upload-load-XXXXXX";
-    dir = mkdtemp(pattern);
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "canopy-upload-load-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) {
+      std::cerr << "upload_load: cannot create a folder in the temporary directory\n";
+      return 1;
+    }
+    dir = pattern;
   }
   // The leader.
   aggregator::SqliteOptions sqlite;

@@ -93,6 +93,16 @@ dap::Bytes IntervalBatchKey(const dap::Interval& interval) {
   return key;
 }
 
+std::optional<std::vector<dap::Bytes>> IntervalBucketKeys(const dap::Interval& interval) {
+  if (interval.duration > kMaxIntervalBuckets) return std::nullopt;
+  std::vector<dap::Bytes> keys;
+  keys.reserve(interval.duration);
+  for (uint64_t unit = 0; unit < interval.duration; ++unit) {
+    keys.push_back(TimeBucketKey(interval.start + unit));
+  }
+  return keys;
+}
+
 std::string CollectionFailure(dap::ProblemType type, const std::string& detail) {
   return std::string(dap::ProblemToken(type)) + " " + detail;
 }

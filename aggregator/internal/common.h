@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -61,6 +62,13 @@ dap::Bytes LastBucketKey(const dap::Interval& interval);
 // (and overlaps the collected one). Never a bucket key (8 bytes) or a
 // BatchID (32 bytes).
 dap::Bytes IntervalBatchKey(const dap::Interval& interval);
+
+// The most time_precision units a batch interval may span.
+inline constexpr uint64_t kMaxIntervalBuckets = uint64_t{1} << 20;
+
+// The bucket key of every unit of `interval`, oldest first, or nullopt when
+// it spans more than kMaxIntervalBuckets units.
+std::optional<std::vector<dap::Bytes>> IntervalBucketKeys(const dap::Interval& interval);
 
 // How a failed collection job keeps its problem: "<token> <detail>".
 std::string CollectionFailure(dap::ProblemType type, const std::string& detail);

@@ -11,6 +11,7 @@
 #include "dap/base64url.h"
 #include "dap/problem.h"
 #include "dap/task.h"
+#include "tests/testing/temp_folder.h"
 
 namespace canopy::aggregator::testing {
 namespace {
@@ -36,10 +37,7 @@ Deployment::Deployment(DeploymentOptions options)
       leader_key_(NewKeyPair()),
       helper_key_(NewKeyPair()),
       collector_key_(NewKeyPair()) {
-  char pattern[] = "/tmp/canopy-deployment-XXXXXX";
-  char* made = mkdtemp(pattern);
-  EXPECT_NE(made, nullptr);
-  folder_ = made;
+  folder_ = canopy::testing::MakeTempFolder("canopy-deployment");
   auto client = dap::HttpClient::Create();
   EXPECT_TRUE(client);
   http_ = std::make_unique<dap::HttpClient>(std::move(*client));

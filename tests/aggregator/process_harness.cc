@@ -25,6 +25,7 @@
 #include "dap/base64url.h"
 #include "dap/problem.h"
 #include "dap/upload_client.h"
+#include "tests/testing/temp_folder.h"
 
 #ifndef CANOPY_AGGREGATOR_BINARY
 #error "CANOPY_AGGREGATOR_BINARY must name the canopy-aggregator executable"
@@ -214,10 +215,7 @@ ProcessDeployment::ProcessDeployment(ProcessDeploymentOptions options)
       leader_key_(NewKeyPair()),
       helper_key_(NewKeyPair()),
       collector_key_(NewKeyPair()) {
-  char pattern[] = "/tmp/canopy-process-XXXXXX";
-  char* made = mkdtemp(pattern);
-  EXPECT_NE(made, nullptr);
-  folder_ = made != nullptr ? made : "/tmp";
+  folder_ = canopy::testing::MakeTempFolder("canopy-process");
   leader_port_ = FreeLoopbackPort();
   do {
     helper_port_ = FreeLoopbackPort();

@@ -8,14 +8,15 @@
 
 #include <filesystem>
 
+#include "tests/testing/temp_folder.h"
+
 namespace canopy::aggregator {
 namespace {
 
 class SqliteDatastoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/canopy-datastore-XXXXXX";
-    folder_ = mkdtemp(pattern);
+    folder_ = canopy::testing::MakeTempFolder("canopy-datastore");
     path_ = folder_ + "/test.sqlite";
   }
   void TearDown() override { std::filesystem::remove_all(folder_); }
