@@ -9,6 +9,7 @@
 
 #include "aggregator/internal/aggregation.h"
 #include "aggregator/internal/common.h"
+#include "aggregator/work_signal.h"
 #include "crypto/random.h"
 #include "crypto/secure_wipe.h"
 #include "dap/base64url.h"
@@ -1008,7 +1009,12 @@ void LeaderDrivers::Run(const std::atomic<bool>& stop) {
       last_garbage_collection_ = now;
       log_failure("garbage collector", CollectGarbage());
     }
-    if (work == 0) std::this_thread::sleep_for(options_.idle_interval);
+    if (work != 0) continue;
+    if (options_.work_signal != nullptr) {
+      options_.work_signal->WaitFor(options_.idle_interval);
+    } else {
+      std::this_thread::sleep_for(options_.idle_interval);
+    }
   }
 }
 

@@ -31,6 +31,8 @@
 
 namespace canopy::aggregator {
 
+class WorkSignal;  // aggregator/work_signal.h
+
 struct LeaderDriverOptions {
   // The helper's DAP endpoint URL and the token the leader presents to it.
   std::string helper_url;
@@ -41,6 +43,9 @@ struct LeaderDriverOptions {
   std::chrono::milliseconds lease_duration{60000};
   // Pause between passes when there was nothing to do.
   std::chrono::milliseconds idle_interval{200};
+  // Ends an idle pause early when notified (a new collection job). May be
+  // null.
+  WorkSignal* work_signal = nullptr;
   // After a failed attempt (the helper unreachable or answering 5xx, a
   // datastore error), the job is retried no sooner than this. The HTTP
   // client has already retried the request by then.

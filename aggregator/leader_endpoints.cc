@@ -7,6 +7,7 @@
 #include "aggregator/internal/aggregation.h"
 #include "aggregator/internal/common.h"
 #include "aggregator/service.h"
+#include "aggregator/work_signal.h"
 #include "dap/base64url.h"
 #include "dap/http_client.h"
 
@@ -142,7 +143,10 @@ ServerResponse AggregatorService::CreateCollectionJob(const Task& task,
   });
   if (!run) return Problem(ProblemType::kInternal, "datastore: " + run.error().message(), &task.id);
   if (refusal) return Problem(*refusal, detail, &task.id);
-  if (!existed) metrics_.CollectionJob(Metrics::JobEvent::kCreated);
+  if (!existed) {
+    metrics_.CollectionJob(Metrics::JobEvent::kCreated);
+    if (options_.work_signal != nullptr) options_.work_signal->Notify();
+  }
   ServerResponse response;
   response.status = 201;
   response.SetHeader("Location", location);

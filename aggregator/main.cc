@@ -21,6 +21,7 @@
 #include "aggregator/service.h"
 #include "aggregator/sqlite_datastore.h"
 #include "aggregator/task_registry.h"
+#include "aggregator/work_signal.h"
 #include "config/config.h"
 #include "dap/base64url.h"
 #include "dap/http_client.h"
@@ -109,6 +110,9 @@ int Serve(const std::string& config_path, bool check_only) {
   service_options.collector_token = config->collector_token();
   service_options.admin_token = config->admin_token();
   service_options.tolerable_clock_skew_seconds = config->tolerable_clock_skew_seconds();
+  service_options.report_cache_capacity = config->report_cache_reports();
+  WorkSignal work_signal;
+  service_options.work_signal = &work_signal;
   AggregatorService service(service_options, **datastore, tasks, std::move(*hpke_keys), metrics);
   auto warnings = service.LoadStoredTasks();
   if (!warnings) {
@@ -162,6 +166,7 @@ int Serve(const std::string& config_path, bool check_only) {
     driver_options.helper_url = config->peer_url();
     driver_options.peer_token = config->peer_token();
     driver_options.max_reports_per_job = config->max_reports_per_aggregation_job();
+    driver_options.work_signal = &work_signal;
     driver_options.report_expiry_seconds = config->garbage_collection().report_expiry_seconds();
     driver_options.garbage_collection_interval =
         std::chrono::seconds(config->garbage_collection().interval_seconds());

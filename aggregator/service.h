@@ -34,6 +34,8 @@
 
 namespace canopy::aggregator {
 
+class WorkSignal;  // aggregator/work_signal.h
+
 struct ServiceOptions {
   dap::Role role = dap::Role::kLeader;
   // Bearer tokens: between the aggregators, from the collector (leader), and
@@ -46,6 +48,9 @@ struct ServiceOptions {
   std::function<uint64_t()> clock;
   // Reports whose decoded shares are kept in memory across levels.
   size_t report_cache_capacity = 100000;
+  // Notified when a collection job is created (leader), so that the drivers
+  // start on it at once. May be null.
+  WorkSignal* work_signal = nullptr;
 };
 
 class AggregatorService final : public RequestHandler {

@@ -415,6 +415,12 @@ void CheckAggregator(AggregatorConfig& config, const Where& where, const std::st
   GarbageCollection& gc = *config.mutable_garbage_collection();
   if (gc.report_expiry_seconds() == 0) gc.set_report_expiry_seconds(kDefaultReportExpirySeconds);
   if (gc.interval_seconds() == 0) gc.set_interval_seconds(kDefaultGarbageCollectionIntervalSeconds);
+  if (config.report_cache_reports() == 0) {
+    config.set_report_cache_reports(kDefaultReportCacheReports);
+  } else if (config.report_cache_reports() > kMaxReportCacheReports) {
+    where.Fail("report_cache_reports", "must be at most " + Str(kMaxReportCacheReports) +
+                                           ", got " + Str(config.report_cache_reports()));
+  }
   if (config.max_reports_per_aggregation_job() == 0) {
     config.set_max_reports_per_aggregation_job(kDefaultMaxReportsPerAggregationJob);
   } else if (config.max_reports_per_aggregation_job() > kMaxReportsPerAggregationJob) {

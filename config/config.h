@@ -43,6 +43,8 @@ inline constexpr uint64_t kDefaultReportExpirySeconds = 7 * 24 * 3600;
 inline constexpr uint64_t kDefaultGarbageCollectionIntervalSeconds = 300;
 inline constexpr uint32_t kDefaultMaxReportsPerAggregationJob = 500;
 inline constexpr uint32_t kMaxReportsPerAggregationJob = 100000;
+inline constexpr uint64_t kDefaultReportCacheReports = 100000;
+inline constexpr uint64_t kMaxReportCacheReports = 100000000;
 inline constexpr uint32_t kDefaultPollIntervalSeconds = 5;
 inline constexpr uint32_t kDefaultCollectionTimeoutSeconds = 3600;
 
