@@ -187,11 +187,14 @@ class Transaction {
   // Reports of the task, oldest upload first, that have no report
   // aggregation yet with `agg_param` and were never rejected, among those
   // with time in [time_start, time_end) (time_interval) or in `batch_key`
-  // (when not empty). At most `limit`.
+  // (when not empty). At most `limit`. The rows carry no encoded_report (it
+  // is empty): listing is done at every level of a walk, and reading each
+  // report's kilobytes there would cost more than the level's verification.
   virtual Result<std::vector<ClientReportRow>> ReportsAwaitingAggregation(
       const TaskId& task_id, const Bytes& agg_param, dap::Time time_start, dap::Time time_end,
       const Bytes& batch_key, size_t limit) = 0;
-  // leader_selected: reports not yet in any batch, oldest first (at most `limit`).
+  // leader_selected: reports not yet in any batch, oldest first (at most
+  // `limit`); without encoded_report, as above.
   virtual Result<std::vector<ClientReportRow>> UnbatchedReports(const TaskId& task_id,
                                                                 size_t limit) = 0;
   virtual Result<void> AssignBatch(const TaskId& task_id, const ReportId& report_id,
@@ -208,6 +211,8 @@ class Transaction {
   virtual Result<void> PutHeldReport(const HeldReportRow& report) = 0;
   virtual Result<std::optional<HeldReportRow>> GetHeldReport(const TaskId& task_id,
                                                              const ReportId& report_id) = 0;
+  // Whether the report is held, without reading its shares (kilobytes each).
+  virtual Result<bool> HasHeldReport(const TaskId& task_id, const ReportId& report_id) = 0;
 
   // --- Both: which (report, aggregation parameter) pairs were verified, and
   // which reports were rejected (they stay out of later levels).

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <map>
 #include <set>
+#include <span>
 #include <utility>
 
 #include "aggregator/internal/aggregation.h"
@@ -58,7 +59,41 @@ struct ReportFacts {
   bool rejected = false;
   bool aggregated_with_param = false;
   bool aggregated_before = false;  // With any parameter.
-  std::optional<HeldReportRow> held;
+  bool held = false;               // The helper holds the report's shares.
+  // The held shares, read only when the report is not prepared in memory.
+  std::optional<HeldReportRow> held_shares;
+};
+
+// Prepared reports taken out of the report cache for one request; those not
+// used up are put back when the request ends, whichever way it ends.
+class CacheLoan {
+ public:
+  CacheLoan(ReportCache& cache, const dap::TaskId& task_id) : cache_(cache), task_id_(task_id) {}
+  ~CacheLoan() {
+    for (size_t i = 0; i < reports_.size(); ++i) {
+      if (reports_[i]) cache_.Put(task_id_, ids_[i], std::move(reports_[i]));
+    }
+  }
+  CacheLoan(const CacheLoan&) = delete;
+  CacheLoan& operator=(const CacheLoan&) = delete;
+
+  // Takes the reports with these IDs (null entries for those absent).
+  void TakeAll(std::span<const dap::VerifyInit> verify_inits) {
+    for (const dap::VerifyInit& verify_init : verify_inits) {
+      ids_.push_back(verify_init.report_share.metadata.report_id);
+      reports_.push_back(cache_.Take(task_id_, ids_.back()));
+    }
+  }
+  bool Has(size_t i) const { return i < reports_.size() && reports_[i] != nullptr; }
+  std::unique_ptr<poplar::PreparedReport> Release(size_t i) {
+    return i < reports_.size() ? std::move(reports_[i]) : nullptr;
+  }
+
+ private:
+  ReportCache& cache_;
+  dap::TaskId task_id_;
+  std::vector<dap::ReportId> ids_;
+  std::vector<std::unique_ptr<poplar::PreparedReport>> reports_;
 };
 
 }  // namespace
@@ -118,6 +153,11 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
     return task.leader_selected() ? batch_id : TimeBucketKey(metadata.time);
   };
 
+  // Reports of a held_reports job still prepared in memory from an earlier
+  // level: their shares need not be read from the datastore.
+  CacheLoan cached(report_cache_, task.id);
+  if (held_reports) cached.TakeAll(init->verify_inits);
+
   // Phase 1: the existing job, the batch history and what is known of each report.
   std::optional<AggregationJobRow> existing;
   std::map<Bytes, std::vector<Bytes>> histories;
@@ -148,11 +188,16 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
       if (!rejected || !with_param || !before) {
         return MakeError(ErrorCode::kIoError, "datastore read failed");
       }
-      fact = {*rejected, *with_param, *before, std::nullopt};
-      if (held_reports) {
+      fact = {*rejected, *with_param, *before, false, std::nullopt};
+      if (held_reports && cached.Has(i)) {
+        auto held = tx.HasHeldReport(task.id, metadata.report_id);
+        if (!held) return std::unexpected(held.error());
+        fact.held = *held;
+      } else if (held_reports) {
         auto held = tx.GetHeldReport(task.id, metadata.report_id);
         if (!held) return std::unexpected(held.error());
-        fact.held = std::move(*held);
+        fact.held = held->has_value();
+        fact.held_shares = std::move(*held);
       }
     }
     return {};
@@ -260,8 +305,12 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
         reject(ReportError::kReportDropped);
         continue;
       }
-      public_share = fact.held->public_share;
-      input_share = fact.held->input_share;
+      if (cached.Has(i)) {
+        outcome.prepared = cached.Release(i);
+      } else {
+        public_share = fact.held_shares->public_share;
+        input_share = fact.held_shares->input_share;
+      }
     } else {
       auto opened = dap::OpenInputShare(
           task.id, task.configuration, share.metadata, share.public_share,
@@ -280,7 +329,9 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
       opened_payload = std::move(plaintext.payload);
       input_share = opened_payload;
     }
-    if (task.multi_level()) outcome.prepared = report_cache_.Take(task.id, outcome.report_id);
+    if (task.multi_level() && outcome.prepared == nullptr) {
+      outcome.prepared = report_cache_.Take(task.id, outcome.report_id);
+    }
     if (outcome.prepared == nullptr) {
       auto prepared = task.vdaf->PrepareReport(1, task.vdaf_context, share.metadata.report_id,
                                                public_share, input_share);

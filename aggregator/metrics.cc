@@ -68,6 +68,15 @@ std::string Metrics::Render() const {
       << "canopy_verification_seconds_sum " << static_cast<double>(verify_nanoseconds_.load()) / 1e9
       << "\n"
       << "canopy_verification_seconds_count " << verified_.load() << "\n";
+  out << "# HELP canopy_peer_requests_total Requests from the leader (helper only).\n"
+      << "# TYPE canopy_peer_requests_total counter\n"
+      << "canopy_peer_requests_total " << peer_requests_.load() << "\n";
+  out << "# HELP canopy_peer_request_bytes_total Body bytes received from the leader.\n"
+      << "# TYPE canopy_peer_request_bytes_total counter\n"
+      << "canopy_peer_request_bytes_total " << peer_request_bytes_.load() << "\n";
+  out << "# HELP canopy_peer_response_bytes_total Body bytes sent to the leader.\n"
+      << "# TYPE canopy_peer_response_bytes_total counter\n"
+      << "canopy_peer_response_bytes_total " << peer_response_bytes_.load() << "\n";
   out << "# HELP canopy_http_responses_total HTTP responses, by status class.\n"
       << "# TYPE canopy_http_responses_total counter\n";
   for (size_t i = 1; i < responses_.size(); ++i) {

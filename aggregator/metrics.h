@@ -29,6 +29,13 @@ class Metrics {
   // One report verified (one VDAF step of one report), taking `seconds`.
   void Verified(double seconds);
   void Response(int status);
+  // Helper: one request from the leader (aggregation jobs, aggregate shares)
+  // and its answer, by body size: the traffic between the aggregators.
+  void PeerExchange(uint64_t request_bytes, uint64_t response_bytes) {
+    peer_requests_.fetch_add(1, std::memory_order_relaxed);
+    peer_request_bytes_.fetch_add(request_bytes, std::memory_order_relaxed);
+    peer_response_bytes_.fetch_add(response_bytes, std::memory_order_relaxed);
+  }
 
   // The Prometheus text exposition of every counter.
   std::string Render() const;
@@ -41,6 +48,9 @@ class Metrics {
   std::array<std::atomic<uint64_t>, kReportErrors> rejected_{};
   std::array<std::atomic<uint64_t>, kEvents> aggregation_jobs_{};
   std::array<std::atomic<uint64_t>, kEvents> collection_jobs_{};
+  std::atomic<uint64_t> peer_requests_{0};
+  std::atomic<uint64_t> peer_request_bytes_{0};
+  std::atomic<uint64_t> peer_response_bytes_{0};
   std::atomic<uint64_t> verified_{0};
   std::atomic<uint64_t> verify_nanoseconds_{0};
   std::array<std::atomic<uint64_t>, 6> responses_{};  // By status / 100.

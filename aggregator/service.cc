@@ -172,32 +172,41 @@ ServerResponse AggregatorService::DispatchTask(const ServerRequest& request,
     return MethodNotAllowed("GET, DELETE");
   }
   if (!leader && (resource == "aggregation_jobs" || resource == "aggregate_shares")) {
-    if (resource == "aggregation_jobs") {
-      if (!job_id) {
-        if (method != "POST") return MethodNotAllowed("POST");
-        return InitAggregationJob(*task, request);
-      }
-      if (method == "POST") return ContinueAggregationJob(*task, *job_id, request);
-      if (method == "GET") return GetAggregationJob(*task, *job_id, request);
-      if (method == "DELETE") return DeleteAggregationJob(*task, *job_id);
-      return MethodNotAllowed("POST, GET, DELETE");
-    }
-    if (!job_id) {
-      if (method != "POST") return MethodNotAllowed("POST");
-      return CreateAggregateShare(*task, request);
-    }
-    if (method == "GET") return GetAggregateShare(*task, *job_id);
-    if (method == "DELETE") {
-      ServerResponse response;
-      response.status = 204;
-      return response;
-    }
-    return MethodNotAllowed("GET, DELETE");
+    ServerResponse response = DispatchPeer(*task, resource, job_id, request);
+    metrics_.PeerExchange(request.body.size(), response.body.size());
+    return response;
   }
   ServerResponse not_found = Problem(ProblemType::kInvalidMessage,
                                      "this aggregator does not serve that resource", &task->id);
   not_found.status = 404;
   return not_found;
+}
+
+ServerResponse AggregatorService::DispatchPeer(const Task& task, std::string_view resource,
+                                               const std::optional<JobId>& job_id,
+                                               const ServerRequest& request) {
+  const std::string& method = request.method;
+  if (resource == "aggregation_jobs") {
+    if (!job_id) {
+      if (method != "POST") return MethodNotAllowed("POST");
+      return InitAggregationJob(task, request);
+    }
+    if (method == "POST") return ContinueAggregationJob(task, *job_id, request);
+    if (method == "GET") return GetAggregationJob(task, *job_id, request);
+    if (method == "DELETE") return DeleteAggregationJob(task, *job_id);
+    return MethodNotAllowed("POST, GET, DELETE");
+  }
+  if (!job_id) {
+    if (method != "POST") return MethodNotAllowed("POST");
+    return CreateAggregateShare(task, request);
+  }
+  if (method == "GET") return GetAggregateShare(task, *job_id);
+  if (method == "DELETE") {
+    ServerResponse response;
+    response.status = 204;
+    return response;
+  }
+  return MethodNotAllowed("GET, DELETE");
 }
 
 ServerResponse AggregatorService::GetHpkeConfig() {

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,9 @@ class AggregatorService final : public RequestHandler {
   struct Route;
   ServerResponse Dispatch(const ServerRequest& request);
   ServerResponse DispatchTask(const ServerRequest& request, std::string_view rest);
+  // The helper's resources the leader calls: aggregation jobs, aggregate shares.
+  ServerResponse DispatchPeer(const Task& task, std::string_view resource,
+                              const std::optional<JobId>& job_id, const ServerRequest& request);
 
   // Both roles.
   ServerResponse GetHpkeConfig();

@@ -406,7 +406,7 @@ class SqliteTransaction final : public Transaction {
       const TaskId& task_id, const Bytes& agg_param, dap::Time time_start, dap::Time time_end,
       const Bytes& batch_key, size_t limit) override {
     const char* by_time =
-        "SELECT c.task_id, c.report_id, c.time, c.encoded_report, c.batch_key "
+        "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key "
         "FROM client_reports c WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 "
         "AND NOT EXISTS (SELECT 1 FROM report_aggregations r WHERE r.task_id = c.task_id "
         "  AND r.report_id = c.report_id AND r.agg_param = ?2) "
@@ -414,7 +414,7 @@ class SqliteTransaction final : public Transaction {
         "  AND x.report_id = c.report_id) "
         "ORDER BY c.seq LIMIT ?5";
     const char* by_batch =
-        "SELECT c.task_id, c.report_id, c.time, c.encoded_report, c.batch_key "
+        "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key "
         "FROM client_reports c WHERE c.task_id = ?1 AND c.batch_key = ?6 "
         "AND NOT EXISTS (SELECT 1 FROM report_aggregations r WHERE r.task_id = c.task_id "
         "  AND r.report_id = c.report_id AND r.agg_param = ?2) "
@@ -437,7 +437,7 @@ class SqliteTransaction final : public Transaction {
   Result<std::vector<ClientReportRow>> UnbatchedReports(const TaskId& task_id,
                                                         size_t limit) override {
     auto s = Prepare(
-        "SELECT task_id, report_id, time, encoded_report, batch_key FROM client_reports "
+        "SELECT task_id, report_id, time, x'', batch_key FROM client_reports "
         "WHERE task_id = ? AND batch_key = x'' ORDER BY seq LIMIT ?");
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).BindInt(2, static_cast<int64_t>(limit));
@@ -500,6 +500,17 @@ class SqliteTransaction final : public Transaction {
     held.public_share = (*s)->Blob(2);
     held.input_share = (*s)->Blob(3);
     return held;
+  }
+
+  Result<bool> HasHeldReport(const TaskId& task_id, const ReportId& report_id) override {
+    // The key columns come first in the row, so SQLite reads none of the
+    // shares' overflow pages.
+    auto s = Prepare("SELECT 1 FROM held_reports WHERE task_id = ? AND report_id = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, report_id);
+    auto row = (*s)->Step();
+    if (!row) return std::unexpected(row.error());
+    return *row;
   }
 
   Result<void> RecordAggregatedReport(const TaskId& task_id, const ReportId& report_id,
