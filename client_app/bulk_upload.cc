@@ -176,7 +176,7 @@ std::string DescribeSummary(const BulkUploadSummary& summary) {
                      std::to_string(summary.total) + " reports in " + FormatSeconds(seconds);
   if (seconds > 0 && sent > 0) {
     text += " (" + std::to_string(static_cast<uint64_t>(sent / seconds)) + " reports/s, " +
-            std::to_string(summary.requests) + " requests)";
+            std::to_string(summary.requests) + (summary.requests == 1 ? " request)" : " requests)");
   }
   text += "\n";
   if (summary.refused > 0) {

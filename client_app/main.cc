@@ -165,7 +165,13 @@ int Upload(const UploadCommand& command) {
   options.on_progress = [&display](const BulkProgress& progress) { display.Update(progress); };
   auto summary = BulkUpload(task->upload, count, source, options);
   display.Finish();
-  if (!summary) return Fail(summary.error().message());
+  if (!summary) {
+    std::string message = summary.error().message();
+    if (summary.error().code() == ErrorCode::kUnsupported) {
+      message += " (--leader-url and --helper-url replace the task's URLs)";
+    }
+    return Fail(message);
+  }
 
   std::cout << DescribeSummary(*summary);
   for (size_t i = 0; i < summary->refused_reports.size() && i < kRefusedShown; ++i) {
