@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "aggregator/internal/common.h"
+
 namespace canopy::aggregator {
 namespace {
 
@@ -156,9 +158,23 @@ CREATE TABLE aggregate_shares (
   PRIMARY KEY (task_id, share_id)
 ) WITHOUT ROWID;
 )sql",
+    // Version 2: rows per report name their aggregation parameter by its
+    // SHA-256 digest (canopy_sha256, registered on every connection). A
+    // Poplar1 parameter deep in a walk is kilobytes, and it was copied into
+    // two rows per report at every level.
+    R"sql(
+UPDATE report_aggregations SET agg_param = canopy_sha256(agg_param);
+UPDATE aggregated_reports SET agg_param = canopy_sha256(agg_param);
+)sql",
 };
 
 static_assert(std::size(kMigrations) == kSchemaVersion);
+
+// How rows per report name an aggregation parameter (schema version 2).
+Bytes AggParamDigest(const Bytes& agg_param) {
+  auto digest = internal::Sha256(agg_param);
+  return Bytes(digest.begin(), digest.end());
+}
 
 // Bucket key lists are stored as concatenated (u16 length || key) records.
 Bytes EncodeKeyList(const std::vector<Bytes>& keys) {
@@ -423,7 +439,7 @@ class SqliteTransaction final : public Transaction {
         "ORDER BY c.seq LIMIT ?5";
     auto s = Prepare(batch_key.empty() ? by_time : by_batch);
     if (!s) return std::unexpected(s.error());
-    (*s)->Bind(1, task_id).Bind(2, agg_param);
+    (*s)->Bind(1, task_id).Bind(2, AggParamDigest(agg_param));
     if (batch_key.empty()) {
       (*s)->BindInt(3, static_cast<int64_t>(time_start))
           .BindInt(4, static_cast<int64_t>(std::min<dap::Time>(time_end, INT64_MAX)));
@@ -518,7 +534,7 @@ class SqliteTransaction final : public Transaction {
     auto s = Prepare(
         "INSERT OR IGNORE INTO aggregated_reports (task_id, report_id, agg_param) VALUES (?,?,?)");
     if (!s) return std::unexpected(s.error());
-    (*s)->Bind(1, task_id).Bind(2, report_id).Bind(3, agg_param);
+    (*s)->Bind(1, task_id).Bind(2, report_id).Bind(3, AggParamDigest(agg_param));
     return (*s)->Execute();
   }
 
@@ -530,7 +546,7 @@ class SqliteTransaction final : public Transaction {
                                  "report_id = ?2 AND agg_param = ?3");
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).Bind(2, report_id);
-    if (!any_param) (*s)->Bind(3, agg_param);
+    if (!any_param) (*s)->Bind(3, AggParamDigest(agg_param));
     return (*s)->Step();
   }
 
@@ -604,8 +620,8 @@ class SqliteTransaction final : public Transaction {
     auto s = Prepare(
         "INSERT OR REPLACE INTO report_aggregations (task_id, job_id, ord, report_id, time, "
         "bucket_key, state, error, verify_state, last_message, agg_param) VALUES "
-        "(?,?,?,?,?,?,?,?,?,?, (SELECT agg_param FROM aggregation_jobs WHERE task_id = ?1 AND "
-        "job_id = ?2))");
+        "(?,?,?,?,?,?,?,?,?,?, (SELECT canopy_sha256(agg_param) FROM aggregation_jobs "
+        "WHERE task_id = ?1 AND job_id = ?2))");
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, row.task_id)
         .Bind(2, row.job_id)
@@ -1053,6 +1069,18 @@ class SqliteDatastore final : public Datastore {
   StatementCache statements_{db_};
 };
 
+// SQL canopy_sha256(blob): the SHA-256 digest of a blob (NULL stays NULL).
+void SqlSha256(sqlite3_context* context, int, sqlite3_value** values) {
+  if (sqlite3_value_type(values[0]) == SQLITE_NULL) {
+    sqlite3_result_null(context);
+    return;
+  }
+  const auto* data = static_cast<const uint8_t*>(sqlite3_value_blob(values[0]));
+  const int size = sqlite3_value_bytes(values[0]);
+  auto digest = internal::Sha256(std::span<const uint8_t>(data, static_cast<size_t>(size)));
+  sqlite3_result_blob(context, digest.data(), static_cast<int>(digest.size()), SQLITE_TRANSIENT);
+}
+
 Result<void> Exec(sqlite3* db, const std::string& path, const char* sql) {
   char* message = nullptr;
   if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
@@ -1117,7 +1145,14 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
   }
   auto datastore = std::make_unique<SqliteDatastore>(db);
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
-  std::string pragmas = "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; ";
+  if (sqlite3_create_function(db, "canopy_sha256", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+                              SqlSha256, nullptr, nullptr) != SQLITE_OK) {
+    return MakeError(ErrorCode::kIoError, "database " + options.path + ": " + sqlite3_errmsg(db));
+  }
+  // A walk rewrites each report's rows at every level: a page cache of 64
+  // MiB (SQLite's default is 2 MiB) keeps the indexes it touches in memory.
+  std::string pragmas =
+      "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; ";
   pragmas +=
       options.synchronous_full ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;";
   CANOPY_TRY(Exec(db, options.path, pragmas.c_str()));

@@ -32,7 +32,7 @@ struct SqliteOptions {
 
 // The schema version this build writes. Opening a database with a newer
 // version is refused.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // Opens (creating if needed) and migrates the database. Errors: kIoError
 // naming the path when it cannot be opened or migrated; kUnsupported when

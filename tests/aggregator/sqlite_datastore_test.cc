@@ -70,6 +70,39 @@ TEST_F(SqliteDatastoreTest, ReopensMigratedAndRefusesNewerSchemas) {
   EXPECT_NE(refused.error().message().find(path_), std::string::npos);
 }
 
+// Version 2 names aggregation parameters by digest in rows per report; a
+// version 1 file (full parameters there) is converted when opened.
+TEST_F(SqliteDatastoreTest, MigratesVersionOneParametersToDigests) {
+  const Bytes param(3000, 0x5a);  // As long as a deep Poplar1 parameter.
+  const ReportId report = SomeReport(1, 0).report_id;
+  {
+    auto datastore = Open();
+    ASSERT_TRUE(datastore->Run(
+        [&](Transaction& tx) { return tx.RecordAggregatedReport(SomeTask(), report, param); }));
+  }
+  // Back to what version 1 stored: the parameter itself.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* statement = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE aggregated_reports SET agg_param = ?", -1, &statement,
+                               nullptr),
+            SQLITE_OK);
+  sqlite3_bind_blob(statement, 1, param.data(), static_cast<int>(param.size()), SQLITE_STATIC);
+  ASSERT_EQ(sqlite3_step(statement), SQLITE_DONE);
+  sqlite3_finalize(statement);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 1", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+
+  auto datastore = Open();
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    auto with_param = tx.WasAggregated(SomeTask(), report, param, false);
+    EXPECT_TRUE(with_param && *with_param);
+    auto other = tx.WasAggregated(SomeTask(), report, Bytes(3000, 0x5b), false);
+    EXPECT_TRUE(other && !*other);
+    return {};
+  }));
+}
+
 TEST_F(SqliteDatastoreTest, FailedBodiesRollBack) {
   auto datastore = Open();
   auto failed = datastore->Run([](Transaction& tx) -> Result<void> {
