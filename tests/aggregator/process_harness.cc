@@ -1,16 +1,11 @@
 #include "tests/aggregator/process_harness.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -83,130 +78,7 @@ std::string ProblemTypeOf(const dap::HttpResponse& response) {
   return problem ? std::string(dap::ProblemToken(problem->type)) : std::string();
 }
 
-std::string StatusText(int status) {
-  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return "signal " + std::to_string(WTERMSIG(status));
-  return "wait status " + std::to_string(status);
-}
-
 }  // namespace
-
-// --- AggregatorProcess.
-
-AggregatorProcess::AggregatorProcess(std::string name, std::string config_path,
-                                     std::string log_path, uint16_t port)
-    : name_(std::move(name)),
-      config_path_(std::move(config_path)),
-      log_path_(std::move(log_path)),
-      port_(port) {
-  // One attempt with short timeouts: the health probe polls on its own.
-  dap::HttpClientOptions options;
-  options.max_attempts = 1;
-  options.connect_timeout = std::chrono::milliseconds(1000);
-  options.request_timeout = std::chrono::milliseconds(2000);
-  auto client = dap::HttpClient::Create(options);
-  EXPECT_TRUE(client);
-  http_ = std::make_unique<dap::HttpClient>(std::move(*client));
-}
-
-AggregatorProcess::~AggregatorProcess() { Kill(); }
-
-std::string AggregatorProcess::url() const {
-  return "http://127.0.0.1:" + std::to_string(port_) + "/";
-}
-
-Result<void> AggregatorProcess::Start(std::chrono::milliseconds timeout) {
-  if (Running()) return MakeError(ErrorCode::kInvalidArgument, name_ + " is already running");
-  ++starts_;
-  {
-    std::ofstream log(log_path_, std::ios::app);
-    log << "=== " << name_ << ": start " << starts_ << " ===\n";
-  }
-  // Everything the child needs is prepared before fork: after it, the child
-  // may only make async-signal-safe calls.
-  int log_fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) return MakeError(ErrorCode::kIoError, "cannot open " + log_path_);
-  std::string binary = CANOPY_AGGREGATOR_BINARY;
-  std::string config_flag = "--config";
-  std::vector<char*> argv = {binary.data(), config_flag.data(), config_path_.data(), nullptr};
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(log_fd);
-    return MakeError(ErrorCode::kIoError, "fork failed");
-  }
-  if (pid == 0) {
-    dup2(log_fd, STDOUT_FILENO);
-    dup2(log_fd, STDERR_FILENO);
-#ifdef SYS_close_range
-    syscall(SYS_close_range, 3U, ~0U, 0U);  // No test sockets leak into the service.
-#endif
-    // The service must not outlive a test that crashed.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(log_fd);
-  pid_ = pid;
-
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  const std::string health = url() + "healthz";
-  for (;;) {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return MakeError(ErrorCode::kIoError,
-                       name_ + " exited while starting: " + StatusText(status));
-    }
-    auto answer = http_->Send(dap::HttpMethod::kGet, health);
-    if (answer && answer->status == 200) return {};
-    if (std::chrono::steady_clock::now() > deadline) {
-      Kill();
-      return MakeError(ErrorCode::kIoError, name_ + " did not become healthy");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-}
-
-void AggregatorProcess::Kill() {
-  if (pid_ <= 0) return;
-  kill(pid_, SIGKILL);
-  int status = 0;
-  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-  }
-  pid_ = -1;
-  http_->CloseIdleConnections();
-}
-
-Result<int> AggregatorProcess::Terminate(std::chrono::milliseconds timeout) {
-  if (pid_ <= 0) return MakeError(ErrorCode::kInvalidArgument, name_ + " is not running");
-  kill(pid_, SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      http_->CloseIdleConnections();
-      return status;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      Kill();
-      return MakeError(ErrorCode::kIoError, name_ + " still ran after SIGTERM");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
-bool AggregatorProcess::Running() {
-  if (pid_ <= 0) return false;
-  int status = 0;
-  if (waitpid(pid_, &status, WNOHANG) == pid_) {
-    std::ofstream log(log_path_, std::ios::app);
-    log << "=== " << name_ << ": exited, " << StatusText(status) << " ===\n";
-    pid_ = -1;
-    return false;
-  }
-  return true;
-}
 
 // --- ProcessDeployment.
 
@@ -222,9 +94,11 @@ ProcessDeployment::ProcessDeployment(ProcessDeploymentOptions options)
   } while (helper_port_ == leader_port_);
   EXPECT_NE(leader_port_, 0);
   EXPECT_NE(helper_port_, 0);
-  leader_ = std::make_unique<AggregatorProcess>("leader", folder_ + "/leader.textproto",
+  leader_ = std::make_unique<AggregatorProcess>("leader", CANOPY_AGGREGATOR_BINARY,
+                                                folder_ + "/leader.textproto",
                                                 folder_ + "/leader.log", leader_port_);
-  helper_ = std::make_unique<AggregatorProcess>("helper", folder_ + "/helper.textproto",
+  helper_ = std::make_unique<AggregatorProcess>("helper", CANOPY_AGGREGATOR_BINARY,
+                                                folder_ + "/helper.textproto",
                                                 folder_ + "/helper.log", helper_port_);
   auto client = dap::HttpClient::Create();
   EXPECT_TRUE(client);

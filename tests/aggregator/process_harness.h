@@ -27,48 +27,13 @@
 #include "dap/messages.h"
 #include "poplar/vdaf.h"
 #include "proto/canopy_config.pb.h"
+#include "tests/testing/aggregator_process.h"
 
 namespace canopy::aggregator::testing {
 
-// One `canopy-aggregator --config FILE` process, restartable on the same
-// configuration (hence database and port).
-class AggregatorProcess {
- public:
-  AggregatorProcess(std::string name, std::string config_path, std::string log_path, uint16_t port);
-  // Kills the process if it still runs.
-  ~AggregatorProcess();
-  AggregatorProcess(const AggregatorProcess&) = delete;
-  AggregatorProcess& operator=(const AggregatorProcess&) = delete;
-
-  // Starts the process and waits until GET /healthz answers 200. Errors:
-  // kIoError when fork/exec fails, when the process exits first (with its
-  // status) or when it is not healthy within `timeout` (it is then killed).
-  Result<void> Start(std::chrono::milliseconds timeout = std::chrono::seconds(30));
-  // SIGKILL, then reaps the process. No-op when not running.
-  void Kill();
-  // SIGTERM, then waits up to `timeout` for the process to exit. Returns its
-  // wait status (as waitpid gives it). Errors: kIoError when it is still
-  // running after `timeout` (it is then killed).
-  Result<int> Terminate(std::chrono::milliseconds timeout);
-  // True while the process runs (reaping it if it has exited).
-  bool Running();
-
-  const std::string& name() const { return name_; }
-  const std::string& log_path() const { return log_path_; }
-  // "http://127.0.0.1:<port>/".
-  std::string url() const;
-  uint16_t port() const { return port_; }
-  int starts() const { return starts_; }
-
- private:
-  std::string name_;
-  std::string config_path_;
-  std::string log_path_;
-  uint16_t port_;
-  pid_t pid_ = -1;
-  int starts_ = 0;
-  std::unique_ptr<dap::HttpClient> http_;
-};
+// The canopy-aggregator process class lives with the other test programs'
+// helpers; the tests here name it as before.
+using canopy::testing::AggregatorProcess;
 
 // A finished (or failed) collection, from the collector's side.
 struct Collection {
