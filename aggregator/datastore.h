@@ -211,8 +211,6 @@ class Transaction {
   virtual Result<void> PutHeldReport(const HeldReportRow& report) = 0;
   virtual Result<std::optional<HeldReportRow>> GetHeldReport(const TaskId& task_id,
                                                              const ReportId& report_id) = 0;
-  // Whether the report is held, without reading its shares (kilobytes each).
-  virtual Result<bool> HasHeldReport(const TaskId& task_id, const ReportId& report_id) = 0;
 
   // --- Both: which (report, aggregation parameter) pairs were verified, and
   // which reports were rejected (they stay out of later levels).

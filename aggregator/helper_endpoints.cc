@@ -190,9 +190,8 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
       }
       fact = {*rejected, *with_param, *before, false, std::nullopt};
       if (held_reports && cached.Has(i)) {
-        auto held = tx.HasHeldReport(task.id, metadata.report_id);
-        if (!held) return std::unexpected(held.error());
-        fact.held = *held;
+        // Prepared in memory from its held share: held, without a lookup.
+        fact.held = true;
       } else if (held_reports) {
         auto held = tx.GetHeldReport(task.id, metadata.report_id);
         if (!held) return std::unexpected(held.error());
@@ -467,12 +466,19 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
       response.verify_resps.push_back(std::move(verify_resp));
       report_rows.push_back(std::move(report_row));
     }
+    // The history as it is now, not as phase 1 read it: jobs of the same
+    // level may be initialised concurrently, and only the first appends.
     for (const Bytes& bucket : buckets_used) {
-      const auto& history = histories[bucket];
-      if (std::find(history.begin(), history.end(), init->agg_param) == history.end()) {
-        auto appended = tx.AppendBucketAggParam(task.id, bucket, init->agg_param);
-        if (!appended) return appended;
+      auto history = tx.BucketAggParams(task.id, bucket);
+      if (!history) return std::unexpected(history.error());
+      if (std::find(history->begin(), history->end(), init->agg_param) != history->end()) {
+        continue;
       }
+      std::string problem =
+          internal::CheckAggParamHistory(task, init->agg_param, **agg_param, *history);
+      if (!problem.empty()) return MakeError(ErrorCode::kInvalidArgument, problem);
+      auto appended = tx.AppendBucketAggParam(task.id, bucket, init->agg_param);
+      if (!appended) return appended;
     }
     auto committed = accumulator.Commit(tx);
     if (!committed) return committed;
@@ -489,6 +495,10 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
     }
     return {};
   });
+  if (!commit && commit.error().code() == ErrorCode::kInvalidArgument) {
+    // Another job of the batch moved its history on meanwhile.
+    return Problem(ProblemType::kInvalidAggregationParameter, commit.error().message(), &task.id);
+  }
   if (!commit) {
     return Problem(ProblemType::kInternal, "datastore: " + commit.error().message(), &task.id);
   }

@@ -1,8 +1,11 @@
 #include "aggregator/leader_drivers.h"
 
 #include <algorithm>
+#include <atomic>
 #include <iostream>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <utility>
@@ -332,29 +335,49 @@ Result<size_t> LeaderDrivers::DriveAggregationJobs() {
     return {};
   });
   if (!leased) return std::unexpected(leased.error());
-  size_t driven = 0;
-  for (const Lease& lease : leases) {
-    if (Stopping()) {
-      // Shutting down: the rest is left for the next start, at once.
-      auto released =
-          datastore_.Run([&](Transaction& tx) { return tx.ReleaseAggregationJob(lease, 0); });
-      if (!released) return std::unexpected(released.error());
-      continue;
+  // Jobs are driven several at a time: while one waits for the helper,
+  // another verifies or writes, so both aggregators keep the cores busy.
+  std::atomic<size_t> next{0};
+  std::atomic<size_t> driven{0};
+  std::mutex failure_mutex;
+  std::optional<Error> failure;
+  auto drive_leases = [&] {
+    for (size_t i = next++; i < leases.size(); i = next++) {
+      auto result = DriveLeasedJob(leases[i]);
+      if (result && *result) ++driven;
+      if (!result) {
+        std::lock_guard<std::mutex> lock(failure_mutex);
+        if (!failure) failure = result.error();
+      }
     }
-    auto done = DriveAggregationJob(lease);
-    if (done) {
-      ++driven;
-      continue;
-    }
-    Log("aggregation job " + dap::Base64UrlEncode(lease.job_id) + ": " + done.error().message());
-    // Another attempt after the back-off. Nothing of the failed attempt was
-    // committed, so it resends the same request.
-    const int64_t retry_at = internal::NowMilliseconds() + options_.retry_delay.count();
+  };
+  const size_t workers = std::min(leases.size(), std::max<size_t>(1, options_.parallel_jobs));
+  std::vector<std::thread> threads;
+  for (size_t w = 1; w < workers; ++w) threads.emplace_back(drive_leases);
+  drive_leases();
+  for (std::thread& thread : threads) thread.join();
+  if (failure) return std::unexpected(*failure);
+  return driven.load();
+}
+
+Result<bool> LeaderDrivers::DriveLeasedJob(const Lease& lease) {
+  if (Stopping()) {
+    // Shutting down: the job is left for the next start, at once.
     auto released =
-        datastore_.Run([&](Transaction& tx) { return tx.ReleaseAggregationJob(lease, retry_at); });
+        datastore_.Run([&](Transaction& tx) { return tx.ReleaseAggregationJob(lease, 0); });
     if (!released) return std::unexpected(released.error());
+    return false;
   }
-  return driven;
+  auto done = DriveAggregationJob(lease);
+  if (done) return true;
+  Log("aggregation job " + dap::Base64UrlEncode(lease.job_id) + ": " + done.error().message());
+  // Another attempt after the back-off. Nothing of the failed attempt was
+  // committed, so it resends the same request.
+  const int64_t retry_at = internal::NowMilliseconds() + options_.retry_delay.count();
+  auto released =
+      datastore_.Run([&](Transaction& tx) { return tx.ReleaseAggregationJob(lease, retry_at); });
+  if (!released) return std::unexpected(released.error());
+  return false;
 }
 
 Result<void> LeaderDrivers::DriveAggregationJob(const Lease& lease) {

@@ -39,6 +39,8 @@ struct LeaderDriverOptions {
   std::string peer_token;
   // Reports per aggregation job.
   size_t max_reports_per_job = 500;
+  // Aggregation jobs driven at once (each on its own thread).
+  size_t parallel_jobs = 2;
   // How long a driver owns a job before another may take it over.
   std::chrono::milliseconds lease_duration{60000};
   // Pause between passes when there was nothing to do.
@@ -81,6 +83,9 @@ class LeaderDrivers {
   Result<size_t> CreateJobsForTask(const Task& task);
   Result<size_t> CreateJobs(const Task& task, const Bytes& agg_param, const Bytes& batch_key,
                             std::vector<ClientReportRow> reports);
+  // Drives one leased job; on failure gives the lease back with the retry
+  // delay. True when the job advanced.
+  Result<bool> DriveLeasedJob(const Lease& lease);
   Result<void> DriveAggregationJob(const Lease& lease);
   Result<void> StartJob(JobContext& context);
   Result<void> ContinueJob(JobContext& context);

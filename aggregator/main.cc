@@ -166,6 +166,7 @@ int Serve(const std::string& config_path, bool check_only) {
     driver_options.helper_url = config->peer_url();
     driver_options.peer_token = config->peer_token();
     driver_options.max_reports_per_job = config->max_reports_per_aggregation_job();
+    driver_options.parallel_jobs = std::max(2u, cores);
     driver_options.work_signal = &work_signal;
     driver_options.report_expiry_seconds = config->garbage_collection().report_expiry_seconds();
     driver_options.garbage_collection_interval =

@@ -518,17 +518,6 @@ class SqliteTransaction final : public Transaction {
     return held;
   }
 
-  Result<bool> HasHeldReport(const TaskId& task_id, const ReportId& report_id) override {
-    // The key columns come first in the row, so SQLite reads none of the
-    // shares' overflow pages.
-    auto s = Prepare("SELECT 1 FROM held_reports WHERE task_id = ? AND report_id = ?");
-    if (!s) return std::unexpected(s.error());
-    (*s)->Bind(1, task_id).Bind(2, report_id);
-    auto row = (*s)->Step();
-    if (!row) return std::unexpected(row.error());
-    return *row;
-  }
-
   Result<void> RecordAggregatedReport(const TaskId& task_id, const ReportId& report_id,
                                       const Bytes& agg_param) override {
     auto s = Prepare(
@@ -1149,10 +1138,14 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
                               SqlSha256, nullptr, nullptr) != SQLITE_OK) {
     return MakeError(ErrorCode::kIoError, "database " + options.path + ": " + sqlite3_errmsg(db));
   }
-  // A walk rewrites each report's rows at every level: a page cache of 64
-  // MiB (SQLite's default is 2 MiB) keeps the indexes it touches in memory.
+  // A walk rewrites each report's rows at every level. A page cache of 64
+  // MiB (SQLite's default is 2 MiB) keeps the indexes it touches in memory;
+  // reading through a memory map saves a copy per page read; checkpointing
+  // every 64 MiB of WAL instead of every 4 MiB writes a page rewritten
+  // several times per level (created, stepped, finished) once.
   std::string pragmas =
-      "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; ";
+      "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; "
+      "PRAGMA mmap_size = 1073741824; PRAGMA wal_autocheckpoint = 16384; ";
   pragmas +=
       options.synchronous_full ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;";
   CANOPY_TRY(Exec(db, options.path, pragmas.c_str()));
