@@ -119,7 +119,7 @@ Result<Collection> Collector::FinishCollection(const dap::CollectionJobReq& requ
           "the collection job is still pending after the collection timeout: " + job_url);
     }
     delay = std::min(state_->options.poll_interval,
-                     std::chrono::milliseconds(delay.count() + delay.count() / 2 + 1));
+                     std::chrono::milliseconds(delay.count() + delay.count() / 4 + 1));
   }
 }
 

@@ -42,11 +42,11 @@ struct CollectorTask {
 struct CollectorOptions {
   // The bearer token the leader expects from collectors.
   std::string collector_token;
-  // Polls start this soon after creation and back off (x1.5 each time) up to
+  // Polls start this soon after creation and back off (x1.25 each time) up to
   // poll_interval: a heavy-hitters round is often ready in a fraction of a
   // second, and a walk has many rounds. The leader's Retry-After is only a
   // hint (DAP-19 lets the collector poll at its own pace).
-  std::chrono::milliseconds first_poll_delay{20};
+  std::chrono::milliseconds first_poll_delay{10};
   std::chrono::milliseconds poll_interval{5000};
   // How long one collection job may stay pending before Collect gives up.
   std::chrono::milliseconds collection_timeout{std::chrono::hours(1)};

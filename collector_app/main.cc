@@ -28,12 +28,11 @@
 #include <vector>
 
 #include "collector_app/collector.h"
+#include "collector_app/configured_walk.h"
 #include "collector_app/heavy_hitters_walk.h"
 #include "collector_app/walk_output.h"
-#include "collector_app/walk_state.h"
 #include "dap/base64url.h"
 #include "dap/task.h"
-#include "poplar/poplar1.h"
 
 namespace canopy::collector {
 namespace {
@@ -157,21 +156,6 @@ OutputFormat FormatOf(const Arguments& arguments, const config::CollectorConfig&
   return arguments.format.value_or(OutputFormatFromConfig(config.output_format()));
 }
 
-// The collection job request of one round of the walk.
-dap::CollectionJobReq RoundRequest(const dap::Query& query, std::vector<uint8_t> agg_param,
-                                   const WalkIdentity& identity) {
-  dap::CollectionJobReq request;
-  request.query = query;
-  request.agg_param = std::move(agg_param);
-  if (identity.batch.walk_id) {
-    dap::Extension walk_id;
-    walk_id.type = dap::kWalkIdExtension;
-    walk_id.data.assign(identity.batch.walk_id->begin(), identity.batch.walk_id->end());
-    request.extensions.push_back(std::move(walk_id));
-  }
-  return request;
-}
-
 int RunHeavyHitters(CollectorSetup& setup, const Arguments& arguments) {
   const config::CollectorConfig& config = setup.config;
   if (!config.has_heavy_hitters()) {
@@ -179,67 +163,19 @@ int RunHeavyHitters(CollectorSetup& setup, const Arguments& arguments) {
               << ": heavy_hitters: required for the heavy-hitters command\n";
     return 3;
   }
-  const auto* poplar1 = dynamic_cast<const poplar::Poplar1*>(setup.task.vdaf.get());
-  if (poplar1 == nullptr) {
-    std::cerr << "canopy-collector: the task is not a Poplar1 task\n";
-    return 3;
-  }
-  auto settings = WalkSettings::FromConfig(config.heavy_hitters());
-  auto identity = WalkIdentityFromConfig(config);
-  auto query = BatchQuery(config, setup.task.configuration);
-  if (!settings || !identity || !query) {
-    const Error& error =
-        !settings ? settings.error() : (!identity ? identity.error() : query.error());
-    std::cerr << "canopy-collector: " << arguments.config_path << ": " << error.message() << "\n";
-    return 3;
-  }
-  const std::string& state_path = config.heavy_hitters().resume_state_path();
-  auto opened = StartOrResumeWalk(state_path, *identity, *settings);
-  if (!opened) {
-    std::cerr << "canopy-collector: " << opened.error().message() << "\n";
-    return 3;
-  }
-
   auto http = dap::HttpClient::Create();
   if (!http) {
     std::cerr << "canopy-collector: " << http.error().message() << "\n";
     return 1;
   }
-  auto collector =
-      Collector::Create(setup.task, std::move(*setup.key), setup.hpke_config, *http, setup.options);
-  if (!collector) {
-    std::cerr << "canopy-collector: " << collector.error().message() << "\n";
-    return 3;
-  }
-
-  // Each round asks for the candidates' counts with the Poplar1 parameter of
-  // their level; the previous parameter lets MakeAggParam check the walk.
-  std::shared_ptr<const poplar::Poplar1AggParam> previous;
-  const WalkIdentity walk_identity = opened->identity;
-  RoundRunner runner = [&](size_t level,
-                           std::span<const idpf::BitString> candidates) -> Result<RoundResult> {
-    auto agg_param = poplar1->MakeAggParam(
-        level, std::vector<idpf::BitString>(candidates.begin(), candidates.end()), previous.get());
-    if (!agg_param) return std::unexpected(agg_param.error());
-    auto request = RoundRequest(*query, poplar1->EncodeAggParam(**agg_param), walk_identity);
-    auto collection = collector->Collect(request);
-    if (!collection) return std::unexpected(collection.error());
-    previous = *agg_param;
-    RoundResult result;
-    result.report_count = collection->report_count;
-    for (unsigned __int128 count : collection->result) {
-      result.counts.push_back(static_cast<uint64_t>(count));
-    }
-    return result;
-  };
   WalkObserver observer;
   if (!arguments.quiet) {
     observer = [](const WalkProgress& progress) {
       std::cerr << "canopy-collector: " << FormatProgress(progress) << "\n";
     };
   }
-  auto result = RunWalk(std::move(opened->walk), runner, observer,
-                        MakeStateRecorder(state_path, walk_identity), opened->resumed_rounds);
+  const std::string state_path = config.heavy_hitters().resume_state_path();
+  auto result = RunConfiguredWalk(setup, *http, observer);
   if (!result) {
     std::cerr << "canopy-collector: the walk stopped: " << result.error().message() << "\n";
     if (!state_path.empty()) {

@@ -1,0 +1,302 @@
+// The end-to-end heavy-hitters benchmark: a leader and a helper as
+// `canopy-aggregator` processes on loopback (each with its SQLite file), N
+// reports of URL-like strings drawn from a Zipf law uploaded as a client
+// does, then the collector's whole walk, as canopy-collector runs it. Prints
+// the time of each phase and, per round, the candidates, survivors, time and
+// the bytes the aggregators exchanged (the helper's counters of request and
+// response bodies), and checks the result against the true counts.
+//
+//   build/bench/discovery_load --reports 100000 [--bits 256] [--stride 4]
+//       [--first-round-bits 4] [--threshold 0.01] [--distinct 1000]
+//       [--exponent 1.03] [--seed 1] [--job-size 500] [--keep]
+//
+// Exit status: 0 when the heavy hitters equal the true counts, 1 otherwise or
+// on any failure, 2 for bad arguments.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client_app/bulk_upload.h"
+#include "client_app/measurement_input.h"
+#include "client_app/task_file.h"
+#include "client_app/workload.h"
+#include "collector_app/collector.h"
+#include "collector_app/configured_walk.h"
+#include "collector_app/walk_output.h"
+#include "dap/http_client.h"
+#include "tests/testing/local_deployment.h"
+
+namespace canopy::bench {
+namespace {
+
+struct Options {
+  uint64_t reports = 10000;
+  uint32_t bits = 256;
+  uint32_t stride = 4;
+  uint32_t first_round_bits = 0;  // 0: the stride.
+  double threshold = 0.01;
+  size_t distinct = 1000;
+  double exponent = 1.03;
+  uint64_t seed = 1;
+  uint32_t job_size = 500;
+  bool keep = false;
+};
+
+bool ParseOptions(int argc, char** argv, Options& options) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view flag = argv[i];
+    if (flag == "--keep") {
+      options.keep = true;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::cerr << "discovery_load: " << flag << " needs a value\n";
+      return false;
+    }
+    std::string value = argv[++i];
+    if (flag == "--reports") {
+      options.reports = std::stoull(value);
+    } else if (flag == "--bits") {
+      options.bits = static_cast<uint32_t>(std::stoul(value));
+    } else if (flag == "--stride") {
+      options.stride = static_cast<uint32_t>(std::stoul(value));
+    } else if (flag == "--first-round-bits") {
+      options.first_round_bits = static_cast<uint32_t>(std::stoul(value));
+    } else if (flag == "--threshold") {
+      options.threshold = std::stod(value);
+    } else if (flag == "--distinct") {
+      options.distinct = std::stoull(value);
+    } else if (flag == "--exponent") {
+      options.exponent = std::stod(value);
+    } else if (flag == "--seed") {
+      options.seed = std::stoull(value);
+    } else if (flag == "--job-size") {
+      options.job_size = static_cast<uint32_t>(std::stoul(value));
+    } else {
+      std::cerr << "discovery_load: unknown flag " << flag << "\n";
+      return false;
+    }
+  }
+  return options.reports > 0 && options.bits % 8 == 0 && options.stride >= 1 &&
+         options.stride <= 16;
+}
+
+double Seconds(std::chrono::steady_clock::duration duration) {
+  return std::chrono::duration<double>(duration).count();
+}
+
+// The helper's counters of traffic with the leader: request and response
+// body bytes.
+struct PeerBytes {
+  uint64_t from_leader = 0;
+  uint64_t to_leader = 0;
+};
+
+Result<PeerBytes> ReadPeerBytes(dap::HttpClient& http, const std::string& helper_url) {
+  auto answer = http.Send(dap::HttpMethod::kGet, dap::JoinUrl(helper_url, "metrics"));
+  if (!answer) return std::unexpected(answer.error());
+  std::string text(answer->body.begin(), answer->body.end());
+  PeerBytes bytes;
+  auto counter = [&](std::string_view name) -> uint64_t {
+    size_t at = text.find(std::string("\n") + std::string(name) + " ");
+    if (at == std::string::npos) return 0;
+    return std::stoull(text.substr(at + name.size() + 2));
+  };
+  bytes.from_leader = counter("canopy_peer_request_bytes_total");
+  bytes.to_leader = counter("canopy_peer_response_bytes_total");
+  return bytes;
+}
+
+std::string Megabytes(uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f", static_cast<double>(bytes) / 1e6);
+  return text;
+}
+
+int Run(const Options& options) {
+  using Clock = std::chrono::steady_clock;
+  const auto begin = Clock::now();
+  testing::LocalDeploymentOptions deployment_options;
+  deployment_options.programs = {CANOPY_AGGREGATOR_BINARY, CANOPY_CLIENT_BINARY,
+                                 CANOPY_COLLECTOR_BINARY};
+  deployment_options.folder_prefix = "canopy-discovery";
+  deployment_options.keep_folder = options.keep;
+  for (testing::AggregatorSettings* settings :
+       {&deployment_options.leader, &deployment_options.helper}) {
+    settings->worker_threads = 2;
+    settings->report_cache_reports = std::max<uint64_t>(options.reports, 100000);
+    settings->max_reports_per_aggregation_job = options.job_size;
+  }
+  auto deployment = testing::LocalDeployment::Create(deployment_options);
+  if (!deployment) {
+    std::cerr << deployment.error().message() << "\n";
+    return 1;
+  }
+  config::HeavyHitters walk;
+  walk.set_bits(options.bits);
+  walk.set_relative_threshold(options.threshold);
+  walk.set_bits_per_round(options.stride);
+  walk.set_first_round_bits(options.first_round_bits == 0 ? std::min(options.stride, options.bits)
+                                                          : options.first_round_bits);
+  const uint32_t rounds = collector::WalkRounds(walk);
+  auto task = (*deployment)
+                  ->AddPoplar1Task(options.bits, /*leader_selected=*/true,
+                                   /*min_batch_size=*/100, std::max<uint32_t>(2, rounds));
+  if (!task) {
+    std::cerr << task.error().message() << "\n";
+    return 1;
+  }
+  auto started = (*deployment)->Start();
+  if (!started) {
+    std::cerr << started.error().message() << "\n" << (*deployment)->Logs();
+    return 1;
+  }
+  std::cout << "discovery_load: " << options.reports << " reports of " << options.bits / 8
+            << "-byte strings (Zipf " << options.exponent << " over " << options.distinct
+            << " strings), threshold " << options.threshold << " of the reports, " << options.stride
+            << " bits per round (" << rounds << " rounds at most), folder "
+            << (*deployment)->folder() << "\n";
+
+  // Upload, as canopy-client does.
+  client::WorkloadOptions workload_options;
+  workload_options.reports = options.reports;
+  workload_options.exponent = options.exponent;
+  workload_options.distinct = options.distinct;
+  workload_options.seed = options.seed;
+  workload_options.max_length = options.bits / 8;
+  auto workload = client::GenerateWorkload(workload_options);
+  auto client_task = client::LoadClientTask(task->task_file);
+  if (!workload || !client_task) {
+    std::cerr << (!workload ? workload.error() : client_task.error()).message() << "\n";
+    return 1;
+  }
+  std::vector<idpf::BitString> encoded;
+  encoded.reserve(workload->strings.size());
+  for (const std::string& string : workload->strings) {
+    auto bits = client::EncodeString(string, options.bits);
+    if (!bits) {
+      std::cerr << bits.error().message() << "\n";
+      return 1;
+    }
+    encoded.push_back(std::move(*bits));
+  }
+  client::BulkUploadOptions upload_options;
+  upload_options.threads = 2;
+  const auto upload_start = Clock::now();
+  auto uploaded = client::BulkUpload(
+      client_task->upload, options.reports,
+      [&](size_t index) { return poplar::Measurement(encoded[workload->draws[index]]); },
+      upload_options);
+  const auto upload_time = Clock::now() - upload_start;
+  if (!uploaded || uploaded->accepted != options.reports) {
+    std::cerr << "upload failed: "
+              << (uploaded ? client::DescribeSummary(*uploaded) : uploaded.error().message())
+              << "\n";
+    return 1;
+  }
+  std::cout << "upload: " << options.reports << " reports in " << Seconds(upload_time) << " s ("
+            << static_cast<uint64_t>(static_cast<double>(options.reports) / Seconds(upload_time))
+            << " reports/s)\n";
+
+  // The walk, as canopy-collector runs it, with the helper's counters read
+  // after each round.
+  config::CollectorConfig settings;
+  *settings.mutable_heavy_hitters() = walk;
+  config::CollectorConfig collector_config = (*deployment)->CollectorConfigFor(*task, settings);
+  testing::LocalDeployment::SetBatch(*task, 0, collector_config);
+  auto config_path = (*deployment)->WriteCollectorConfig(collector_config, "collector");
+  if (!config_path) {
+    std::cerr << config_path.error().message() << "\n";
+    return 1;
+  }
+  auto setup = collector::LoadCollectorSetup(*config_path);
+  auto http = dap::HttpClient::Create();
+  if (!setup || !http) {
+    std::cerr << (!setup ? setup.error() : http.error()).message() << "\n";
+    return 1;
+  }
+  const std::string helper_url = (*deployment)->helper().url();
+  auto before = ReadPeerBytes(*http, helper_url);
+  if (!before) {
+    std::cerr << before.error().message() << "\n";
+    return 1;
+  }
+  std::vector<PeerBytes> round_bytes;
+  PeerBytes last = *before;
+  std::printf("%6s %6s %10s %9s %8s %14s %14s\n", "round", "level", "candidates", "survivors",
+              "seconds", "MB to helper", "MB to leader");
+  collector::WalkObserver observer = [&](const collector::WalkProgress& progress) {
+    if (progress.stage != collector::WalkProgress::Stage::kRoundFinished) return;
+    auto now = ReadPeerBytes(*http, helper_url);
+    PeerBytes delta;
+    if (now) {
+      delta = {now->from_leader - last.from_leader, now->to_leader - last.to_leader};
+      last = *now;
+    }
+    round_bytes.push_back(delta);
+    std::printf("%6zu %6zu %10zu %9zu %8.2f %14s %14s\n", progress.round, progress.level,
+                progress.candidates, progress.survivors,
+                static_cast<double>(progress.round_time.count()) / 1000.0,
+                Megabytes(delta.from_leader).c_str(), Megabytes(delta.to_leader).c_str());
+    std::fflush(stdout);
+  };
+  const auto walk_start = Clock::now();
+  auto result = collector::RunConfiguredWalk(*setup, *http, observer);
+  const auto walk_time = Clock::now() - walk_start;
+  if (!result) {
+    std::cerr << "walk failed: " << result.error().message() << "\n" << (*deployment)->Logs();
+    return 1;
+  }
+  const auto output_start = Clock::now();
+  collector::OutputOptions output;
+  output.format = collector::OutputFormat::kCsv;
+  const std::string csv = collector::FormatWalkResult(*result, output);
+  const auto output_time = Clock::now() - output_start;
+
+  // The heavy hitters must be exactly the strings whose true count meets the
+  // threshold, with their counts.
+  const uint64_t limit =
+      static_cast<uint64_t>(std::ceil(options.threshold * static_cast<double>(options.reports)));
+  std::map<std::string, uint64_t> expected;
+  for (const client::TrueCount& count : workload->TrueCounts()) {
+    if (count.count >= std::max<uint64_t>(limit, 1)) expected[count.string] = count.count;
+  }
+  std::map<std::string, uint64_t> found;
+  for (const collector::HeavyHitter& hitter : result->heavy_hitters) {
+    found[client::DecodeString(hitter.string)] = hitter.count;
+  }
+  const bool exact = found == expected;
+  PeerBytes total{last.from_leader - before->from_leader, last.to_leader - before->to_leader};
+  std::cout << "walk: " << result->rounds.size() << " rounds in " << Seconds(walk_time)
+            << " s; the aggregators exchanged " << Megabytes(total.from_leader) << " MB + "
+            << Megabytes(total.to_leader) << " MB\n"
+            << "output: " << result->heavy_hitters.size() << " heavy hitters in "
+            << Seconds(output_time) * 1000.0 << " ms; "
+            << (exact ? "exactly the strings whose true count meets the threshold"
+                      : "DIFFERENT from the true counts")
+            << "\n"
+            << "total: " << Seconds(Clock::now() - begin) << " s (upload " << Seconds(upload_time)
+            << " s, discovery " << Seconds(walk_time + output_time) << " s)\n";
+  auto stopped = (*deployment)->Stop();
+  if (!stopped) std::cerr << stopped.error().message() << "\n";
+  return exact ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace canopy::bench
+
+int main(int argc, char** argv) {
+  canopy::bench::Options options;
+  if (!canopy::bench::ParseOptions(argc, argv, options)) {
+    std::cerr << "usage: discovery_load [--reports N] [--bits B] [--stride S] "
+                 "[--first-round-bits F] [--threshold T] [--distinct D] [--exponent E] "
+                 "[--seed S] [--job-size J] [--keep]\n";
+    return 2;
+  }
+  return canopy::bench::Run(options);
+}
