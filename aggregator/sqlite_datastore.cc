@@ -607,10 +607,18 @@ class SqliteTransaction final : public Transaction {
 
   Result<void> PutReportAggregation(const ReportAggregationRow& row) override {
     auto s = Prepare(
-        "INSERT OR REPLACE INTO report_aggregations (task_id, job_id, ord, report_id, time, "
+        // A report's row is written at each step of its job. Updating only
+        // the columns that change leaves the (task_id, report_id, agg_param)
+        // index alone; a REPLACE would rewrite a random page of it per
+        // report and step.
+        "INSERT INTO report_aggregations (task_id, job_id, ord, report_id, time, "
         "bucket_key, state, error, verify_state, last_message, agg_param) VALUES "
         "(?,?,?,?,?,?,?,?,?,?, (SELECT canopy_sha256(agg_param) FROM aggregation_jobs "
-        "WHERE task_id = ?1 AND job_id = ?2))");
+        "WHERE task_id = ?1 AND job_id = ?2)) "
+        "ON CONFLICT (task_id, job_id, ord) DO UPDATE SET state = excluded.state, "
+        "error = excluded.error, verify_state = excluded.verify_state, "
+        "last_message = excluded.last_message, "
+        "time = excluded.time, bucket_key = excluded.bucket_key");
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, row.task_id)
         .Bind(2, row.job_id)
