@@ -8,6 +8,7 @@
 #include "aggregator/internal/common.h"
 #include "aggregator/service.h"
 #include "aggregator/work_signal.h"
+#include "crypto/random.h"
 #include "dap/base64url.h"
 #include "dap/http_client.h"
 
@@ -26,7 +27,19 @@ ServerResponse AggregatorService::CreateCollectionJob(const Task& task,
   if (!collection) {
     return Problem(ProblemType::kInvalidMessage, collection.error().message(), &task.id);
   }
-  const JobId job_id = internal::ContentDerivedId(task.id, request.body);
+  // IDs derive from the request, so a repeated request names the same job
+  // (a walk's resumed round finds its job again), except for "the next
+  // batch" without a walk_id: every such request asks for a new batch.
+  const bool next_batch = task.leader_selected() &&
+                          std::none_of(collection->extensions.begin(), collection->extensions.end(),
+                                       [](const dap::Extension& extension) {
+                                         return extension.type == dap::kWalkIdExtension;
+                                       });
+  JobId job_id = internal::ContentDerivedId(task.id, request.body);
+  if (next_batch) {
+    auto random = crypto::RandomBytes(job_id);
+    if (!random) return Problem(ProblemType::kInternal, "no randomness for a job ID", &task.id);
+  }
   const std::string location = "/tasks/" + dap::Base64UrlEncode(task.id) + "/collection_jobs/" +
                                dap::Base64UrlEncode(job_id);
   auto query_ok = dap::CheckQuery(task.configuration, collection->query);

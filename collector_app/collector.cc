@@ -74,10 +74,20 @@ Result<std::string> Collector::StartCollection(const dap::CollectionJobReq& requ
   auto body = dap::Encode(request);
   if (!body) return std::unexpected(body.error());
   // Creation is idempotent on the leader (the job's ID is derived from the
-  // request), so a retried POST cannot create a second job.
-  auto answer =
-      state_->http->Send(dap::HttpMethod::kPost, state_->creation_url, kCollectionJobReqMediaType,
-                         *body, state_->options.collector_token);
+  // request), so a retried POST cannot create a second job; except for "the next batch" of a
+  // leader-selected task without a walk ID, where a resent request would take another batch.
+  dap::HttpRequest post;
+  post.method = dap::HttpMethod::kPost;
+  post.url = state_->creation_url;
+  post.content_type = kCollectionJobReqMediaType;
+  post.body = *body;
+  post.bearer_token = state_->options.collector_token;
+  post.idempotent = request.query.batch_mode != dap::BatchMode::kLeaderSelected ||
+                    std::any_of(request.extensions.begin(), request.extensions.end(),
+                                [](const dap::Extension& extension) {
+                                  return extension.type == dap::kWalkIdExtension;
+                                });
+  auto answer = state_->http->Send(post);
   if (!answer) return std::unexpected(answer.error());
   if (answer->status != 201 && answer->status != 200) {
     return MakeError(ErrorCode::kInvalidArgument,

@@ -121,8 +121,9 @@ struct CollectorSetup {
 };
 
 // Loads a collector configuration, its task file and its HPKE key, and
-// checks that they agree: the configuration's task_id and leader_url are the
-// task's, the key's config_id and suite are the task's collector_hpke_config
+// checks that they agree: the configuration's task_id is the task's (its
+// leader_url may differ from the task's, for example a local TLS proxy), the
+// key's config_id and suite are the task's collector_hpke_config
 // and its public key is the one the task names, the batch fits the task's
 // batch mode, and for a heavy-hitters walk the task is Poplar1 with the
 // walk's bits, with the multi-level collection extension allowing as many

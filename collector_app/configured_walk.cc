@@ -47,6 +47,14 @@ Result<WalkResult> RunConfiguredWalk(CollectorSetup& setup, dap::HttpClient& htt
   const std::string& state_path = config.heavy_hitters().resume_state_path();
   auto opened = StartOrResumeWalk(state_path, *identity, *settings);
   if (!opened) return std::unexpected(opened.error());
+  // A fresh leader-selected walk records its walk ID before the first round:
+  // the leader binds a batch to it at the first collection, so a walk
+  // interrupted during that round must come back with the same ID.
+  if (!state_path.empty() && opened->resumed_rounds == 0 &&
+      opened->identity.batch.leader_selected) {
+    auto saved = SaveWalkState(state_path, opened->identity, opened->walk);
+    if (!saved) return std::unexpected(saved.error());
+  }
   if (setup.key == nullptr) {
     return MakeError(ErrorCode::kInvalidArgument, "the collector's key was already used");
   }

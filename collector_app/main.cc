@@ -178,7 +178,9 @@ int RunHeavyHitters(CollectorSetup& setup, const Arguments& arguments) {
   auto result = RunConfiguredWalk(setup, *http, observer);
   if (!result) {
     std::cerr << "canopy-collector: the walk stopped: " << result.error().message() << "\n";
-    if (!state_path.empty()) {
+    // Only a failure to reach the leader (or a stuck job) is worth another
+    // try; a refusal or a bad state file would fail the same way again.
+    if (!state_path.empty() && result.error().code() == ErrorCode::kIoError) {
       std::cerr << "canopy-collector: run the same command again to resume it from " << state_path
                 << "\n";
     }
@@ -219,7 +221,7 @@ int RunCollect(CollectorSetup& setup, const Arguments& arguments) {
   if (config.has_heavy_hitters()) {
     std::cerr << "canopy-collector: " << arguments.config_path
               << ": has a heavy_hitters block: use the heavy-hitters command\n";
-    return 2;
+    return 3;
   }
   auto query = BatchQuery(config, setup.task.configuration);
   if (!query) {

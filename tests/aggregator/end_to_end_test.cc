@@ -129,6 +129,16 @@ TEST(EndToEnd, Prio3LeaderSelectedBatches) {
   // The first batch holds min_batch_size reports; the rest wait for more.
   EXPECT_EQ(collected->report_count, 20u);
   EXPECT_EQ(collected->result[0], 20u);
+
+  // The same request again asks for the next batch, not the first job.
+  // It holds the 5 ones left over and 15 zeros.
+  std::vector<poplar::Measurement> zeros(15, uint64_t{0});
+  ASSERT_TRUE(deployment.Upload(task_id, zeros, now));
+  auto second = deployment.Collect(task_id, request);
+  ASSERT_TRUE(second) << second.error().ToString();
+  ASSERT_EQ(second->status, 200) << second->problem_type;
+  EXPECT_EQ(second->report_count, 20u);
+  EXPECT_EQ(second->result[0], 5u);
 }
 
 // The plain count of `strings` starting with each prefix.
