@@ -99,7 +99,8 @@ std::string_view CandidateStatusName(CandidateStatus status) {
 Result<WalkSettings> WalkSettings::FromConfig(const config::HeavyHitters& config) {
   WalkSettings settings;
   settings.bits = config.bits();
-  settings.bits_per_round = config.bits_per_round() == 0 ? 1 : config.bits_per_round();
+  settings.bits_per_round =
+      config.bits_per_round() == 0 ? config::kDefaultBitsPerRound : config.bits_per_round();
   settings.first_round_bits = config.first_round_bits() != 0
                                   ? config.first_round_bits()
                                   : std::min(settings.bits_per_round, std::max(settings.bits, 1u));

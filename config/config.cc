@@ -418,8 +418,8 @@ void CheckAggregator(AggregatorConfig& config, const Where& where, const std::st
   if (config.report_cache_reports() == 0) {
     config.set_report_cache_reports(kDefaultReportCacheReports);
   } else if (config.report_cache_reports() > kMaxReportCacheReports) {
-    where.Fail("report_cache_reports", "must be at most " + Str(kMaxReportCacheReports) +
-                                           ", got " + Str(config.report_cache_reports()));
+    where.Fail("report_cache_reports", "must be at most " + Str(kMaxReportCacheReports) + ", got " +
+                                           Str(config.report_cache_reports()));
   }
   if (config.max_reports_per_aggregation_job() == 0) {
     config.set_max_reports_per_aggregation_job(kDefaultMaxReportsPerAggregationJob);
@@ -513,7 +513,7 @@ void CheckHeavyHitters(HeavyHitters& hh, const Where& where, const std::string& 
       }
     }
   }
-  if (hh.bits_per_round() == 0) hh.set_bits_per_round(1);
+  if (hh.bits_per_round() == 0) hh.set_bits_per_round(kDefaultBitsPerRound);
   if (hh.bits_per_round() > 16) {
     where.Fail("bits_per_round", "must be in 1..16, got " + Str(hh.bits_per_round()));
   }

@@ -403,8 +403,8 @@ TEST_F(ConfigTest, CollectorRelativeThresholdOutOfRangeIsNamed) {
 TEST_F(ConfigTest, CollectorThresholdsAreChecked) {
   Result<CollectorConfig> good = ParseCollectorConfig(kGoodCollector, "c.textproto");
   ASSERT_TRUE(good) << good.error().message();
-  EXPECT_EQ(good->heavy_hitters().bits_per_round(), 1u);
-  EXPECT_EQ(good->heavy_hitters().first_round_bits(), 1u);
+  EXPECT_EQ(good->heavy_hitters().bits_per_round(), 4u);
+  EXPECT_EQ(good->heavy_hitters().first_round_bits(), 4u);
   EXPECT_EQ(good->output_format(), CollectorConfig::TEXT);
 
   std::string text = Replace(kGoodCollector, "  default_threshold",
