@@ -426,7 +426,7 @@ TEST_F(ConfigTest, CollectorThresholdsAreChecked) {
            "c.textproto:12: heavy_hitters.prefix_thresholds[3].bits: the same prefix as "
            "prefix_thresholds[2]",
            "c.textproto:13: heavy_hitters.max_candidates_per_level: must be 0 (no cap) or at "
-           "least 2",
+           "least 16",
        }) {
     EXPECT_NE(message.find(needle), std::string::npos) << "no \"" << needle << "\" in:\n"
                                                        << message;
