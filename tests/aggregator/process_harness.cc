@@ -1,11 +1,8 @@
 #include "tests/aggregator/process_harness.h"
 
-#include <arpa/inet.h>
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -20,6 +17,7 @@
 #include "dap/base64url.h"
 #include "dap/problem.h"
 #include "dap/upload_client.h"
+#include "tests/testing/local_deployment.h"
 #include "tests/testing/temp_folder.h"
 
 #ifndef CANOPY_AGGREGATOR_BINARY
@@ -38,24 +36,8 @@ crypto::hpke::KeyPair NewKeyPair() {
   return std::move(*pair);
 }
 
-// A loopback port nobody listens on now. The aggregators bind it a moment
-// later; the kernel does not hand out the same ephemeral port again that soon.
-uint16_t FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  uint16_t port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  close(fd);
-  return port;
-}
+// A loopback port nobody listens on now (0 when none could be found).
+uint16_t FreeLoopbackPort() { return canopy::testing::FreeLoopbackPort().value_or(0); }
 
 Result<void> WriteFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
