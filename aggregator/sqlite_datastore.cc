@@ -170,11 +170,23 @@ UPDATE aggregated_reports SET agg_param = canopy_sha256(agg_param);
 
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
-// How rows per report name an aggregation parameter (schema version 2).
-Bytes AggParamDigest(const Bytes& agg_param) {
-  auto digest = internal::Sha256(agg_param);
-  return Bytes(digest.begin(), digest.end());
+// SHA-256 of `data`, remembered for the last input per thread: every row of
+// a job names the same parameter, and deep in a walk a Poplar1 parameter is
+// kilobytes, so hashing it once per report and statement would show.
+const Bytes& MemoizedSha256(std::span<const uint8_t> data) {
+  thread_local Bytes last_input;
+  thread_local Bytes last_digest;
+  if (last_digest.empty() || last_input.size() != data.size() ||
+      (!data.empty() && std::memcmp(last_input.data(), data.data(), data.size()) != 0)) {
+    auto digest = internal::Sha256(data);
+    last_digest.assign(digest.begin(), digest.end());
+    last_input.assign(data.begin(), data.end());
+  }
+  return last_digest;
 }
+
+// How rows per report name an aggregation parameter (schema version 2).
+Bytes AggParamDigest(const Bytes& agg_param) { return MemoizedSha256(agg_param); }
 
 // Bucket key lists are stored as concatenated (u16 length || key) records.
 Bytes EncodeKeyList(const std::vector<Bytes>& keys) {
@@ -1074,7 +1086,7 @@ void SqlSha256(sqlite3_context* context, int, sqlite3_value** values) {
   }
   const auto* data = static_cast<const uint8_t*>(sqlite3_value_blob(values[0]));
   const int size = sqlite3_value_bytes(values[0]);
-  auto digest = internal::Sha256(std::span<const uint8_t>(data, static_cast<size_t>(size)));
+  const Bytes& digest = MemoizedSha256(std::span<const uint8_t>(data, static_cast<size_t>(size)));
   sqlite3_result_blob(context, digest.data(), static_cast<int>(digest.size()), SQLITE_TRANSIENT);
 }
 
