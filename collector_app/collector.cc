@@ -74,8 +74,9 @@ Result<std::string> Collector::StartCollection(const dap::CollectionJobReq& requ
   auto body = dap::Encode(request);
   if (!body) return std::unexpected(body.error());
   // Creation is idempotent on the leader (the job's ID is derived from the
-  // request), so a retried POST cannot create a second job; except for "the next batch" of a
-  // leader-selected task without a walk ID, where a resent request would take another batch.
+  // request), so a retried POST cannot create a second job; except for "the
+  // next batch" of a leader-selected task without a walk ID, where a resent
+  // request would take another batch: that one is sent once.
   dap::HttpRequest post;
   post.method = dap::HttpMethod::kPost;
   post.url = state_->creation_url;

@@ -32,7 +32,6 @@
 #include "collector_app/heavy_hitters_walk.h"
 #include "collector_app/walk_output.h"
 #include "dap/base64url.h"
-#include "dap/task.h"
 
 namespace canopy::collector {
 namespace {
