@@ -384,8 +384,10 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
   dap::AggregationJobResp response;
   Bytes encoded_response;
   bool raced = false;
+  std::optional<std::string> history_refusal;  // Set when the history re-check fails.
   auto commit = datastore_.Run([&](Transaction& tx) -> Result<void> {
     raced = false;
+    history_refusal.reset();
     auto job = tx.GetAggregationJob(task.id, job_id);
     if (!job) return std::unexpected(job.error());
     if (job->has_value()) {
@@ -476,7 +478,10 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
       }
       std::string problem =
           internal::CheckAggParamHistory(task, init->agg_param, **agg_param, *history);
-      if (!problem.empty()) return MakeError(ErrorCode::kInvalidArgument, problem);
+      if (!problem.empty()) {
+        history_refusal = problem;
+        return MakeError(ErrorCode::kInvalidArgument, problem);
+      }
       auto appended = tx.AppendBucketAggParam(task.id, bucket, init->agg_param);
       if (!appended) return appended;
     }
@@ -495,9 +500,9 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
     }
     return {};
   });
-  if (!commit && commit.error().code() == ErrorCode::kInvalidArgument) {
+  if (!commit && history_refusal) {
     // Another job of the batch moved its history on meanwhile.
-    return Problem(ProblemType::kInvalidAggregationParameter, commit.error().message(), &task.id);
+    return Problem(ProblemType::kInvalidAggregationParameter, *history_refusal, &task.id);
   }
   if (!commit) {
     return Problem(ProblemType::kInternal, "datastore: " + commit.error().message(), &task.id);

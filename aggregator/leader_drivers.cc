@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -353,7 +354,13 @@ Result<size_t> LeaderDrivers::DriveAggregationJobs() {
   };
   const size_t workers = std::min(leases.size(), std::max<size_t>(1, options_.parallel_jobs));
   std::vector<std::thread> threads;
-  for (size_t w = 1; w < workers; ++w) threads.emplace_back(drive_leases);
+  for (size_t w = 1; w < workers; ++w) {
+    try {
+      threads.emplace_back(drive_leases);
+    } catch (const std::system_error&) {
+      break;  // No more threads to be had: the ones running share the work.
+    }
+  }
   drive_leases();
   for (std::thread& thread : threads) thread.join();
   if (failure) return std::unexpected(*failure);

@@ -292,7 +292,13 @@ int Run(const Options& options) {
 
 int main(int argc, char** argv) {
   canopy::bench::Options options;
-  if (!canopy::bench::ParseOptions(argc, argv, options)) {
+  bool parsed = false;
+  try {
+    parsed = canopy::bench::ParseOptions(argc, argv, options);
+  } catch (const std::exception&) {  // std::stoull and std::stod on bad numbers.
+    parsed = false;
+  }
+  if (!parsed) {
     std::cerr << "usage: discovery_load [--reports N] [--bits B] [--stride S] "
                  "[--first-round-bits F] [--threshold T] [--distinct D] [--exponent E] "
                  "[--seed S] [--job-size J] [--keep]\n";

@@ -1,5 +1,6 @@
 #include "collector_app/configured_walk.h"
 
+#include <limits>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -79,6 +80,10 @@ Result<WalkResult> RunConfiguredWalk(CollectorSetup& setup, dap::HttpClient& htt
     result.report_count = collection->report_count;
     result.counts.reserve(collection->result.size());
     for (unsigned __int128 count : collection->result) {
+      // A count is at most the report count; anything wider is not a count.
+      if (count > std::numeric_limits<uint64_t>::max()) {
+        return MakeError(ErrorCode::kVerifyFailed, "an unsharded count does not fit 64 bits");
+      }
       result.counts.push_back(static_cast<uint64_t>(count));
     }
     return result;

@@ -25,12 +25,14 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "collector_app/collector.h"
 #include "collector_app/configured_walk.h"
 #include "collector_app/heavy_hitters_walk.h"
 #include "collector_app/walk_output.h"
+#include "crypto/secure_wipe.h"
 #include "dap/base64url.h"
 
 namespace canopy::collector {
@@ -251,31 +253,44 @@ int RunCollect(CollectorSetup& setup, const Arguments& arguments) {
              : 1;
 }
 
-// Writes a new key pair as unpadded base64url files; refuses to overwrite.
+// Creates `path` (never an existing file) with `mode` and writes `text` to
+// it, synced. On failure nothing is left behind and a message is printed.
+bool WriteNewFile(const std::string& path, std::string_view text, mode_t mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) {
+    std::cerr << "canopy-collector: cannot create " << path << ": " << std::strerror(errno) << "\n";
+    return false;
+  }
+  bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  written = ::fsync(fd) == 0 && written;
+  written = ::close(fd) == 0 && written;
+  if (!written) {
+    std::cerr << "canopy-collector: cannot write " << path << "\n";
+    ::unlink(path.c_str());
+  }
+  return written;
+}
+
+// Writes a new key pair as unpadded base64url files. Neither file may exist
+// (an existing key is never replaced by accident); the private key is its
+// owner's only (0600).
 int RunKeygen(const Arguments& arguments) {
+  if (arguments.private_key_path == arguments.public_key_path) {
+    std::cerr << "canopy-collector: --private-key and --public-key name the same file\n";
+    return 2;
+  }
   auto pair = crypto::hpke::GenerateKeyPair(crypto::hpke::KemId::kX25519HkdfSha256);
   if (!pair) {
     std::cerr << "canopy-collector: " << pair.error().message() << "\n";
     return 1;
   }
-  const std::string private_text = dap::Base64UrlEncode(pair->private_key.span()) + "\n";
+  std::string private_text = dap::Base64UrlEncode(pair->private_key.span()) + "\n";
   const std::string public_text = dap::Base64UrlEncode(pair->public_key);
-  // O_EXCL: an existing key is never replaced by accident; 0600: the private
-  // key is its owner's only.
-  int fd = ::open(arguments.private_key_path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-  if (fd < 0) {
-    std::cerr << "canopy-collector: cannot create " << arguments.private_key_path << ": "
-              << std::strerror(errno) << "\n";
-    return 1;
-  }
-  bool written = ::write(fd, private_text.data(), private_text.size()) ==
-                 static_cast<ssize_t>(private_text.size());
-  written = ::close(fd) == 0 && written;
-  std::ofstream public_file(arguments.public_key_path, std::ios::trunc);
-  public_file << public_text << "\n";
-  public_file.close();
-  if (!written || !public_file) {
-    std::cerr << "canopy-collector: cannot write the key files\n";
+  const bool private_written = WriteNewFile(arguments.private_key_path, private_text, 0600);
+  crypto::SecureWipe(private_text.data(), private_text.size());
+  if (!private_written) return 1;
+  if (!WriteNewFile(arguments.public_key_path, public_text + "\n", 0644)) {
+    ::unlink(arguments.private_key_path.c_str());
     return 1;
   }
   std::cout << public_text << "\n";
