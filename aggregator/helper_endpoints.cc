@@ -894,10 +894,7 @@ ServerResponse AggregatorService::GetAggregateShare(const Task& task, const JobI
   if (!read)
     return Problem(ProblemType::kInternal, "datastore: " + read.error().message(), &task.id);
   if (!row) {
-    ServerResponse response =
-        Problem(ProblemType::kInvalidMessage, "no such aggregate share", &task.id);
-    response.status = 404;
-    return response;
+    return internal::NotFound("no such aggregate share", &task.id);
   }
   return internal::Message(200, "aggregate-share", row->response);
 }

@@ -177,10 +177,7 @@ ServerResponse AggregatorService::GetCollectionJob(const Task& task, const JobId
   if (!read)
     return Problem(ProblemType::kInternal, "datastore: " + read.error().message(), &task.id);
   if (!job || job->state == CollectionState::kAbandoned) {
-    ServerResponse response =
-        Problem(ProblemType::kInvalidMessage, "no such collection job", &task.id);
-    response.status = 404;
-    return response;
+    return internal::NotFound("no such collection job", &task.id);
   }
   switch (job->state) {
     case CollectionState::kFinished:
@@ -219,10 +216,7 @@ ServerResponse AggregatorService::DeleteCollectionJob(const Task& task, const Jo
   if (!done)
     return Problem(ProblemType::kInternal, "datastore: " + done.error().message(), &task.id);
   if (!found) {
-    ServerResponse response =
-        Problem(ProblemType::kInvalidMessage, "no such collection job", &task.id);
-    response.status = 404;
-    return response;
+    return internal::NotFound("no such collection job", &task.id);
   }
   metrics_.CollectionJob(Metrics::JobEvent::kAbandoned);
   ServerResponse response;

@@ -176,10 +176,7 @@ ServerResponse AggregatorService::DispatchTask(const ServerRequest& request,
     metrics_.PeerExchange(request.body.size(), response.body.size());
     return response;
   }
-  ServerResponse not_found = Problem(ProblemType::kInvalidMessage,
-                                     "this aggregator does not serve that resource", &task->id);
-  not_found.status = 404;
-  return not_found;
+  return internal::NotFound("this aggregator does not serve that resource", &task->id);
 }
 
 ServerResponse AggregatorService::DispatchPeer(const Task& task, std::string_view resource,

@@ -56,6 +56,12 @@ ServerResponse Problem(dap::ProblemType type, std::string detail, const dap::Tas
   return response;
 }
 
+ServerResponse NotFound(std::string detail, const dap::TaskId* task_id) {
+  ServerResponse response = Problem(dap::ProblemType::kInvalidMessage, std::move(detail), task_id);
+  response.status = 404;
+  return response;
+}
+
 bool HasMediaType(const ServerRequest& request, std::string_view message) {
   return dap::MediaTypeMatches(request.Header("content-type"), DapMediaType(message));
 }

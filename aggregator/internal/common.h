@@ -39,6 +39,10 @@ int64_t NowMilliseconds();
 ServerResponse Problem(dap::ProblemType type, std::string detail,
                        const dap::TaskId* task_id = nullptr);
 
+// A 404 answer for a resource that does not exist (or no longer does): an
+// invalidMessage problem document saying so.
+ServerResponse NotFound(std::string detail, const dap::TaskId* task_id = nullptr);
+
 // Whether the request's Content-Type is DAP's media type for `message`
 // ("upload-req", ...), and the 415 answer when it is not.
 bool HasMediaType(const ServerRequest& request, std::string_view message);

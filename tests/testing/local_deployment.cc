@@ -17,6 +17,7 @@
 
 #include "crypto/random.h"
 #include "dap/base64url.h"
+#include "tests/testing/temp_folder.h"
 
 namespace canopy::testing {
 namespace {
@@ -45,17 +46,6 @@ Result<std::string> PrintText(const Message& message) {
     return MakeError(ErrorCode::kInternal, "cannot print a " + message.GetTypeName());
   }
   return text;
-}
-
-Result<std::string> MakeFolder(const std::string& prefix) {
-  std::error_code error;
-  std::filesystem::path base = std::filesystem::temp_directory_path(error);
-  if (error) base = "/tmp";
-  std::string pattern = (base / (prefix + "-XXXXXX")).string();
-  if (mkdtemp(pattern.data()) == nullptr) {
-    return MakeError(ErrorCode::kIoError, "cannot create a folder in " + base.string());
-  }
-  return pattern;
 }
 
 // The last lines of a program's error output, for a message.
@@ -145,7 +135,7 @@ Result<std::unique_ptr<LocalDeployment>> LocalDeployment::Create(LocalDeployment
   std::unique_ptr<LocalDeployment> deployment(new LocalDeployment(std::move(options)));
   LocalDeployment& d = *deployment;
   if (d.options_.folder.empty()) {
-    auto folder = MakeFolder(d.options_.folder_prefix);
+    auto folder = CreateTempFolder(d.options_.folder_prefix);
     if (!folder) return std::unexpected(folder.error());
     d.folder_ = *folder;
     d.remove_folder_ = !d.options_.keep_folder;

@@ -6,10 +6,17 @@
 #include <string>
 #include <string_view>
 
+#include "crypto/error.h"
+
 namespace canopy::testing {
 
-// Creates "<temp dir>/<prefix>-XXXXXX" (mode 0700) and returns its path; a
-// failure to create it fails the current test and returns "".
+// Creates "<temp dir>/<prefix>-XXXXXX" (mode 0700; mkdtemp fills in the
+// X's) and returns its path. Needs no test framework. Errors (kIoError): the
+// folder cannot be created, naming the temporary directory.
+Result<std::string> CreateTempFolder(std::string_view prefix);
+
+// CreateTempFolder for a GoogleTest test: a failure fails the current test
+// and returns "".
 std::string MakeTempFolder(std::string_view prefix);
 
 }  // namespace canopy::testing
