@@ -91,6 +91,12 @@ struct AggregationJobRow {
   // Helper: SHA-256 of the last request handled and the answer given.
   Bytes last_request_hash;
   Bytes last_response;
+  // Helper: the same for the job's init request, kept after the job has
+  // moved on. A leader that crashed between the steps of a job redoes it
+  // from the init (it keeps nothing of a job between steps), and gets the
+  // same answer again.
+  Bytes init_request_hash;
+  Bytes init_response;
   int64_t created_at = 0;  // POSIX seconds.
 };
 
@@ -231,6 +237,14 @@ class Transaction {
   virtual Result<void> PutReportAggregation(const ReportAggregationRow& row) = 0;
   virtual Result<std::vector<ReportAggregationRow>> GetReportAggregations(const TaskId& task_id,
                                                                           const JobId& job_id) = 0;
+  // Helper: all the report aggregations of a job as one record, written
+  // whole at each step (the helper reads and writes every report of a job at
+  // once, so one record spares a B-tree update per report and step). Get
+  // returns the rows in the job's order (empty when none were stored).
+  virtual Result<void> PutJobReports(const TaskId& task_id, const JobId& job_id,
+                                     const std::vector<ReportAggregationRow>& rows) = 0;
+  virtual Result<std::vector<ReportAggregationRow>> GetJobReports(const TaskId& task_id,
+                                                                  const JobId& job_id) = 0;
   // Leader: leases up to `limit` jobs in progress whose lease has expired
   // (or was never taken), until now + duration.
   virtual Result<std::vector<Lease>> LeaseAggregationJobs(int64_t now_ms, int64_t duration_ms,

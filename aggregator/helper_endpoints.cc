@@ -96,6 +96,16 @@ class CacheLoan {
   std::vector<std::unique_ptr<poplar::PreparedReport>> reports_;
 };
 
+// The helper's stored answer to a job's init request with this hash, or
+// null: the last answer while the job is at step 0, the kept one after.
+const Bytes* StoredInitAnswer(const AggregationJobRow& job, const Bytes& request_hash) {
+  if (job.step == 0 && job.last_request_hash == request_hash) return &job.last_response;
+  if (!job.init_request_hash.empty() && job.init_request_hash == request_hash) {
+    return &job.init_response;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 ServerResponse AggregatorService::InitAggregationJob(const Task& task,
@@ -204,14 +214,15 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
   if (!read)
     return Problem(ProblemType::kInternal, "datastore: " + read.error().message(), &task.id);
   if (existing) {
-    if (existing->step == 0 && existing->last_request_hash == request_hash_bytes) {
-      ServerResponse response =
-          internal::Message(201, "aggregation-job-resp", existing->last_response);
+    // The same init again (a retry, or a leader redoing the job from its
+    // start after a crash, also once the job has moved on): the same answer.
+    if (const Bytes* answer = StoredInitAnswer(*existing, request_hash_bytes)) {
+      ServerResponse response = internal::Message(201, "aggregation-job-resp", *answer);
       response.SetHeader("Location", location);
       return response;
     }
-    return Problem(ProblemType::kStepMismatch, "the aggregation job has moved past step 0",
-                   &task.id);
+    return Problem(ProblemType::kStepMismatch,
+                   "the aggregation job exists with another init request", &task.id);
   }
 
   // The aggregation parameter, checked against each bucket's history.
@@ -494,11 +505,7 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
     row.last_response = encoded_response;
     auto put = tx.PutAggregationJob(row);
     if (!put) return put;
-    for (const ReportAggregationRow& report_row : report_rows) {
-      auto stored = tx.PutReportAggregation(report_row);
-      if (!stored) return stored;
-    }
-    return {};
+    return tx.PutJobReports(task.id, job_id, report_rows);
   });
   if (!commit && history_refusal) {
     // Another job of the batch moved its history on meanwhile.
@@ -508,7 +515,12 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
     return Problem(ProblemType::kInternal, "datastore: " + commit.error().message(), &task.id);
   }
   if (raced) {
-    ServerResponse again = internal::Message(201, "aggregation-job-resp", existing->last_response);
+    const Bytes* answer = StoredInitAnswer(*existing, request_hash_bytes);
+    if (answer == nullptr) {
+      return Problem(ProblemType::kStepMismatch,
+                     "the aggregation job exists with another init request", &task.id);
+    }
+    ServerResponse again = internal::Message(201, "aggregation-job-resp", *answer);
     again.SetHeader("Location", location);
     return again;
   }
@@ -539,9 +551,15 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
     if (!found) return std::unexpected(found.error());
     job = std::move(*found);
     if (!job) return {};
-    auto reports = tx.GetReportAggregations(task.id, job_id);
+    auto reports = tx.GetJobReports(task.id, job_id);
     if (!reports) return std::unexpected(reports.error());
     rows = std::move(*reports);
+    if (rows.empty()) {
+      // A job stored before job records existed has a row per report.
+      auto legacy = tx.GetReportAggregations(task.id, job_id);
+      if (!legacy) return std::unexpected(legacy.error());
+      rows = std::move(*legacy);
+    }
     return {};
   });
   if (!read)
@@ -661,16 +679,21 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
           return MakeError(ErrorCode::kInvalidArgument, "batch collected");
         }
       }
-      auto put = tx.PutReportAggregation(rows[i]);
-      if (!put) return put;
       if (rows[i].state == ReportAggregationState::kFailed) {
         auto recorded = tx.RecordRejectedReport(task.id, rows[i].report_id, rows[i].error);
         if (!recorded) return recorded;
       }
     }
+    auto stored = tx.PutJobReports(task.id, job_id, rows);
+    if (!stored) return stored;
     auto committed = accumulator.Commit(tx);
     if (!committed) return committed;
     AggregationJobRow updated = **current;
+    if (updated.step == 0) {
+      // The init's answer stays for a leader that redoes the job.
+      updated.init_request_hash = updated.last_request_hash;
+      updated.init_response = updated.last_response;
+    }
     updated.step = continue_req->step;
     updated.state = still_waiting ? JobState::kInProgress : JobState::kFinished;
     updated.last_request_hash = request_hash_bytes;

@@ -57,6 +57,20 @@ Result<std::vector<ClientReportRow>> AwaitingReports(Transaction& tx, const Task
                                        BucketTime(bucket_keys.back()) + 1, {}, limit);
 }
 
+// The first step's writes of a job that went straight on, then each of its
+// rows once, as the later step leaves it.
+Result<void> WriteStartAndRows(Transaction& tx,
+                               const std::function<Result<void>(Transaction&)>& start_writes,
+                               const std::vector<ReportAggregationRow>& rows) {
+  auto written = start_writes(tx);
+  if (!written) return written;
+  for (const ReportAggregationRow& row : rows) {
+    auto put = tx.PutReportAggregation(row);
+    if (!put) return put;
+  }
+  return {};
+}
+
 Result<JobId> RandomJobId() {
   JobId id;
   auto filled = crypto::RandomBytes(id);
@@ -656,11 +670,16 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
     }
   }
 
-  auto commit = datastore_.Run([&](Transaction& tx) -> Result<void> {
+  // What the first step decided. A job that continues writes it together
+  // with the next step's outcome (which writes the rows then), so nothing of
+  // a job is stored between its steps.
+  const Writes start_writes = [&](Transaction& tx) -> Result<void> {
     for (size_t i = 0; i < context.rows.size(); ++i) {
       const ReportAggregationRow& row = context.rows[i];
-      auto put = tx.PutReportAggregation(row);
-      if (!put) return put;
+      if (!waiting) {
+        auto put = tx.PutReportAggregation(row);
+        if (!put) return put;
+      }
       const bool was_dropped = std::find(dropped.begin(), dropped.end(), i) != dropped.end();
       if (row.state == ReportAggregationState::kFailed && !was_dropped &&
           row.error != ReportError::kReportTooEarly) {
@@ -677,11 +696,12 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
     }
     auto committed = accumulator.Commit(tx);
     if (!committed) return committed;
-    context.job.helper_url = helper_location;
-    context.job.step = waiting ? 1 : 0;
-    context.job.state = waiting ? JobState::kInProgress : JobState::kFinished;
-    auto put = tx.PutAggregationJob(context.job);
-    if (!put) return put;
+    if (!waiting) {
+      context.job.helper_url = helper_location;
+      context.job.state = JobState::kFinished;
+      auto put = tx.PutAggregationJob(context.job);
+      if (!put) return put;
+    }
     if (!dropped.empty()) {
       // Sent again in full, in a job of their own (the extension's fallback).
       auto job_id = RandomJobId();
@@ -706,19 +726,28 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       }
     }
     return {};
-  });
-  if (!commit) return commit;
+  };
+  Result<void> done;
+  if (waiting) {
+    context.job.helper_url = helper_location;
+    context.job.step = 1;
+    metrics_.AggregationJob(Metrics::JobEvent::kStepped);
+    done = ContinueJob(context, &start_writes);
+  } else {
+    done = datastore_.Run(start_writes);
+    if (done) metrics_.AggregationJob(Metrics::JobEvent::kFinished);
+  }
+  if (!done) return done;
   if (task.multi_level()) {
     for (size_t i = 0; i < prepared.size(); ++i) {
       if (prepared[i])
         report_cache_.Put(task.id, context.rows[i].report_id, std::move(prepared[i]));
     }
   }
-  metrics_.AggregationJob(waiting ? Metrics::JobEvent::kStepped : Metrics::JobEvent::kFinished);
   return {};
 }
 
-Result<void> LeaderDrivers::ContinueJob(JobContext& context) {
+Result<void> LeaderDrivers::ContinueJob(JobContext& context, const Writes* start_writes) {
   const Task& task = *context.task;
   dap::AggregationJobContinueReq continue_req;
   continue_req.step = context.job.step;
@@ -740,7 +769,13 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context) {
       Log("abandoning aggregation job: " + answer.error().message());
       context.job.state = JobState::kAbandoned;
       metrics_.AggregationJob(Metrics::JobEvent::kAbandoned);
-      return datastore_.Run([&](Transaction& tx) { return tx.PutAggregationJob(context.job); });
+      return datastore_.Run([&](Transaction& tx) -> Result<void> {
+        if (start_writes != nullptr) {
+          auto written = WriteStartAndRows(tx, *start_writes, context.rows);
+          if (!written) return written;
+        }
+        return tx.PutAggregationJob(context.job);
+      });
     }
     auto decoded = dap::Decode<dap::AggregationJobResp>(answer->body);
     if (!decoded) return MakeError(ErrorCode::kVerifyFailed, "malformed helper response");
@@ -801,10 +836,16 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context) {
     }
   }
   auto commit = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    if (start_writes != nullptr) {
+      auto written = WriteStartAndRows(tx, *start_writes, context.rows);
+      if (!written) return written;
+    }
     for (size_t i : sent) {
       const ReportAggregationRow& row = context.rows[i];
-      auto put = tx.PutReportAggregation(row);
-      if (!put) return put;
+      if (start_writes == nullptr) {
+        auto put = tx.PutReportAggregation(row);
+        if (!put) return put;
+      }
       if (row.state == ReportAggregationState::kFailed) {
         auto recorded = tx.RecordRejectedReport(task.id, row.report_id, row.error);
         if (!recorded) return recorded;

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,8 +88,15 @@ class LeaderDrivers {
   // delay. True when the job advanced.
   Result<bool> DriveLeasedJob(const Lease& lease);
   Result<void> DriveAggregationJob(const Lease& lease);
+  // The job's first step. A job that continues goes straight on to the next
+  // step in memory: the leader keeps nothing of a job between its steps,
+  // and after a crash redoes it from the start (the helper answers a
+  // repeated init with its stored answer, and so a repeated continue).
   Result<void> StartJob(JobContext& context);
-  Result<void> ContinueJob(JobContext& context);
+  // The next step of a job. `start_writes`, when given, writes what the
+  // first step decided, in the same transaction as this step's outcome.
+  using Writes = std::function<Result<void>(Transaction&)>;
+  Result<void> ContinueJob(JobContext& context, const Writes* start_writes = nullptr);
   Result<bool> DriveCollectionJob(const Lease& lease);
   // Sends a request to the helper, following a "poll later" answer until
   // the resource is ready. Errors: kIoError (network, 5xx), and kVerifyFailed

@@ -166,6 +166,142 @@ CREATE TABLE aggregate_shares (
 UPDATE report_aggregations SET agg_param = canopy_sha256(agg_param);
 UPDATE aggregated_reports SET agg_param = canopy_sha256(agg_param);
 )sql",
+    // Version 3: tables whose rows hold kilobytes become rowid tables. In a
+    // WITHOUT ROWID table the whole row is the B-tree key, so a row larger
+    // than a page spills into overflow pages and every comparison during a
+    // lookup copies it back together: a walk's report aggregations (an
+    // output share each) and its jobs (the parameter and the last answer)
+    // made each lookup copy kilobytes. A rowid table keeps the key in a small
+    // index of its own.
+    R"sql(
+CREATE TABLE aggregation_jobs_v3 (
+  task_id BLOB NOT NULL,
+  job_id BLOB NOT NULL,
+  agg_param BLOB NOT NULL,
+  batch_key BLOB NOT NULL,
+  state INTEGER NOT NULL,
+  step INTEGER NOT NULL,
+  helper_url TEXT NOT NULL,
+  held_reports INTEGER NOT NULL,
+  last_request_hash BLOB NOT NULL,
+  last_response BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  lease_expiry_ms INTEGER NOT NULL DEFAULT 0,
+  lease_attempts INTEGER NOT NULL DEFAULT 0,
+  init_request_hash BLOB NOT NULL DEFAULT x'',
+  init_response BLOB NOT NULL DEFAULT x'',
+  PRIMARY KEY (task_id, job_id)
+);
+INSERT INTO aggregation_jobs_v3 (task_id, job_id, agg_param, batch_key, state, step, helper_url,
+    held_reports, last_request_hash, last_response, created_at, lease_expiry_ms, lease_attempts,
+    init_request_hash, init_response)
+  SELECT task_id, job_id, agg_param, batch_key, state, step, helper_url, held_reports,
+    last_request_hash, last_response, created_at, lease_expiry_ms, lease_attempts,
+    CASE WHEN step = 0 THEN last_request_hash ELSE x'' END,
+    CASE WHEN step = 0 THEN last_response ELSE x'' END
+  FROM aggregation_jobs;
+DROP TABLE aggregation_jobs;
+ALTER TABLE aggregation_jobs_v3 RENAME TO aggregation_jobs;
+CREATE INDEX aggregation_jobs_by_state ON aggregation_jobs (state, lease_expiry_ms);
+
+CREATE TABLE report_aggregations_v3 (
+  task_id BLOB NOT NULL,
+  job_id BLOB NOT NULL,
+  ord INTEGER NOT NULL,
+  report_id BLOB NOT NULL,
+  time INTEGER NOT NULL,
+  bucket_key BLOB NOT NULL,
+  state INTEGER NOT NULL,
+  error INTEGER NOT NULL,
+  verify_state BLOB NOT NULL,
+  last_message BLOB NOT NULL,
+  agg_param BLOB NOT NULL,
+  PRIMARY KEY (task_id, job_id, ord)
+);
+INSERT INTO report_aggregations_v3 (task_id, job_id, ord, report_id, time, bucket_key, state,
+    error, verify_state, last_message, agg_param)
+  SELECT task_id, job_id, ord, report_id, time, bucket_key, state, error, verify_state,
+    last_message, agg_param
+  FROM report_aggregations;
+DROP TABLE report_aggregations;
+ALTER TABLE report_aggregations_v3 RENAME TO report_aggregations;
+CREATE INDEX report_aggregations_by_report
+  ON report_aggregations (task_id, report_id, agg_param);
+
+CREATE TABLE held_reports_v3 (
+  task_id BLOB NOT NULL,
+  report_id BLOB NOT NULL,
+  time INTEGER NOT NULL,
+  bucket_key BLOB NOT NULL,
+  public_share BLOB NOT NULL,
+  input_share BLOB NOT NULL,
+  PRIMARY KEY (task_id, report_id)
+);
+INSERT INTO held_reports_v3 (task_id, report_id, time, bucket_key, public_share, input_share)
+  SELECT task_id, report_id, time, bucket_key, public_share, input_share FROM held_reports;
+DROP TABLE held_reports;
+ALTER TABLE held_reports_v3 RENAME TO held_reports;
+
+CREATE TABLE batch_aggregations_v3 (
+  task_id BLOB NOT NULL,
+  bucket_key BLOB NOT NULL,
+  agg_param BLOB NOT NULL,
+  aggregate BLOB NOT NULL,
+  report_count INTEGER NOT NULL,
+  checksum BLOB NOT NULL,
+  min_time INTEGER NOT NULL,
+  max_time INTEGER NOT NULL,
+  PRIMARY KEY (task_id, agg_param, bucket_key)
+);
+INSERT INTO batch_aggregations_v3 (task_id, bucket_key, agg_param, aggregate, report_count,
+    checksum, min_time, max_time)
+  SELECT task_id, bucket_key, agg_param, aggregate, report_count, checksum, min_time, max_time
+  FROM batch_aggregations;
+DROP TABLE batch_aggregations;
+ALTER TABLE batch_aggregations_v3 RENAME TO batch_aggregations;
+
+CREATE TABLE collection_jobs_v3 (
+  task_id BLOB NOT NULL,
+  job_id BLOB NOT NULL,
+  request BLOB NOT NULL,
+  agg_param BLOB NOT NULL,
+  bucket_keys BLOB NOT NULL,
+  state INTEGER NOT NULL,
+  response BLOB NOT NULL,
+  error TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  lease_expiry_ms INTEGER NOT NULL DEFAULT 0,
+  lease_attempts INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (task_id, job_id)
+);
+INSERT INTO collection_jobs_v3 (task_id, job_id, request, agg_param, bucket_keys, state,
+    response, error, created_at, lease_expiry_ms, lease_attempts)
+  SELECT task_id, job_id, request, agg_param, bucket_keys, state, response, error, created_at,
+    lease_expiry_ms, lease_attempts
+  FROM collection_jobs;
+DROP TABLE collection_jobs;
+ALTER TABLE collection_jobs_v3 RENAME TO collection_jobs;
+CREATE INDEX collection_jobs_by_state ON collection_jobs (state, lease_expiry_ms);
+
+CREATE TABLE aggregate_shares_v3 (
+  task_id BLOB NOT NULL,
+  share_id BLOB NOT NULL,
+  request_hash BLOB NOT NULL,
+  response BLOB NOT NULL,
+  PRIMARY KEY (task_id, share_id)
+);
+INSERT INTO aggregate_shares_v3 (task_id, share_id, request_hash, response)
+  SELECT task_id, share_id, request_hash, response FROM aggregate_shares;
+DROP TABLE aggregate_shares;
+ALTER TABLE aggregate_shares_v3 RENAME TO aggregate_shares;
+
+CREATE TABLE job_reports (
+  task_id BLOB NOT NULL,
+  job_id BLOB NOT NULL,
+  reports BLOB NOT NULL,
+  PRIMARY KEY (task_id, job_id)
+);
+)sql",
 };
 
 static_assert(std::size(kMigrations) == kSchemaVersion);
@@ -187,6 +323,96 @@ const Bytes& MemoizedSha256(std::span<const uint8_t> data) {
 
 // How rows per report name an aggregation parameter (schema version 2).
 Bytes AggParamDigest(const Bytes& agg_param) { return MemoizedSha256(agg_param); }
+
+// A job's report aggregations as one record: per report, in the job's
+// order, report ID (16 bytes), time (u64), state (u8), error (u8), then
+// bucket key (u16 length), verify state and last message (u32 lengths each).
+// Integers are big-endian.
+void AppendUint(Bytes& out, uint64_t value, int bytes) {
+  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
+    out.push_back(static_cast<uint8_t>(value >> shift));
+  }
+}
+
+void AppendWithLength(Bytes& out, const Bytes& value, int length_bytes) {
+  AppendUint(out, value.size(), length_bytes);
+  out.insert(out.end(), value.begin(), value.end());
+}
+
+Bytes EncodeJobReports(const std::vector<ReportAggregationRow>& rows) {
+  size_t size = 0;
+  for (const ReportAggregationRow& row : rows) {
+    size += 36 + row.bucket_key.size() + row.verify_state.size() + row.last_message.size();
+  }
+  Bytes out;
+  out.reserve(size);
+  for (const ReportAggregationRow& row : rows) {
+    out.insert(out.end(), row.report_id.begin(), row.report_id.end());
+    AppendUint(out, row.time, 8);
+    out.push_back(static_cast<uint8_t>(row.state));
+    out.push_back(static_cast<uint8_t>(row.error));
+    AppendWithLength(out, row.bucket_key, 2);
+    AppendWithLength(out, row.verify_state, 4);
+    AppendWithLength(out, row.last_message, 4);
+  }
+  return out;
+}
+
+// Reads what EncodeJobReports wrote; kInternal for anything else.
+class JobReportsReader {
+ public:
+  explicit JobReportsReader(const Bytes& data) : data_(data) {}
+  bool AtEnd() const { return offset_ == data_.size(); }
+  bool Uint(int bytes, uint64_t& value) {
+    if (data_.size() - offset_ < static_cast<size_t>(bytes)) return false;
+    value = 0;
+    for (int i = 0; i < bytes; ++i) value = (value << 8) | data_[offset_++];
+    return true;
+  }
+  bool Take(size_t size, uint8_t* out) {
+    if (data_.size() - offset_ < size) return false;
+    std::memcpy(out, data_.data() + offset_, size);
+    offset_ += size;
+    return true;
+  }
+  bool WithLength(int length_bytes, Bytes& value) {
+    uint64_t size = 0;
+    if (!Uint(length_bytes, size) || data_.size() - offset_ < size) return false;
+    value.assign(data_.begin() + static_cast<std::ptrdiff_t>(offset_),
+                 data_.begin() + static_cast<std::ptrdiff_t>(offset_ + size));
+    offset_ += size;
+    return true;
+  }
+
+ private:
+  const Bytes& data_;
+  size_t offset_ = 0;
+};
+
+Result<std::vector<ReportAggregationRow>> DecodeJobReports(const TaskId& task_id,
+                                                           const JobId& job_id,
+                                                           const Bytes& data) {
+  std::vector<ReportAggregationRow> rows;
+  JobReportsReader reader(data);
+  while (!reader.AtEnd()) {
+    ReportAggregationRow row;
+    row.task_id = task_id;
+    row.job_id = job_id;
+    row.ord = static_cast<uint32_t>(rows.size());
+    uint64_t time = 0, state = 0, error = 0;
+    if (!reader.Take(row.report_id.size(), row.report_id.data()) || !reader.Uint(8, time) ||
+        !reader.Uint(1, state) || !reader.Uint(1, error) || !reader.WithLength(2, row.bucket_key) ||
+        !reader.WithLength(4, row.verify_state) || !reader.WithLength(4, row.last_message) ||
+        state > static_cast<uint64_t>(ReportAggregationState::kFailed)) {
+      return MakeError(ErrorCode::kInternal, "a job's stored report aggregations are malformed");
+    }
+    row.time = time;
+    row.state = static_cast<ReportAggregationState>(state);
+    row.error = static_cast<dap::ReportError>(error);
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
 
 // Bucket key lists are stored as concatenated (u16 length || key) records.
 Bytes EncodeKeyList(const std::vector<Bytes>& keys) {
@@ -571,12 +797,14 @@ class SqliteTransaction final : public Transaction {
     // Upsert without touching the lease columns.
     auto s = Prepare(
         "INSERT INTO aggregation_jobs (task_id, job_id, agg_param, batch_key, state, step, "
-        "helper_url, held_reports, last_request_hash, last_response, created_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (task_id, job_id) DO UPDATE SET "
+        "helper_url, held_reports, last_request_hash, last_response, created_at, "
+        "init_request_hash, init_response) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (task_id, job_id) DO UPDATE SET "
         "agg_param = excluded.agg_param, batch_key = excluded.batch_key, state = excluded.state, "
         "step = excluded.step, helper_url = excluded.helper_url, held_reports = "
         "excluded.held_reports, last_request_hash = excluded.last_request_hash, last_response = "
-        "excluded.last_response");
+        "excluded.last_response, init_request_hash = excluded.init_request_hash, "
+        "init_response = excluded.init_response");
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, job.task_id)
         .Bind(2, job.job_id)
@@ -588,7 +816,9 @@ class SqliteTransaction final : public Transaction {
         .BindInt(8, job.held_reports ? 1 : 0)
         .Bind(9, job.last_request_hash)
         .Bind(10, job.last_response)
-        .BindInt(11, job.created_at);
+        .BindInt(11, job.created_at)
+        .Bind(12, job.init_request_hash)
+        .Bind(13, job.init_response);
     return (*s)->Execute();
   }
 
@@ -596,7 +826,8 @@ class SqliteTransaction final : public Transaction {
                                                              const JobId& job_id) override {
     auto s = Prepare(
         "SELECT agg_param, batch_key, state, step, helper_url, held_reports, last_request_hash, "
-        "last_response, created_at FROM aggregation_jobs WHERE task_id = ? AND job_id = ?");
+        "last_response, created_at, init_request_hash, init_response FROM aggregation_jobs "
+        "WHERE task_id = ? AND job_id = ?");
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).Bind(2, job_id);
     auto row = (*s)->Step();
@@ -614,6 +845,8 @@ class SqliteTransaction final : public Transaction {
     job.last_request_hash = (*s)->Blob(6);
     job.last_response = (*s)->Blob(7);
     job.created_at = (*s)->Int(8);
+    job.init_request_hash = (*s)->Blob(9);
+    job.init_response = (*s)->Blob(10);
     return job;
   }
 
@@ -643,6 +876,26 @@ class SqliteTransaction final : public Transaction {
         .Bind(9, row.verify_state)
         .Bind(10, row.last_message);
     return (*s)->Execute();
+  }
+
+  Result<void> PutJobReports(const TaskId& task_id, const JobId& job_id,
+                             const std::vector<ReportAggregationRow>& rows) override {
+    auto s = Prepare("INSERT OR REPLACE INTO job_reports (task_id, job_id, reports) VALUES (?,?,?)");
+    if (!s) return std::unexpected(s.error());
+    Bytes encoded = EncodeJobReports(rows);
+    (*s)->Bind(1, task_id).Bind(2, job_id).Bind(3, encoded);
+    return (*s)->Execute();
+  }
+
+  Result<std::vector<ReportAggregationRow>> GetJobReports(const TaskId& task_id,
+                                                          const JobId& job_id) override {
+    auto s = Prepare("SELECT reports FROM job_reports WHERE task_id = ? AND job_id = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, job_id);
+    auto row = (*s)->Step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return std::vector<ReportAggregationRow>{};
+    return DecodeJobReports(task_id, job_id, (*s)->Blob(0));
   }
 
   Result<std::vector<ReportAggregationRow>> GetReportAggregations(const TaskId& task_id,
@@ -1018,6 +1271,8 @@ class SqliteTransaction final : public Transaction {
     const char* by_creation[] = {
         "DELETE FROM report_aggregations WHERE task_id = ?1 AND job_id IN (SELECT job_id FROM "
         "aggregation_jobs WHERE task_id = ?1 AND created_at < ?2 AND state != 0)",
+        "DELETE FROM job_reports WHERE task_id = ?1 AND job_id IN (SELECT job_id FROM "
+        "aggregation_jobs WHERE task_id = ?1 AND created_at < ?2 AND state != 0)",
         "DELETE FROM aggregation_jobs WHERE task_id = ?1 AND created_at < ?2 AND state != 0",
         "DELETE FROM collection_jobs WHERE task_id = ?1 AND created_at < ?2 AND state != 0",
     };
@@ -1111,7 +1366,7 @@ Result<int> UserVersion(sqlite3* db, const std::string& path) {
   return static_cast<int>(s.Int(0));
 }
 
-Result<void> Migrate(sqlite3* db, const std::string& path) {
+Result<void> Migrate(sqlite3* db, const std::string& path, int target_version) {
   auto version = UserVersion(db, path);
   if (!version) return std::unexpected(version.error());
   if (*version > kSchemaVersion) {
@@ -1119,7 +1374,7 @@ Result<void> Migrate(sqlite3* db, const std::string& path) {
                      "database " + path + " has schema version " + std::to_string(*version) +
                          ", newer than this build's " + std::to_string(kSchemaVersion));
   }
-  for (int next = *version; next < kSchemaVersion; ++next) {
+  for (int next = *version; next < target_version; ++next) {
     // Each migration and its version bump commit together.
     CANOPY_TRY(Exec(db, path, "BEGIN IMMEDIATE"));
     Result<void> applied = Exec(db, path, kMigrations[next]);
@@ -1169,7 +1424,12 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
   pragmas +=
       options.synchronous_full ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;";
   CANOPY_TRY(Exec(db, options.path, pragmas.c_str()));
-  CANOPY_TRY(Migrate(db, options.path));
+  if (options.schema_version < 0 || options.schema_version > kSchemaVersion) {
+    return MakeError(ErrorCode::kInvalidArgument, "no schema version " +
+                                                      std::to_string(options.schema_version));
+  }
+  CANOPY_TRY(Migrate(db, options.path,
+                     options.schema_version == 0 ? kSchemaVersion : options.schema_version));
   return std::unique_ptr<Datastore>(std::move(datastore));
 }
 

@@ -28,11 +28,15 @@ struct SqliteOptions {
   int busy_timeout_ms = 5000;
   // synchronous=FULL instead of NORMAL (see above).
   bool synchronous_full = false;
+  // The schema version to migrate a new or older file to; 0 means this
+  // build's (kSchemaVersion). Only tests of the migrations set it: the
+  // datastore's methods expect the latest schema.
+  int schema_version = 0;
 };
 
 // The schema version this build writes. Opening a database with a newer
 // version is refused.
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // Opens (creating if needed) and migrates the database. Errors: kIoError
 // naming the path when it cannot be opened or migrated; kUnsupported when

@@ -993,6 +993,16 @@ TEST_F(HostileInputTest, HelperContinueRefusals) {
     ASSERT_TRUE(HasStatus(replayed, 200));
     EXPECT_EQ(replayed->body, continued->body);
   }
+  // A leader that crashed between the steps redoes the job from its init:
+  // the same init gets the first answer, also now that the job has moved
+  // on, and the continuation after it the stored one.
+  auto init_again = PostInit(task_id, {0, param, {}, leader.verify_inits});
+  ASSERT_TRUE(HasStatus(init_again, 201));
+  EXPECT_EQ(init_again->body, created->body);
+  EXPECT_EQ(init_again->location, created->location);
+  auto continued_again = post(good);
+  ASSERT_TRUE(HasStatus(continued_again, 200));
+  EXPECT_EQ(continued_again->body, continued->body);
   // A different request for the same step is not a replay.
   dap::AggregationJobContinueReq changed = good;
   changed.verify_continues.pop_back();

@@ -21,8 +21,11 @@ class SqliteDatastoreTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(folder_); }
 
-  std::unique_ptr<Datastore> Open() {
-    auto datastore = OpenSqliteDatastore({path_});
+  // Opens the file, migrated to `schema_version` (0: the latest).
+  std::unique_ptr<Datastore> Open(int schema_version = 0) {
+    SqliteOptions options{path_};
+    options.schema_version = schema_version;
+    auto datastore = OpenSqliteDatastore(options);
     EXPECT_TRUE(datastore) << datastore.error().ToString();
     return datastore ? std::move(*datastore) : nullptr;
   }
@@ -76,11 +79,11 @@ TEST_F(SqliteDatastoreTest, MigratesVersionOneParametersToDigests) {
   const Bytes param(3000, 0x5a);  // As long as a deep Poplar1 parameter.
   const ReportId report = SomeReport(1, 0).report_id;
   {
-    auto datastore = Open();
+    auto datastore = Open(1);
     ASSERT_TRUE(datastore->Run(
         [&](Transaction& tx) { return tx.RecordAggregatedReport(SomeTask(), report, param); }));
   }
-  // Back to what version 1 stored: the parameter itself.
+  // What version 1 stored: the parameter itself.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* statement = nullptr;
@@ -90,7 +93,6 @@ TEST_F(SqliteDatastoreTest, MigratesVersionOneParametersToDigests) {
   sqlite3_bind_blob(statement, 1, param.data(), static_cast<int>(param.size()), SQLITE_STATIC);
   ASSERT_EQ(sqlite3_step(statement), SQLITE_DONE);
   sqlite3_finalize(statement);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 1", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
 
   auto datastore = Open();
@@ -101,6 +103,121 @@ TEST_F(SqliteDatastoreTest, MigratesVersionOneParametersToDigests) {
     EXPECT_TRUE(other && !*other);
     return {};
   }));
+}
+
+// Version 3 keeps a job's init answer apart once the job moves on, and turns
+// the tables with large rows into rowid tables; what version 2 stored stays.
+TEST_F(SqliteDatastoreTest, MigratesVersionTwoJobs) {
+  Open(2);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  // Job 1 at step 0 and job 2 at step 1, with a report of job 2 (task IDs
+  // are 32 bytes, job and report IDs 16).
+  const char* version_two_rows = R"sql(
+INSERT INTO aggregation_jobs (task_id, job_id, agg_param, batch_key, state, step, helper_url,
+  held_reports, last_request_hash, last_response, created_at)
+VALUES (x'0100000000000000000000000000000000000000000000000000000000000000', x'01000000000000000000000000000000', x'aa', x'',
+        0, 0, '', 0, x'1111', x'2222', 7),
+       (x'0100000000000000000000000000000000000000000000000000000000000000', x'02000000000000000000000000000000', x'aa', x'',
+        0, 1, 'http://helper/x', 1, x'3333', x'4444', 8);
+INSERT INTO report_aggregations (task_id, job_id, ord, report_id, time, bucket_key, state, error,
+  verify_state, last_message, agg_param)
+VALUES (x'0100000000000000000000000000000000000000000000000000000000000000', x'02000000000000000000000000000000', 0,
+        x'05000000000000000000000000000000', 9, x'0102', 1, 0, x'abcd', x'ef', x'00');
+)sql";
+  ASSERT_EQ(sqlite3_exec(db, version_two_rows, nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  auto datastore = Open();
+  ASSERT_TRUE(datastore);
+  JobId first{}, second{};
+  first[0] = 1;
+  second[0] = 2;
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    auto at_start = tx.GetAggregationJob(SomeTask(), first);
+    EXPECT_TRUE(at_start && *at_start);
+    if (at_start && *at_start) {
+      EXPECT_EQ((*at_start)->init_request_hash, (Bytes{0x11, 0x11}));
+      EXPECT_EQ((*at_start)->init_response, (Bytes{0x22, 0x22}));
+      EXPECT_EQ((*at_start)->created_at, 7);
+    }
+    auto moved_on = tx.GetAggregationJob(SomeTask(), second);
+    EXPECT_TRUE(moved_on && *moved_on);
+    if (moved_on && *moved_on) {
+      EXPECT_TRUE((*moved_on)->init_request_hash.empty());
+      EXPECT_EQ((*moved_on)->last_response, (Bytes{0x44, 0x44}));
+      EXPECT_EQ((*moved_on)->helper_url, "http://helper/x");
+      EXPECT_TRUE((*moved_on)->held_reports);
+    }
+    auto rows = tx.GetReportAggregations(SomeTask(), second);
+    EXPECT_TRUE(rows && rows->size() == 1);
+    if (rows && rows->size() == 1) {
+      EXPECT_EQ((*rows)[0].verify_state, (Bytes{0xab, 0xcd}));
+      EXPECT_EQ((*rows)[0].bucket_key, (Bytes{0x01, 0x02}));
+      EXPECT_EQ((*rows)[0].time, 9u);
+    }
+    return {};
+  }));
+}
+
+TEST_F(SqliteDatastoreTest, JobReportsRoundTripAsOneRecord) {
+  auto datastore = Open();
+  JobId job{};
+  job[0] = 3;
+  std::vector<ReportAggregationRow> rows(3);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    rows[i].task_id = SomeTask();
+    rows[i].job_id = job;
+    rows[i].ord = static_cast<uint32_t>(i);
+    rows[i].report_id[0] = static_cast<uint8_t>(10 + i);
+    rows[i].time = 1000 + i;
+    rows[i].bucket_key = Bytes(i == 2 ? 32 : 8, static_cast<uint8_t>(i));
+    rows[i].state = static_cast<ReportAggregationState>(i + 1);
+    rows[i].error = dap::ReportError::kVdafVerifyError;
+    rows[i].verify_state = Bytes(i * 300, 0x77);
+    rows[i].last_message = Bytes(i, 0x66);
+  }
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    auto none = tx.GetJobReports(SomeTask(), job);
+    EXPECT_TRUE(none && none->empty());
+    auto put = tx.PutJobReports(SomeTask(), job, rows);
+    EXPECT_TRUE(put);
+    rows[1].state = ReportAggregationState::kFailed;  // Written whole again.
+    return tx.PutJobReports(SomeTask(), job, rows);
+  }));
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    auto read = tx.GetJobReports(SomeTask(), job);
+    EXPECT_TRUE(read);
+    if (!read) return {};
+    EXPECT_EQ(read->size(), rows.size());
+    for (size_t i = 0; i < read->size() && i < rows.size(); ++i) {
+      const ReportAggregationRow& got = (*read)[i];
+      EXPECT_EQ(got.report_id, rows[i].report_id);
+      EXPECT_EQ(got.ord, rows[i].ord);
+      EXPECT_EQ(got.time, rows[i].time);
+      EXPECT_EQ(got.bucket_key, rows[i].bucket_key);
+      EXPECT_EQ(got.state, rows[i].state);
+      EXPECT_EQ(got.error, rows[i].error);
+      EXPECT_EQ(got.verify_state, rows[i].verify_state);
+      EXPECT_EQ(got.last_message, rows[i].last_message);
+    }
+    return {};
+  }));
+  // A damaged record is an internal error, not a short job.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE job_reports SET reports = substr(reports, 1, 40)", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto damaged = datastore->Run([&](Transaction& tx) -> Result<void> {
+    auto read = tx.GetJobReports(SomeTask(), job);
+    if (!read) return std::unexpected(read.error());
+    return {};
+  });
+  ASSERT_FALSE(damaged);
+  EXPECT_EQ(damaged.error().code(), ErrorCode::kInternal);
 }
 
 TEST_F(SqliteDatastoreTest, FailedBodiesRollBack) {
