@@ -190,8 +190,9 @@ class Transaction {
   virtual Result<bool> InsertClientReport(const ClientReportRow& report) = 0;
   virtual Result<std::optional<ClientReportRow>> GetClientReport(const TaskId& task_id,
                                                                  const ReportId& report_id) = 0;
-  // Reports of the task, oldest upload first, that have no report
-  // aggregation yet with `agg_param` and were never rejected, among those
+  // Reports of the task, oldest upload first, that were not aggregated
+  // with `agg_param` (the leader records that when it puts a report into a
+  // job, see RecordAggregatedReport) and were never rejected, among those
   // with time in [time_start, time_end) (time_interval) or in `batch_key`
   // (when not empty). At most `limit`. The rows carry no encoded_report (it
   // is empty): listing is done at every level of a walk, and reading each
@@ -218,9 +219,15 @@ class Transaction {
   virtual Result<std::optional<HeldReportRow>> GetHeldReport(const TaskId& task_id,
                                                              const ReportId& report_id) = 0;
 
-  // --- Both: which (report, aggregation parameter) pairs were verified, and
-  // which reports were rejected (they stay out of later levels).
+  // --- Both: which (report, aggregation parameter) pairs were aggregated,
+  // and which reports were rejected (they stay out of later levels). The
+  // helper records a pair when it verifies the report's first step; the
+  // leader when it puts the report into a job (and forgets it when the
+  // report may be sent again: the job was abandoned, or the report came too
+  // early).
   virtual Result<void> RecordAggregatedReport(const TaskId& task_id, const ReportId& report_id,
+                                              const Bytes& agg_param) = 0;
+  virtual Result<void> ForgetAggregatedReport(const TaskId& task_id, const ReportId& report_id,
                                               const Bytes& agg_param) = 0;
   // Whether the report was aggregated with `agg_param` (or, when
   // `any_param`, with any parameter).
@@ -234,11 +241,14 @@ class Transaction {
   virtual Result<void> PutAggregationJob(const AggregationJobRow& job) = 0;
   virtual Result<std::optional<AggregationJobRow>> GetAggregationJob(const TaskId& task_id,
                                                                      const JobId& job_id) = 0;
+  // A row per report, as schema versions before 3 stored jobs: read for
+  // jobs such a version left in progress (GetJobReports returns nothing for
+  // them); new jobs are written with PutJobReports.
   virtual Result<void> PutReportAggregation(const ReportAggregationRow& row) = 0;
   virtual Result<std::vector<ReportAggregationRow>> GetReportAggregations(const TaskId& task_id,
                                                                           const JobId& job_id) = 0;
-  // Helper: all the report aggregations of a job as one record, written
-  // whole at each step (the helper reads and writes every report of a job at
+  // All the report aggregations of a job as one record, written whole at
+  // each step (both aggregators read and write every report of a job at
   // once, so one record spares a B-tree update per report and step). Get
   // returns the rows in the job's order (empty when none were stored).
   virtual Result<void> PutJobReports(const TaskId& task_id, const JobId& job_id,
@@ -255,7 +265,8 @@ class Transaction {
   // retried soon, not only when its lease would have expired.
   virtual Result<void> ReleaseAggregationJob(const Lease& lease, int64_t retry_at_ms) = 0;
   // Leader: forgets a job's report aggregations (an abandoned job: its
-  // reports may go into a new job, DAP-19).
+  // reports may go into a new job, DAP-19; the caller forgets their
+  // aggregated records).
   virtual Result<void> DeleteReportAggregations(const TaskId& task_id, const JobId& job_id) = 0;
   // Leader, at start: frees every lease. One process owns a database, so
   // leases left by a crashed run are stale and their work can resume at once.

@@ -57,20 +57,6 @@ Result<std::vector<ClientReportRow>> AwaitingReports(Transaction& tx, const Task
                                        BucketTime(bucket_keys.back()) + 1, {}, limit);
 }
 
-// The first step's writes of a job that went straight on, then each of its
-// rows once, as the later step leaves it.
-Result<void> WriteStartAndRows(Transaction& tx,
-                               const std::function<Result<void>(Transaction&)>& start_writes,
-                               const std::vector<ReportAggregationRow>& rows) {
-  auto written = start_writes(tx);
-  if (!written) return written;
-  for (const ReportAggregationRow& row : rows) {
-    auto put = tx.PutReportAggregation(row);
-    if (!put) return put;
-  }
-  return {};
-}
-
 Result<JobId> RandomJobId() {
   JobId id;
   auto filled = crypto::RandomBytes(id);
@@ -310,6 +296,8 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
         auto put = tx.PutAggregationJob(job);
         if (!put) return put;
         size_t end = std::min(group.size(), start + options_.max_reports_per_job);
+        std::vector<ReportAggregationRow> rows;
+        rows.reserve(end - start);
         for (size_t i = start; i < end; ++i) {
           ReportAggregationRow row;
           row.task_id = task.id;
@@ -318,9 +306,13 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
           row.report_id = group[i]->report_id;
           row.time = group[i]->time;
           row.bucket_key = task.leader_selected() ? batch_key : TimeBucketKey(group[i]->time);
-          auto stored = tx.PutReportAggregation(row);
-          if (!stored) return stored;
+          // Taken for this parameter: no other job gets it.
+          auto claimed = tx.RecordAggregatedReport(task.id, row.report_id, agg_param);
+          if (!claimed) return claimed;
+          rows.push_back(std::move(row));
         }
+        auto stored = tx.PutJobReports(task.id, *job_id, rows);
+        if (!stored) return stored;
         ++created;
       }
     }
@@ -411,8 +403,13 @@ Result<void> LeaderDrivers::DriveAggregationJob(const Lease& lease) {
     if (!found) return std::unexpected(found.error());
     job = std::move(*found);
     if (!job) return {};
-    auto rows = tx.GetReportAggregations(lease.task_id, lease.job_id);
+    auto rows = tx.GetJobReports(lease.task_id, lease.job_id);
     if (!rows) return std::unexpected(rows.error());
+    if (rows->empty()) {
+      // A job stored before job records existed has a row per report.
+      rows = tx.GetReportAggregations(lease.task_id, lease.job_id);
+      if (!rows) return std::unexpected(rows.error());
+    }
     context.rows = std::move(*rows);
     return {};
   });
@@ -615,6 +612,10 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
     return datastore_.Run([&](Transaction& tx) -> Result<void> {
       auto deleted = tx.DeleteReportAggregations(task.id, context.job.job_id);
       if (!deleted) return deleted;
+      for (const ReportAggregationRow& row : context.rows) {
+        auto forgotten = tx.ForgetAggregatedReport(task.id, row.report_id, context.job.agg_param);
+        if (!forgotten) return forgotten;
+      }
       return tx.PutAggregationJob(context.job);
     });
   }
@@ -676,27 +677,25 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
   const Writes start_writes = [&](Transaction& tx) -> Result<void> {
     for (size_t i = 0; i < context.rows.size(); ++i) {
       const ReportAggregationRow& row = context.rows[i];
-      if (!waiting) {
-        auto put = tx.PutReportAggregation(row);
-        if (!put) return put;
-      }
       const bool was_dropped = std::find(dropped.begin(), dropped.end(), i) != dropped.end();
-      if (row.state == ReportAggregationState::kFailed && !was_dropped &&
-          row.error != ReportError::kReportTooEarly) {
-        auto recorded = tx.RecordRejectedReport(task.id, row.report_id, row.error);
+      if (row.state == ReportAggregationState::kFailed && !was_dropped) {
+        // A report that came too early goes into a later job; any other
+        // refusal keeps it out of the batch for good.
+        auto recorded =
+            row.error == ReportError::kReportTooEarly
+                ? tx.ForgetAggregatedReport(task.id, row.report_id, context.job.agg_param)
+                : tx.RecordRejectedReport(task.id, row.report_id, row.error);
         if (!recorded) return recorded;
-      } else if (row.state != ReportAggregationState::kFailed) {
-        auto recorded = tx.RecordAggregatedReport(task.id, row.report_id, context.job.agg_param);
-        if (!recorded) return recorded;
-        if (to_hold[i]) {
-          auto kept = tx.PutHeldReport(*to_hold[i]);
-          if (!kept) return kept;
-        }
+      } else if (row.state != ReportAggregationState::kFailed && to_hold[i]) {
+        auto kept = tx.PutHeldReport(*to_hold[i]);
+        if (!kept) return kept;
       }
     }
     auto committed = accumulator.Commit(tx);
     if (!committed) return committed;
     if (!waiting) {
+      auto stored = tx.PutJobReports(task.id, context.job.job_id, context.rows);
+      if (!stored) return stored;
       context.job.helper_url = helper_location;
       context.job.state = JobState::kFinished;
       auto put = tx.PutAggregationJob(context.job);
@@ -714,6 +713,7 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       retry.helper_url.clear();
       auto created = tx.PutAggregationJob(retry);
       if (!created) return created;
+      std::vector<ReportAggregationRow> retried;
       for (size_t k = 0; k < dropped.size(); ++k) {
         ReportAggregationRow row = context.rows[dropped[k]];
         row.job_id = *job_id;
@@ -721,9 +721,10 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
         row.state = ReportAggregationState::kStart;
         row.verify_state.clear();
         row.last_message.clear();
-        auto stored = tx.PutReportAggregation(row);
-        if (!stored) return stored;
+        retried.push_back(std::move(row));
       }
+      auto stored = tx.PutJobReports(task.id, *job_id, retried);
+      if (!stored) return stored;
     }
     return {};
   };
@@ -771,8 +772,10 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context, const Writes* start
       metrics_.AggregationJob(Metrics::JobEvent::kAbandoned);
       return datastore_.Run([&](Transaction& tx) -> Result<void> {
         if (start_writes != nullptr) {
-          auto written = WriteStartAndRows(tx, *start_writes, context.rows);
+          auto written = (*start_writes)(tx);
           if (!written) return written;
+          auto stored = tx.PutJobReports(task.id, context.job.job_id, context.rows);
+          if (!stored) return stored;
         }
         return tx.PutAggregationJob(context.job);
       });
@@ -837,15 +840,14 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context, const Writes* start
   }
   auto commit = datastore_.Run([&](Transaction& tx) -> Result<void> {
     if (start_writes != nullptr) {
-      auto written = WriteStartAndRows(tx, *start_writes, context.rows);
+      auto written = (*start_writes)(tx);
       if (!written) return written;
     }
+    // Every row of the job, as this step leaves it, in one record.
+    auto stored = tx.PutJobReports(task.id, context.job.job_id, context.rows);
+    if (!stored) return stored;
     for (size_t i : sent) {
       const ReportAggregationRow& row = context.rows[i];
-      if (start_writes == nullptr) {
-        auto put = tx.PutReportAggregation(row);
-        if (!put) return put;
-      }
       if (row.state == ReportAggregationState::kFailed) {
         auto recorded = tx.RecordRejectedReport(task.id, row.report_id, row.error);
         if (!recorded) return recorded;

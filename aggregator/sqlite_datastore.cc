@@ -301,6 +301,12 @@ CREATE TABLE job_reports (
   reports BLOB NOT NULL,
   PRIMARY KEY (task_id, job_id)
 );
+
+-- The leader now records a report as aggregated with a parameter when it
+-- puts the report into a job (the job's rows used to say so): the reports of
+-- jobs in progress (states start and waiting) get that record.
+INSERT OR IGNORE INTO aggregated_reports (task_id, report_id, agg_param)
+  SELECT task_id, report_id, agg_param FROM report_aggregations WHERE state IN (0, 1);
 )sql",
 };
 
@@ -662,7 +668,7 @@ class SqliteTransaction final : public Transaction {
     const char* by_time =
         "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key "
         "FROM client_reports c WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 "
-        "AND NOT EXISTS (SELECT 1 FROM report_aggregations r WHERE r.task_id = c.task_id "
+        "AND NOT EXISTS (SELECT 1 FROM aggregated_reports r WHERE r.task_id = c.task_id "
         "  AND r.report_id = c.report_id AND r.agg_param = ?2) "
         "AND NOT EXISTS (SELECT 1 FROM rejected_reports x WHERE x.task_id = c.task_id "
         "  AND x.report_id = c.report_id) "
@@ -670,7 +676,7 @@ class SqliteTransaction final : public Transaction {
     const char* by_batch =
         "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key "
         "FROM client_reports c WHERE c.task_id = ?1 AND c.batch_key = ?6 "
-        "AND NOT EXISTS (SELECT 1 FROM report_aggregations r WHERE r.task_id = c.task_id "
+        "AND NOT EXISTS (SELECT 1 FROM aggregated_reports r WHERE r.task_id = c.task_id "
         "  AND r.report_id = c.report_id AND r.agg_param = ?2) "
         "AND NOT EXISTS (SELECT 1 FROM rejected_reports x WHERE x.task_id = c.task_id "
         "  AND x.report_id = c.report_id) "
@@ -760,6 +766,15 @@ class SqliteTransaction final : public Transaction {
                                       const Bytes& agg_param) override {
     auto s = Prepare(
         "INSERT OR IGNORE INTO aggregated_reports (task_id, report_id, agg_param) VALUES (?,?,?)");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, report_id).Bind(3, AggParamDigest(agg_param));
+    return (*s)->Execute();
+  }
+
+  Result<void> ForgetAggregatedReport(const TaskId& task_id, const ReportId& report_id,
+                                      const Bytes& agg_param) override {
+    auto s = Prepare(
+        "DELETE FROM aggregated_reports WHERE task_id = ? AND report_id = ? AND agg_param = ?");
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).Bind(2, report_id).Bind(3, AggParamDigest(agg_param));
     return (*s)->Execute();
@@ -984,10 +999,14 @@ class SqliteTransaction final : public Transaction {
   }
 
   Result<void> DeleteReportAggregations(const TaskId& task_id, const JobId& job_id) override {
-    auto s = Prepare("DELETE FROM report_aggregations WHERE task_id = ? AND job_id = ?");
-    if (!s) return std::unexpected(s.error());
-    (*s)->Bind(1, task_id).Bind(2, job_id);
-    return (*s)->Execute();
+    for (const char* sql : {"DELETE FROM job_reports WHERE task_id = ? AND job_id = ?",
+                            "DELETE FROM report_aggregations WHERE task_id = ? AND job_id = ?"}) {
+      auto s = Prepare(sql);
+      if (!s) return std::unexpected(s.error());
+      (*s)->Bind(1, task_id).Bind(2, job_id);
+      CANOPY_TRY((*s)->Execute());
+    }
+    return {};
   }
 
   Result<void> ReleaseAllLeases() override {

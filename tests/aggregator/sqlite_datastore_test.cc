@@ -255,29 +255,24 @@ TEST_F(SqliteDatastoreTest, AwaitingReportsSkipAggregatedAndRejected) {
   auto datastore = Open();
   const Bytes param = {7};
   ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
-    for (uint8_t n = 1; n <= 4; ++n) EXPECT_TRUE(tx.InsertClientReport(SomeReport(n, 10 + n)));
-    AggregationJobRow job;
-    job.task_id = SomeTask();
-    job.job_id[0] = 9;
-    job.agg_param = param;
-    EXPECT_TRUE(tx.PutAggregationJob(job));
-    ReportAggregationRow row;
-    row.task_id = SomeTask();
-    row.job_id = job.job_id;
-    row.report_id = SomeReport(1, 0).report_id;
-    EXPECT_TRUE(tx.PutReportAggregation(row));
+    for (uint8_t n = 1; n <= 5; ++n) EXPECT_TRUE(tx.InsertClientReport(SomeReport(n, 10 + n)));
+    // Report 1 is taken for `param`; report 5 was, and then released.
+    EXPECT_TRUE(tx.RecordAggregatedReport(SomeTask(), SomeReport(1, 0).report_id, param));
+    EXPECT_TRUE(tx.RecordAggregatedReport(SomeTask(), SomeReport(5, 0).report_id, param));
+    EXPECT_TRUE(tx.ForgetAggregatedReport(SomeTask(), SomeReport(5, 0).report_id, param));
     EXPECT_TRUE(tx.RecordRejectedReport(SomeTask(), SomeReport(2, 0).report_id,
                                         dap::ReportError::kVdafVerifyError));
     auto awaiting = tx.ReportsAwaitingAggregation(SomeTask(), param, 0, 100, {}, 10);
     EXPECT_TRUE(awaiting);
-    EXPECT_EQ(awaiting->size(), 2u);  // Reports 3 and 4, in upload order.
+    EXPECT_EQ(awaiting->size(), 3u);  // Reports 3, 4 and 5, in upload order.
     EXPECT_EQ((*awaiting)[0].report_id[0], 3);
+    EXPECT_EQ((*awaiting)[2].report_id[0], 5);
     auto in_window = tx.ReportsAwaitingAggregation(SomeTask(), param, 14, 15, {}, 10);
     EXPECT_TRUE(in_window);
     EXPECT_EQ(in_window->size(), 1u);  // Report 4 (time 14) only.
     auto other_param = tx.ReportsAwaitingAggregation(SomeTask(), {8}, 0, 100, {}, 10);
     EXPECT_TRUE(other_param);
-    EXPECT_EQ(other_param->size(), 3u);  // Only the rejected report stays out.
+    EXPECT_EQ(other_param->size(), 4u);  // Only the rejected report stays out.
     return {};
   }));
 }
