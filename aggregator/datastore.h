@@ -56,6 +56,10 @@ struct ClientReportRow {
   // leader_selected tasks: the batch the leader put the report in (empty
   // until then).
   Bytes batch_key;
+  // ReportsAwaitingAggregation only: whether the leader holds the report's
+  // input share, kept when the report passed an earlier level of a walk (so
+  // the helper holds its share too).
+  bool aggregated_before = false;
 };
 
 // A report whose input share an aggregator keeps across the levels of a
@@ -225,17 +229,29 @@ class Transaction {
   // leader when it puts the report into a job (and forgets it when the
   // report may be sent again: the job was abandoned, or the report came too
   // early).
-  virtual Result<void> RecordAggregatedReport(const TaskId& task_id, const ReportId& report_id,
+  // Returns false (and writes nothing) when the pair was recorded already.
+  virtual Result<bool> RecordAggregatedReport(const TaskId& task_id, const ReportId& report_id,
                                               const Bytes& agg_param) = 0;
   virtual Result<void> ForgetAggregatedReport(const TaskId& task_id, const ReportId& report_id,
                                               const Bytes& agg_param) = 0;
   // Whether the report was aggregated with `agg_param` (or, when
-  // `any_param`, with any parameter).
+  // `any_param`, with any parameter: once recorded, a report stays
+  // aggregated for this question even if ForgetAggregatedReport removes its
+  // record for one parameter; only the helper asks it, and it never forgets).
   virtual Result<bool> WasAggregated(const TaskId& task_id, const ReportId& report_id,
                                      const Bytes& agg_param, bool any_param) = 0;
   virtual Result<void> RecordRejectedReport(const TaskId& task_id, const ReportId& report_id,
                                             dap::ReportError error) = 0;
   virtual Result<bool> WasRejected(const TaskId& task_id, const ReportId& report_id) = 0;
+  // All of the above for one report at once (one lookup where a request
+  // checks every report of a job).
+  struct ReportHistory {
+    bool rejected = false;
+    bool aggregated_with_param = false;
+    bool aggregated_before = false;  // With any parameter.
+  };
+  virtual Result<ReportHistory> GetReportHistory(const TaskId& task_id, const ReportId& report_id,
+                                                 const Bytes& agg_param) = 0;
 
   // --- Aggregation jobs and their reports.
   virtual Result<void> PutAggregationJob(const AggregationJobRow& job) = 0;

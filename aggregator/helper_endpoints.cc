@@ -192,13 +192,19 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
         collected[bucket] = *is_collected;
       }
       ReportFacts& fact = facts[i];
-      auto rejected = tx.WasRejected(task.id, metadata.report_id);
-      auto with_param = tx.WasAggregated(task.id, metadata.report_id, init->agg_param, false);
-      auto before = tx.WasAggregated(task.id, metadata.report_id, init->agg_param, true);
-      if (!rejected || !with_param || !before) {
-        return MakeError(ErrorCode::kIoError, "datastore read failed");
+      if (held_reports) {
+        // Held means aggregated at an earlier level; whether it is a replay
+        // of this level is for the commit to find (it checks every report
+        // anyway, and replays are rare), which saves a lookup per report
+        // and level. Reports whose shares must be opened are checked here,
+        // so that a replay costs no HPKE.
+        fact.aggregated_before = true;
+      } else {
+        auto history = tx.GetReportHistory(task.id, metadata.report_id, init->agg_param);
+        if (!history) return std::unexpected(history.error());
+        fact = {history->rejected, history->aggregated_with_param, history->aggregated_before,
+                false, std::nullopt};
       }
-      fact = {*rejected, *with_param, *before, false, std::nullopt};
       if (held_reports && cached.Has(i)) {
         // Prepared in memory from its held share: held, without a lookup.
         fact.held = true;
@@ -418,22 +424,43 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
     row.last_request_hash = request_hash_bytes;
     bool waiting = false;
     std::set<Bytes> buckets_used;
+    std::map<Bytes, bool> collected_now;  // Per bucket, as this transaction sees it.
     std::vector<ReportAggregationRow> report_rows;
     for (size_t i = 0; i < outcomes.size(); ++i) {
       ReportOutcome& outcome = outcomes[i];
       std::optional<ReportError> error = outcome.error;
-      if (!error) {
+      if (!error && held_reports) {
+        // A held report was aggregated at an earlier level, so a collected
+        // batch takes it; recording it for this parameter is the replay
+        // check (a second record for the same parameter is refused).
         auto rejected = tx.WasRejected(task.id, outcome.report_id);
-        auto repeat =
-            tx.WasAggregated(task.id, outcome.report_id, init->agg_param, !task.multi_level());
-        auto collected_now = tx.IsBucketCollected(task.id, outcome.bucket_key);
-        if (!rejected || !repeat || !collected_now) {
-          return MakeError(ErrorCode::kIoError, "datastore read failed");
+        if (!rejected) return std::unexpected(rejected.error());
+        std::optional<bool> fresh;
+        if (!*rejected) {
+          auto recorded = tx.RecordAggregatedReport(task.id, outcome.report_id, init->agg_param);
+          if (!recorded) return std::unexpected(recorded.error());
+          fresh = *recorded;
         }
-        if (*rejected || *repeat) {
+        if (!fresh || !*fresh) error = ReportError::kReportReplayed;
+      } else if (!error) {
+        auto history = tx.GetReportHistory(task.id, outcome.report_id, init->agg_param);
+        if (!history) return std::unexpected(history.error());
+        auto bucket_collected = collected_now.find(outcome.bucket_key);
+        if (bucket_collected == collected_now.end()) {
+          auto is_collected = tx.IsBucketCollected(task.id, outcome.bucket_key);
+          if (!is_collected) return std::unexpected(is_collected.error());
+          bucket_collected = collected_now.emplace(outcome.bucket_key, *is_collected).first;
+        }
+        const bool repeat =
+            task.multi_level() ? history->aggregated_with_param : history->aggregated_before;
+        if (history->rejected || repeat) {
           error = ReportError::kReportReplayed;
-        } else if (*collected_now && !(task.multi_level() && facts[i].aggregated_before)) {
+        } else if (bucket_collected->second &&
+                   !(task.multi_level() && history->aggregated_before)) {
           error = ReportError::kBatchCollected;
+        } else {
+          auto recorded = tx.RecordAggregatedReport(task.id, outcome.report_id, init->agg_param);
+          if (!recorded) return std::unexpected(recorded.error());
         }
       }
       ReportAggregationRow report_row;
@@ -457,8 +484,6 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
       } else {
         verify_resp.type = dap::VerifyRespType::kContinue;
         verify_resp.payload = outcome.state.outbound;
-        auto recorded = tx.RecordAggregatedReport(task.id, outcome.report_id, init->agg_param);
-        if (!recorded) return recorded;
         buckets_used.insert(outcome.bucket_key);
         if (outcome.to_hold) {
           auto held = tx.PutHeldReport(*outcome.to_hold);

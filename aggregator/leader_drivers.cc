@@ -28,6 +28,12 @@ using PingKind = dap::PingPongState::Kind;
 
 namespace {
 
+// Aggregation jobs a pass creates, and drives, at most. A walk's level is
+// best created in one pass: listing the reports that await a parameter reads
+// the whole batch, so a level split over several passes reads it each time
+// (and the helper idles while the leader lists).
+constexpr size_t kJobsPerPass = 64;
+
 bool IsPoplar1(const Task& task) {
   return task.vdaf->algorithm_id() == poplar::Poplar1::kAlgorithmId;
 }
@@ -190,8 +196,8 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
       for (const Bytes& batch_key : batch_keys) {
         std::vector<ClientReportRow> reports;
         auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
-          auto awaiting = tx.ReportsAwaitingAggregation(task.id, agg_param, 0, 0, batch_key,
-                                                        options_.max_reports_per_job * 8);
+          auto awaiting = tx.ReportsAwaitingAggregation(
+              task.id, agg_param, 0, 0, batch_key, options_.max_reports_per_job * kJobsPerPass);
           if (!awaiting) return std::unexpected(awaiting.error());
           reports = std::move(*awaiting);
           return {};
@@ -206,7 +212,7 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
     std::vector<ClientReportRow> reports;
     auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
       auto awaiting = tx.ReportsAwaitingAggregation(task.id, agg_param, 0, UINT64_MAX, {},
-                                                    options_.max_reports_per_job * 8);
+                                                    options_.max_reports_per_job * kJobsPerPass);
       if (!awaiting) return std::unexpected(awaiting.error());
       reports = std::move(*awaiting);
       return {};
@@ -247,7 +253,7 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
     std::vector<ClientReportRow> reports;
     auto awaiting_read = datastore_.Run([&](Transaction& tx) -> Result<void> {
       auto awaiting = AwaitingReports(tx, task, job.agg_param, job.bucket_keys,
-                                      options_.max_reports_per_job * 8);
+                                      options_.max_reports_per_job * kJobsPerPass);
       if (!awaiting) return std::unexpected(awaiting.error());
       reports = std::move(*awaiting);
       return {};
@@ -273,12 +279,7 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
     // jobs, the others (first level, or sent again) into full ones.
     std::vector<const ClientReportRow*> held, full;
     for (const ClientReportRow& report : reports) {
-      bool is_held = false;
-      if (task.multi_level()) {
-        auto before = tx.WasAggregated(task.id, report.report_id, agg_param, true);
-        if (!before) return std::unexpected(before.error());
-        is_held = *before;
-      }
+      const bool is_held = task.multi_level() && report.aggregated_before;
       (is_held ? held : full).push_back(&report);
     }
     for (int kind = 0; kind < 2; ++kind) {
@@ -308,7 +309,7 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
           row.bucket_key = task.leader_selected() ? batch_key : TimeBucketKey(group[i]->time);
           // Taken for this parameter: no other job gets it.
           auto claimed = tx.RecordAggregatedReport(task.id, row.report_id, agg_param);
-          if (!claimed) return claimed;
+          if (!claimed) return std::unexpected(claimed.error());
           rows.push_back(std::move(row));
         }
         auto stored = tx.PutJobReports(task.id, *job_id, rows);
@@ -335,8 +336,8 @@ struct LeaderDrivers::JobContext {
 Result<size_t> LeaderDrivers::DriveAggregationJobs() {
   std::vector<Lease> leases;
   auto leased = datastore_.Run([&](Transaction& tx) -> Result<void> {
-    auto taken =
-        tx.LeaseAggregationJobs(internal::NowMilliseconds(), options_.lease_duration.count(), 8);
+    auto taken = tx.LeaseAggregationJobs(internal::NowMilliseconds(),
+                                         options_.lease_duration.count(), kJobsPerPass);
     if (!taken) return std::unexpected(taken.error());
     leases = std::move(*taken);
     return {};

@@ -307,6 +307,29 @@ CREATE TABLE job_reports (
 -- jobs in progress (states start and waiting) get that record.
 INSERT OR IGNORE INTO aggregated_reports (task_id, report_id, agg_param)
   SELECT task_id, report_id, agg_param FROM report_aggregations WHERE state IN (0, 1);
+
+-- aggregated_reports is keyed by parameter first: a walk records every report
+-- at every level, and with the report first each record landed on a page of
+-- its own (report IDs are random), so a job of 500 reports rewrote 500 pages.
+-- Keyed by parameter, a level's records fill pages of their own. Whether a
+-- report was aggregated at all is kept apart, written once per report.
+CREATE TABLE aggregated_reports_v3 (
+  task_id BLOB NOT NULL,
+  agg_param BLOB NOT NULL,
+  report_id BLOB NOT NULL,
+  PRIMARY KEY (task_id, agg_param, report_id)
+) WITHOUT ROWID;
+INSERT INTO aggregated_reports_v3 (task_id, agg_param, report_id)
+  SELECT task_id, agg_param, report_id FROM aggregated_reports;
+CREATE TABLE seen_reports (
+  task_id BLOB NOT NULL,
+  report_id BLOB NOT NULL,
+  PRIMARY KEY (task_id, report_id)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO seen_reports (task_id, report_id)
+  SELECT task_id, report_id FROM aggregated_reports;
+DROP TABLE aggregated_reports;
+ALTER TABLE aggregated_reports_v3 RENAME TO aggregated_reports;
 )sql",
 };
 
@@ -396,8 +419,7 @@ class JobReportsReader {
 };
 
 Result<std::vector<ReportAggregationRow>> DecodeJobReports(const TaskId& task_id,
-                                                           const JobId& job_id,
-                                                           const Bytes& data) {
+                                                           const JobId& job_id, const Bytes& data) {
   std::vector<ReportAggregationRow> rows;
   JobReportsReader reader(data);
   while (!reader.AtEnd()) {
@@ -521,6 +543,7 @@ class Statement {
     return out;
   }
   int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+  int ColumnCount() const { return sqlite3_column_count(stmt_); }
   std::string Text(int column) const {
     const auto* text = sqlite3_column_text(stmt_, column);
     int size = sqlite3_column_bytes(stmt_, column);
@@ -644,6 +667,7 @@ class SqliteTransaction final : public Transaction {
       report.time = static_cast<dap::Time>(s.Int(2));
       report.encoded_report = s.Blob(3);
       report.batch_key = s.Blob(4);
+      if (s.ColumnCount() > 5) report.aggregated_before = s.Int(5) != 0;
       reports.push_back(std::move(report));
     }
     return reports;
@@ -662,11 +686,18 @@ class SqliteTransaction final : public Transaction {
     return std::move(rows->front());
   }
 
+// Whether a listed report was aggregated with another parameter before (a
+// column of ReportsAwaitingAggregation's queries): the leader holds the
+// share of each report it aggregated at an earlier level of a walk.
+#define AGGREGATED_BEFORE                                             \
+  "EXISTS (SELECT 1 FROM held_reports h WHERE h.task_id = c.task_id " \
+  "  AND h.report_id = c.report_id) "
+
   Result<std::vector<ClientReportRow>> ReportsAwaitingAggregation(
       const TaskId& task_id, const Bytes& agg_param, dap::Time time_start, dap::Time time_end,
       const Bytes& batch_key, size_t limit) override {
     const char* by_time =
-        "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key "
+        "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key, " AGGREGATED_BEFORE
         "FROM client_reports c WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 "
         "AND NOT EXISTS (SELECT 1 FROM aggregated_reports r WHERE r.task_id = c.task_id "
         "  AND r.report_id = c.report_id AND r.agg_param = ?2) "
@@ -674,7 +705,7 @@ class SqliteTransaction final : public Transaction {
         "  AND x.report_id = c.report_id) "
         "ORDER BY c.seq LIMIT ?5";
     const char* by_batch =
-        "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key "
+        "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key, " AGGREGATED_BEFORE
         "FROM client_reports c WHERE c.task_id = ?1 AND c.batch_key = ?6 "
         "AND NOT EXISTS (SELECT 1 FROM aggregated_reports r WHERE r.task_id = c.task_id "
         "  AND r.report_id = c.report_id AND r.agg_param = ?2) "
@@ -762,28 +793,33 @@ class SqliteTransaction final : public Transaction {
     return held;
   }
 
-  Result<void> RecordAggregatedReport(const TaskId& task_id, const ReportId& report_id,
+  Result<bool> RecordAggregatedReport(const TaskId& task_id, const ReportId& report_id,
                                       const Bytes& agg_param) override {
     auto s = Prepare(
-        "INSERT OR IGNORE INTO aggregated_reports (task_id, report_id, agg_param) VALUES (?,?,?)");
+        "INSERT OR IGNORE INTO aggregated_reports (task_id, agg_param, report_id) VALUES (?,?,?)");
     if (!s) return std::unexpected(s.error());
-    (*s)->Bind(1, task_id).Bind(2, report_id).Bind(3, AggParamDigest(agg_param));
-    return (*s)->Execute();
+    (*s)->Bind(1, task_id).Bind(2, AggParamDigest(agg_param)).Bind(3, report_id);
+    CANOPY_TRY((*s)->Execute());
+    if (sqlite3_changes(db_) == 0) return false;
+    auto seen = Prepare("INSERT OR IGNORE INTO seen_reports (task_id, report_id) VALUES (?,?)");
+    if (!seen) return std::unexpected(seen.error());
+    (*seen)->Bind(1, task_id).Bind(2, report_id);
+    CANOPY_TRY((*seen)->Execute());
+    return true;
   }
 
   Result<void> ForgetAggregatedReport(const TaskId& task_id, const ReportId& report_id,
                                       const Bytes& agg_param) override {
     auto s = Prepare(
-        "DELETE FROM aggregated_reports WHERE task_id = ? AND report_id = ? AND agg_param = ?");
+        "DELETE FROM aggregated_reports WHERE task_id = ? AND agg_param = ? AND report_id = ?");
     if (!s) return std::unexpected(s.error());
-    (*s)->Bind(1, task_id).Bind(2, report_id).Bind(3, AggParamDigest(agg_param));
+    (*s)->Bind(1, task_id).Bind(2, AggParamDigest(agg_param)).Bind(3, report_id);
     return (*s)->Execute();
   }
 
   Result<bool> WasAggregated(const TaskId& task_id, const ReportId& report_id,
                              const Bytes& agg_param, bool any_param) override {
-    auto s = Prepare(any_param ? "SELECT 1 FROM aggregated_reports WHERE task_id = ?1 AND "
-                                 "report_id = ?2 LIMIT 1"
+    auto s = Prepare(any_param ? "SELECT 1 FROM seen_reports WHERE task_id = ?1 AND report_id = ?2"
                                : "SELECT 1 FROM aggregated_reports WHERE task_id = ?1 AND "
                                  "report_id = ?2 AND agg_param = ?3");
     if (!s) return std::unexpected(s.error());
@@ -799,6 +835,21 @@ class SqliteTransaction final : public Transaction {
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).Bind(2, report_id).BindInt(3, static_cast<int>(error));
     return (*s)->Execute();
+  }
+
+  Result<ReportHistory> GetReportHistory(const TaskId& task_id, const ReportId& report_id,
+                                         const Bytes& agg_param) override {
+    auto s = Prepare(
+        "SELECT EXISTS (SELECT 1 FROM rejected_reports WHERE task_id = ?1 AND report_id = ?2), "
+        "EXISTS (SELECT 1 FROM aggregated_reports WHERE task_id = ?1 AND agg_param = ?3 "
+        "  AND report_id = ?2), "
+        "EXISTS (SELECT 1 FROM seen_reports WHERE task_id = ?1 AND report_id = ?2)");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, report_id).Bind(3, AggParamDigest(agg_param));
+    auto row = (*s)->Step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return MakeError(ErrorCode::kInternal, "report history: no row");
+    return ReportHistory{(*s)->Int(0) != 0, (*s)->Int(1) != 0, (*s)->Int(2) != 0};
   }
 
   Result<bool> WasRejected(const TaskId& task_id, const ReportId& report_id) override {
@@ -895,7 +946,8 @@ class SqliteTransaction final : public Transaction {
 
   Result<void> PutJobReports(const TaskId& task_id, const JobId& job_id,
                              const std::vector<ReportAggregationRow>& rows) override {
-    auto s = Prepare("INSERT OR REPLACE INTO job_reports (task_id, job_id, reports) VALUES (?,?,?)");
+    auto s =
+        Prepare("INSERT OR REPLACE INTO job_reports (task_id, job_id, reports) VALUES (?,?,?)");
     if (!s) return std::unexpected(s.error());
     Bytes encoded = EncodeJobReports(rows);
     (*s)->Bind(1, task_id).Bind(2, job_id).Bind(3, encoded);
@@ -1444,8 +1496,8 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
       options.synchronous_full ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;";
   CANOPY_TRY(Exec(db, options.path, pragmas.c_str()));
   if (options.schema_version < 0 || options.schema_version > kSchemaVersion) {
-    return MakeError(ErrorCode::kInvalidArgument, "no schema version " +
-                                                      std::to_string(options.schema_version));
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "no schema version " + std::to_string(options.schema_version));
   }
   CANOPY_TRY(Migrate(db, options.path,
                      options.schema_version == 0 ? kSchemaVersion : options.schema_version));

@@ -73,24 +73,25 @@ TEST_F(SqliteDatastoreTest, ReopensMigratedAndRefusesNewerSchemas) {
   EXPECT_NE(refused.error().message().find(path_), std::string::npos);
 }
 
-// Version 2 names aggregation parameters by digest in rows per report; a
-// version 1 file (full parameters there) is converted when opened.
+// Version 2 names aggregation parameters by digest in rows per report, and
+// version 3 keys those rows by parameter first; a version 1 file (full
+// parameters there) is converted when opened.
 TEST_F(SqliteDatastoreTest, MigratesVersionOneParametersToDigests) {
   const Bytes param(3000, 0x5a);  // As long as a deep Poplar1 parameter.
   const ReportId report = SomeReport(1, 0).report_id;
-  {
-    auto datastore = Open(1);
-    ASSERT_TRUE(datastore->Run(
-        [&](Transaction& tx) { return tx.RecordAggregatedReport(SomeTask(), report, param); }));
-  }
+  Open(1);
   // What version 1 stored: the parameter itself.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* statement = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE aggregated_reports SET agg_param = ?", -1, &statement,
-                               nullptr),
+  ASSERT_EQ(sqlite3_prepare_v2(
+                db, "INSERT INTO aggregated_reports (task_id, report_id, agg_param) VALUES (?,?,?)",
+                -1, &statement, nullptr),
             SQLITE_OK);
-  sqlite3_bind_blob(statement, 1, param.data(), static_cast<int>(param.size()), SQLITE_STATIC);
+  const TaskId task = SomeTask();
+  sqlite3_bind_blob(statement, 1, task.data(), static_cast<int>(task.size()), SQLITE_STATIC);
+  sqlite3_bind_blob(statement, 2, report.data(), static_cast<int>(report.size()), SQLITE_STATIC);
+  sqlite3_bind_blob(statement, 3, param.data(), static_cast<int>(param.size()), SQLITE_STATIC);
   ASSERT_EQ(sqlite3_step(statement), SQLITE_DONE);
   sqlite3_finalize(statement);
   sqlite3_close(db);
@@ -101,6 +102,10 @@ TEST_F(SqliteDatastoreTest, MigratesVersionOneParametersToDigests) {
     EXPECT_TRUE(with_param && *with_param);
     auto other = tx.WasAggregated(SomeTask(), report, Bytes(3000, 0x5b), false);
     EXPECT_TRUE(other && !*other);
+    auto any = tx.WasAggregated(SomeTask(), report, {}, true);  // Kept apart from version 3.
+    EXPECT_TRUE(any && *any);
+    auto again = tx.RecordAggregatedReport(SomeTask(), report, param);
+    EXPECT_TRUE(again && !*again);
     return {};
   }));
 }
@@ -157,6 +162,11 @@ VALUES (x'0100000000000000000000000000000000000000000000000000000000000000', x'0
       EXPECT_EQ((*rows)[0].bucket_key, (Bytes{0x01, 0x02}));
       EXPECT_EQ((*rows)[0].time, 9u);
     }
+    // The report of the job in progress counts as taken (aggregated).
+    ReportId waiting{};
+    waiting[0] = 5;
+    auto taken = tx.WasAggregated(SomeTask(), waiting, {}, true);
+    EXPECT_TRUE(taken && *taken);
     return {};
   }));
 }
@@ -257,7 +267,10 @@ TEST_F(SqliteDatastoreTest, AwaitingReportsSkipAggregatedAndRejected) {
   ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
     for (uint8_t n = 1; n <= 5; ++n) EXPECT_TRUE(tx.InsertClientReport(SomeReport(n, 10 + n)));
     // Report 1 is taken for `param`; report 5 was, and then released.
-    EXPECT_TRUE(tx.RecordAggregatedReport(SomeTask(), SomeReport(1, 0).report_id, param));
+    auto first = tx.RecordAggregatedReport(SomeTask(), SomeReport(1, 0).report_id, param);
+    EXPECT_TRUE(first && *first);
+    auto again = tx.RecordAggregatedReport(SomeTask(), SomeReport(1, 0).report_id, param);
+    EXPECT_TRUE(again && !*again);  // Recorded already: nothing written.
     EXPECT_TRUE(tx.RecordAggregatedReport(SomeTask(), SomeReport(5, 0).report_id, param));
     EXPECT_TRUE(tx.ForgetAggregatedReport(SomeTask(), SomeReport(5, 0).report_id, param));
     EXPECT_TRUE(tx.RecordRejectedReport(SomeTask(), SomeReport(2, 0).report_id,
