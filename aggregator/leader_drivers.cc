@@ -11,6 +11,7 @@
 #include <thread>
 #include <utility>
 
+#include "aggregator/collection_waiters.h"
 #include "aggregator/internal/aggregation.h"
 #include "aggregator/internal/common.h"
 #include "aggregator/work_signal.h"
@@ -892,6 +893,9 @@ Result<size_t> LeaderDrivers::DriveCollectionJobs() {
       retry_at = internal::NowMilliseconds() + options_.retry_delay.count();
     } else if (*done) {
       ++finished;
+      if (options_.collection_waiters != nullptr) {
+        options_.collection_waiters->Notify(lease.task_id, lease.job_id);
+      }
     }
     auto released =
         datastore_.Run([&](Transaction& tx) { return tx.ReleaseCollectionJob(lease, retry_at); });

@@ -32,7 +32,8 @@
 
 namespace canopy::aggregator {
 
-class WorkSignal;  // aggregator/work_signal.h
+class CollectionWaiters;  // aggregator/collection_waiters.h
+class WorkSignal;         // aggregator/work_signal.h
 
 struct LeaderDriverOptions {
   // The helper's DAP endpoint URL and the token the leader presents to it.
@@ -49,6 +50,9 @@ struct LeaderDriverOptions {
   // Ends an idle pause early when notified (a new collection job). May be
   // null.
   WorkSignal* work_signal = nullptr;
+  // Told when a collection job finishes or fails, to answer the polls held
+  // for it. May be null.
+  CollectionWaiters* collection_waiters = nullptr;
   // After a failed attempt (the helper unreachable or answering 5xx, a
   // datastore error), the job is retried no sooner than this. The HTTP
   // client has already retried the request by then.

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "aggregator/collection_waiters.h"
 #include "aggregator/http_server.h"
 #include "aggregator/leader_drivers.h"
 #include "aggregator/metrics.h"
@@ -113,6 +114,10 @@ int Serve(const std::string& config_path, bool check_only) {
   service_options.report_cache_capacity = config->report_cache_reports();
   WorkSignal work_signal;
   service_options.work_signal = &work_signal;
+  // A poll of a collection job in progress is answered when the job
+  // finishes, or after a second (well within any client's timeout).
+  CollectionWaiters collection_waiters(std::chrono::seconds(1));
+  if (leader) service_options.collection_waiters = &collection_waiters;
   AggregatorService service(service_options, **datastore, tasks, std::move(*hpke_keys), metrics);
   auto warnings = service.LoadStoredTasks();
   if (!warnings) {
@@ -168,6 +173,7 @@ int Serve(const std::string& config_path, bool check_only) {
     driver_options.max_reports_per_job = config->max_reports_per_aggregation_job();
     driver_options.parallel_jobs = std::max(2u, cores);
     driver_options.work_signal = &work_signal;
+    driver_options.collection_waiters = &collection_waiters;
     driver_options.report_expiry_seconds = config->garbage_collection().report_expiry_seconds();
     driver_options.garbage_collection_interval =
         std::chrono::seconds(config->garbage_collection().interval_seconds());
@@ -181,6 +187,7 @@ int Serve(const std::string& config_path, bool check_only) {
   sigwait(&signals, &signal_number);
   std::cerr << "canopy-aggregator: shutting down\n";
   stop = true;
+  collection_waiters.Shutdown();  // Held polls are answered before the server stops.
   (*server)->Stop();
   if (driver_thread.joinable()) driver_thread.join();
   return 0;

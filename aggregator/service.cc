@@ -6,9 +6,12 @@
 #include <google/protobuf/text_format.h>
 
 #include <exception>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
+#include "aggregator/collection_waiters.h"
 #include "aggregator/internal/common.h"
 #include "config/config.h"
 #include "dap/base64url.h"
@@ -48,20 +51,27 @@ void AggregatorService::Handle(ServerRequest request, Responder respond) {
                 });
     return;
   }
-  respond(HandleNow(request));
+  auto shared_request = std::make_shared<ServerRequest>(std::move(request));
+  ServerResponse response = DispatchSafely(*shared_request);
+  if (HoldCollectionPoll(shared_request, response, respond)) return;
+  metrics_.Response(response.status);
+  respond(std::move(response));
 }
 
 ServerResponse AggregatorService::HandleNow(const ServerRequest& request) {
-  ServerResponse response;
+  ServerResponse response = DispatchSafely(request);
+  metrics_.Response(response.status);
+  return response;
+}
+
+ServerResponse AggregatorService::DispatchSafely(const ServerRequest& request) {
   try {
-    response = Dispatch(request);
+    return Dispatch(request);
   } catch (const std::exception&) {
     // Library code does not throw; this guards against allocation failure
     // and the like, without echoing anything from the request.
-    response = Problem(ProblemType::kInternal, "internal error");
+    return Problem(ProblemType::kInternal, "internal error");
   }
-  metrics_.Response(response.status);
-  return response;
 }
 
 bool AggregatorService::Authorized(const ServerRequest& request, const std::string& token) const {
@@ -125,7 +135,42 @@ ServerResponse MethodNotAllowed(std::string_view allowed) {
   return response;
 }
 
+// The task and job a collection job poll names ("GET .../tasks/{task}/
+// collection_jobs/{job}"), if it is one.
+std::optional<std::pair<TaskId, JobId>> CollectionJobPolled(const ServerRequest& request) {
+  if (request.method != "GET") return std::nullopt;
+  std::string_view path = request.path;
+  size_t tasks = path.find("/tasks/");
+  if (tasks == std::string_view::npos) return std::nullopt;
+  std::vector<std::string_view> segments =
+      Segments(path.substr(tasks + std::string_view("/tasks/").size()));
+  if (segments.size() != 3 || segments[1] != "collection_jobs") return std::nullopt;
+  auto task_id = DecodeId<32>(segments[0]);
+  auto job_id = DecodeId<16>(segments[2]);
+  if (!task_id || !job_id) return std::nullopt;
+  return std::make_pair(*task_id, *job_id);
+}
+
 }  // namespace
+
+bool AggregatorService::HoldCollectionPoll(const std::shared_ptr<ServerRequest>& request,
+                                           const ServerResponse& response,
+                                           const Responder& respond) {
+  // 202 answers only a poll of a job in progress, which the caller is
+  // entitled to see (the dispatch checked the token).
+  if (options_.collection_waiters == nullptr || response.status != 202) return false;
+  auto polled = CollectionJobPolled(*request);
+  if (!polled) return false;
+  auto answer = [this, request, respond] {
+    ServerResponse later = DispatchSafely(*request);
+    metrics_.Response(later.status);
+    respond(std::move(later));
+  };
+  if (options_.collection_waiters->Wait(polled->first, polled->second, answer)) return true;
+  // Not held: the job may have finished just now, so look again.
+  answer();
+  return true;
+}
 
 ServerResponse AggregatorService::DispatchTask(const ServerRequest& request,
                                                std::string_view rest) {

@@ -35,7 +35,8 @@
 
 namespace canopy::aggregator {
 
-class WorkSignal;  // aggregator/work_signal.h
+class CollectionWaiters;  // aggregator/collection_waiters.h
+class WorkSignal;         // aggregator/work_signal.h
 
 struct ServiceOptions {
   dap::Role role = dap::Role::kLeader;
@@ -52,6 +53,9 @@ struct ServiceOptions {
   // Notified when a collection job is created (leader), so that the drivers
   // start on it at once. May be null.
   WorkSignal* work_signal = nullptr;
+  // Holds polls of collection jobs in progress (leader) until the job
+  // finishes or the hold ends. May be null: polls are answered at once.
+  CollectionWaiters* collection_waiters = nullptr;
 };
 
 class AggregatorService final : public RequestHandler {
@@ -63,7 +67,7 @@ class AggregatorService final : public RequestHandler {
 
   void Handle(ServerRequest request, Responder respond) override;
 
-  // The same, synchronously.
+  // The same, synchronously (a poll of a collection job is never held).
   ServerResponse HandleNow(const ServerRequest& request);
 
   // Adds a task (persisting it); used at start for task files and by the
@@ -82,6 +86,12 @@ class AggregatorService final : public RequestHandler {
  private:
   struct Route;
   ServerResponse Dispatch(const ServerRequest& request);
+  // Dispatch, with anything thrown turned into an internal error.
+  ServerResponse DispatchSafely(const ServerRequest& request);
+  // Whether `response` to `request` is a poll of a collection job in
+  // progress that the waiters took over (they answer it later).
+  bool HoldCollectionPoll(const std::shared_ptr<ServerRequest>& request,
+                          const ServerResponse& response, const Responder& respond);
   ServerResponse DispatchTask(const ServerRequest& request, std::string_view rest);
   // The helper's resources the leader calls: aggregation jobs, aggregate shares.
   ServerResponse DispatchPeer(const Task& task, std::string_view resource,
