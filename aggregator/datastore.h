@@ -125,6 +125,13 @@ struct ReportAggregationRow {
   // and the outbound ping-pong message of the last step, if any.
   Bytes verify_state;
   Bytes last_message;
+  // Helper, multi-level tasks: the leader's first message for the report.
+  // Such a job's states between its steps are kept in memory only (empty
+  // verify_state); this and the held input share compute one again when it
+  // is missing (see StepStateCache), with the verification key the first
+  // step used. Stored in job records only.
+  Bytes init_payload;
+  uint8_t verification_key_id = 0;
 };
 
 // The running aggregate of one bucket for one aggregation parameter.

@@ -491,8 +491,15 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
         }
         if (outcome.state.kind == PingKind::kContinued) {
           report_row.state = ReportAggregationState::kWaiting;
-          report_row.verify_state =
-              internal::EncodeContinuedState(outcome.state.round, outcome.state.verify_state);
+          if (task.multi_level()) {
+            // The state stays in memory; the report's share is held, so the
+            // leader's message is all it takes to compute it again.
+            report_row.init_payload = init->verify_inits[i].payload;
+            report_row.verification_key_id = init->verification_key_id;
+          } else {
+            report_row.verify_state =
+                internal::EncodeContinuedState(outcome.state.round, outcome.state.verify_state);
+          }
           waiting = true;
         } else {
           report_row.state = ReportAggregationState::kFinished;
@@ -549,12 +556,18 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
     again.SetHeader("Location", location);
     return again;
   }
+  StepStateCache::States states;
   for (ReportOutcome& outcome : outcomes) {
     if (outcome.error) metrics_.ReportRejected(*outcome.error);
     if (task.multi_level() && outcome.prepared) {
       report_cache_.Put(task.id, outcome.report_id, std::move(outcome.prepared));
     }
+    if (task.multi_level()) {
+      // Only the waiting reports' states are used (and only then valid).
+      states.push_back(outcome.error ? dap::PingPongState{} : std::move(outcome.state));
+    }
   }
+  if (task.multi_level()) step_states_.Put(task.id, job_id, std::move(states));
   metrics_.AggregationJob(Metrics::JobEvent::kCreated);
   ServerResponse created = internal::Message(201, "aggregation-job-resp", encoded_response);
   created.SetHeader("Location", location);
@@ -625,6 +638,14 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
   auto agg_param = task.vdaf->DecodeAggParam(job->agg_param, nullptr);
   if (!agg_param) return Problem(ProblemType::kInternal, "stored aggregation parameter", &task.id);
 
+  // The states the first step left: stored with the job, kept in memory, or
+  // computed again.
+  auto states = ContinuedStates(task, job_id, **agg_param, rows, order);
+  if (!states) {
+    return Problem(ProblemType::kInternal, "verification states: " + states.error().message(),
+                   &task.id);
+  }
+
   // Verify.
   dap::AggregationJobResp response;
   internal::OutputAccumulator accumulator(task, **agg_param, job->agg_param);
@@ -635,12 +656,12 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
     continued[order[k]] = true;
     dap::VerifyResp verify_resp;
     verify_resp.report_id = row.report_id;
-    auto stored = internal::DecodeContinuedState(row.verify_state);
+    dap::PingPongState& state = (*states)[order[k]];
     dap::PingPongState next;
-    if (stored) {
+    if (state.kind == PingKind::kContinued) {
       auto start = std::chrono::steady_clock::now();
       next = dap::PingPongContinued(*task.vdaf, false, task.vdaf_context, **agg_param,
-                                    std::move(stored->state), stored->round,
+                                    std::move(state.verify_state), state.round,
                                     continue_req->verify_continues[k].payload);
       metrics_.Verified(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -652,6 +673,7 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
         if (!added) return Problem(ProblemType::kInternal, "output share", &task.id);
         row.state = ReportAggregationState::kFinished;
         row.verify_state.clear();
+        row.init_payload.clear();
         if (next.kind == PingKind::kFinished) {
           verify_resp.type = dap::VerifyRespType::kFinish;
         } else {
@@ -663,6 +685,7 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
       case PingKind::kContinued:
         row.state = ReportAggregationState::kWaiting;
         row.verify_state = internal::EncodeContinuedState(next.round, next.verify_state);
+        row.init_payload.clear();
         verify_resp.type = dap::VerifyRespType::kContinue;
         verify_resp.payload = next.outbound;
         still_waiting = true;
@@ -671,6 +694,7 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
         row.state = ReportAggregationState::kFailed;
         row.error = ReportError::kVdafVerifyError;
         row.verify_state.clear();
+        row.init_payload.clear();
         verify_resp.type = dap::VerifyRespType::kReject;
         verify_resp.report_error = ReportError::kVdafVerifyError;
         metrics_.ReportRejected(ReportError::kVdafVerifyError);
@@ -684,6 +708,7 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
       rows[i].state = ReportAggregationState::kFailed;
       rows[i].error = ReportError::kVdafVerifyError;
       rows[i].verify_state.clear();
+      rows[i].init_payload.clear();
     }
   }
   auto encoded = dap::Encode(response);
@@ -740,6 +765,81 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
   return internal::Message(200, "aggregation-job-resp", std::move(*encoded));
 }
 
+Result<std::vector<dap::PingPongState>> AggregatorService::ContinuedStates(
+    const Task& task, const JobId& job_id, const poplar::AggregationParameter& agg_param,
+    const std::vector<ReportAggregationRow>& rows, const std::vector<size_t>& continued) {
+  std::vector<dap::PingPongState> states(rows.size());
+  std::unique_ptr<StepStateCache::States> kept = step_states_.Take(task.id, job_id);
+  std::vector<size_t> missing;
+  for (size_t i : continued) {
+    const ReportAggregationRow& row = rows[i];
+    if (!row.verify_state.empty()) {
+      // Stored with the job (tasks without held shares). A state that does
+      // not decode leaves the report rejected.
+      auto stored = internal::DecodeContinuedState(row.verify_state);
+      if (stored) {
+        states[i].kind = PingKind::kContinued;
+        states[i].verify_state = std::move(stored->state);
+        states[i].round = stored->round;
+      }
+    } else if (kept && i < kept->size() && (*kept)[i].kind == PingKind::kContinued) {
+      states[i] = std::move((*kept)[i]);
+    } else {
+      missing.push_back(i);
+    }
+  }
+  if (missing.empty()) return states;
+
+  // Computed again, as the first step did: from the held share (prepared in
+  // memory, or read), the leader's first message and the same key.
+  std::vector<std::unique_ptr<poplar::PreparedReport>> prepared(missing.size());
+  std::vector<std::optional<HeldReportRow>> held(missing.size());
+  for (size_t m = 0; m < missing.size(); ++m) {
+    prepared[m] = report_cache_.Take(task.id, rows[missing[m]].report_id);
+  }
+  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    for (size_t m = 0; m < missing.size(); ++m) {
+      if (prepared[m] != nullptr) continue;
+      auto found = tx.GetHeldReport(task.id, rows[missing[m]].report_id);
+      if (!found) return std::unexpected(found.error());
+      held[m] = std::move(*found);
+    }
+    return {};
+  });
+  if (!read) return std::unexpected(read.error());
+  // One batch per verification key (a task has one, or a few while keys
+  // rotate).
+  std::map<uint8_t, std::vector<size_t>> by_key;
+  for (size_t m = 0; m < missing.size(); ++m) {
+    const ReportAggregationRow& row = rows[missing[m]];
+    if (prepared[m] == nullptr && held[m]) {
+      auto decoded = task.vdaf->PrepareReport(1, task.vdaf_context, row.report_id,
+                                              held[m]->public_share, held[m]->input_share);
+      if (decoded) prepared[m] = std::move(*decoded);
+    }
+    // A report that cannot be prepared again stays rejected.
+    if (prepared[m] != nullptr) by_key[row.verification_key_id].push_back(m);
+  }
+  for (const auto& [key_id, members] : by_key) {
+    auto key = task.verify_keys.find(key_id);
+    if (key == task.verify_keys.end()) continue;
+    std::vector<poplar::PreparedReport*> reports;
+    std::vector<std::span<const uint8_t>> inbound;
+    for (size_t m : members) {
+      reports.push_back(prepared[m].get());
+      inbound.push_back(rows[missing[m]].init_payload);
+    }
+    std::vector<dap::PingPongState> again(members.size());
+    dap::PingPongHelperInitBatch(*task.vdaf, key->second.span(), task.vdaf_context, agg_param,
+                                 reports, inbound, again);
+    for (size_t j = 0; j < members.size(); ++j) states[missing[members[j]]] = std::move(again[j]);
+  }
+  for (size_t m = 0; m < missing.size(); ++m) {
+    if (prepared[m]) report_cache_.Put(task.id, rows[missing[m]].report_id, std::move(prepared[m]));
+  }
+  return states;
+}
+
 ServerResponse AggregatorService::GetAggregationJob(const Task& task, const JobId& job_id,
                                                     const ServerRequest& request) {
   std::optional<AggregationJobRow> job;
@@ -763,6 +863,7 @@ ServerResponse AggregatorService::GetAggregationJob(const Task& task, const JobI
 }
 
 ServerResponse AggregatorService::DeleteAggregationJob(const Task& task, const JobId& job_id) {
+  step_states_.Erase(task.id, job_id);
   bool found = false;
   auto done = datastore_.Run([&](Transaction& tx) -> Result<void> {
     auto job = tx.GetAggregationJob(task.id, job_id);

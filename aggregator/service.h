@@ -29,6 +29,7 @@
 #include "aggregator/http_types.h"
 #include "aggregator/metrics.h"
 #include "aggregator/report_cache.h"
+#include "aggregator/step_state_cache.h"
 #include "aggregator/task_registry.h"
 #include "aggregator/upload_writer.h"
 #include "dap/report.h"
@@ -86,6 +87,14 @@ class AggregatorService final : public RequestHandler {
  private:
   struct Route;
   ServerResponse Dispatch(const ServerRequest& request);
+  // Helper: the verification states the first step of a job left for its
+  // continued reports (`continued`: positions in `rows`), from the job's
+  // stored rows, from memory, or computed again from the held shares and the
+  // leader's first messages. A report whose state cannot be had is left
+  // rejected (kRejected). Errors: the datastore's.
+  Result<std::vector<dap::PingPongState>> ContinuedStates(
+      const Task& task, const JobId& job_id, const poplar::AggregationParameter& agg_param,
+      const std::vector<ReportAggregationRow>& rows, const std::vector<size_t>& continued);
   // Dispatch, with anything thrown turned into an internal error.
   ServerResponse DispatchSafely(const ServerRequest& request);
   // Whether `response` to `request` is a poll of a collection job in
@@ -135,6 +144,8 @@ class AggregatorService final : public RequestHandler {
   std::vector<dap::AggregatorHpkeKey> hpke_keys_;
   Metrics& metrics_;
   ReportCache report_cache_;
+  // Helper: verification states between the steps of its jobs (multi-level).
+  StepStateCache step_states_{16};
   // Last, so that it is destroyed (flushing what is queued) first.
   std::unique_ptr<UploadWriter> upload_writer_;
 };

@@ -354,9 +354,9 @@ const Bytes& MemoizedSha256(std::span<const uint8_t> data) {
 Bytes AggParamDigest(const Bytes& agg_param) { return MemoizedSha256(agg_param); }
 
 // A job's report aggregations as one record: per report, in the job's
-// order, report ID (16 bytes), time (u64), state (u8), error (u8), then
-// bucket key (u16 length), verify state and last message (u32 lengths each).
-// Integers are big-endian.
+// order, report ID (16 bytes), time (u64), state (u8), error (u8),
+// verification key ID (u8), then bucket key (u16 length), verify state, last
+// message and init payload (u32 lengths each). Integers are big-endian.
 void AppendUint(Bytes& out, uint64_t value, int bytes) {
   for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
     out.push_back(static_cast<uint8_t>(value >> shift));
@@ -371,7 +371,8 @@ void AppendWithLength(Bytes& out, const Bytes& value, int length_bytes) {
 Bytes EncodeJobReports(const std::vector<ReportAggregationRow>& rows) {
   size_t size = 0;
   for (const ReportAggregationRow& row : rows) {
-    size += 36 + row.bucket_key.size() + row.verify_state.size() + row.last_message.size();
+    size += 41 + row.bucket_key.size() + row.verify_state.size() + row.last_message.size() +
+            row.init_payload.size();
   }
   Bytes out;
   out.reserve(size);
@@ -380,9 +381,11 @@ Bytes EncodeJobReports(const std::vector<ReportAggregationRow>& rows) {
     AppendUint(out, row.time, 8);
     out.push_back(static_cast<uint8_t>(row.state));
     out.push_back(static_cast<uint8_t>(row.error));
+    out.push_back(row.verification_key_id);
     AppendWithLength(out, row.bucket_key, 2);
     AppendWithLength(out, row.verify_state, 4);
     AppendWithLength(out, row.last_message, 4);
+    AppendWithLength(out, row.init_payload, 4);
   }
   return out;
 }
@@ -427,16 +430,18 @@ Result<std::vector<ReportAggregationRow>> DecodeJobReports(const TaskId& task_id
     row.task_id = task_id;
     row.job_id = job_id;
     row.ord = static_cast<uint32_t>(rows.size());
-    uint64_t time = 0, state = 0, error = 0;
+    uint64_t time = 0, state = 0, error = 0, key_id = 0;
     if (!reader.Take(row.report_id.size(), row.report_id.data()) || !reader.Uint(8, time) ||
-        !reader.Uint(1, state) || !reader.Uint(1, error) || !reader.WithLength(2, row.bucket_key) ||
-        !reader.WithLength(4, row.verify_state) || !reader.WithLength(4, row.last_message) ||
+        !reader.Uint(1, state) || !reader.Uint(1, error) || !reader.Uint(1, key_id) ||
+        !reader.WithLength(2, row.bucket_key) || !reader.WithLength(4, row.verify_state) ||
+        !reader.WithLength(4, row.last_message) || !reader.WithLength(4, row.init_payload) ||
         state > static_cast<uint64_t>(ReportAggregationState::kFailed)) {
       return MakeError(ErrorCode::kInternal, "a job's stored report aggregations are malformed");
     }
     row.time = time;
     row.state = static_cast<ReportAggregationState>(state);
     row.error = static_cast<dap::ReportError>(error);
+    row.verification_key_id = static_cast<uint8_t>(key_id);
     rows.push_back(std::move(row));
   }
   return rows;

@@ -1016,6 +1016,49 @@ TEST_F(HostileInputTest, HelperContinueRefusals) {
   ExpectServing();
 }
 
+// A multi-level helper keeps its states between a job's steps in memory. A
+// restart in between loses them: the continuation computes them again from
+// the held shares and the leader's first messages, and verifies for real (a
+// tampered message is still caught).
+TEST_F(HostileInputTest, HelperContinuesAJobAcrossARestart) {
+  const dap::TaskId task_id = AddPoplar1Task(true);
+  const dap::Time now = deployment_.NowUnits(task_id);
+  const Task& task = LeaderTask(task_id);
+  std::vector<dap::Report> reports = Reports(task_id, 4, now);
+  const dap::Bytes param = Poplar1Param(task_id, 0, {"0", "1"});
+  auto agg_param = AggParam(task_id, param);
+  LeaderInit leader = PlayLeaderInit(task_id, reports, *agg_param);
+  auto created = PostInit(task_id, {0, param, {}, leader.verify_inits});
+  ASSERT_TRUE(HasStatus(created, 201));
+  auto init_resp = dap::Decode<dap::AggregationJobResp>(created->body);
+  ASSERT_TRUE(init_resp);
+  ASSERT_EQ(init_resp->verify_resps.size(), 4u);
+  dap::AggregationJobContinueReq request{1, {}};
+  for (size_t i = 0; i < 4; ++i) {
+    ASSERT_EQ(init_resp->verify_resps[i].type, dap::VerifyRespType::kContinue);
+    dap::PingPongState next = dap::PingPongContinued(
+        *task.vdaf, true, task.vdaf_context, *agg_param, std::move(leader.states[i].verify_state),
+        leader.states[i].round, init_resp->verify_resps[i].payload);
+    ASSERT_EQ(next.kind, dap::PingPongState::Kind::kFinishedWithOutbound);
+    request.verify_continues.push_back({reports[i].metadata.report_id, next.outbound});
+  }
+  request.verify_continues[2].payload.back() ^= 1;  // Tampered with.
+
+  deployment_.RestartHelper();
+  const std::string url = HelperUrl(created->location.substr(1));
+  auto continued = Post(url, "aggregation-job-continue-req", EncodeOrDie(request), kPeerToken);
+  ASSERT_TRUE(HasStatus(continued, 200));
+  auto resp = dap::Decode<dap::AggregationJobResp>(continued->body);
+  ASSERT_TRUE(resp);
+  ASSERT_EQ(resp->verify_resps.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(resp->verify_resps[i].type,
+              i == 2 ? dap::VerifyRespType::kReject : dap::VerifyRespType::kFinish)
+        << "report " << i;
+  }
+  ExpectServing();
+}
+
 TEST_F(HostileInputTest, AggregateShareMismatches) {
   const dap::TaskId task_id = AddPrio3CountTask(2);
   const dap::Time now = deployment_.NowUnits(task_id);

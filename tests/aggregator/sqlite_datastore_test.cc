@@ -187,6 +187,8 @@ TEST_F(SqliteDatastoreTest, JobReportsRoundTripAsOneRecord) {
     rows[i].error = dap::ReportError::kVdafVerifyError;
     rows[i].verify_state = Bytes(i * 300, 0x77);
     rows[i].last_message = Bytes(i, 0x66);
+    rows[i].init_payload = Bytes(2 * i, 0x55);
+    rows[i].verification_key_id = static_cast<uint8_t>(200 + i);
   }
   ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
     auto none = tx.GetJobReports(SomeTask(), job);
@@ -211,6 +213,8 @@ TEST_F(SqliteDatastoreTest, JobReportsRoundTripAsOneRecord) {
       EXPECT_EQ(got.error, rows[i].error);
       EXPECT_EQ(got.verify_state, rows[i].verify_state);
       EXPECT_EQ(got.last_message, rows[i].last_message);
+      EXPECT_EQ(got.init_payload, rows[i].init_payload);
+      EXPECT_EQ(got.verification_key_id, rows[i].verification_key_id);
     }
     return {};
   }));
