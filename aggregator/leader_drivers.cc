@@ -227,8 +227,10 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
   // (the helper accepts a parameter only after the earlier ones), so only
   // the earliest pending level of each batch gets aggregation jobs.
   std::map<std::vector<Bytes>, std::pair<size_t, CollectionJobRow>> next_level;
+  std::map<std::vector<Bytes>, std::vector<Bytes>> ranked_history;  // Per batch.
   auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
     next_level.clear();
+    ranked_history.clear();
     auto jobs = tx.ListCollectionJobs(task.id, CollectionState::kStart);
     if (!jobs) return std::unexpected(jobs.error());
     for (CollectionJobRow& job : *jobs) {
@@ -244,6 +246,7 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
       if (it == next_level.end() || rank < it->second.first) {
         std::vector<Bytes> batch = job.bucket_keys;  // Before `job` is moved from.
         next_level[batch] = {rank, std::move(job)};
+        ranked_history[batch] = std::move(*history);
       }
     }
     return {};
@@ -251,6 +254,12 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
   if (!read) return std::unexpected(read.error());
   for (const auto& [batch, ranked] : next_level) {
     const CollectionJobRow& job = ranked.second;
+    // Decoded now, with the level before it, for the drivers.
+    const Bytes* previous = ranked.first > 0 && ranked.first <= ranked_history[batch].size()
+                                ? &ranked_history[batch][ranked.first - 1]
+                                : nullptr;
+    auto planned = JobAggParam(task, job.agg_param, previous);
+    if (!planned) return std::unexpected(planned.error());
     std::vector<ClientReportRow> reports;
     auto awaiting_read = datastore_.Run([&](Transaction& tx) -> Result<void> {
       auto awaiting = AwaitingReports(tx, task, job.agg_param, job.bucket_keys,
@@ -326,6 +335,28 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
 }
 
 // --- The aggregation job driver.
+
+Result<std::shared_ptr<const poplar::AggregationParameter>> LeaderDrivers::JobAggParam(
+    const Task& task, const Bytes& agg_param, const Bytes* previous) {
+  constexpr size_t kRemembered = 8;
+  {
+    std::lock_guard<std::mutex> lock(agg_params_mutex_);
+    for (const auto& [task_id, bytes, decoded] : agg_params_) {
+      if (task_id == task.id && bytes == agg_param) return decoded;
+    }
+  }
+  std::shared_ptr<const poplar::AggregationParameter> before;
+  if (previous != nullptr) {
+    auto decoded = task.vdaf->DecodeAggParam(*previous, nullptr);
+    if (decoded) before = *decoded;  // Else decoded without a plan.
+  }
+  auto decoded = task.vdaf->DecodeAggParam(agg_param, before.get());
+  if (!decoded) return std::unexpected(decoded.error());
+  std::lock_guard<std::mutex> lock(agg_params_mutex_);
+  agg_params_.emplace_back(task.id, agg_param, *decoded);
+  if (agg_params_.size() > kRemembered) agg_params_.pop_front();
+  return *decoded;
+}
 
 struct LeaderDrivers::JobContext {
   std::shared_ptr<const Task> task;
@@ -418,7 +449,7 @@ Result<void> LeaderDrivers::DriveAggregationJob(const Lease& lease) {
   if (!read) return read;
   if (!job || job->state != JobState::kInProgress) return {};
   context.job = std::move(*job);
-  auto agg_param = context.task->vdaf->DecodeAggParam(context.job.agg_param, nullptr);
+  auto agg_param = JobAggParam(*context.task, context.job.agg_param, nullptr);
   if (!agg_param) return MakeError(ErrorCode::kInternal, "stored aggregation parameter");
   context.agg_param = *agg_param;
   auto driven = context.job.step == 0 ? StartJob(context) : ContinueJob(context);

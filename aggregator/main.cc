@@ -171,7 +171,9 @@ int Serve(const std::string& config_path, bool check_only) {
     driver_options.helper_url = config->peer_url();
     driver_options.peer_token = config->peer_token();
     driver_options.max_reports_per_job = config->max_reports_per_aggregation_job();
-    driver_options.parallel_jobs = std::max(2u, cores);
+    // Two jobs per core (at least four): a job spends much of its time
+    // waiting for the helper, and another can verify meanwhile.
+    driver_options.parallel_jobs = std::max(4u, 2 * cores);
     driver_options.work_signal = &work_signal;
     driver_options.collection_waiters = &collection_waiters;
     driver_options.report_expiry_seconds = config->garbage_collection().report_expiry_seconds();
