@@ -53,6 +53,45 @@ TEST(EndToEnd, Prio3CountCollectsThePlainCount) {
   EXPECT_EQ(collected->result[0], ones);
 }
 
+// A job the helper refuses is abandoned, and its reports go into a new job
+// (DAP-19): the leader releases them, so none is lost or counted twice.
+TEST(EndToEnd, ReportsOfAnAbandonedJobAreAggregatedInANewJob) {
+  Deployment deployment;
+  config::TaskDefinition definition = deployment.NewTaskDefinition(10);
+  definition.mutable_prio3_count();
+  // The helper does not know the task yet: it refuses the first job.
+  auto added = deployment.leader().service->AddTask(definition, "test");
+  ASSERT_TRUE(added) << added.error().ToString();
+  auto id = dap::Base64UrlDecode(definition.task_id());
+  ASSERT_TRUE(id && id->size() == 32);
+  dap::TaskId task_id;
+  std::copy(id->begin(), id->end(), task_id.begin());
+  const dap::Time now = deployment.NowUnits(task_id);
+  std::vector<poplar::Measurement> measurements;
+  uint64_t ones = 0;
+  for (int i = 0; i < 30; ++i) {
+    measurements.push_back(uint64_t(i % 3 == 0));
+    ones += i % 3 == 0;
+  }
+  auto uploaded = deployment.Upload(task_id, measurements, now);
+  ASSERT_TRUE(uploaded && uploaded->status == 200);
+  deployment.DriveLeader();
+  auto metrics = deployment.http().Send(dap::HttpMethod::kGet,
+                                        dap::JoinUrl(deployment.leader().url, "metrics"), {}, {});
+  ASSERT_TRUE(metrics && metrics->status == 200);
+  std::string text(metrics->body.begin(), metrics->body.end());
+  EXPECT_NE(text.find("canopy_aggregation_jobs_total{event=\"abandoned\"} 1\n"), std::string::npos)
+      << text;
+
+  added = deployment.helper().service->AddTask(definition, "test");
+  ASSERT_TRUE(added) << added.error().ToString();
+  auto collected = deployment.Collect(task_id, IntervalCollection(now - 1, 3));
+  ASSERT_TRUE(collected) << collected.error().ToString();
+  ASSERT_EQ(collected->status, 200) << collected->problem_type;
+  EXPECT_EQ(collected->report_count, 30u);
+  EXPECT_EQ(collected->result[0], ones);
+}
+
 TEST(EndToEnd, EveryPrio3TypeCollectsThePlainSum) {
   Deployment deployment;
   std::mt19937_64 random(2);
