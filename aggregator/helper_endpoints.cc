@@ -232,21 +232,17 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
   }
 
   // The aggregation parameter, checked against each bucket's history.
-  const poplar::AggregationParameter* previous_param = nullptr;
-  std::shared_ptr<const poplar::AggregationParameter> previous_holder;
+  // The batch's parameter before this one plans Poplar1's evaluation.
+  const Bytes* previous_param = nullptr;
   for (const auto& [bucket, history] : histories) {
     for (auto it = history.rbegin(); it != history.rend(); ++it) {
       if (*it == init->agg_param) continue;
-      auto decoded = task.vdaf->DecodeAggParam(*it, nullptr);
-      if (decoded) {
-        previous_holder = *decoded;
-        previous_param = previous_holder.get();
-      }
+      previous_param = &*it;
       break;
     }
     if (previous_param != nullptr) break;
   }
-  auto agg_param = task.vdaf->DecodeAggParam(init->agg_param, previous_param);
+  auto agg_param = agg_params_.Decode(task, init->agg_param, previous_param);
   if (!agg_param) {
     return Problem(ProblemType::kInvalidAggregationParameter, agg_param.error().message(),
                    &task.id);
@@ -635,7 +631,7 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
     }
     order.push_back(it->second);
   }
-  auto agg_param = task.vdaf->DecodeAggParam(job->agg_param, nullptr);
+  auto agg_param = agg_params_.Decode(task, job->agg_param, nullptr);
   if (!agg_param) return Problem(ProblemType::kInternal, "stored aggregation parameter", &task.id);
 
   // The states the first step left: stored with the job, kept in memory, or

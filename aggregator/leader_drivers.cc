@@ -338,24 +338,7 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
 
 Result<std::shared_ptr<const poplar::AggregationParameter>> LeaderDrivers::JobAggParam(
     const Task& task, const Bytes& agg_param, const Bytes* previous) {
-  constexpr size_t kRemembered = 8;
-  {
-    std::lock_guard<std::mutex> lock(agg_params_mutex_);
-    for (const auto& [task_id, bytes, decoded] : agg_params_) {
-      if (task_id == task.id && bytes == agg_param) return decoded;
-    }
-  }
-  std::shared_ptr<const poplar::AggregationParameter> before;
-  if (previous != nullptr) {
-    auto decoded = task.vdaf->DecodeAggParam(*previous, nullptr);
-    if (decoded) before = *decoded;  // Else decoded without a plan.
-  }
-  auto decoded = task.vdaf->DecodeAggParam(agg_param, before.get());
-  if (!decoded) return std::unexpected(decoded.error());
-  std::lock_guard<std::mutex> lock(agg_params_mutex_);
-  agg_params_.emplace_back(task.id, agg_param, *decoded);
-  if (agg_params_.size() > kRemembered) agg_params_.pop_front();
-  return *decoded;
+  return agg_params_.Decode(task, agg_param, previous);
 }
 
 struct LeaderDrivers::JobContext {

@@ -18,15 +18,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "aggregator/datastore.h"
+#include "aggregator/internal/agg_param_memo.h"
 #include "aggregator/metrics.h"
 #include "aggregator/report_cache.h"
 #include "aggregator/task_registry.h"
@@ -134,10 +132,7 @@ class LeaderDrivers {
   Metrics& metrics_;
   ReportCache& report_cache_;
   std::chrono::steady_clock::time_point last_garbage_collection_{};
-  // JobAggParam's memory: the last few parameters, newest last.
-  std::mutex agg_params_mutex_;
-  std::deque<std::tuple<TaskId, Bytes, std::shared_ptr<const poplar::AggregationParameter>>>
-      agg_params_;
+  internal::AggParamMemo agg_params_;        // JobAggParam's memory.
   const std::atomic<bool>* stop_ = nullptr;  // Set by Run.
 };
 

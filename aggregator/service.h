@@ -27,6 +27,7 @@
 
 #include "aggregator/datastore.h"
 #include "aggregator/http_types.h"
+#include "aggregator/internal/agg_param_memo.h"
 #include "aggregator/metrics.h"
 #include "aggregator/report_cache.h"
 #include "aggregator/step_state_cache.h"
@@ -146,6 +147,8 @@ class AggregatorService final : public RequestHandler {
   ReportCache report_cache_;
   // Helper: verification states between the steps of its jobs (multi-level).
   StepStateCache step_states_{16};
+  // Helper: the aggregation parameters of its latest jobs, decoded.
+  internal::AggParamMemo agg_params_;
   // Last, so that it is destroyed (flushing what is queued) first.
   std::unique_ptr<UploadWriter> upload_writer_;
 };

@@ -1,0 +1,26 @@
+#include "aggregator/internal/agg_param_memo.h"
+
+namespace canopy::aggregator::internal {
+
+Result<std::shared_ptr<const poplar::AggregationParameter>> AggParamMemo::Decode(
+    const Task& task, const dap::Bytes& agg_param, const dap::Bytes* previous) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [task_id, bytes, decoded] : entries_) {
+      if (task_id == task.id && bytes == agg_param) return decoded;
+    }
+  }
+  std::shared_ptr<const poplar::AggregationParameter> before;
+  if (previous != nullptr) {
+    auto decoded = task.vdaf->DecodeAggParam(*previous, nullptr);
+    if (decoded) before = *decoded;  // Else decoded without a plan.
+  }
+  auto decoded = task.vdaf->DecodeAggParam(agg_param, before.get());
+  if (!decoded) return std::unexpected(decoded.error());
+  std::lock_guard<std::mutex> lock(mutex_);
+  entries_.emplace_back(task.id, agg_param, *decoded);
+  if (entries_.size() > capacity_) entries_.pop_front();
+  return *decoded;
+}
+
+}  // namespace canopy::aggregator::internal

@@ -1,0 +1,44 @@
+// Decoded aggregation parameters, remembered. Every job of a walk's level
+// carries the same parameter, kilobytes deep in the walk, and decoding it
+// builds the Poplar1 prefix set and evaluation plan: done once per level
+// instead of once per job and step.
+#ifndef CANOPY_AGGREGATOR_INTERNAL_AGG_PARAM_MEMO_H_
+#define CANOPY_AGGREGATOR_INTERNAL_AGG_PARAM_MEMO_H_
+
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <tuple>
+
+#include "aggregator/task_registry.h"
+#include "crypto/error.h"
+#include "poplar/vdaf.h"
+
+namespace canopy::aggregator::internal {
+
+class AggParamMemo {
+ public:
+  // Remembers the last `capacity` parameters.
+  explicit AggParamMemo(size_t capacity = 8) : capacity_(capacity) {}
+
+  // `agg_param` decoded. The first time, it is decoded with `previous` (the
+  // batch's parameter before it, when the caller knows it: Poplar1 plans a
+  // level's evaluation from the last one's, which reports prepared in memory
+  // continue from); later calls return that, whatever their `previous`.
+  // Errors: the VDAF's decoding errors (nothing is remembered then).
+  Result<std::shared_ptr<const poplar::AggregationParameter>> Decode(const Task& task,
+                                                                     const dap::Bytes& agg_param,
+                                                                     const dap::Bytes* previous);
+
+ private:
+  const size_t capacity_;
+  std::mutex mutex_;
+  // Newest last.
+  std::deque<
+      std::tuple<dap::TaskId, dap::Bytes, std::shared_ptr<const poplar::AggregationParameter>>>
+      entries_;
+};
+
+}  // namespace canopy::aggregator::internal
+
+#endif  // CANOPY_AGGREGATOR_INTERNAL_AGG_PARAM_MEMO_H_
