@@ -69,6 +69,8 @@ struct HeldReportRow {
   ReportId report_id{};
   dap::Time time = 0;
   Bytes bucket_key;
+  // The helper's; the leader keeps it empty (the report, public share
+  // included, is in its client_reports row).
   Bytes public_share;
   Bytes input_share;  // The VDAF input share (secret).
 };

@@ -532,8 +532,10 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       metrics_.InputShareOpened();
       input_share = std::move(plaintext.payload);
       if (task.multi_level()) {
-        to_hold[i] = HeldReportRow{task.id,        row.report_id,        row.time,
-                                   row.bucket_key, report->public_share, input_share};
+        // Without the public share (kilobytes): the leader's client_reports
+        // row has the report, and later levels read it from there.
+        to_hold[i] =
+            HeldReportRow{task.id, row.report_id, row.time, row.bucket_key, {}, input_share};
       }
     }
     if (prepared[i] == nullptr) {
