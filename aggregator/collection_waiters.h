@@ -50,7 +50,8 @@ class CollectionWaiters {
   void Notify(const TaskId& task_id, const JobId& job_id);
 
   // Runs every held answer now and holds no more polls; when it returns, no
-  // answer runs on the timer any more. Any thread but an answer's; once.
+  // answer runs on the timer any more. Any thread but an answer's; calling
+  // it again does nothing.
   void Shutdown();
 
  private:

@@ -235,9 +235,8 @@ class Transaction {
   // --- Both: which (report, aggregation parameter) pairs were aggregated,
   // and which reports were rejected (they stay out of later levels). The
   // helper records a pair when it verifies the report's first step; the
-  // leader when it puts the report into a job (and forgets it when the
-  // report may be sent again: the job was abandoned, or the report came too
-  // early).
+  // leader when it puts the report into a job (and forgets it when the job
+  // was abandoned: its reports may go into a new job).
   // Returns false (and writes nothing) when the pair was recorded already.
   virtual Result<bool> RecordAggregatedReport(const TaskId& task_id, const ReportId& report_id,
                                               const Bytes& agg_param) = 0;

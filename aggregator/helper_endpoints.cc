@@ -711,12 +711,16 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
   if (!encoded) return Problem(ProblemType::kInternal, "cannot encode the response", &task.id);
 
   bool stale = false;
+  std::optional<AggregationJobRow> moved_on;  // The job as it is, when stale.
   auto commit = datastore_.Run([&](Transaction& tx) -> Result<void> {
     auto current = tx.GetAggregationJob(task.id, job_id);
     if (!current) return std::unexpected(current.error());
     stale = !current->has_value() || (*current)->step != job->step ||
             (*current)->state != JobState::kInProgress;
-    if (stale) return {};
+    if (stale) {
+      moved_on = std::move(*current);
+      return {};
+    }
     for (size_t i = 0; i < rows.size(); ++i) {
       if (rows[i].state == ReportAggregationState::kFinished && !task.multi_level()) {
         auto collected = tx.IsBucketCollected(task.id, rows[i].bucket_key);
@@ -754,6 +758,12 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
     return Problem(ProblemType::kInternal, "datastore: " + commit.error().message(), &task.id);
   }
   if (stale) {
+    // The same request, handled meanwhile by a concurrent copy of it (a
+    // client's retry while the first attempt was still running): its answer.
+    if (moved_on && moved_on->step == continue_req->step &&
+        moved_on->last_request_hash == request_hash_bytes) {
+      return internal::Message(200, "aggregation-job-resp", moved_on->last_response);
+    }
     return Problem(ProblemType::kStepMismatch, "the job moved on concurrently", &task.id);
   }
   metrics_.AggregationJob(still_waiting ? Metrics::JobEvent::kStepped

@@ -317,10 +317,11 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
           row.report_id = group[i]->report_id;
           row.time = group[i]->time;
           row.bucket_key = task.leader_selected() ? batch_key : TimeBucketKey(group[i]->time);
-          // Taken for this parameter: no other job gets it.
+          // Taken for this parameter: no other job gets it (one taken
+          // already, by a job created meanwhile, is left to that job).
           auto claimed = tx.RecordAggregatedReport(task.id, row.report_id, agg_param);
           if (!claimed) return std::unexpected(claimed.error());
-          rows.push_back(std::move(row));
+          if (*claimed) rows.push_back(std::move(row));
         }
         auto stored = tx.PutJobReports(task.id, *job_id, rows);
         if (!stored) return stored;
@@ -696,13 +697,13 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
     for (size_t i = 0; i < context.rows.size(); ++i) {
       const ReportAggregationRow& row = context.rows[i];
       const bool was_dropped = std::find(dropped.begin(), dropped.end(), i) != dropped.end();
-      if (row.state == ReportAggregationState::kFailed && !was_dropped) {
-        // A report that came too early goes into a later job; any other
-        // refusal keeps it out of the batch for good.
-        auto recorded =
-            row.error == ReportError::kReportTooEarly
-                ? tx.ForgetAggregatedReport(task.id, row.report_id, context.job.agg_param)
-                : tx.RecordRejectedReport(task.id, row.report_id, row.error);
+      // A refused report is kept out of the batch for good; one the helper
+      // found too early is not, but it stays taken for this level: released,
+      // it would go into a job identical to this one, which the helper
+      // answers again from its stored answer.
+      if (row.state == ReportAggregationState::kFailed && !was_dropped &&
+          row.error != ReportError::kReportTooEarly) {
+        auto recorded = tx.RecordRejectedReport(task.id, row.report_id, row.error);
         if (!recorded) return recorded;
       } else if (row.state != ReportAggregationState::kFailed && to_hold[i]) {
         auto kept = tx.PutHeldReport(*to_hold[i]);

@@ -119,6 +119,12 @@ int Serve(const std::string& config_path, bool check_only) {
   CollectionWaiters collection_waiters(std::chrono::seconds(1));
   if (leader) service_options.collection_waiters = &collection_waiters;
   AggregatorService service(service_options, **datastore, tasks, std::move(*hpke_keys), metrics);
+  // Held polls are answered while the service lives, whichever way Serve
+  // returns (Shutdown may be called again).
+  struct AnswerHeldPolls {
+    CollectionWaiters& waiters;
+    ~AnswerHeldPolls() { waiters.Shutdown(); }
+  } answer_held_polls{collection_waiters};
   auto warnings = service.LoadStoredTasks();
   if (!warnings) {
     std::cerr << warnings.error().message() << "\n";

@@ -48,6 +48,8 @@ TEST(CollectionWaiters, NotifyAnswersThePollsOfThatJobOnly) {
   EXPECT_EQ(first.load(), 1);
   waiters.Shutdown();  // The other two, now.
   EXPECT_EQ(other.load(), 2);
+  waiters.Shutdown();  // Again: nothing more happens.
+  EXPECT_EQ(other.load(), 2);
 }
 
 TEST(CollectionWaiters, AHoldEndsWithAnAnswer) {

@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -1055,6 +1056,43 @@ TEST_F(HostileInputTest, HelperContinuesAJobAcrossARestart) {
     EXPECT_EQ(resp->verify_resps[i].type,
               i == 2 ? dap::VerifyRespType::kReject : dap::VerifyRespType::kFinish)
         << "report " << i;
+  }
+  ExpectServing();
+}
+
+// The same continuation sent twice at once (a client's retry while the first
+// attempt still runs): both get the one answer, never a step mismatch that
+// would make the leader abandon a job the helper counted.
+TEST_F(HostileInputTest, ConcurrentCopiesOfAContinuationGetTheSameAnswer) {
+  const dap::TaskId task_id = AddPoplar1Task(true);
+  const dap::Time now = deployment_.NowUnits(task_id);
+  const Task& task = LeaderTask(task_id);
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::vector<dap::Report> reports = Reports(task_id, 60, now);
+    const dap::Bytes param = Poplar1Param(task_id, 0, {"0", "1"});
+    auto agg_param = AggParam(task_id, param);
+    LeaderInit leader = PlayLeaderInit(task_id, reports, *agg_param);
+    auto created = PostInit(task_id, {0, param, {}, leader.verify_inits});
+    ASSERT_TRUE(HasStatus(created, 201));
+    auto init_resp = dap::Decode<dap::AggregationJobResp>(created->body);
+    ASSERT_TRUE(init_resp && init_resp->verify_resps.size() == reports.size());
+    dap::AggregationJobContinueReq request{1, {}};
+    for (size_t i = 0; i < reports.size(); ++i) {
+      dap::PingPongState next = dap::PingPongContinued(
+          *task.vdaf, true, task.vdaf_context, *agg_param, std::move(leader.states[i].verify_state),
+          leader.states[i].round, init_resp->verify_resps[i].payload);
+      request.verify_continues.push_back({reports[i].metadata.report_id, next.outbound});
+    }
+    const std::string url = HelperUrl(created->location.substr(1));
+    const dap::Bytes body = EncodeOrDie(request);
+    Response answers[2];
+    std::thread other(
+        [&] { answers[1] = Post(url, "aggregation-job-continue-req", body, kPeerToken); });
+    answers[0] = Post(url, "aggregation-job-continue-req", body, kPeerToken);
+    other.join();
+    ASSERT_TRUE(HasStatus(answers[0], 200));
+    ASSERT_TRUE(HasStatus(answers[1], 200));
+    EXPECT_EQ(answers[0]->body, answers[1]->body);
   }
   ExpectServing();
 }
