@@ -258,7 +258,7 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
     const Bytes* previous = ranked.first > 0 && ranked.first <= ranked_history[batch].size()
                                 ? &ranked_history[batch][ranked.first - 1]
                                 : nullptr;
-    auto planned = JobAggParam(task, job.agg_param, previous);
+    auto planned = agg_params_.Decode(task, job.agg_param, previous);
     if (!planned) return std::unexpected(planned.error());
     std::vector<ClientReportRow> reports;
     auto awaiting_read = datastore_.Run([&](Transaction& tx) -> Result<void> {
@@ -336,11 +336,6 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
 }
 
 // --- The aggregation job driver.
-
-Result<std::shared_ptr<const poplar::AggregationParameter>> LeaderDrivers::JobAggParam(
-    const Task& task, const Bytes& agg_param, const Bytes* previous) {
-  return agg_params_.Decode(task, agg_param, previous);
-}
 
 struct LeaderDrivers::JobContext {
   std::shared_ptr<const Task> task;
@@ -433,7 +428,7 @@ Result<void> LeaderDrivers::DriveAggregationJob(const Lease& lease) {
   if (!read) return read;
   if (!job || job->state != JobState::kInProgress) return {};
   context.job = std::move(*job);
-  auto agg_param = JobAggParam(*context.task, context.job.agg_param, nullptr);
+  auto agg_param = agg_params_.Decode(*context.task, context.job.agg_param, nullptr);
   if (!agg_param) return MakeError(ErrorCode::kInternal, "stored aggregation parameter");
   context.agg_param = *agg_param;
   auto driven = context.job.step == 0 ? StartJob(context) : ContinueJob(context);

@@ -113,16 +113,6 @@ class LeaderDrivers {
   std::string ResolveLocation(const Task& task, const std::string& location) const;
   // Whether Run has been asked to stop.
   bool Stopping() const { return stop_ != nullptr && stop_->load(); }
-  // A job's aggregation parameter, decoded once per level. Decoded with the
-  // batch's previous parameter (`previous`, when the caller knows it),
-  // Poplar1 plans each level's evaluation from the last one's, which the
-  // reports prepared in memory continue from; without it, every candidate's
-  // path is walked from the deepest node the report still has. Job creation
-  // knows the batch's history and decodes first; the drivers find it here.
-  // Errors: the VDAF's decoding errors.
-  Result<std::shared_ptr<const poplar::AggregationParameter>> JobAggParam(const Task& task,
-                                                                          const Bytes& agg_param,
-                                                                          const Bytes* previous);
 
   LeaderDriverOptions options_;
   Datastore& datastore_;
@@ -132,7 +122,12 @@ class LeaderDrivers {
   Metrics& metrics_;
   ReportCache& report_cache_;
   std::chrono::steady_clock::time_point last_garbage_collection_{};
-  internal::AggParamMemo agg_params_;        // JobAggParam's memory.
+  // A job's aggregation parameter, decoded once per level. Job creation knows
+  // the batch's history and decodes it first, with the batch's previous
+  // parameter: Poplar1 then plans each level's evaluation from the last
+  // one's, which the reports prepared in memory continue from (without it,
+  // every candidate's path is walked again). The drivers find it here.
+  internal::AggParamMemo agg_params_;
   const std::atomic<bool>* stop_ = nullptr;  // Set by Run.
 };
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -284,6 +285,37 @@ class HostileInputTest : public ::testing::Test {
     return init;
   }
 
+  // The leader's continuation of a job after the helper's answer to its
+  // init: every report must continue at the helper and finish at the leader
+  // with a message for the helper (nullopt, with a test failure, otherwise).
+  std::optional<dap::AggregationJobContinueReq> PlayLeaderContinue(
+      const dap::TaskId& task_id, const std::vector<dap::Report>& reports,
+      const poplar::AggregationParameter& agg_param, LeaderInit& leader,
+      const dap::AggregationJobResp& init_resp) {
+    const Task& task = LeaderTask(task_id);
+    if (init_resp.verify_resps.size() != reports.size()) {
+      ADD_FAILURE() << "the helper answered for " << init_resp.verify_resps.size() << " of "
+                    << reports.size() << " reports";
+      return std::nullopt;
+    }
+    dap::AggregationJobContinueReq request{1, {}};
+    for (size_t i = 0; i < reports.size(); ++i) {
+      if (init_resp.verify_resps[i].type != dap::VerifyRespType::kContinue) {
+        ADD_FAILURE() << "report " << i << " does not continue at the helper";
+        return std::nullopt;
+      }
+      dap::PingPongState next = dap::PingPongContinued(
+          *task.vdaf, true, task.vdaf_context, agg_param, std::move(leader.states[i].verify_state),
+          leader.states[i].round, init_resp.verify_resps[i].payload);
+      if (next.kind != dap::PingPongState::Kind::kFinishedWithOutbound) {
+        ADD_FAILURE() << "report " << i << " does not finish at the leader";
+        return std::nullopt;
+      }
+      request.verify_continues.push_back({reports[i].metadata.report_id, next.outbound});
+    }
+    return request;
+  }
+
   std::shared_ptr<const poplar::AggregationParameter> AggParam(const dap::TaskId& task_id,
                                                                const dap::Bytes& encoded) {
     auto decoded = LeaderTask(task_id).vdaf->DecodeAggParam(encoded, nullptr);
@@ -316,25 +348,16 @@ class HostileInputTest : public ::testing::Test {
   // them; every report must finish.
   void AggregatePoplar1(const dap::TaskId& task_id, const std::vector<dap::Report>& reports,
                         const dap::Bytes& param) {
-    const Task& task = LeaderTask(task_id);
     auto agg_param = AggParam(task_id, param);
     LeaderInit leader = PlayLeaderInit(task_id, reports, *agg_param);
     auto created = PostInit(task_id, {0, param, {}, leader.verify_inits});
     ASSERT_TRUE(HasStatus(created, 201));
     auto init_resp = dap::Decode<dap::AggregationJobResp>(created->body);
     ASSERT_TRUE(init_resp);
-    ASSERT_EQ(init_resp->verify_resps.size(), reports.size());
-    dap::AggregationJobContinueReq continue_req{1, {}};
-    for (size_t i = 0; i < reports.size(); ++i) {
-      ASSERT_EQ(init_resp->verify_resps[i].type, dap::VerifyRespType::kContinue);
-      dap::PingPongState next = dap::PingPongContinued(
-          *task.vdaf, true, task.vdaf_context, *agg_param, std::move(leader.states[i].verify_state),
-          leader.states[i].round, init_resp->verify_resps[i].payload);
-      ASSERT_EQ(next.kind, dap::PingPongState::Kind::kFinishedWithOutbound);
-      continue_req.verify_continues.push_back({reports[i].metadata.report_id, next.outbound});
-    }
+    auto continue_req = PlayLeaderContinue(task_id, reports, *agg_param, leader, *init_resp);
+    ASSERT_TRUE(continue_req);
     auto continued = Post(HelperUrl(created->location.substr(1)), "aggregation-job-continue-req",
-                          EncodeOrDie(continue_req), kPeerToken);
+                          EncodeOrDie(*continue_req), kPeerToken);
     ASSERT_TRUE(HasStatus(continued, 200));
     auto resp = dap::Decode<dap::AggregationJobResp>(continued->body);
     ASSERT_TRUE(resp);
@@ -936,7 +959,6 @@ TEST_F(HostileInputTest, HelperInitRefusesInvalidPoplar1Parameters) {
 TEST_F(HostileInputTest, HelperContinueRefusals) {
   const dap::TaskId task_id = AddPoplar1Task(false);
   const dap::Time now = deployment_.NowUnits(task_id);
-  const Task& task = LeaderTask(task_id);
   std::vector<dap::Report> reports = Reports(task_id, 3, now);
   const dap::Bytes param = Poplar1Param(task_id, 0, {"0", "1"});
   auto agg_param = AggParam(task_id, param);
@@ -946,16 +968,9 @@ TEST_F(HostileInputTest, HelperContinueRefusals) {
   const std::string url = HelperUrl(created->location.substr(1));
   auto init_resp = dap::Decode<dap::AggregationJobResp>(created->body);
   ASSERT_TRUE(init_resp);
-  ASSERT_EQ(init_resp->verify_resps.size(), 3u);
-  dap::AggregationJobContinueReq good{1, {}};
-  for (size_t i = 0; i < 3; ++i) {
-    ASSERT_EQ(init_resp->verify_resps[i].type, dap::VerifyRespType::kContinue);
-    dap::PingPongState next = dap::PingPongContinued(
-        *task.vdaf, true, task.vdaf_context, *agg_param, std::move(leader.states[i].verify_state),
-        leader.states[i].round, init_resp->verify_resps[i].payload);
-    ASSERT_EQ(next.kind, dap::PingPongState::Kind::kFinishedWithOutbound);
-    good.verify_continues.push_back({reports[i].metadata.report_id, next.outbound});
-  }
+  auto continuation = PlayLeaderContinue(task_id, reports, *agg_param, leader, *init_resp);
+  ASSERT_TRUE(continuation);
+  const dap::AggregationJobContinueReq good = *continuation;
   auto post = [&](const dap::AggregationJobContinueReq& request) {
     return Post(url, "aggregation-job-continue-req", EncodeOrDie(request), kPeerToken);
   };
@@ -1024,7 +1039,6 @@ TEST_F(HostileInputTest, HelperContinueRefusals) {
 TEST_F(HostileInputTest, HelperContinuesAJobAcrossARestart) {
   const dap::TaskId task_id = AddPoplar1Task(true);
   const dap::Time now = deployment_.NowUnits(task_id);
-  const Task& task = LeaderTask(task_id);
   std::vector<dap::Report> reports = Reports(task_id, 4, now);
   const dap::Bytes param = Poplar1Param(task_id, 0, {"0", "1"});
   auto agg_param = AggParam(task_id, param);
@@ -1033,16 +1047,9 @@ TEST_F(HostileInputTest, HelperContinuesAJobAcrossARestart) {
   ASSERT_TRUE(HasStatus(created, 201));
   auto init_resp = dap::Decode<dap::AggregationJobResp>(created->body);
   ASSERT_TRUE(init_resp);
-  ASSERT_EQ(init_resp->verify_resps.size(), 4u);
-  dap::AggregationJobContinueReq request{1, {}};
-  for (size_t i = 0; i < 4; ++i) {
-    ASSERT_EQ(init_resp->verify_resps[i].type, dap::VerifyRespType::kContinue);
-    dap::PingPongState next = dap::PingPongContinued(
-        *task.vdaf, true, task.vdaf_context, *agg_param, std::move(leader.states[i].verify_state),
-        leader.states[i].round, init_resp->verify_resps[i].payload);
-    ASSERT_EQ(next.kind, dap::PingPongState::Kind::kFinishedWithOutbound);
-    request.verify_continues.push_back({reports[i].metadata.report_id, next.outbound});
-  }
+  auto continuation = PlayLeaderContinue(task_id, reports, *agg_param, leader, *init_resp);
+  ASSERT_TRUE(continuation);
+  dap::AggregationJobContinueReq request = *continuation;
   request.verify_continues[2].payload.back() ^= 1;  // Tampered with.
 
   deployment_.RestartHelper();
@@ -1066,7 +1073,6 @@ TEST_F(HostileInputTest, HelperContinuesAJobAcrossARestart) {
 TEST_F(HostileInputTest, ConcurrentCopiesOfAContinuationGetTheSameAnswer) {
   const dap::TaskId task_id = AddPoplar1Task(true);
   const dap::Time now = deployment_.NowUnits(task_id);
-  const Task& task = LeaderTask(task_id);
   for (int attempt = 0; attempt < 5; ++attempt) {
     std::vector<dap::Report> reports = Reports(task_id, 60, now);
     const dap::Bytes param = Poplar1Param(task_id, 0, {"0", "1"});
@@ -1076,15 +1082,10 @@ TEST_F(HostileInputTest, ConcurrentCopiesOfAContinuationGetTheSameAnswer) {
     ASSERT_TRUE(HasStatus(created, 201));
     auto init_resp = dap::Decode<dap::AggregationJobResp>(created->body);
     ASSERT_TRUE(init_resp && init_resp->verify_resps.size() == reports.size());
-    dap::AggregationJobContinueReq request{1, {}};
-    for (size_t i = 0; i < reports.size(); ++i) {
-      dap::PingPongState next = dap::PingPongContinued(
-          *task.vdaf, true, task.vdaf_context, *agg_param, std::move(leader.states[i].verify_state),
-          leader.states[i].round, init_resp->verify_resps[i].payload);
-      request.verify_continues.push_back({reports[i].metadata.report_id, next.outbound});
-    }
+    auto request = PlayLeaderContinue(task_id, reports, *agg_param, leader, *init_resp);
+    ASSERT_TRUE(request);
     const std::string url = HelperUrl(created->location.substr(1));
-    const dap::Bytes body = EncodeOrDie(request);
+    const dap::Bytes body = EncodeOrDie(*request);
     Response answers[2];
     std::thread other(
         [&] { answers[1] = Post(url, "aggregation-job-continue-req", body, kPeerToken); });
