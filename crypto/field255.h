@@ -6,12 +6,25 @@
 #define CANOPY_CRYPTO_FIELD255_H_
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 
 #include "crypto/error.h"
 #include "crypto/field.h"
+
+// On x86-64 the arithmetic runs on add-with-carry chains written with the
+// compiler's carry builtins (the ones <immintrin.h>'s _addcarry_u64 and
+// _subborrow_u64 wrap; plain ADC/SBB, no ISA extension): from the portable
+// loops below, g++ 12 builds carries with compares and setc, about three
+// times the instructions. Constant evaluation uses the portable loops.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CANOPY_FIELD255_CARRY_BUILTINS 1
+#else
+#define CANOPY_FIELD255_CARRY_BUILTINS 0
+#endif
 
 namespace canopy::crypto {
 
@@ -64,6 +77,12 @@ class Field255 {
 
   // Writes the kEncodedSize little-endian bytes of the element to `out`.
   constexpr void Encode(uint8_t* out) const {
+    if !consteval {
+      if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(out, limbs_.data(), kEncodedSize);
+        return;
+      }
+    }
     for (size_t i = 0; i < kEncodedSize; ++i) {
       out[i] = static_cast<uint8_t>(limbs_[i / 8] >> (8 * (i % 8)));
     }
@@ -75,6 +94,9 @@ class Field255 {
   constexpr uint64_t low64() const { return limbs_[0]; }
 
   friend constexpr Field255 operator+(Field255 a, Field255 b) {
+#if CANOPY_FIELD255_CARRY_BUILTINS
+    if !consteval { return FromReduced(FastAdd(a.limbs_, b.limbs_)); }
+#endif
     // a + b < 2p < 2^256: four limbs hold the sum without a carry out.
     Limbs sum{};
     uint64_t carry = 0;
@@ -87,6 +109,9 @@ class Field255 {
   }
 
   friend constexpr Field255 operator-(Field255 a, Field255 b) {
+#if CANOPY_FIELD255_CARRY_BUILTINS
+    if !consteval { return FromReduced(FastSubtract(a.limbs_, b.limbs_)); }
+#endif
     Limbs difference{};
     uint64_t borrow = 0;
     for (size_t i = 0; i < kLimbs; ++i) {
@@ -109,6 +134,9 @@ class Field255 {
   friend constexpr Field255 operator-(Field255 a) { return Zero() - a; }
 
   friend constexpr Field255 operator*(Field255 a, Field255 b) {
+#if CANOPY_FIELD255_CARRY_BUILTINS
+    if !consteval { return FromReduced(FastMultiply(a.limbs_, b.limbs_)); }
+#endif
     // Schoolbook product into eight limbs. Each step's sum is at most
     // (2^64 - 1)^2 + 2 * (2^64 - 1) = 2^128 - 1, so it cannot overflow.
     std::array<uint64_t, 2 * kLimbs> product{};
@@ -175,6 +203,12 @@ class Field255 {
 
   static constexpr Limbs LoadLittleEndian(const uint8_t* bytes) {
     Limbs limbs{};
+    if !consteval {
+      if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(limbs.data(), bytes, kEncodedSize);
+        return limbs;
+      }
+    }
     for (size_t i = 0; i < kEncodedSize; ++i) {
       limbs[i / 8] |= static_cast<uint64_t>(bytes[i]) << (8 * (i % 8));
     }
@@ -241,6 +275,157 @@ class Field255 {
     AddSmall(folded, wrapped * 38);
     return Canonicalize(folded);
   }
+
+#if CANOPY_FIELD255_CARRY_BUILTINS
+  // One step of an add (subtract) chain: returns x + y + carry (x - y -
+  // borrow) mod 2^64 and leaves the carry (borrow) out in `carry`.
+  static uint64_t AddWithCarry(unsigned char& carry, uint64_t x, uint64_t y) {
+    unsigned long long out;
+    carry = __builtin_ia32_addcarryx_u64(carry, x, y, &out);
+    return out;
+  }
+  static uint64_t SubtractWithBorrow(unsigned char& borrow, uint64_t x, uint64_t y) {
+    unsigned long long out;
+    borrow = __builtin_ia32_sbb_u64(borrow, x, y, &out);
+    return out;
+  }
+
+  // `value` when `keep` is all ones, `other` when it is zero.
+  static Limbs Select(uint64_t keep, const Limbs& value, const Limbs& other) {
+    Limbs out;
+    for (size_t i = 0; i < kLimbs; ++i) out[i] = (value[i] & keep) | (other[i] & ~keep);
+    return out;
+  }
+
+  // Maps a value below 2p to [0, p): value >= p exactly when value + 19 >=
+  // 2^255 (value + 19 stays below 2^256), and then value + 19 - 2^255 is
+  // value - p.
+  static Limbs FastSubtractModulusIfAbove(const Limbs& value) {
+    unsigned char carry = 0;
+    Limbs plus19;
+    plus19[0] = AddWithCarry(carry, value[0], 19);
+    plus19[1] = AddWithCarry(carry, value[1], 0);
+    plus19[2] = AddWithCarry(carry, value[2], 0);
+    plus19[3] = AddWithCarry(carry, value[3], 0);
+    const uint64_t keep_value = (plus19[3] >> 63) - 1;  // All ones when value < p.
+    plus19[3] &= kLow63Bits;
+    return Select(keep_value, value, plus19);
+  }
+
+  // Maps any value below 2^256 to [0, p): bit 255 is worth 19 (2^255 = 19
+  // mod p), which leaves a value below 2^255 + 19 < 2p.
+  static Limbs FastCanonicalize(Limbs value) {
+    const uint64_t top_bit = value[3] >> 63;
+    value[3] &= kLow63Bits;
+    unsigned char carry = 0;
+    value[0] = AddWithCarry(carry, value[0], 19 * top_bit);
+    value[1] = AddWithCarry(carry, value[1], 0);
+    value[2] = AddWithCarry(carry, value[2], 0);
+    value[3] = AddWithCarry(carry, value[3], 0);
+    return FastSubtractModulusIfAbove(value);
+  }
+
+  static Limbs FastAdd(const Limbs& a, const Limbs& b) {
+    // a + b < 2p < 2^256: no carry out.
+    unsigned char carry = 0;
+    Limbs sum;
+    for (size_t i = 0; i < kLimbs; ++i) sum[i] = AddWithCarry(carry, a[i], b[i]);
+    return FastSubtractModulusIfAbove(sum);
+  }
+
+  static Limbs FastSubtract(const Limbs& a, const Limbs& b) {
+    unsigned char borrow = 0;
+    Limbs difference;
+    for (size_t i = 0; i < kLimbs; ++i) difference[i] = SubtractWithBorrow(borrow, a[i], b[i]);
+    // On a borrow the limbs hold a - b + 2^256; adding p (mod 2^256) gives
+    // a - b + p, which is in [0, p).
+    const uint64_t add_modulus = -static_cast<uint64_t>(borrow);
+    unsigned char carry = 0;
+    for (size_t i = 0; i < kLimbs; ++i) {
+      difference[i] = AddWithCarry(carry, difference[i], kModulus[i] & add_modulus);
+    }
+    return difference;
+  }
+
+  // (r2:r1:r0) += x * y, the step of a column-wise (Comba) product: the
+  // three-word sum is one add-with-carry chain, which g++ would otherwise
+  // build from compares and setc.
+  static void MultiplyAccumulate(uint64_t& r0, uint64_t& r1, uint64_t& r2, uint64_t x,
+                                 uint64_t y) {
+    const Uint128 wide = static_cast<Uint128>(x) * y;
+    __asm__("addq %[low], %[r0]\n\tadcq %[high], %[r1]\n\tadcq $0, %[r2]"
+            : [r0] "+r"(r0), [r1] "+r"(r1), [r2] "+r"(r2)
+            : [low] "r"(static_cast<uint64_t>(wide)), [high] "r"(static_cast<uint64_t>(wide >> 64))
+            : "cc");
+  }
+
+  // Takes the finished low word of a column sum and shifts the sum down.
+  static uint64_t NextColumn(uint64_t& r0, uint64_t& r1, uint64_t& r2) {
+    const uint64_t word = r0;
+    r0 = r1;
+    r1 = r2;
+    r2 = 0;
+    return word;
+  }
+
+  static Limbs FastMultiply(const Limbs& a, const Limbs& b) {
+    // The eight-limb product, column by column.
+    // Written out: g++ 12 does not unroll the loops of a triangle.
+    std::array<uint64_t, 2 * kLimbs> product;
+    uint64_t r0 = 0, r1 = 0, r2 = 0;
+    MultiplyAccumulate(r0, r1, r2, a[0], b[0]);
+    product[0] = NextColumn(r0, r1, r2);
+    MultiplyAccumulate(r0, r1, r2, a[0], b[1]);
+    MultiplyAccumulate(r0, r1, r2, a[1], b[0]);
+    product[1] = NextColumn(r0, r1, r2);
+    MultiplyAccumulate(r0, r1, r2, a[0], b[2]);
+    MultiplyAccumulate(r0, r1, r2, a[1], b[1]);
+    MultiplyAccumulate(r0, r1, r2, a[2], b[0]);
+    product[2] = NextColumn(r0, r1, r2);
+    MultiplyAccumulate(r0, r1, r2, a[0], b[3]);
+    MultiplyAccumulate(r0, r1, r2, a[1], b[2]);
+    MultiplyAccumulate(r0, r1, r2, a[2], b[1]);
+    MultiplyAccumulate(r0, r1, r2, a[3], b[0]);
+    product[3] = NextColumn(r0, r1, r2);
+    MultiplyAccumulate(r0, r1, r2, a[1], b[3]);
+    MultiplyAccumulate(r0, r1, r2, a[2], b[2]);
+    MultiplyAccumulate(r0, r1, r2, a[3], b[1]);
+    product[4] = NextColumn(r0, r1, r2);
+    MultiplyAccumulate(r0, r1, r2, a[2], b[3]);
+    MultiplyAccumulate(r0, r1, r2, a[3], b[2]);
+    product[5] = NextColumn(r0, r1, r2);
+    MultiplyAccumulate(r0, r1, r2, a[3], b[3]);
+    product[6] = r0;
+    product[7] = r1;
+    r0 = r1 = r2 = 0;
+    // low + 38 * high, using 2^256 = 38 (mod p), column by column: four limbs
+    // and a fifth word of at most 38.
+    Limbs folded;
+    for (size_t i = 0; i < kLimbs; ++i) {
+      MultiplyAccumulate(r0, r1, r2, product[kLimbs + i], 38);
+      unsigned char carry = 0;
+      r0 = AddWithCarry(carry, r0, product[i]);
+      r1 = AddWithCarry(carry, r1, 0);
+      r2 += carry;
+      folded[i] = NextColumn(r0, r1, r2);
+    }
+    // Fold the fifth word (r0) the same way. If that wraps 2^256, the four
+    // limbs are below 39 * 38, so adding the 38 that the wrap stands for
+    // cannot wrap again.
+    unsigned char carry = 0;
+    folded[0] = AddWithCarry(carry, folded[0], r0 * 38);
+    folded[1] = AddWithCarry(carry, folded[1], 0);
+    folded[2] = AddWithCarry(carry, folded[2], 0);
+    folded[3] = AddWithCarry(carry, folded[3], 0);
+    const uint64_t wrapped = carry;
+    carry = 0;
+    folded[0] = AddWithCarry(carry, folded[0], wrapped * 38);
+    folded[1] = AddWithCarry(carry, folded[1], 0);
+    folded[2] = AddWithCarry(carry, folded[2], 0);
+    folded[3] = AddWithCarry(carry, folded[3], 0);
+    return FastCanonicalize(folded);
+  }
+#endif
 
   Limbs limbs_{};  // little-endian
 };

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "crypto/secure_wipe.h"
 #include "crypto/turboshake128.h"
 
 namespace canopy::crypto {
@@ -124,6 +125,11 @@ void PermutePortable(KeccakStateX4& state) {
 // The little-endian lane for `bytes` (up to 8) starting at bit `shift`.
 uint64_t LanePart(const uint8_t* bytes, size_t count, size_t shift) {
   uint64_t value = 0;
+  if (count == 8) {  // A whole lane: one load (most of a long input).
+    std::memcpy(&value, bytes, 8);
+    if constexpr (std::endian::native == std::endian::big) value = std::byteswap(value);
+    return value;
+  }
   for (size_t i = 0; i < count; ++i) value |= static_cast<uint64_t>(bytes[i]) << (8 * i);
   return value << shift;
 }
@@ -151,10 +157,7 @@ TurboShake128x4::TurboShake128x4(uint8_t domain_byte, KeccakX4Implementation imp
   assert(domain_byte >= 0x01 && domain_byte <= 0x7f);
 }
 
-TurboShake128x4::~TurboShake128x4() {
-  volatile uint64_t* words = &state_[0][0];
-  for (size_t i = 0; i < 100; ++i) words[i] = 0;
-}
+TurboShake128x4::~TurboShake128x4() { SecureWipeObject(state_); }
 
 void TurboShake128x4::Permute() { KeccakP1600Rounds12x4(state_, implementation_); }
 
