@@ -115,15 +115,18 @@ void LevelXofs::LeafXofBatch(std::span<const uint8_t> dst, std::span<const Seed>
                                  static_cast<uint8_t>(dst.size() >> 8)};
   const uint8_t seed_length = static_cast<uint8_t>(kKeySize);
   uint8_t outputs[4][kOut];
+  // The framing before the seed is the same in every group: absorbed once.
+  crypto::TurboShake128x4 prefix(0x01);
+  prefix.AbsorbAll(dst_length);
+  prefix.AbsorbAll(dst);
+  prefix.AbsorbAll(std::span<const uint8_t>(&seed_length, 1));
+  crypto::TurboShake128x4 xof = prefix;
   for (size_t first = 0; first < seeds.size(); first += 4) {
     const size_t lanes = std::min<size_t>(4, seeds.size() - first);
     // Lanes past the end repeat the first seed; their output is dropped.
     std::array<std::span<const uint8_t>, 4> lane_seeds;
     for (size_t k = 0; k < 4; ++k) lane_seeds[k] = seeds[first + (k < lanes ? k : 0)];
-    crypto::TurboShake128x4 xof(0x01);
-    xof.AbsorbAll(dst_length);
-    xof.AbsorbAll(dst);
-    xof.AbsorbAll(std::span<const uint8_t>(&seed_length, 1));
+    xof = prefix;
     xof.Absorb(lane_seeds);
     xof.AbsorbAll(nonce_);
     xof.Squeeze({outputs[0], outputs[1], outputs[2], outputs[3]});
