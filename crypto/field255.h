@@ -1,7 +1,9 @@
 // Field255: the prime field of p = 2^255 - 19, as VDAF draft-20 defines it.
-// Poplar1 uses it at the IDPF's leaf level only, so this implementation is
-// written for clarity and constant time rather than speed: four 64-bit limbs
-// with schoolbook multiplication and reduction through 2^256 = 38 (mod p).
+// Poplar1 uses it at the IDPF's leaf level only (three products and a few
+// sums per candidate prefix there): four 64-bit limbs, schoolbook
+// multiplication and reduction through 2^256 = 38 (mod p), all in constant
+// time. The portable loops are the reference; on x86-64 the same steps run
+// on add-with-carry chains (see CANOPY_FIELD255_CARRY_BUILTINS).
 #ifndef CANOPY_CRYPTO_FIELD255_H_
 #define CANOPY_CRYPTO_FIELD255_H_
 

@@ -1,10 +1,11 @@
-// Field arithmetic added for speed: Field64's unreduced accumulator (and
-// Field255's fast multiplication, where present) against the plain
-// operations.
+// Field arithmetic added for speed, against the plain operations: Field64's
+// unreduced accumulator, and Field255's add-with-carry path against its
+// portable loops (which constant evaluation runs).
 #include "crypto/field255.h"
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <random>
 #include <vector>
 
@@ -12,6 +13,12 @@
 
 namespace canopy::crypto {
 namespace {
+
+// Hides a value from the optimizer (it may have been changed in memory).
+template <typename T>
+void HideFromOptimizer(T& value) {
+  __asm__ __volatile__("" : : "r"(&value) : "memory");
+}
 
 Field64 RandomField64(std::mt19937_64& random) {
   // Mostly uniform, with values near p and near 0 mixed in, where carries
@@ -86,6 +93,44 @@ TEST(Field255, MaskedIsMultiplicationByABit) {
     EXPECT_EQ(a.Masked(~uint64_t{0}), a * Field255::One());
     EXPECT_EQ(a.Masked(0), a * Field255::Zero());
   }
+}
+
+// Constant evaluation runs the portable loops; at run time x86-64 takes the
+// add-with-carry path (field_test.cc checks that one against a big-integer
+// reference). The two must agree, on values spread over the whole field.
+TEST(Field255, ConstantEvaluationMatchesRunTime) {
+  struct Case {
+    Field255 a, b, sum, difference, product;
+  };
+  constexpr std::array<Case, 24> kCases = [] {
+    std::array<Case, 24> cases{};
+    Field255 a = -Field255::FromUint64(3);  // p - 3: every limb full.
+    Field255 b = -Field255::FromUint64(0x1234567890abcdefULL);
+    for (Case& c : cases) {
+      c = {a, b, a + b, a - b, a * b};
+      const Field255 next_a = a * a + b;
+      b = b * -next_a - Field255::FromUint64(19);
+      a = next_a;
+    }
+    return cases;
+  }();
+  for (const Case& c : kCases) {
+    // Copies through memory, so the compiler cannot fold the run-time
+    // arithmetic back into constants.
+    Field255 a = c.a, b = c.b;
+    HideFromOptimizer(a);
+    HideFromOptimizer(b);
+    EXPECT_EQ(a + b, c.sum);
+    EXPECT_EQ(a - b, c.difference);
+    EXPECT_EQ(a * b, c.product);
+  }
+  // One inverse (about 500 products: constant evaluation has an operation
+  // budget).
+  constexpr Field255 kInverse = kCases[5].a.Inverse();
+  Field255 a = kCases[5].a;
+  HideFromOptimizer(a);
+  EXPECT_EQ(a.Inverse(), kInverse);
+  EXPECT_EQ(a * kInverse, Field255::One());
 }
 
 }  // namespace
