@@ -240,12 +240,18 @@ class Transaction {
   // Returns false (and writes nothing) when the pair was recorded already.
   virtual Result<bool> RecordAggregatedReport(const TaskId& task_id, const ReportId& report_id,
                                               const Bytes& agg_param) = 0;
+  // Records that the report was aggregated at all, with whichever parameter
+  // (what WasAggregated with `any_param` and GetReportHistory's
+  // aggregated_before answer). Only the helper asks that, so only the helper
+  // records it, once per report: the leader's records would never be read,
+  // and each costs a lookup per report and level.
+  virtual Result<void> RecordSeenReport(const TaskId& task_id, const ReportId& report_id) = 0;
   virtual Result<void> ForgetAggregatedReport(const TaskId& task_id, const ReportId& report_id,
                                               const Bytes& agg_param) = 0;
   // Whether the report was aggregated with `agg_param` (or, when
-  // `any_param`, with any parameter: once recorded, a report stays
-  // aggregated for this question even if ForgetAggregatedReport removes its
-  // record for one parameter; only the helper asks it, and it never forgets).
+  // `any_param`, whether RecordSeenReport recorded it: ForgetAggregatedReport
+  // does not change that answer; only the helper asks it, and it never
+  // forgets).
   virtual Result<bool> WasAggregated(const TaskId& task_id, const ReportId& report_id,
                                      const Bytes& agg_param, bool any_param) = 0;
   virtual Result<void> RecordRejectedReport(const TaskId& task_id, const ReportId& report_id,

@@ -428,7 +428,8 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
       if (!error && held_reports) {
         // A held report was aggregated at an earlier level, so a collected
         // batch takes it; recording it for this parameter is the replay
-        // check (a second record for the same parameter is refused).
+        // check (a second record for the same parameter is refused). It was
+        // recorded as seen at that earlier level.
         auto rejected = tx.WasRejected(task.id, outcome.report_id);
         if (!rejected) return std::unexpected(rejected.error());
         std::optional<bool> fresh;
@@ -457,6 +458,10 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
         } else {
           auto recorded = tx.RecordAggregatedReport(task.id, outcome.report_id, init->agg_param);
           if (!recorded) return std::unexpected(recorded.error());
+          if (!history->aggregated_before) {
+            auto seen = tx.RecordSeenReport(task.id, outcome.report_id);
+            if (!seen) return seen;
+          }
         }
       }
       ReportAggregationRow report_row;

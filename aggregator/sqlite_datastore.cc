@@ -805,12 +805,14 @@ class SqliteTransaction final : public Transaction {
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).Bind(2, AggParamDigest(agg_param)).Bind(3, report_id);
     CANOPY_TRY((*s)->Execute());
-    if (sqlite3_changes(db_) == 0) return false;
-    auto seen = Prepare("INSERT OR IGNORE INTO seen_reports (task_id, report_id) VALUES (?,?)");
-    if (!seen) return std::unexpected(seen.error());
-    (*seen)->Bind(1, task_id).Bind(2, report_id);
-    CANOPY_TRY((*seen)->Execute());
-    return true;
+    return sqlite3_changes(db_) != 0;
+  }
+
+  Result<void> RecordSeenReport(const TaskId& task_id, const ReportId& report_id) override {
+    auto s = Prepare("INSERT OR IGNORE INTO seen_reports (task_id, report_id) VALUES (?,?)");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, report_id);
+    return (*s)->Execute();
   }
 
   Result<void> ForgetAggregatedReport(const TaskId& task_id, const ReportId& report_id,
