@@ -2,10 +2,15 @@
 
 #include <x86intrin.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
 namespace canopy::bench {
+
+double Minimum(const std::vector<double>& values) {
+  return values.empty() ? 0.0 : *std::min_element(values.begin(), values.end());
+}
 
 double TscGigahertz() {
   static const double rate = [] {

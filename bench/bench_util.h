@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace canopy::bench {
 
@@ -35,6 +36,14 @@ class TscCycles {
   uint64_t paused_ticks_ = 0;
   uint64_t pause_start_ = 0;
 };
+
+// The smallest of a benchmark's repetitions: a statistic beside mean,
+// median and stddev, for
+//   BENCHMARK(...)->ComputeStatistics("min", bench::Minimum);
+// and then --benchmark_repetitions=N prints a _min row (times and counters).
+// On a shared machine other work only ever adds time, so the minimum of
+// several repetitions is the steadiest estimate of a benchmark's own cost.
+double Minimum(const std::vector<double>& values);
 
 }  // namespace canopy::bench
 

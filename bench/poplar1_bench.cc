@@ -266,6 +266,7 @@ void BM_Poplar1VerifyInnerLevelBatch(benchmark::State& state) {
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_Poplar1VerifyInnerLevelBatch)
+    ->ComputeStatistics("min", Minimum)
     ->Args({2, 64})
     ->Args({16, 64})
     ->Args({64, 64})
@@ -299,7 +300,11 @@ void BM_Poplar1VerifyLeafBatch(benchmark::State& state) {
   state.counters["reports"] = static_cast<double>(reports);
   cycles.Report(state, 2.0 * static_cast<double>(width * reports), "cycles_per_agg_candidate");
 }
-BENCHMARK(BM_Poplar1VerifyLeafBatch)->Args({16, 8})->Iterations(40)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Poplar1VerifyLeafBatch)
+    ->ComputeStatistics("min", Minimum)
+    ->Args({16, 8})
+    ->Iterations(40)
+    ->Unit(benchmark::kMicrosecond);
 
 // One iteration verifies one report at the leaf (both aggregators) from the
 // node states cached at level BITS - 2. Reports are walked there in batches,
@@ -346,7 +351,11 @@ void BM_Poplar1WholeWalk(benchmark::State& state) {
     for (const auto& param : params) VerifyBoth(*fixture.vdaf, *param, report);
   }
 }
-BENCHMARK(BM_Poplar1WholeWalk)->Args({16, 16})->Args({256, 16})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Poplar1WholeWalk)
+    ->ComputeStatistics("min", Minimum)
+    ->Args({16, 16})
+    ->Args({256, 16})
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace canopy::bench
