@@ -21,8 +21,9 @@
 // compiler's carry builtins (the ones <immintrin.h>'s _addcarry_u64 and
 // _subborrow_u64 wrap; plain ADC/SBB, no ISA extension): from the portable
 // loops below, g++ 12 builds carries with compares and setc, about three
-// times the instructions. Constant evaluation uses the portable loops.
-#if defined(__x86_64__) && defined(__GNUC__)
+// times the instructions. Constant evaluation uses the portable loops, and
+// so does clang (it names the subtract-with-borrow builtin differently).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define CANOPY_FIELD255_CARRY_BUILTINS 1
 #else
 #define CANOPY_FIELD255_CARRY_BUILTINS 0
@@ -328,7 +329,8 @@ class Field255 {
   }
 
   static Limbs FastAdd(const Limbs& a, const Limbs& b) {
-    // a + b < 2p < 2^256: no carry out.
+    // Both are reduced (the class's invariant), so a + b < 2p < 2^256: no
+    // carry out, and one conditional subtraction of p reduces the sum.
     unsigned char carry = 0;
     Limbs sum;
     for (size_t i = 0; i < kLimbs; ++i) sum[i] = AddWithCarry(carry, a[i], b[i]);

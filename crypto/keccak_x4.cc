@@ -126,6 +126,7 @@ void PermutePortable(KeccakStateX4& state) {
 uint64_t LanePart(const uint8_t* bytes, size_t count, size_t shift) {
   uint64_t value = 0;
   if (count == 8) {  // A whole lane: one load (most of a long input).
+    assert(shift == 0);
     std::memcpy(&value, bytes, 8);
     if constexpr (std::endian::native == std::endian::big) value = std::byteswap(value);
     return value;

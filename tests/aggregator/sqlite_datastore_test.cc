@@ -265,6 +265,33 @@ TEST_F(SqliteDatastoreTest, DuplicateReportsAreNotInsertedTwice) {
   }));
 }
 
+// Whether a report was aggregated at all is RecordSeenReport's record alone
+// (only the helper writes and reads it); a parameter's record does not imply
+// it, and forgetting that record does not clear it.
+TEST_F(SqliteDatastoreTest, SeenReportsAreRecordedApartFromParameters) {
+  auto datastore = Open();
+  const Bytes param = {7};
+  const ReportId report = SomeReport(1, 0).report_id;
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    EXPECT_TRUE(tx.RecordAggregatedReport(SomeTask(), report, param));
+    auto with_param = tx.WasAggregated(SomeTask(), report, param, false);
+    EXPECT_TRUE(with_param && *with_param);
+    auto any = tx.WasAggregated(SomeTask(), report, {}, true);
+    EXPECT_TRUE(any && !*any);
+    auto history = tx.GetReportHistory(SomeTask(), report, param);
+    EXPECT_TRUE(history && history->aggregated_with_param && !history->aggregated_before);
+
+    EXPECT_TRUE(tx.RecordSeenReport(SomeTask(), report));
+    EXPECT_TRUE(tx.RecordSeenReport(SomeTask(), report));  // Again: no error, no change.
+    EXPECT_TRUE(tx.ForgetAggregatedReport(SomeTask(), report, param));
+    any = tx.WasAggregated(SomeTask(), report, {}, true);
+    EXPECT_TRUE(any && *any);
+    history = tx.GetReportHistory(SomeTask(), report, param);
+    EXPECT_TRUE(history && !history->aggregated_with_param && history->aggregated_before);
+    return {};
+  }));
+}
+
 TEST_F(SqliteDatastoreTest, AwaitingReportsSkipAggregatedAndRejected) {
   auto datastore = Open();
   const Bytes param = {7};
