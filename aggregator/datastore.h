@@ -271,16 +271,17 @@ class Transaction {
   virtual Result<void> PutAggregationJob(const AggregationJobRow& job) = 0;
   virtual Result<std::optional<AggregationJobRow>> GetAggregationJob(const TaskId& task_id,
                                                                      const JobId& job_id) = 0;
-  // A row per report, as schema versions before 3 stored jobs: read for
-  // jobs such a version left in progress (GetJobReports returns nothing for
-  // them); new jobs are written with PutJobReports.
+  // A row per report, as schema versions before 3 stored jobs: GetJobReports
+  // reads them for jobs such a version left in progress; new jobs are
+  // written with PutJobReports.
   virtual Result<void> PutReportAggregation(const ReportAggregationRow& row) = 0;
   virtual Result<std::vector<ReportAggregationRow>> GetReportAggregations(const TaskId& task_id,
                                                                           const JobId& job_id) = 0;
   // All the report aggregations of a job as one record, written whole at
   // each step (both aggregators read and write every report of a job at
   // once, so one record spares a B-tree update per report and step). Get
-  // returns the rows in the job's order (empty when none were stored).
+  // returns the rows in the job's order: the record, or for a job without
+  // one its rows of GetReportAggregations (empty when none were stored).
   virtual Result<void> PutJobReports(const TaskId& task_id, const JobId& job_id,
                                      const std::vector<ReportAggregationRow>& rows) = 0;
   virtual Result<std::vector<ReportAggregationRow>> GetJobReports(const TaskId& task_id,

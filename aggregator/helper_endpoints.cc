@@ -593,12 +593,6 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
     auto reports = tx.GetJobReports(task.id, job_id);
     if (!reports) return std::unexpected(reports.error());
     rows = std::move(*reports);
-    if (rows.empty()) {
-      // A job stored before job records existed has a row per report.
-      auto legacy = tx.GetReportAggregations(task.id, job_id);
-      if (!legacy) return std::unexpected(legacy.error());
-      rows = std::move(*legacy);
-    }
     return {};
   });
   if (!read)

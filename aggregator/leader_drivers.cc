@@ -417,11 +417,6 @@ Result<void> LeaderDrivers::DriveAggregationJob(const Lease& lease) {
     if (!job) return {};
     auto rows = tx.GetJobReports(lease.task_id, lease.job_id);
     if (!rows) return std::unexpected(rows.error());
-    if (rows->empty()) {
-      // A job stored before job records existed has a row per report.
-      rows = tx.GetReportAggregations(lease.task_id, lease.job_id);
-      if (!rows) return std::unexpected(rows.error());
-    }
     context.rows = std::move(*rows);
     return {};
   });

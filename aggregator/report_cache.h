@@ -7,12 +7,10 @@
 #ifndef CANOPY_AGGREGATOR_REPORT_CACHE_H_
 #define CANOPY_AGGREGATOR_REPORT_CACHE_H_
 
-#include <list>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <utility>
 
+#include "aggregator/internal/lru_cache.h"
 #include "dap/messages.h"
 #include "poplar/vdaf.h"
 
@@ -20,7 +18,7 @@ namespace canopy::aggregator {
 
 class ReportCache {
  public:
-  explicit ReportCache(size_t capacity) : capacity_(capacity) {}
+  explicit ReportCache(size_t capacity) : cache_(capacity) {}
 
   // Takes the report out of the cache (null when absent); the caller puts it
   // back with Put when done, so that one report is never used by two threads.
@@ -33,15 +31,7 @@ class ReportCache {
   size_t size() const;
 
  private:
-  using Key = std::pair<dap::TaskId, dap::ReportId>;
-  struct Entry {
-    std::unique_ptr<poplar::PreparedReport> report;
-    std::list<Key>::iterator position;
-  };
-  size_t capacity_;
-  mutable std::mutex mutex_;
-  std::map<Key, Entry> entries_;
-  std::list<Key> recency_;  // Most recently used first.
+  internal::LruCache<std::pair<dap::TaskId, dap::ReportId>, poplar::PreparedReport> cache_;
 };
 
 }  // namespace canopy::aggregator

@@ -161,11 +161,7 @@ bool AggregatorService::HoldCollectionPoll(const std::shared_ptr<ServerRequest>&
   if (options_.collection_waiters == nullptr || response.status != 202) return false;
   auto polled = CollectionJobPolled(*request);
   if (!polled) return false;
-  auto answer = [this, request, respond] {
-    ServerResponse later = DispatchSafely(*request);
-    metrics_.Response(later.status);
-    respond(std::move(later));
-  };
+  auto answer = [this, request, respond] { respond(HandleNow(*request)); };
   if (options_.collection_waiters->Wait(polled->first, polled->second, answer)) return true;
   // Not held: the job may have finished just now, so look again.
   answer();

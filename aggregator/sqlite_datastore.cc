@@ -968,7 +968,9 @@ class SqliteTransaction final : public Transaction {
     (*s)->Bind(1, task_id).Bind(2, job_id);
     auto row = (*s)->Step();
     if (!row) return std::unexpected(row.error());
-    if (!*row) return std::vector<ReportAggregationRow>{};
+    // No record: a job stored before job records existed has a row per
+    // report (none for a job that was never stored).
+    if (!*row) return GetReportAggregations(task_id, job_id);
     return DecodeJobReports(task_id, job_id, (*s)->Blob(0));
   }
 

@@ -12,14 +12,12 @@
 #ifndef CANOPY_AGGREGATOR_STEP_STATE_CACHE_H_
 #define CANOPY_AGGREGATOR_STEP_STATE_CACHE_H_
 
-#include <list>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <utility>
 #include <vector>
 
 #include "aggregator/datastore.h"
+#include "aggregator/internal/lru_cache.h"
 #include "dap/ping_pong.h"
 
 namespace canopy::aggregator {
@@ -31,7 +29,7 @@ class StepStateCache {
   using States = std::vector<dap::PingPongState>;
 
   // Keeps the states of at most `capacity_jobs` jobs.
-  explicit StepStateCache(size_t capacity_jobs) : capacity_(capacity_jobs) {}
+  explicit StepStateCache(size_t capacity_jobs) : cache_(capacity_jobs) {}
 
   // Stores (replacing) the states of a job.
   void Put(const TaskId& task_id, const JobId& job_id, States states);
@@ -42,15 +40,7 @@ class StepStateCache {
   size_t size() const;
 
  private:
-  using Key = std::pair<TaskId, JobId>;
-  struct Entry {
-    std::unique_ptr<States> states;
-    std::list<Key>::iterator position;
-  };
-  size_t capacity_;
-  mutable std::mutex mutex_;
-  std::map<Key, Entry> entries_;
-  std::list<Key> order_;  // Most recently stored first.
+  internal::LruCache<std::pair<TaskId, JobId>, States> cache_;
 };
 
 }  // namespace canopy::aggregator

@@ -231,6 +231,14 @@ class Field255 {
   // Adds the small value `addend` to `value` (mod 2^256) and returns the carry
   // out of the top limb.
   static constexpr uint64_t AddSmall(Limbs& value, uint64_t addend) {
+#if CANOPY_FIELD255_CARRY_BUILTINS
+    if !consteval {
+      unsigned char carry = 0;
+      value[0] = AddWithCarry(carry, value[0], addend);
+      for (size_t i = 1; i < kLimbs; ++i) value[i] = AddWithCarry(carry, value[i], 0);
+      return carry;
+    }
+#endif
     uint64_t carry = addend;
     for (size_t i = 0; i < kLimbs; ++i) {
       Uint128 wide = static_cast<Uint128>(value[i]) + carry;
@@ -243,21 +251,25 @@ class Field255 {
   // Maps any value in [0, 2^256) to [0, p) without branches.
   static constexpr Limbs Canonicalize(Limbs value) {
     // 2^255 = 19 (mod p): replace bit 255 by 19. The result is below
-    // 2^255 + 19, so it still fits in four limbs.
+    // 2^255 + 19 < 2p, so it still fits in four limbs.
     uint64_t top_bit = value[3] >> 63;
     value[3] &= kLow63Bits;
     AddSmall(value, 19 * top_bit);
+    return SubtractModulusIfAbove(value);
+  }
 
-    // value >= p exactly when value + 19 >= 2^255, and then value + 19 - 2^255
-    // is value - p.
+  // Maps a value below 2p to [0, p) without branches.
+  static constexpr Limbs SubtractModulusIfAbove(const Limbs& value) {
+    // value >= p exactly when value + 19 >= 2^255 (value + 19 stays below
+    // 2^256), and then value + 19 - 2^255 is value - p.
     Limbs reduced = value;
     AddSmall(reduced, 19);
-    uint64_t keep_value = (reduced[3] >> 63) - 1;  // All ones when value < p.
+    const uint64_t keep_value = (reduced[3] >> 63) - 1;  // All ones when value < p.
     reduced[3] &= kLow63Bits;
     for (size_t i = 0; i < kLimbs; ++i) {
-      value[i] = (value[i] & keep_value) | (reduced[i] & ~keep_value);
+      reduced[i] = (value[i] & keep_value) | (reduced[i] & ~keep_value);
     }
-    return value;
+    return reduced;
   }
 
   // Reduces an eight-limb product (below p^2) modulo p, using
@@ -271,10 +283,16 @@ class Field255 {
       folded[i] = static_cast<uint64_t>(wide);
       carry = static_cast<uint64_t>(wide >> 64);
     }
-    // Fold the fifth limb the same way. If that carries out of 2^256, the four
-    // limbs wrapped to a value below 39 * 38, so adding the 38 that the carry
-    // stands for cannot carry again.
-    uint64_t wrapped = AddSmall(folded, carry * 38);
+    return ReduceFolded(folded, carry);
+  }
+
+  // Reduces folded + fifth * 2^256 (fifth at most 38, what folding a
+  // product's high half leaves) modulo p: the fifth limb is folded the same
+  // way. If that carries out of 2^256, the four limbs wrapped to a value
+  // below 39 * 38, so adding the 38 that the carry stands for cannot carry
+  // again.
+  static constexpr Limbs ReduceFolded(Limbs folded, uint64_t fifth) {
+    const uint64_t wrapped = AddSmall(folded, fifth * 38);
     AddSmall(folded, wrapped * 38);
     return Canonicalize(folded);
   }
@@ -293,48 +311,13 @@ class Field255 {
     return out;
   }
 
-  // `value` when `keep` is all ones, `other` when it is zero.
-  static Limbs Select(uint64_t keep, const Limbs& value, const Limbs& other) {
-    Limbs out;
-    for (size_t i = 0; i < kLimbs; ++i) out[i] = (value[i] & keep) | (other[i] & ~keep);
-    return out;
-  }
-
-  // Maps a value below 2p to [0, p): value >= p exactly when value + 19 >=
-  // 2^255 (value + 19 stays below 2^256), and then value + 19 - 2^255 is
-  // value - p.
-  static Limbs FastSubtractModulusIfAbove(const Limbs& value) {
-    unsigned char carry = 0;
-    Limbs plus19;
-    plus19[0] = AddWithCarry(carry, value[0], 19);
-    plus19[1] = AddWithCarry(carry, value[1], 0);
-    plus19[2] = AddWithCarry(carry, value[2], 0);
-    plus19[3] = AddWithCarry(carry, value[3], 0);
-    const uint64_t keep_value = (plus19[3] >> 63) - 1;  // All ones when value < p.
-    plus19[3] &= kLow63Bits;
-    return Select(keep_value, value, plus19);
-  }
-
-  // Maps any value below 2^256 to [0, p): bit 255 is worth 19 (2^255 = 19
-  // mod p), which leaves a value below 2^255 + 19 < 2p.
-  static Limbs FastCanonicalize(Limbs value) {
-    const uint64_t top_bit = value[3] >> 63;
-    value[3] &= kLow63Bits;
-    unsigned char carry = 0;
-    value[0] = AddWithCarry(carry, value[0], 19 * top_bit);
-    value[1] = AddWithCarry(carry, value[1], 0);
-    value[2] = AddWithCarry(carry, value[2], 0);
-    value[3] = AddWithCarry(carry, value[3], 0);
-    return FastSubtractModulusIfAbove(value);
-  }
-
   static Limbs FastAdd(const Limbs& a, const Limbs& b) {
     // Both are reduced (the class's invariant), so a + b < 2p < 2^256: no
     // carry out, and one conditional subtraction of p reduces the sum.
     unsigned char carry = 0;
     Limbs sum;
     for (size_t i = 0; i < kLimbs; ++i) sum[i] = AddWithCarry(carry, a[i], b[i]);
-    return FastSubtractModulusIfAbove(sum);
+    return SubtractModulusIfAbove(sum);
   }
 
   static Limbs FastSubtract(const Limbs& a, const Limbs& b) {
@@ -413,21 +396,7 @@ class Field255 {
       r2 += carry;
       folded[i] = NextColumn(r0, r1, r2);
     }
-    // Fold the fifth word (r0) the same way. If that wraps 2^256, the four
-    // limbs are below 39 * 38, so adding the 38 that the wrap stands for
-    // cannot wrap again.
-    unsigned char carry = 0;
-    folded[0] = AddWithCarry(carry, folded[0], r0 * 38);
-    folded[1] = AddWithCarry(carry, folded[1], 0);
-    folded[2] = AddWithCarry(carry, folded[2], 0);
-    folded[3] = AddWithCarry(carry, folded[3], 0);
-    const uint64_t wrapped = carry;
-    carry = 0;
-    folded[0] = AddWithCarry(carry, folded[0], wrapped * 38);
-    folded[1] = AddWithCarry(carry, folded[1], 0);
-    folded[2] = AddWithCarry(carry, folded[2], 0);
-    folded[3] = AddWithCarry(carry, folded[3], 0);
-    return FastCanonicalize(folded);
+    return ReduceFolded(folded, r0);  // r0: the fifth word.
   }
 #endif
 
