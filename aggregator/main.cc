@@ -35,6 +35,14 @@ constexpr const char* kUsage =
     "  --config FILE  the aggregator's configuration (text-format Protobuf)\n"
     "  --check        check the configuration and its task and key files, then exit\n";
 
+// The memory allocator the build linked in (CMakeLists.txt), named at start
+// so that an operator can tell a build that fell back to the system's.
+#ifdef CANOPY_ALLOCATOR
+constexpr const char* kAllocator = CANOPY_ALLOCATOR;
+#else
+constexpr const char* kAllocator = "system";
+#endif
+
 // The aggregator's HPKE keys, read from their files.
 Result<std::vector<dap::AggregatorHpkeKey>> LoadHpkeKeys(const config::AggregatorConfig& config) {
   std::vector<dap::AggregatorHpkeKey> keys;
@@ -155,7 +163,8 @@ int Serve(const std::string& config_path, bool check_only) {
     return 3;
   }
   std::cerr << "canopy-aggregator: " << (leader ? "leader" : "helper") << " serving "
-            << tasks.All().size() << " task(s) on port " << (*server)->port() << "\n";
+            << tasks.All().size() << " task(s) on port " << (*server)->port() << " (allocator "
+            << kAllocator << ")\n";
 
   std::atomic<bool> stop{false};
   std::unique_ptr<dap::HttpClient> http;
