@@ -60,6 +60,9 @@ struct ClientReportRow {
   // input share, kept when the report passed an earlier level of a walk (so
   // the helper holds its share too).
   bool aggregated_before = false;
+  // ReportsAwaitingAggregation only: the report's place in upload order
+  // (increasing), from which a later listing can go on (its `after`).
+  uint64_t upload_position = 0;
 };
 
 // A report whose input share an aggregator keeps across the levels of a
@@ -210,9 +213,13 @@ class Transaction {
   // (when not empty). At most `limit`. The rows carry no encoded_report (it
   // is empty): listing is done at every level of a walk, and reading each
   // report's kilobytes there would cost more than the level's verification.
+  // With `after` > 0, only reports later in upload order than the row whose
+  // upload_position it is: a listing that goes on where the last one ended
+  // reads only what it returns, where one from the start reads past every
+  // report taken since.
   virtual Result<std::vector<ClientReportRow>> ReportsAwaitingAggregation(
       const TaskId& task_id, const Bytes& agg_param, dap::Time time_start, dap::Time time_end,
-      const Bytes& batch_key, size_t limit) = 0;
+      const Bytes& batch_key, size_t limit, uint64_t after = 0) = 0;
   // leader_selected: reports not yet in any batch, oldest first (at most
   // `limit`); without encoded_report, as above.
   virtual Result<std::vector<ClientReportRow>> UnbatchedReports(const TaskId& task_id,

@@ -56,12 +56,13 @@ dap::Time BucketTime(const Bytes& key) {
 Result<std::vector<ClientReportRow>> AwaitingReports(Transaction& tx, const Task& task,
                                                      const Bytes& agg_param,
                                                      const std::vector<Bytes>& bucket_keys,
-                                                     size_t limit) {
+                                                     size_t limit, uint64_t after) {
   if (task.leader_selected()) {
-    return tx.ReportsAwaitingAggregation(task.id, agg_param, 0, 0, bucket_keys.front(), limit);
+    return tx.ReportsAwaitingAggregation(task.id, agg_param, 0, 0, bucket_keys.front(), limit,
+                                         after);
   }
   return tx.ReportsAwaitingAggregation(task.id, agg_param, BucketTime(bucket_keys.front()),
-                                       BucketTime(bucket_keys.back()) + 1, {}, limit);
+                                       BucketTime(bucket_keys.back()) + 1, {}, limit, after);
 }
 
 Result<JobId> RandomJobId() {
@@ -139,6 +140,12 @@ Result<dap::HttpResponse> LeaderDrivers::SendToHelper(dap::HttpMethod method,
 // --- The aggregation job creator.
 
 Result<size_t> LeaderDrivers::CreateAggregationJobs() {
+  if (const uint64_t releases = releases_.load(); releases != releases_seen_) {
+    // A driver released reports (or garbage was collected) since: any
+    // listing may have left one behind where it ended.
+    listing_ends_.clear();
+    releases_seen_ = releases;
+  }
   size_t created = 0;
   for (const auto& task : tasks_.All()) {
     auto made = CreateJobsForTask(*task);
@@ -195,31 +202,14 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
       });
       if (!listed) return std::unexpected(listed.error());
       for (const Bytes& batch_key : batch_keys) {
-        std::vector<ClientReportRow> reports;
-        auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
-          auto awaiting = tx.ReportsAwaitingAggregation(
-              task.id, agg_param, 0, 0, batch_key, options_.max_reports_per_job * kJobsPerPass);
-          if (!awaiting) return std::unexpected(awaiting.error());
-          reports = std::move(*awaiting);
-          return {};
-        });
-        if (!read) return std::unexpected(read.error());
-        auto made = CreateJobs(task, agg_param, batch_key, std::move(reports));
+        auto made = ListAndCreateJobs(task, agg_param, {batch_key}, batch_key);
         if (!made) return made;
         created += *made;
       }
       return created;
     }
-    std::vector<ClientReportRow> reports;
-    auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
-      auto awaiting = tx.ReportsAwaitingAggregation(task.id, agg_param, 0, UINT64_MAX, {},
-                                                    options_.max_reports_per_job * kJobsPerPass);
-      if (!awaiting) return std::unexpected(awaiting.error());
-      reports = std::move(*awaiting);
-      return {};
-    });
-    if (!read) return std::unexpected(read.error());
-    return CreateJobs(task, agg_param, {}, std::move(reports));
+    // Every report of the task, whatever its time: the whole time range.
+    return ListAndCreateJobs(task, agg_param, {}, {});
   }
 
   // Poplar1: the reports of each batch a pending collection job names. A
@@ -252,6 +242,13 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
     return {};
   });
   if (!read) return std::unexpected(read.error());
+  // Forget where the listings of levels no longer pending ended.
+  std::erase_if(listing_ends_, [&](const auto& entry) {
+    const auto& [task_id, agg_param, bucket_keys] = entry.first;
+    if (task_id != task.id) return false;
+    auto pending = next_level.find(bucket_keys);
+    return pending == next_level.end() || pending->second.second.agg_param != agg_param;
+  });
   for (const auto& [batch, ranked] : next_level) {
     const CollectionJobRow& job = ranked.second;
     // Decoded now, with the level before it, for the drivers.
@@ -260,22 +257,36 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
                                 : nullptr;
     auto planned = agg_params_.Decode(task, job.agg_param, previous);
     if (!planned) return std::unexpected(planned.error());
-    std::vector<ClientReportRow> reports;
-    auto awaiting_read = datastore_.Run([&](Transaction& tx) -> Result<void> {
-      auto awaiting = AwaitingReports(tx, task, job.agg_param, job.bucket_keys,
-                                      options_.max_reports_per_job * kJobsPerPass);
-      if (!awaiting) return std::unexpected(awaiting.error());
-      reports = std::move(*awaiting);
-      return {};
-    });
-    if (!awaiting_read) return std::unexpected(awaiting_read.error());
-    auto made =
-        CreateJobs(task, job.agg_param, task.leader_selected() ? job.bucket_keys[0] : Bytes(),
-                   std::move(reports));
+    auto made = ListAndCreateJobs(task, job.agg_param, job.bucket_keys,
+                                  task.leader_selected() ? job.bucket_keys[0] : Bytes());
     if (!made) return made;
     created += *made;
   }
   return created;
+}
+
+Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& agg_param,
+                                                const std::vector<Bytes>& bucket_keys,
+                                                const Bytes& batch_key) {
+  uint64_t& listed_to = listing_ends_[ListingKey(task.id, agg_param, bucket_keys)];
+  std::vector<ClientReportRow> reports;
+  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+    const size_t limit = options_.max_reports_per_job * kJobsPerPass;
+    auto awaiting =
+        bucket_keys.empty()
+            ? tx.ReportsAwaitingAggregation(task.id, agg_param, 0, UINT64_MAX, {}, limit, listed_to)
+            : AwaitingReports(tx, task, agg_param, bucket_keys, limit, listed_to);
+    if (!awaiting) return std::unexpected(awaiting.error());
+    reports = std::move(*awaiting);
+    return {};
+  });
+  if (!read) return std::unexpected(read.error());
+  if (reports.empty()) return 0;
+  const uint64_t last = reports.back().upload_position;
+  auto made = CreateJobs(task, agg_param, batch_key, std::move(reports));
+  // Only once the reports are taken: a failed pass lists them again.
+  if (made) listed_to = last;
+  return made;
 }
 
 Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_param,
@@ -625,6 +636,8 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
         auto forgotten = tx.ForgetAggregatedReport(task.id, row.report_id, context.job.agg_param);
         if (!forgotten) return forgotten;
       }
+      // Released reports may lie behind where listings ended: list anew.
+      releases_.fetch_add(1);
       return tx.PutAggregationJob(context.job);
     });
   }
@@ -998,7 +1011,9 @@ Result<bool> LeaderDrivers::DriveCollectionJob(const Lease& lease) {
     auto unfinished = tx.CountUnfinishedJobs(task->id, job->agg_param);
     if (!unfinished) return std::unexpected(unfinished.error());
     if (*unfinished > 0) return {};
-    auto awaiting = AwaitingReports(tx, *task, job->agg_param, job->bucket_keys, 1);
+    // From the start, whatever the job creator's listings skip: the whole
+    // batch must be aggregated.
+    auto awaiting = AwaitingReports(tx, *task, job->agg_param, job->bucket_keys, 1, 0);
     if (!awaiting) return std::unexpected(awaiting.error());
     if (!awaiting->empty()) return {};
     auto summed = internal::SumBatch(tx, *task, **agg_param, job->agg_param, first_key, last_key);
@@ -1095,6 +1110,9 @@ Result<size_t> LeaderDrivers::CollectGarbage() {
     });
     if (!run) return std::unexpected(run.error());
   }
+  // Listings go on from where they ended only while nothing behind that
+  // changed; collecting garbage may have (it is rare: start them anew).
+  releases_.fetch_add(1);
   return deleted;
 }
 

@@ -19,8 +19,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "aggregator/datastore.h"
@@ -87,6 +89,11 @@ class LeaderDrivers {
  private:
   struct JobContext;
   Result<size_t> CreateJobsForTask(const Task& task);
+  // Lists reports of a batch awaiting `agg_param` and puts them into jobs,
+  // going on from where the last listing of the same batch and parameter
+  // ended (see listing_ends_).
+  Result<size_t> ListAndCreateJobs(const Task& task, const Bytes& agg_param,
+                                   const std::vector<Bytes>& bucket_keys, const Bytes& batch_key);
   Result<size_t> CreateJobs(const Task& task, const Bytes& agg_param, const Bytes& batch_key,
                             std::vector<ClientReportRow> reports);
   // Drives one leased job; on failure gives the lease back with the retry
@@ -128,6 +135,18 @@ class LeaderDrivers {
   // one's, which the reports prepared in memory continue from (without it,
   // every candidate's path is walked again). The drivers find it here.
   internal::AggParamMemo agg_params_;
+  // Where the last listing of reports awaiting a parameter ended, per task,
+  // parameter and batch (an upload position, see ReportsAwaitingAggregation):
+  // a level of a large batch is created in several passes, and each pass
+  // lists only what follows the last, instead of reading past every report
+  // already taken. Every report behind that position was taken or refused,
+  // unless a driver released it again (an abandoned job) or garbage
+  // collection ran: then `releases_` moves on and the next pass forgets all
+  // positions and lists from the start. Used by the creating thread only.
+  using ListingKey = std::tuple<TaskId, Bytes, std::vector<Bytes>>;
+  std::map<ListingKey, uint64_t> listing_ends_;
+  std::atomic<uint64_t> releases_{0};
+  uint64_t releases_seen_ = 0;
   const std::atomic<bool>* stop_ = nullptr;  // Set by Run.
 };
 

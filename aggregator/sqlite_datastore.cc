@@ -673,6 +673,7 @@ class SqliteTransaction final : public Transaction {
       report.encoded_report = s.Blob(3);
       report.batch_key = s.Blob(4);
       if (s.ColumnCount() > 5) report.aggregated_before = s.Int(5) != 0;
+      if (s.ColumnCount() > 6) report.upload_position = static_cast<uint64_t>(s.Int(6));
       reports.push_back(std::move(report));
     }
     return reports;
@@ -700,24 +701,39 @@ class SqliteTransaction final : public Transaction {
 
   Result<std::vector<ClientReportRow>> ReportsAwaitingAggregation(
       const TaskId& task_id, const Bytes& agg_param, dap::Time time_start, dap::Time time_end,
-      const Bytes& batch_key, size_t limit) override {
-    const char* by_time =
-        "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key, " AGGREGATED_BEFORE
-        "FROM client_reports c WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 "
-        "AND NOT EXISTS (SELECT 1 FROM aggregated_reports r WHERE r.task_id = c.task_id "
-        "  AND r.report_id = c.report_id AND r.agg_param = ?2) "
-        "AND NOT EXISTS (SELECT 1 FROM rejected_reports x WHERE x.task_id = c.task_id "
-        "  AND x.report_id = c.report_id) "
-        "ORDER BY c.seq LIMIT ?5";
-    const char* by_batch =
-        "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key, " AGGREGATED_BEFORE
-        "FROM client_reports c WHERE c.task_id = ?1 AND c.batch_key = ?6 "
-        "AND NOT EXISTS (SELECT 1 FROM aggregated_reports r WHERE r.task_id = c.task_id "
-        "  AND r.report_id = c.report_id AND r.agg_param = ?2) "
-        "AND NOT EXISTS (SELECT 1 FROM rejected_reports x WHERE x.task_id = c.task_id "
-        "  AND x.report_id = c.report_id) "
-        "ORDER BY c.seq LIMIT ?5";
-    auto s = Prepare(batch_key.empty() ? by_time : by_batch);
+      const Bytes& batch_key, size_t limit, uint64_t after) override {
+    // Two forms each: from the start, SQLite reads the batch by time (or
+    // batch key) and sorts it; going on after a report, it reads the task's
+    // reports by upload order from there and stops at `limit` (the levels of
+    // a walk of 100,000 reports are listed in four parts, and each part from
+    // the start read all 100,000, three lookups each).
+    // clang-format off
+#define AWAITING_COLUMNS                                                   \
+  "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key, "             \
+  AGGREGATED_BEFORE ", c.seq FROM client_reports c "
+#define NOT_TAKEN_OR_REJECTED                                                       \
+  "AND NOT EXISTS (SELECT 1 FROM aggregated_reports r WHERE r.task_id = c.task_id " \
+  "  AND r.report_id = c.report_id AND r.agg_param = ?2) "                          \
+  "AND NOT EXISTS (SELECT 1 FROM rejected_reports x WHERE x.task_id = c.task_id "   \
+  "  AND x.report_id = c.report_id) "
+    const char* by_time = AWAITING_COLUMNS
+        "WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 "
+        NOT_TAKEN_OR_REJECTED "ORDER BY c.seq LIMIT ?5";
+    const char* by_time_after = AWAITING_COLUMNS
+        "WHERE c.task_id = ?1 AND c.seq > ?7 AND c.time >= ?3 AND c.time < ?4 "
+        NOT_TAKEN_OR_REJECTED "ORDER BY c.seq LIMIT ?5";
+    const char* by_batch = AWAITING_COLUMNS
+        "WHERE c.task_id = ?1 AND c.batch_key = ?6 "
+        NOT_TAKEN_OR_REJECTED "ORDER BY c.seq LIMIT ?5";
+    const char* by_batch_after = AWAITING_COLUMNS
+        "WHERE c.task_id = ?1 AND c.batch_key = ?6 AND c.seq > ?7 "
+        NOT_TAKEN_OR_REJECTED "ORDER BY c.seq LIMIT ?5";
+    // clang-format on
+#undef AWAITING_COLUMNS
+#undef NOT_TAKEN_OR_REJECTED
+    const char* sql = batch_key.empty() ? (after > 0 ? by_time_after : by_time)
+                                        : (after > 0 ? by_batch_after : by_batch);
+    auto s = Prepare(sql);
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).Bind(2, AggParamDigest(agg_param));
     if (batch_key.empty()) {
@@ -727,6 +743,7 @@ class SqliteTransaction final : public Transaction {
       (*s)->Bind(6, batch_key);
     }
     (*s)->BindInt(5, static_cast<int64_t>(limit));
+    if (after > 0) (*s)->BindInt(7, static_cast<int64_t>(std::min<uint64_t>(after, INT64_MAX)));
     return ReadClientReports(**s);
   }
 

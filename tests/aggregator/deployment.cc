@@ -101,7 +101,7 @@ void Deployment::RestartLeader() {
   leader_ = StartParty(dap::Role::kLeader, folder_ + "/leader.sqlite", port);
   LeaderDriverOptions options;
   options.peer_token = kPeerToken;
-  options.max_reports_per_job = 40;
+  options.max_reports_per_job = options_.max_reports_per_job;
   options.lease_duration = std::chrono::milliseconds(1000);
   drivers_ = std::make_unique<LeaderDrivers>(options, *leader_->datastore, leader_->tasks,
                                              leader_->service->hpke_keys(), *http_,

@@ -40,6 +40,8 @@ struct Party {
 struct DeploymentOptions {
   // The HTTP servers' request body limit (both parties).
   size_t max_body_bytes = size_t{32} << 20;
+  // The leader's reports per aggregation job.
+  uint32_t max_reports_per_job = 40;
 };
 
 class Deployment {

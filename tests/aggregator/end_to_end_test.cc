@@ -19,6 +19,7 @@ namespace {
 
 using idpf::BitString;
 using testing::Deployment;
+using testing::DeploymentOptions;
 
 dap::CollectionJobReq IntervalCollection(dap::Time start, dap::Duration duration,
                                          dap::Bytes agg_param = {}) {
@@ -271,6 +272,82 @@ TEST(EndToEnd, Poplar1MultiLevelWalkCountsEveryLevel) {
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 400);
   EXPECT_EQ(refused->problem_type, "invalidAggregationParameter");
+}
+
+// One report per job: a level needs more jobs than one pass of the job
+// creator makes (64), so later passes go on listing from where the last one
+// ended. Every report must still be counted exactly once, at each level.
+TEST(EndToEnd, LevelsCreatedInSeveralPassesCountEveryReportOnce) {
+  DeploymentOptions options;
+  options.max_reports_per_job = 1;
+  Deployment deployment(options);
+  config::TaskDefinition definition = deployment.NewTaskDefinition(5);
+  definition.mutable_poplar1()->set_bits(4);
+  definition.mutable_multi_level_collection()->set_max_collections_per_batch(4);
+  dap::TaskId task_id = deployment.AddTask(definition);
+  auto task = deployment.leader().tasks.Find(task_id);
+  const auto& poplar1 = static_cast<const poplar::Poplar1&>(*task->vdaf);
+  dap::Time now = deployment.NowUnits(task_id);
+  std::mt19937_64 random(5);
+  std::vector<BitString> strings;
+  std::vector<poplar::Measurement> measurements;
+  const size_t kReports = 150;
+  for (size_t i = 0; i < kReports; ++i) {
+    BitString string;
+    for (int b = 0; b < 4; ++b) string = string.Extended(random() % 3 == 0);
+    strings.push_back(string);
+    measurements.push_back(string);
+  }
+  ASSERT_TRUE(deployment.Upload(task_id, measurements, now));
+
+  std::vector<BitString> candidates = {*BitString::Parse("0"), *BitString::Parse("1")};
+  auto first = poplar1.MakeAggParam(0, candidates, nullptr);
+  ASSERT_TRUE(first);
+  auto collected =
+      deployment.Collect(task_id, IntervalCollection(now, 1, poplar1.EncodeAggParam(**first)));
+  ASSERT_TRUE(collected) << collected.error().ToString();
+  ASSERT_EQ(collected->status, 200) << collected->problem_type;
+  EXPECT_EQ(collected->report_count, kReports);
+  EXPECT_EQ(collected->result, PlainCounts(strings, candidates));
+
+  // The leaves, all sixteen (held reports this time).
+  std::vector<BitString> leaves;
+  for (int value = 0; value < 16; ++value) {
+    BitString leaf;
+    for (int b = 3; b >= 0; --b) leaf = leaf.Extended((value >> b) & 1);
+    leaves.push_back(leaf);
+  }
+  auto last = poplar1.MakeAggParam(3, leaves, first->get());
+  ASSERT_TRUE(last);
+  collected =
+      deployment.Collect(task_id, IntervalCollection(now, 1, poplar1.EncodeAggParam(**last)));
+  ASSERT_TRUE(collected) << collected.error().ToString();
+  ASSERT_EQ(collected->status, 200) << collected->problem_type;
+  EXPECT_EQ(collected->report_count, kReports);
+  EXPECT_EQ(collected->result, PlainCounts(strings, leaves));
+}
+
+// The same for Prio3, whose reports are listed over the whole time range.
+TEST(EndToEnd, Prio3JobsCreatedInSeveralPassesCountEveryReportOnce) {
+  DeploymentOptions options;
+  options.max_reports_per_job = 1;
+  Deployment deployment(options);
+  config::TaskDefinition definition = deployment.NewTaskDefinition(10);
+  definition.mutable_prio3_count();
+  dap::TaskId task_id = deployment.AddTask(definition);
+  dap::Time now = deployment.NowUnits(task_id);
+  std::vector<poplar::Measurement> measurements;
+  uint64_t ones = 0;
+  for (int i = 0; i < 150; ++i) {
+    measurements.push_back(uint64_t(i % 4 == 0));
+    ones += i % 4 == 0;
+  }
+  ASSERT_TRUE(deployment.Upload(task_id, measurements, now));
+  auto collected = deployment.Collect(task_id, IntervalCollection(now - 1, 3));
+  ASSERT_TRUE(collected) << collected.error().ToString();
+  ASSERT_EQ(collected->status, 200) << collected->problem_type;
+  EXPECT_EQ(collected->report_count, 150u);
+  EXPECT_EQ(collected->result[0], ones);
 }
 
 TEST(EndToEnd, AdminEndpointAddsListsAndRemovesTasksThatSurviveRestarts) {

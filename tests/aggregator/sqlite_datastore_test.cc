@@ -311,6 +311,20 @@ TEST_F(SqliteDatastoreTest, AwaitingReportsSkipAggregatedAndRejected) {
     EXPECT_EQ(awaiting->size(), 3u);  // Reports 3, 4 and 5, in upload order.
     EXPECT_EQ((*awaiting)[0].report_id[0], 3);
     EXPECT_EQ((*awaiting)[2].report_id[0], 5);
+    // Going on after report 3: 4 and 5; after 5, nothing.
+    EXPECT_LT((*awaiting)[0].upload_position, (*awaiting)[1].upload_position);
+    EXPECT_LT((*awaiting)[1].upload_position, (*awaiting)[2].upload_position);
+    auto rest = tx.ReportsAwaitingAggregation(SomeTask(), param, 0, 100, {}, 10,
+                                              (*awaiting)[0].upload_position);
+    EXPECT_TRUE(rest);
+    EXPECT_EQ(rest->size(), 2u);
+    if (rest->size() == 2) {
+      EXPECT_EQ((*rest)[0].report_id[0], 4);
+      EXPECT_EQ((*rest)[1].report_id[0], 5);
+    }
+    auto none = tx.ReportsAwaitingAggregation(SomeTask(), param, 0, 100, {}, 10,
+                                              (*awaiting)[2].upload_position);
+    EXPECT_TRUE(none && none->empty());
     auto in_window = tx.ReportsAwaitingAggregation(SomeTask(), param, 14, 15, {}, 10);
     EXPECT_TRUE(in_window);
     EXPECT_EQ(in_window->size(), 1u);  // Report 4 (time 14) only.
