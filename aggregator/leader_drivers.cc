@@ -65,6 +65,16 @@ Result<std::vector<ClientReportRow>> AwaitingReports(Transaction& tx, const Task
                                        BucketTime(bucket_keys.back()) + 1, {}, limit, after);
 }
 
+// Whether any report of a collection's batch awaits its parameter.
+Result<bool> AnyAwaiting(Transaction& tx, const Task& task, const Bytes& agg_param,
+                         const std::vector<Bytes>& bucket_keys) {
+  if (task.leader_selected()) {
+    return tx.AnyReportAwaitingAggregation(task.id, agg_param, 0, 0, bucket_keys.front());
+  }
+  return tx.AnyReportAwaitingAggregation(task.id, agg_param, BucketTime(bucket_keys.front()),
+                                         BucketTime(bucket_keys.back()) + 1, {});
+}
+
 Result<JobId> RandomJobId() {
   JobId id;
   auto filled = crypto::RandomBytes(id);
@@ -1011,11 +1021,12 @@ Result<bool> LeaderDrivers::DriveCollectionJob(const Lease& lease) {
     auto unfinished = tx.CountUnfinishedJobs(task->id, job->agg_param);
     if (!unfinished) return std::unexpected(unfinished.error());
     if (*unfinished > 0) return {};
-    // From the start, whatever the job creator's listings skip: the whole
-    // batch must be aggregated.
-    auto awaiting = AwaitingReports(tx, *task, job->agg_param, job->bucket_keys, 1, 0);
+    // The whole batch, whatever the job creator's listings skip; stopping at
+    // the first report that still awaits (between a level's passes, when
+    // no job is unfinished, most do).
+    auto awaiting = AnyAwaiting(tx, *task, job->agg_param, job->bucket_keys);
     if (!awaiting) return std::unexpected(awaiting.error());
-    if (!awaiting->empty()) return {};
+    if (*awaiting) return {};
     auto summed = internal::SumBatch(tx, *task, **agg_param, job->agg_param, first_key, last_key);
     if (!summed) return std::unexpected(summed.error());
     total = std::move(*summed);

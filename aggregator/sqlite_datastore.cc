@@ -699,6 +699,20 @@ class SqliteTransaction final : public Transaction {
   "EXISTS (SELECT 1 FROM held_reports h WHERE h.task_id = c.task_id " \
   "  AND h.report_id = c.report_id) "
 
+// The rest of ReportsAwaitingAggregation's queries: their columns, and
+// the conditions that a report was neither taken for the parameter (?2)
+// nor ever rejected.
+// clang-format off
+#define AWAITING_COLUMNS                                                   \
+  "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key, "             \
+  AGGREGATED_BEFORE ", c.seq FROM client_reports c "
+#define NOT_TAKEN_OR_REJECTED                                                       \
+  "AND NOT EXISTS (SELECT 1 FROM aggregated_reports r WHERE r.task_id = c.task_id " \
+  "  AND r.report_id = c.report_id AND r.agg_param = ?2) "                          \
+  "AND NOT EXISTS (SELECT 1 FROM rejected_reports x WHERE x.task_id = c.task_id "   \
+  "  AND x.report_id = c.report_id) "
+// clang-format on
+
   Result<std::vector<ClientReportRow>> ReportsAwaitingAggregation(
       const TaskId& task_id, const Bytes& agg_param, dap::Time time_start, dap::Time time_end,
       const Bytes& batch_key, size_t limit, uint64_t after) override {
@@ -708,14 +722,6 @@ class SqliteTransaction final : public Transaction {
     // a walk of 100,000 reports are listed in four parts, and each part from
     // the start read all 100,000, three lookups each).
     // clang-format off
-#define AWAITING_COLUMNS                                                   \
-  "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key, "             \
-  AGGREGATED_BEFORE ", c.seq FROM client_reports c "
-#define NOT_TAKEN_OR_REJECTED                                                       \
-  "AND NOT EXISTS (SELECT 1 FROM aggregated_reports r WHERE r.task_id = c.task_id " \
-  "  AND r.report_id = c.report_id AND r.agg_param = ?2) "                          \
-  "AND NOT EXISTS (SELECT 1 FROM rejected_reports x WHERE x.task_id = c.task_id "   \
-  "  AND x.report_id = c.report_id) "
     const char* by_time = AWAITING_COLUMNS
         "WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 "
         NOT_TAKEN_OR_REJECTED "ORDER BY c.seq LIMIT ?5";
@@ -729,8 +735,6 @@ class SqliteTransaction final : public Transaction {
         "WHERE c.task_id = ?1 AND c.batch_key = ?6 AND c.seq > ?7 "
         NOT_TAKEN_OR_REJECTED "ORDER BY c.seq LIMIT ?5";
     // clang-format on
-#undef AWAITING_COLUMNS
-#undef NOT_TAKEN_OR_REJECTED
     const char* sql = batch_key.empty() ? (after > 0 ? by_time_after : by_time)
                                         : (after > 0 ? by_batch_after : by_batch);
     auto s = Prepare(sql);
@@ -745,6 +749,30 @@ class SqliteTransaction final : public Transaction {
     (*s)->BindInt(5, static_cast<int64_t>(limit));
     if (after > 0) (*s)->BindInt(7, static_cast<int64_t>(std::min<uint64_t>(after, INT64_MAX)));
     return ReadClientReports(**s);
+  }
+
+  Result<bool> AnyReportAwaitingAggregation(const TaskId& task_id, const Bytes& agg_param,
+                                            dap::Time time_start, dap::Time time_end,
+                                            const Bytes& batch_key) override {
+    // clang-format off
+    const char* by_time = "SELECT EXISTS (SELECT 1 FROM client_reports c "
+        "WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 " NOT_TAKEN_OR_REJECTED ")";
+    const char* by_batch = "SELECT EXISTS (SELECT 1 FROM client_reports c "
+        "WHERE c.task_id = ?1 AND c.batch_key = ?6 " NOT_TAKEN_OR_REJECTED ")";
+    // clang-format on
+    auto s = Prepare(batch_key.empty() ? by_time : by_batch);
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, AggParamDigest(agg_param));
+    if (batch_key.empty()) {
+      (*s)->BindInt(3, static_cast<int64_t>(time_start))
+          .BindInt(4, static_cast<int64_t>(std::min<dap::Time>(time_end, INT64_MAX)));
+    } else {
+      (*s)->Bind(6, batch_key);
+    }
+    auto row = (*s)->Step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return MakeError(ErrorCode::kInternal, "EXISTS returned no row");
+    return (*s)->Int(0) != 0;
   }
 
   Result<std::vector<ClientReportRow>> UnbatchedReports(const TaskId& task_id,

@@ -328,6 +328,12 @@ TEST_F(SqliteDatastoreTest, AwaitingReportsSkipAggregatedAndRejected) {
     auto in_window = tx.ReportsAwaitingAggregation(SomeTask(), param, 14, 15, {}, 10);
     EXPECT_TRUE(in_window);
     EXPECT_EQ(in_window->size(), 1u);  // Report 4 (time 14) only.
+    // Existence alone: reports 1 (taken) and 2 (rejected) at times 11 and
+    // 12 await nothing; report 4 at 14 does.
+    auto any = tx.AnyReportAwaitingAggregation(SomeTask(), param, 11, 13, {});
+    EXPECT_TRUE(any && !*any);
+    any = tx.AnyReportAwaitingAggregation(SomeTask(), param, 11, 15, {});
+    EXPECT_TRUE(any && *any);
     auto other_param = tx.ReportsAwaitingAggregation(SomeTask(), {8}, 0, 100, {}, 10);
     EXPECT_TRUE(other_param);
     EXPECT_EQ(other_param->size(), 4u);  // Only the rejected report stays out.
