@@ -278,24 +278,28 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
 Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& agg_param,
                                                 const std::vector<Bytes>& bucket_keys,
                                                 const Bytes& batch_key) {
-  uint64_t& listed_to = listing_ends_[ListingKey(task.id, agg_param, bucket_keys)];
+  ListingEnd& end = listing_ends_[ListingKey(task.id, agg_param, bucket_keys)];
+  const size_t limit = options_.max_reports_per_job * kJobsPerPass;
   std::vector<ClientReportRow> reports;
   auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
-    const size_t limit = options_.max_reports_per_job * kJobsPerPass;
-    auto awaiting =
-        bucket_keys.empty()
-            ? tx.ReportsAwaitingAggregation(task.id, agg_param, 0, UINT64_MAX, {}, limit, listed_to)
-            : AwaitingReports(tx, task, agg_param, bucket_keys, limit, listed_to);
+    auto awaiting = bucket_keys.empty()
+                        ? tx.ReportsAwaitingAggregation(task.id, agg_param, 0, UINT64_MAX, {},
+                                                        limit, end.position)
+                        : AwaitingReports(tx, task, agg_param, bucket_keys, limit, end.position);
     if (!awaiting) return std::unexpected(awaiting.error());
     reports = std::move(*awaiting);
     return {};
   });
   if (!read) return std::unexpected(read.error());
-  if (reports.empty()) return 0;
+  const bool more = reports.size() == limit;
+  if (reports.empty()) {
+    end.more = false;
+    return 0;
+  }
   const uint64_t last = reports.back().upload_position;
   auto made = CreateJobs(task, agg_param, batch_key, std::move(reports));
   // Only once the reports are taken: a failed pass lists them again.
-  if (made) listed_to = last;
+  if (made) end = {last, more};
   return made;
 }
 
@@ -1021,9 +1025,13 @@ Result<bool> LeaderDrivers::DriveCollectionJob(const Lease& lease) {
     auto unfinished = tx.CountUnfinishedJobs(task->id, job->agg_param);
     if (!unfinished) return std::unexpected(unfinished.error());
     if (*unfinished > 0) return {};
+    // The job creator's last listing of this batch and parameter filled its
+    // page: it has more jobs to create, so the batch is not ready (checking
+    // would read past every report taken so far).
+    auto listing = listing_ends_.find(ListingKey(task->id, job->agg_param, job->bucket_keys));
+    if (listing != listing_ends_.end() && listing->second.more) return {};
     // The whole batch, whatever the job creator's listings skip; stopping at
-    // the first report that still awaits (between a level's passes, when
-    // no job is unfinished, most do).
+    // the first report that still awaits.
     auto awaiting = AnyAwaiting(tx, *task, job->agg_param, job->bucket_keys);
     if (!awaiting) return std::unexpected(awaiting.error());
     if (*awaiting) return {};

@@ -142,9 +142,15 @@ class LeaderDrivers {
   // already taken. Every report behind that position was taken or refused,
   // unless a driver released it again (an abandoned job) or garbage
   // collection ran: then `releases_` moves on and the next pass forgets all
-  // positions and lists from the start. Used by the creating thread only.
+  // positions and lists from the start. The collection driver reads it too
+  // (`more`: the last listing filled its page, so the batch is not ready
+  // yet). Used by the thread that runs the passes only.
   using ListingKey = std::tuple<TaskId, Bytes, std::vector<Bytes>>;
-  std::map<ListingKey, uint64_t> listing_ends_;
+  struct ListingEnd {
+    uint64_t position = 0;
+    bool more = false;
+  };
+  std::map<ListingKey, ListingEnd> listing_ends_;
   std::atomic<uint64_t> releases_{0};
   uint64_t releases_seen_ = 0;
   const std::atomic<bool>* stop_ = nullptr;  // Set by Run.
