@@ -643,17 +643,19 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
     // DAP-19: the job's reports may go into a new job.
     context.job.state = JobState::kAbandoned;
     metrics_.AggregationJob(Metrics::JobEvent::kAbandoned);
-    return datastore_.Run([&](Transaction& tx) -> Result<void> {
+    auto released = datastore_.Run([&](Transaction& tx) -> Result<void> {
       auto deleted = tx.DeleteReportAggregations(task.id, context.job.job_id);
       if (!deleted) return deleted;
       for (const ReportAggregationRow& row : context.rows) {
         auto forgotten = tx.ForgetAggregatedReport(task.id, row.report_id, context.job.agg_param);
         if (!forgotten) return forgotten;
       }
-      // Released reports may lie behind where listings ended: list anew.
-      releases_.fetch_add(1);
       return tx.PutAggregationJob(context.job);
     });
+    // Released reports may lie behind where listings ended: list anew (once
+    // they are released, so that no listing can miss them).
+    if (released) releases_.fetch_add(1);
+    return released;
   }
 
   // Each report's next state.
