@@ -29,10 +29,10 @@ using PingKind = dap::PingPongState::Kind;
 
 namespace {
 
-// Aggregation jobs a pass creates, and drives, at most. A walk's level is
-// best created in one pass: listing the reports that await a parameter reads
-// the whole batch, so a level split over several passes reads it each time
-// (and the helper idles while the leader lists).
+// Aggregation jobs a pass creates, and drives, at most. A level of a large
+// batch takes several passes; each lists only the reports after the last
+// pass's (LeaderDrivers::listing_ends_), and the helper idles while the
+// leader lists and creates.
 constexpr size_t kJobsPerPass = 64;
 
 bool IsPoplar1(const Task& task) {
@@ -156,8 +156,17 @@ Result<size_t> LeaderDrivers::CreateAggregationJobs() {
     listing_ends_.clear();
     releases_seen_ = releases;
   }
+  // A task removed (its reports deleted) and perhaps added again gives its
+  // upload positions again from 1: forget the listings of any task that is
+  // not the same object as when they were made.
+  const std::vector<std::shared_ptr<const Task>> tasks = tasks_.All();
+  std::erase_if(listing_ends_, [&](const auto& entry) {
+    const std::shared_ptr<const Task> listed = entry.second.task.lock();
+    return std::none_of(tasks.begin(), tasks.end(),
+                        [&](const auto& task) { return task == listed; });
+  });
   size_t created = 0;
-  for (const auto& task : tasks_.All()) {
+  for (const auto& task : tasks) {
     auto made = CreateJobsForTask(*task);
     if (!made) return made;
     created += *made;
@@ -279,6 +288,7 @@ Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& a
                                                 const std::vector<Bytes>& bucket_keys,
                                                 const Bytes& batch_key) {
   ListingEnd& end = listing_ends_[ListingKey(task.id, agg_param, bucket_keys)];
+  if (end.task.expired()) end.task = tasks_.Find(task.id);
   const size_t limit = options_.max_reports_per_job * kJobsPerPass;
   std::vector<ClientReportRow> reports;
   auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
@@ -1129,11 +1139,17 @@ Result<size_t> LeaderDrivers::CollectGarbage() {
       deleted += *count;
       return {};
     });
-    if (!run) return std::unexpected(run.error());
+    if (!run) {
+      // An earlier task's deletions may have been committed.
+      releases_.fetch_add(1);
+      return std::unexpected(run.error());
+    }
   }
   // Listings go on from where they ended only while nothing behind that
-  // changed; collecting garbage may have (it is rare: start them anew).
-  releases_.fetch_add(1);
+  // changed. Deleting a task's newest reports also lets upload positions be
+  // given again (a new report takes the largest one left plus one): start
+  // the listings anew.
+  if (deleted > 0) releases_.fetch_add(1);
   return deleted;
 }
 

@@ -149,6 +149,7 @@ class LeaderDrivers {
   struct ListingEnd {
     uint64_t position = 0;
     bool more = false;
+    std::weak_ptr<const Task> task;  // The task object it was listed for.
   };
   std::map<ListingKey, ListingEnd> listing_ends_;
   std::atomic<uint64_t> releases_{0};

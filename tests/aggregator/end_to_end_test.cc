@@ -327,7 +327,8 @@ TEST(EndToEnd, LevelsCreatedInSeveralPassesCountEveryReportOnce) {
   EXPECT_EQ(collected->result, PlainCounts(strings, leaves));
 }
 
-// The same for Prio3, whose reports are listed over the whole time range.
+// The same for Prio3, whose reports are listed over the whole time range,
+// with reports arriving between two passes (after the first's position).
 TEST(EndToEnd, Prio3JobsCreatedInSeveralPassesCountEveryReportOnce) {
   DeploymentOptions options;
   options.max_reports_per_job = 1;
@@ -336,18 +337,45 @@ TEST(EndToEnd, Prio3JobsCreatedInSeveralPassesCountEveryReportOnce) {
   definition.mutable_prio3_count();
   dap::TaskId task_id = deployment.AddTask(definition);
   dap::Time now = deployment.NowUnits(task_id);
-  std::vector<poplar::Measurement> measurements;
   uint64_t ones = 0;
-  for (int i = 0; i < 150; ++i) {
-    measurements.push_back(uint64_t(i % 4 == 0));
-    ones += i % 4 == 0;
-  }
-  ASSERT_TRUE(deployment.Upload(task_id, measurements, now));
+  auto upload = [&](int count, int offset) {
+    std::vector<poplar::Measurement> measurements;
+    for (int i = offset; i < offset + count; ++i) {
+      measurements.push_back(uint64_t(i % 4 == 0));
+      ones += i % 4 == 0;
+    }
+    return deployment.Upload(task_id, measurements, now);
+  };
+  ASSERT_TRUE(upload(100, 0));
+  deployment.DriveLeader();  // One pass: 64 of the 100.
+  ASSERT_TRUE(upload(50, 100));
   auto collected = deployment.Collect(task_id, IntervalCollection(now - 1, 3));
   ASSERT_TRUE(collected) << collected.error().ToString();
   ASSERT_EQ(collected->status, 200) << collected->problem_type;
   EXPECT_EQ(collected->report_count, 150u);
   EXPECT_EQ(collected->result[0], ones);
+}
+
+// Leader-selected batches listed in several passes (by batch, going on).
+TEST(EndToEnd, Prio3LeaderSelectedBatchListedInSeveralPasses) {
+  DeploymentOptions options;
+  options.max_reports_per_job = 1;
+  Deployment deployment(options);
+  config::TaskDefinition definition = deployment.NewTaskDefinition(150);
+  definition.mutable_prio3_count();
+  definition.set_batch_mode(config::TaskDefinition::LEADER_SELECTED);
+  dap::TaskId task_id = deployment.AddTask(definition);
+  dap::Time now = deployment.NowUnits(task_id);
+  std::vector<poplar::Measurement> measurements;
+  for (int i = 0; i < 150; ++i) measurements.push_back(uint64_t(i % 3 == 0));
+  ASSERT_TRUE(deployment.Upload(task_id, measurements, now));
+  dap::CollectionJobReq request;
+  request.query = dap::LeaderSelectedQuery();
+  auto collected = deployment.Collect(task_id, request);
+  ASSERT_TRUE(collected) << collected.error().ToString();
+  ASSERT_EQ(collected->status, 200) << collected->problem_type;
+  EXPECT_EQ(collected->report_count, 150u);
+  EXPECT_EQ(collected->result[0], 50u);
 }
 
 TEST(EndToEnd, AdminEndpointAddsListsAndRemovesTasksThatSurviveRestarts) {
