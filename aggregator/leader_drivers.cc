@@ -52,27 +52,20 @@ dap::Time BucketTime(const Bytes& key) {
   return time;
 }
 
-// Reports of a collection's batch not yet aggregated with its parameter.
-Result<std::vector<ClientReportRow>> AwaitingReports(Transaction& tx, const Task& task,
-                                                     const Bytes& agg_param,
-                                                     const std::vector<Bytes>& bucket_keys,
-                                                     size_t limit, uint64_t after) {
-  if (task.leader_selected()) {
-    return tx.ReportsAwaitingAggregation(task.id, agg_param, 0, 0, bucket_keys.front(), limit,
-                                         after);
-  }
-  return tx.ReportsAwaitingAggregation(task.id, agg_param, BucketTime(bucket_keys.front()),
-                                       BucketTime(bucket_keys.back()) + 1, {}, limit, after);
-}
+// Which reports a batch holds, as the datastore's listings take it: a
+// leader_selected batch by its key; a time_interval batch by the time range
+// its buckets cover, or every report of the task when no bucket is named
+// (Prio3 aggregates reports as they arrive, before any collection).
+struct BatchScope {
+  dap::Time time_start = 0;
+  dap::Time time_end = 0;
+  Bytes batch_key;
+};
 
-// Whether any report of a collection's batch awaits its parameter.
-Result<bool> AnyAwaiting(Transaction& tx, const Task& task, const Bytes& agg_param,
-                         const std::vector<Bytes>& bucket_keys) {
-  if (task.leader_selected()) {
-    return tx.AnyReportAwaitingAggregation(task.id, agg_param, 0, 0, bucket_keys.front());
-  }
-  return tx.AnyReportAwaitingAggregation(task.id, agg_param, BucketTime(bucket_keys.front()),
-                                         BucketTime(bucket_keys.back()) + 1, {});
+BatchScope ScopeOf(const Task& task, const std::vector<Bytes>& bucket_keys) {
+  if (task.leader_selected()) return {0, 0, bucket_keys.front()};
+  if (bucket_keys.empty()) return {0, UINT64_MAX, {}};
+  return {BucketTime(bucket_keys.front()), BucketTime(bucket_keys.back()) + 1, {}};
 }
 
 Result<JobId> RandomJobId() {
@@ -221,14 +214,14 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
       });
       if (!listed) return std::unexpected(listed.error());
       for (const Bytes& batch_key : batch_keys) {
-        auto made = ListAndCreateJobs(task, agg_param, {batch_key}, batch_key);
+        auto made = ListAndCreateJobs(task, agg_param, {batch_key});
         if (!made) return made;
         created += *made;
       }
       return created;
     }
     // Every report of the task, whatever its time: the whole time range.
-    return ListAndCreateJobs(task, agg_param, {}, {});
+    return ListAndCreateJobs(task, agg_param, {});
   }
 
   // Poplar1: the reports of each batch a pending collection job names. A
@@ -276,8 +269,7 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
                                 : nullptr;
     auto planned = agg_params_.Decode(task, job.agg_param, previous);
     if (!planned) return std::unexpected(planned.error());
-    auto made = ListAndCreateJobs(task, job.agg_param, job.bucket_keys,
-                                  task.leader_selected() ? job.bucket_keys[0] : Bytes());
+    auto made = ListAndCreateJobs(task, job.agg_param, job.bucket_keys);
     if (!made) return made;
     created += *made;
   }
@@ -285,17 +277,15 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
 }
 
 Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& agg_param,
-                                                const std::vector<Bytes>& bucket_keys,
-                                                const Bytes& batch_key) {
+                                                const std::vector<Bytes>& bucket_keys) {
   ListingEnd& end = listing_ends_[ListingKey(task.id, agg_param, bucket_keys)];
   if (end.task.expired()) end.task = tasks_.Find(task.id);
   const size_t limit = options_.max_reports_per_job * kJobsPerPass;
+  const BatchScope scope = ScopeOf(task, bucket_keys);
   std::vector<ClientReportRow> reports;
   auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
-    auto awaiting = bucket_keys.empty()
-                        ? tx.ReportsAwaitingAggregation(task.id, agg_param, 0, UINT64_MAX, {},
-                                                        limit, end.position)
-                        : AwaitingReports(tx, task, agg_param, bucket_keys, limit, end.position);
+    auto awaiting = tx.ReportsAwaitingAggregation(
+        task.id, agg_param, scope.time_start, scope.time_end, scope.batch_key, limit, end.position);
     if (!awaiting) return std::unexpected(awaiting.error());
     reports = std::move(*awaiting);
     return {};
@@ -307,7 +297,7 @@ Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& a
     return 0;
   }
   const uint64_t last = reports.back().upload_position;
-  auto made = CreateJobs(task, agg_param, batch_key, std::move(reports));
+  auto made = CreateJobs(task, agg_param, scope.batch_key, std::move(reports));
   // Only once the reports are taken: a failed pass lists them again.
   if (made) end = {last, more};
   return made;
@@ -1044,7 +1034,9 @@ Result<bool> LeaderDrivers::DriveCollectionJob(const Lease& lease) {
     if (listing != listing_ends_.end() && listing->second.more) return {};
     // The whole batch, whatever the job creator's listings skip; stopping at
     // the first report that still awaits.
-    auto awaiting = AnyAwaiting(tx, *task, job->agg_param, job->bucket_keys);
+    const BatchScope scope = ScopeOf(*task, job->bucket_keys);
+    auto awaiting = tx.AnyReportAwaitingAggregation(task->id, job->agg_param, scope.time_start,
+                                                    scope.time_end, scope.batch_key);
     if (!awaiting) return std::unexpected(awaiting.error());
     if (*awaiting) return {};
     auto summed = internal::SumBatch(tx, *task, **agg_param, job->agg_param, first_key, last_key);

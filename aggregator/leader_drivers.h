@@ -89,11 +89,12 @@ class LeaderDrivers {
  private:
   struct JobContext;
   Result<size_t> CreateJobsForTask(const Task& task);
-  // Lists reports of a batch awaiting `agg_param` and puts them into jobs,
-  // going on from where the last listing of the same batch and parameter
-  // ended (see listing_ends_).
+  // Lists reports of a batch (its bucket keys; none: every report of the
+  // task) awaiting `agg_param` and puts them into jobs, going on from where
+  // the last listing of the same batch and parameter ended (see
+  // listing_ends_).
   Result<size_t> ListAndCreateJobs(const Task& task, const Bytes& agg_param,
-                                   const std::vector<Bytes>& bucket_keys, const Bytes& batch_key);
+                                   const std::vector<Bytes>& bucket_keys);
   Result<size_t> CreateJobs(const Task& task, const Bytes& agg_param, const Bytes& batch_key,
                             std::vector<ClientReportRow> reports);
   // Drives one leased job; on failure gives the lease back with the retry

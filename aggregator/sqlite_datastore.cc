@@ -711,7 +711,21 @@ class SqliteTransaction final : public Transaction {
   "  AND r.report_id = c.report_id AND r.agg_param = ?2) "                          \
   "AND NOT EXISTS (SELECT 1 FROM rejected_reports x WHERE x.task_id = c.task_id "   \
   "  AND x.report_id = c.report_id) "
-// clang-format on
+  // clang-format on
+
+  // Binds what the awaiting-report queries share: the task (?1), the
+  // parameter's digest (?2), and the batch, by time range (?3, ?4) or by
+  // key (?6).
+  void BindAwaitingScope(Statement& s, const TaskId& task_id, const Bytes& agg_param,
+                         dap::Time time_start, dap::Time time_end, const Bytes& batch_key) {
+    s.Bind(1, task_id).Bind(2, AggParamDigest(agg_param));
+    if (batch_key.empty()) {
+      s.BindInt(3, static_cast<int64_t>(time_start))
+          .BindInt(4, static_cast<int64_t>(std::min<dap::Time>(time_end, INT64_MAX)));
+    } else {
+      s.Bind(6, batch_key);
+    }
+  }
 
   Result<std::vector<ClientReportRow>> ReportsAwaitingAggregation(
       const TaskId& task_id, const Bytes& agg_param, dap::Time time_start, dap::Time time_end,
@@ -739,13 +753,7 @@ class SqliteTransaction final : public Transaction {
                                         : (after > 0 ? by_batch_after : by_batch);
     auto s = Prepare(sql);
     if (!s) return std::unexpected(s.error());
-    (*s)->Bind(1, task_id).Bind(2, AggParamDigest(agg_param));
-    if (batch_key.empty()) {
-      (*s)->BindInt(3, static_cast<int64_t>(time_start))
-          .BindInt(4, static_cast<int64_t>(std::min<dap::Time>(time_end, INT64_MAX)));
-    } else {
-      (*s)->Bind(6, batch_key);
-    }
+    BindAwaitingScope(**s, task_id, agg_param, time_start, time_end, batch_key);
     (*s)->BindInt(5, static_cast<int64_t>(limit));
     if (after > 0) (*s)->BindInt(7, static_cast<int64_t>(std::min<uint64_t>(after, INT64_MAX)));
     return ReadClientReports(**s);
@@ -762,13 +770,7 @@ class SqliteTransaction final : public Transaction {
     // clang-format on
     auto s = Prepare(batch_key.empty() ? by_time : by_batch);
     if (!s) return std::unexpected(s.error());
-    (*s)->Bind(1, task_id).Bind(2, AggParamDigest(agg_param));
-    if (batch_key.empty()) {
-      (*s)->BindInt(3, static_cast<int64_t>(time_start))
-          .BindInt(4, static_cast<int64_t>(std::min<dap::Time>(time_end, INT64_MAX)));
-    } else {
-      (*s)->Bind(6, batch_key);
-    }
+    BindAwaitingScope(**s, task_id, agg_param, time_start, time_end, batch_key);
     auto row = (*s)->Step();
     if (!row) return std::unexpected(row.error());
     if (!*row) return MakeError(ErrorCode::kInternal, "EXISTS returned no row");

@@ -29,6 +29,24 @@ dap::CollectionJobReq IntervalCollection(dap::Time start, dap::Duration duration
   return request;
 }
 
+// A multi-level Poplar1 task of `bits`-bit strings on both aggregators.
+struct Poplar1Task {
+  dap::TaskId id;
+  std::shared_ptr<const Task> task;  // Keeps `vdaf` alive.
+  const poplar::Poplar1& vdaf() const { return static_cast<const poplar::Poplar1&>(*task->vdaf); }
+};
+
+Poplar1Task AddPoplar1Task(Deployment& deployment, uint64_t min_batch_size, uint32_t bits,
+                           uint32_t max_collections) {
+  config::TaskDefinition definition = deployment.NewTaskDefinition(min_batch_size);
+  definition.mutable_poplar1()->set_bits(bits);
+  definition.mutable_multi_level_collection()->set_max_collections_per_batch(max_collections);
+  Poplar1Task added;
+  added.id = deployment.AddTask(definition);
+  added.task = deployment.leader().tasks.Find(added.id);
+  return added;
+}
+
 TEST(EndToEnd, Prio3CountCollectsThePlainCount) {
   Deployment deployment;
   config::TaskDefinition definition = deployment.NewTaskDefinition(10);
@@ -195,12 +213,9 @@ poplar::AggregateResult PlainCounts(const std::vector<BitString>& strings,
 
 TEST(EndToEnd, Poplar1MultiLevelWalkCountsEveryLevel) {
   Deployment deployment;
-  config::TaskDefinition definition = deployment.NewTaskDefinition(5);
-  definition.mutable_poplar1()->set_bits(8);
-  definition.mutable_multi_level_collection()->set_max_collections_per_batch(8);
-  dap::TaskId task_id = deployment.AddTask(definition);
-  auto task = deployment.leader().tasks.Find(task_id);
-  const auto& poplar1 = static_cast<const poplar::Poplar1&>(*task->vdaf);
+  const Poplar1Task added = AddPoplar1Task(deployment, 5, 8, 8);
+  const dap::TaskId task_id = added.id;
+  const poplar::Poplar1& poplar1 = added.vdaf();
   dap::Time now = deployment.NowUnits(task_id);
 
   // A skewed workload: a few strings many times.
@@ -281,12 +296,9 @@ TEST(EndToEnd, LevelsCreatedInSeveralPassesCountEveryReportOnce) {
   DeploymentOptions options;
   options.max_reports_per_job = 1;
   Deployment deployment(options);
-  config::TaskDefinition definition = deployment.NewTaskDefinition(5);
-  definition.mutable_poplar1()->set_bits(4);
-  definition.mutable_multi_level_collection()->set_max_collections_per_batch(4);
-  dap::TaskId task_id = deployment.AddTask(definition);
-  auto task = deployment.leader().tasks.Find(task_id);
-  const auto& poplar1 = static_cast<const poplar::Poplar1&>(*task->vdaf);
+  const Poplar1Task added = AddPoplar1Task(deployment, 5, 4, 4);
+  const dap::TaskId task_id = added.id;
+  const poplar::Poplar1& poplar1 = added.vdaf();
   dap::Time now = deployment.NowUnits(task_id);
   std::mt19937_64 random(5);
   std::vector<BitString> strings;
@@ -453,12 +465,9 @@ TEST(EndToEnd, HealthAndMetrics) {
 
 TEST(EndToEnd, Poplar1WalkSurvivesHelperRestartBetweenLevels) {
   Deployment deployment;
-  config::TaskDefinition definition = deployment.NewTaskDefinition(3);
-  definition.mutable_poplar1()->set_bits(4);
-  definition.mutable_multi_level_collection()->set_max_collections_per_batch(4);
-  dap::TaskId task_id = deployment.AddTask(definition);
-  auto task = deployment.leader().tasks.Find(task_id);
-  const auto& poplar1 = static_cast<const poplar::Poplar1&>(*task->vdaf);
+  const Poplar1Task added = AddPoplar1Task(deployment, 3, 4, 4);
+  const dap::TaskId task_id = added.id;
+  const poplar::Poplar1& poplar1 = added.vdaf();
   dap::Time now = deployment.NowUnits(task_id);
   std::vector<BitString> strings;
   std::vector<poplar::Measurement> measurements;
@@ -494,12 +503,9 @@ TEST(EndToEnd, Poplar1WalkSurvivesHelperRestartBetweenLevels) {
 // leader aggregates the levels in the order they were asked for.
 TEST(EndToEnd, Poplar1LevelsAskedTogetherAreAggregatedInOrder) {
   Deployment deployment;
-  config::TaskDefinition definition = deployment.NewTaskDefinition(2);
-  definition.mutable_poplar1()->set_bits(4);
-  definition.mutable_multi_level_collection()->set_max_collections_per_batch(4);
-  dap::TaskId task_id = deployment.AddTask(definition);
-  auto task = deployment.leader().tasks.Find(task_id);
-  const auto& poplar1 = static_cast<const poplar::Poplar1&>(*task->vdaf);
+  const Poplar1Task added = AddPoplar1Task(deployment, 2, 4, 4);
+  const dap::TaskId task_id = added.id;
+  const poplar::Poplar1& poplar1 = added.vdaf();
   dap::Time now = deployment.NowUnits(task_id);
   std::vector<BitString> strings;
   std::vector<poplar::Measurement> measurements;
