@@ -220,11 +220,12 @@ class Transaction {
   virtual Result<std::vector<ClientReportRow>> ReportsAwaitingAggregation(
       const TaskId& task_id, const Bytes& agg_param, dap::Time time_start, dap::Time time_end,
       const Bytes& batch_key, size_t limit, uint64_t after = 0) = 0;
-  // Whether ReportsAwaitingAggregation would list any report: it stops at
-  // the first one found, where a listing of one reads and sorts the batch.
+  // Whether ReportsAwaitingAggregation would list any report (with the
+  // same `after`): it stops at the first one found, where a listing of one
+  // reads and sorts the batch.
   virtual Result<bool> AnyReportAwaitingAggregation(const TaskId& task_id, const Bytes& agg_param,
                                                     dap::Time time_start, dap::Time time_end,
-                                                    const Bytes& batch_key) = 0;
+                                                    const Bytes& batch_key, uint64_t after = 0) = 0;
   // leader_selected: reports not yet in any batch, oldest first (at most
   // `limit`); without encoded_report, as above.
   virtual Result<std::vector<ClientReportRow>> UnbatchedReports(const TaskId& task_id,

@@ -167,6 +167,11 @@ Result<size_t> LeaderDrivers::CreateAggregationJobs() {
   return created;
 }
 
+bool LeaderDrivers::PositionHolds(const ListingEnd& end,
+                                  const std::shared_ptr<const Task>& task) const {
+  return releases_.load() == releases_seen_ && end.task.lock() == task;
+}
+
 Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
   size_t created = 0;
   if (!IsPoplar1(task)) {
@@ -298,8 +303,12 @@ Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& a
   }
   const uint64_t last = reports.back().upload_position;
   auto made = CreateJobs(task, agg_param, scope.batch_key, std::move(reports));
-  // Only once the reports are taken: a failed pass lists them again.
-  if (made) end = {last, more};
+  // Only once the reports are taken: a failed pass lists them again. (Not
+  // the whole entry: it keeps the task it was listed for.)
+  if (made) {
+    end.position = last;
+    end.more = more;
+  }
   return made;
 }
 
@@ -1032,11 +1041,15 @@ Result<bool> LeaderDrivers::DriveCollectionJob(const Lease& lease) {
     // would read past every report taken so far).
     auto listing = listing_ends_.find(ListingKey(task->id, job->agg_param, job->bucket_keys));
     if (listing != listing_ends_.end() && listing->second.more) return {};
-    // The whole batch, whatever the job creator's listings skip; stopping at
-    // the first report that still awaits.
+    // Stopping at the first report that still awaits; only past where the
+    // creator's listing ended while that position holds (see listing_ends_),
+    // the whole batch otherwise.
     const BatchScope scope = ScopeOf(*task, job->bucket_keys);
+    const uint64_t after = listing != listing_ends_.end() && PositionHolds(listing->second, task)
+                               ? listing->second.position
+                               : 0;
     auto awaiting = tx.AnyReportAwaitingAggregation(task->id, job->agg_param, scope.time_start,
-                                                    scope.time_end, scope.batch_key);
+                                                    scope.time_end, scope.batch_key, after);
     if (!awaiting) return std::unexpected(awaiting.error());
     if (*awaiting) return {};
     auto summed = internal::SumBatch(tx, *task, **agg_param, job->agg_param, first_key, last_key);

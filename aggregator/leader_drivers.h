@@ -155,6 +155,10 @@ class LeaderDrivers {
   std::map<ListingKey, ListingEnd> listing_ends_;
   std::atomic<uint64_t> releases_{0};
   uint64_t releases_seen_ = 0;
+  // Whether every report behind `end.position` is still taken or refused:
+  // nothing was released since the creator's last pass, and `task` is the
+  // object the listing was made for.
+  bool PositionHolds(const ListingEnd& end, const std::shared_ptr<const Task>& task) const;
   const std::atomic<bool>* stop_ = nullptr;  // Set by Run.
 };
 

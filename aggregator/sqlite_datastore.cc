@@ -761,16 +761,27 @@ class SqliteTransaction final : public Transaction {
 
   Result<bool> AnyReportAwaitingAggregation(const TaskId& task_id, const Bytes& agg_param,
                                             dap::Time time_start, dap::Time time_end,
-                                            const Bytes& batch_key) override {
+                                            const Bytes& batch_key, uint64_t after) override {
+    // Going on after a report, the time range must not pick the time index
+    // (the unary plus): it would read the whole batch for the few reports
+    // past `after`, where the upload-order index reads just those.
     // clang-format off
     const char* by_time = "SELECT EXISTS (SELECT 1 FROM client_reports c "
         "WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 " NOT_TAKEN_OR_REJECTED ")";
+    const char* by_time_after = "SELECT EXISTS (SELECT 1 FROM client_reports c "
+        "WHERE c.task_id = ?1 AND c.seq > ?7 AND +c.time >= ?3 AND +c.time < ?4 "
+        NOT_TAKEN_OR_REJECTED ")";
     const char* by_batch = "SELECT EXISTS (SELECT 1 FROM client_reports c "
         "WHERE c.task_id = ?1 AND c.batch_key = ?6 " NOT_TAKEN_OR_REJECTED ")";
+    const char* by_batch_after = "SELECT EXISTS (SELECT 1 FROM client_reports c "
+        "WHERE c.task_id = ?1 AND c.batch_key = ?6 AND c.seq > ?7 " NOT_TAKEN_OR_REJECTED ")";
     // clang-format on
-    auto s = Prepare(batch_key.empty() ? by_time : by_batch);
+    const char* sql = batch_key.empty() ? (after > 0 ? by_time_after : by_time)
+                                        : (after > 0 ? by_batch_after : by_batch);
+    auto s = Prepare(sql);
     if (!s) return std::unexpected(s.error());
     BindAwaitingScope(**s, task_id, agg_param, time_start, time_end, batch_key);
+    if (after > 0) (*s)->BindInt(7, static_cast<int64_t>(std::min<uint64_t>(after, INT64_MAX)));
     auto row = (*s)->Step();
     if (!row) return std::unexpected(row.error());
     if (!*row) return MakeError(ErrorCode::kInternal, "EXISTS returned no row");

@@ -289,6 +289,66 @@ TEST(EndToEnd, Poplar1MultiLevelWalkCountsEveryLevel) {
   EXPECT_EQ(refused->problem_type, "invalidAggregationParameter");
 }
 
+// A level whose only job is abandoned while its collection job waits: the
+// collection's readiness check, in the same pass, must see the released
+// reports (behind where the creator's listing ended) and wait for the new
+// job, not collect a batch without them.
+TEST(EndToEnd, LevelWhoseJobIsAbandonedWaitsForItsReports) {
+  Deployment deployment;
+  config::TaskDefinition definition = deployment.NewTaskDefinition(5);
+  definition.mutable_poplar1()->set_bits(4);
+  definition.mutable_multi_level_collection()->set_max_collections_per_batch(4);
+  // The helper does not know the task yet: it refuses the first job.
+  auto added = deployment.leader().service->AddTask(definition, "test");
+  ASSERT_TRUE(added) << added.error().ToString();
+  auto id = dap::Base64UrlDecode(definition.task_id());
+  ASSERT_TRUE(id && id->size() == 32);
+  dap::TaskId task_id;
+  std::copy(id->begin(), id->end(), task_id.begin());
+  const auto task = deployment.leader().tasks.Find(task_id);
+  const auto& poplar1 = static_cast<const poplar::Poplar1&>(*task->vdaf);
+  const dap::Time now = deployment.NowUnits(task_id);
+  std::vector<BitString> strings;
+  std::vector<poplar::Measurement> measurements;
+  for (int i = 0; i < 20; ++i) {
+    BitString string;
+    for (int b = 0; b < 4; ++b) string = string.Extended(((i >> b) & 1) != 0);
+    strings.push_back(string);
+    measurements.push_back(string);
+  }
+  ASSERT_TRUE(deployment.Upload(task_id, measurements, now));
+  std::vector<BitString> candidates = {*BitString::Parse("0"), *BitString::Parse("1")};
+  auto param = poplar1.MakeAggParam(0, candidates, nullptr);
+  ASSERT_TRUE(param);
+  const dap::CollectionJobReq request =
+      IntervalCollection(now, 1, poplar1.EncodeAggParam(**param));
+  auto created = deployment.CreateCollectionJob(task_id, request);
+  ASSERT_TRUE(created && created->status == 201);
+  deployment.DriveLeader();  // Lists every report; the helper refuses the job.
+
+  added = deployment.helper().service->AddTask(definition, "test");
+  ASSERT_TRUE(added) << added.error().ToString();
+  const std::string job_url =
+      dap::JoinUrl(deployment.leader().url, created->location.substr(1));
+  std::optional<dap::HttpResponse> finished;
+  for (int pass = 0; pass < 20 && !finished; ++pass) {
+    deployment.DriveLeader();
+    auto polled = deployment.http().Send(dap::HttpMethod::kGet, job_url, {}, {},
+                                         testing::kCollectorToken);
+    ASSERT_TRUE(polled);
+    if (polled->status != 202) finished = std::move(*polled);
+  }
+  ASSERT_TRUE(finished);
+  ASSERT_EQ(finished->status, 200)
+      << std::string(finished->body.begin(), finished->body.end());
+  auto response = dap::Decode<dap::CollectionJobResp>(finished->body);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->report_count, strings.size());
+  auto result = deployment.Unshard(task_id, request, *response);
+  ASSERT_TRUE(result);
+  EXPECT_EQ(*result, PlainCounts(strings, candidates));
+}
+
 // One report per job: a level needs more jobs than one pass of the job
 // creator makes (64), so later passes go on listing from where the last one
 // ended. Every report must still be counted exactly once, at each level.

@@ -334,6 +334,16 @@ TEST_F(SqliteDatastoreTest, AwaitingReportsSkipAggregatedAndRejected) {
     EXPECT_TRUE(any && !*any);
     any = tx.AnyReportAwaitingAggregation(SomeTask(), param, 11, 15, {});
     EXPECT_TRUE(any && *any);
+    // And past an upload position: after report 3, report 4 (time 14) in
+    // [11, 15) but nothing in [11, 14); after report 5, nothing at all.
+    const uint64_t after_3 = (*awaiting)[0].upload_position;
+    any = tx.AnyReportAwaitingAggregation(SomeTask(), param, 11, 15, {}, after_3);
+    EXPECT_TRUE(any && *any);
+    any = tx.AnyReportAwaitingAggregation(SomeTask(), param, 11, 14, {}, after_3);
+    EXPECT_TRUE(any && !*any);
+    any = tx.AnyReportAwaitingAggregation(SomeTask(), param, 0, 100, {},
+                                          (*awaiting)[2].upload_position);
+    EXPECT_TRUE(any && !*any);
     auto other_param = tx.ReportsAwaitingAggregation(SomeTask(), {8}, 0, 100, {}, 10);
     EXPECT_TRUE(other_param);
     EXPECT_EQ(other_param->size(), 4u);  // Only the rejected report stays out.
