@@ -31,7 +31,10 @@ class ReportCache {
   size_t size() const;
 
  private:
-  internal::LruCache<std::pair<dap::TaskId, dap::ReportId>, poplar::PreparedReport> cache_;
+  // Keyed by report first: the ordered map compares keys at every step of a
+  // lookup, and with the task first each comparison read the 32 bytes that
+  // all of a walk's reports share before reaching the report ID.
+  internal::LruCache<std::pair<dap::ReportId, dap::TaskId>, poplar::PreparedReport> cache_;
 };
 
 }  // namespace canopy::aggregator
