@@ -29,12 +29,6 @@ using PingKind = dap::PingPongState::Kind;
 
 namespace {
 
-// Aggregation jobs a pass creates, and drives, at most. A level of a large
-// batch takes several passes; each lists only the reports after the last
-// pass's (LeaderDrivers::listing_ends_), and the helper idles while the
-// leader lists and creates.
-constexpr size_t kJobsPerPass = 64;
-
 bool IsPoplar1(const Task& task) {
   return task.vdaf->algorithm_id() == poplar::Poplar1::kAlgorithmId;
 }
@@ -285,7 +279,7 @@ Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& a
                                                 const std::vector<Bytes>& bucket_keys) {
   ListingEnd& end = listing_ends_[ListingKey(task.id, agg_param, bucket_keys)];
   if (end.task.expired()) end.task = tasks_.Find(task.id);
-  const size_t limit = options_.max_reports_per_job * kJobsPerPass;
+  const size_t limit = options_.max_reports_per_job * options_.jobs_per_pass;
   const BatchScope scope = ScopeOf(task, bucket_keys);
   std::vector<ClientReportRow> reports;
   auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
@@ -382,7 +376,8 @@ Result<size_t> LeaderDrivers::DriveAggregationJobs() {
   std::vector<Lease> leases;
   auto leased = datastore_.Run([&](Transaction& tx) -> Result<void> {
     auto taken = tx.LeaseAggregationJobs(internal::NowMilliseconds(),
-                                         options_.lease_duration.count(), kJobsPerPass);
+                                         options_.lease_duration.count(),
+                                         options_.jobs_per_pass);
     if (!taken) return std::unexpected(taken.error());
     leases = std::move(*taken);
     return {};

@@ -44,6 +44,12 @@ struct LeaderDriverOptions {
   std::string peer_token;
   // Reports per aggregation job.
   size_t max_reports_per_job = 500;
+  // Aggregation jobs a pass creates, and then drives, at most. A level of a
+  // larger batch takes several passes, and between two the helper idles
+  // while the leader lists and creates; each pass's claims also rewrite the
+  // level's growing range of records. 256 jobs of 500 make a level of
+  // 100,000 reports one pass.
+  size_t jobs_per_pass = 256;
   // Aggregation jobs driven at once (each on its own thread).
   size_t parallel_jobs = 2;
   // How long a driver owns a job before another may take it over.
