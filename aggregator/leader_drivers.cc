@@ -376,8 +376,7 @@ Result<size_t> LeaderDrivers::DriveAggregationJobs() {
   std::vector<Lease> leases;
   auto leased = datastore_.Run([&](Transaction& tx) -> Result<void> {
     auto taken = tx.LeaseAggregationJobs(internal::NowMilliseconds(),
-                                         options_.lease_duration.count(),
-                                         options_.jobs_per_pass);
+                                         options_.lease_duration.count(), options_.jobs_per_pass);
     if (!taken) return std::unexpected(taken.error());
     leases = std::move(*taken);
     return {};

@@ -8,15 +8,21 @@
 //
 //   build/bench/discovery_load --reports 100000 [--bits 256] [--stride 4]
 //       [--first-round-bits 4] [--threshold 0.01] [--distinct 1000]
-//       [--exponent 1.03] [--seed 1] [--job-size 500] [--keep]
+//       [--exponent 1.03] [--seed 1] [--job-size 500] [--keep] [--force]
+//
+// Both aggregators keep every report in memory between levels (about 20 KB
+// each at 256 bits); a run that would not fit in the memory available is
+// refused unless --force.
 //
 // Exit status: 0 when the heavy hitters equal the true counts, 1 otherwise or
 // on any failure, 2 for bad arguments.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +51,7 @@ struct Options {
   uint64_t seed = 1;
   uint32_t job_size = 500;
   bool keep = false;
+  bool force = false;  // Run even when the caches would not fit in memory.
 };
 
 bool ParseOptions(int argc, char** argv, Options& options) {
@@ -52,6 +59,10 @@ bool ParseOptions(int argc, char** argv, Options& options) {
     std::string_view flag = argv[i];
     if (flag == "--keep") {
       options.keep = true;
+      continue;
+    }
+    if (flag == "--force") {
+      options.force = true;
       continue;
     }
     if (i + 1 >= argc) {
@@ -112,6 +123,30 @@ Result<PeerBytes> ReadPeerBytes(dap::HttpClient& http, const std::string& helper
   return bytes;
 }
 
+// What each aggregator keeps in memory per report during a walk: its share
+// and the IDPF's correction words for every level, about 80 bytes a bit
+// (20 KB at 256 bits, measured in docs/PERFORMANCE.md, "what 1,000,000
+// would need").
+constexpr uint64_t kCachedBytesPerReportBit = 80;
+
+// MemAvailable of /proc/meminfo, in bytes; nullopt where it cannot be read.
+std::optional<uint64_t> AvailableMemory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string name;
+  uint64_t kilobytes = 0;
+  std::string unit;
+  while (meminfo >> name >> kilobytes >> unit) {
+    if (name == "MemAvailable:") return kilobytes * 1024;
+  }
+  return std::nullopt;
+}
+
+std::string Gigabytes(uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f", static_cast<double>(bytes) / 1e9);
+  return text;
+}
+
 std::string Megabytes(uint64_t bytes) {
   char text[32];
   std::snprintf(text, sizeof(text), "%.1f", static_cast<double>(bytes) / 1e6);
@@ -121,6 +156,17 @@ std::string Megabytes(uint64_t bytes) {
 int Run(const Options& options) {
   using Clock = std::chrono::steady_clock;
   const auto begin = Clock::now();
+  // Both aggregators keep every report in memory between levels; a walk
+  // that does not fit would swap, or re-prepare every report at every level.
+  const uint64_t needed = 2 * options.reports * options.bits * kCachedBytesPerReportBit;
+  const auto available = AvailableMemory();
+  if (available && needed > *available && !options.force) {
+    std::cerr << "discovery_load: " << options.reports << " reports of " << options.bits
+              << " bits need about " << Gigabytes(needed)
+              << " GB for the two aggregators' report caches; this machine has "
+              << Gigabytes(*available) << " GB available. Not started (--force runs it)\n";
+    return 1;
+  }
   testing::LocalDeploymentOptions deployment_options;
   deployment_options.programs = {CANOPY_AGGREGATOR_BINARY, CANOPY_CLIENT_BINARY,
                                  CANOPY_COLLECTOR_BINARY};
@@ -301,7 +347,7 @@ int main(int argc, char** argv) {
   if (!parsed) {
     std::cerr << "usage: discovery_load [--reports N] [--bits B] [--stride S] "
                  "[--first-round-bits F] [--threshold T] [--distinct D] [--exponent E] "
-                 "[--seed S] [--job-size J] [--keep]\n";
+                 "[--seed S] [--job-size J] [--keep] [--force]\n";
     return 2;
   }
   return canopy::bench::Run(options);

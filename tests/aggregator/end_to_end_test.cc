@@ -320,27 +320,24 @@ TEST(EndToEnd, LevelWhoseJobIsAbandonedWaitsForItsReports) {
   std::vector<BitString> candidates = {*BitString::Parse("0"), *BitString::Parse("1")};
   auto param = poplar1.MakeAggParam(0, candidates, nullptr);
   ASSERT_TRUE(param);
-  const dap::CollectionJobReq request =
-      IntervalCollection(now, 1, poplar1.EncodeAggParam(**param));
+  const dap::CollectionJobReq request = IntervalCollection(now, 1, poplar1.EncodeAggParam(**param));
   auto created = deployment.CreateCollectionJob(task_id, request);
   ASSERT_TRUE(created && created->status == 201);
   deployment.DriveLeader();  // Lists every report; the helper refuses the job.
 
   added = deployment.helper().service->AddTask(definition, "test");
   ASSERT_TRUE(added) << added.error().ToString();
-  const std::string job_url =
-      dap::JoinUrl(deployment.leader().url, created->location.substr(1));
+  const std::string job_url = dap::JoinUrl(deployment.leader().url, created->location.substr(1));
   std::optional<dap::HttpResponse> finished;
   for (int pass = 0; pass < 20 && !finished; ++pass) {
     deployment.DriveLeader();
-    auto polled = deployment.http().Send(dap::HttpMethod::kGet, job_url, {}, {},
-                                         testing::kCollectorToken);
+    auto polled =
+        deployment.http().Send(dap::HttpMethod::kGet, job_url, {}, {}, testing::kCollectorToken);
     ASSERT_TRUE(polled);
     if (polled->status != 202) finished = std::move(*polled);
   }
   ASSERT_TRUE(finished);
-  ASSERT_EQ(finished->status, 200)
-      << std::string(finished->body.begin(), finished->body.end());
+  ASSERT_EQ(finished->status, 200) << std::string(finished->body.begin(), finished->body.end());
   auto response = dap::Decode<dap::CollectionJobResp>(finished->body);
   ASSERT_TRUE(response);
   EXPECT_EQ(response->report_count, strings.size());
