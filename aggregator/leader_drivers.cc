@@ -161,6 +161,15 @@ Result<size_t> LeaderDrivers::CreateAggregationJobs() {
   return created;
 }
 
+size_t LeaderDrivers::ReportsPerPass() const {
+  // A bound on one listing and one transaction of claims (which holds the
+  // datastore, and the uploads with it, for its duration).
+  constexpr size_t kMaxReportsPerPass = 131072;
+  const size_t jobs = std::max<size_t>(1, options_.jobs_per_pass);
+  return std::max(options_.max_reports_per_job,
+                  std::min(options_.max_reports_per_job * jobs, kMaxReportsPerPass));
+}
+
 bool LeaderDrivers::PositionHolds(const ListingEnd& end,
                                   const std::shared_ptr<const Task>& task) const {
   return releases_.load() == releases_seen_ && end.task.lock() == task;
@@ -279,7 +288,7 @@ Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& a
                                                 const std::vector<Bytes>& bucket_keys) {
   ListingEnd& end = listing_ends_[ListingKey(task.id, agg_param, bucket_keys)];
   if (end.task.expired()) end.task = tasks_.Find(task.id);
-  const size_t limit = options_.max_reports_per_job * options_.jobs_per_pass;
+  const size_t limit = ReportsPerPass();
   const BatchScope scope = ScopeOf(task, bucket_keys);
   std::vector<ClientReportRow> reports;
   auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
@@ -375,8 +384,9 @@ struct LeaderDrivers::JobContext {
 Result<size_t> LeaderDrivers::DriveAggregationJobs() {
   std::vector<Lease> leases;
   auto leased = datastore_.Run([&](Transaction& tx) -> Result<void> {
-    auto taken = tx.LeaseAggregationJobs(internal::NowMilliseconds(),
-                                         options_.lease_duration.count(), options_.jobs_per_pass);
+    auto taken =
+        tx.LeaseAggregationJobs(internal::NowMilliseconds(), options_.lease_duration.count(),
+                                std::max<size_t>(1, options_.jobs_per_pass));
     if (!taken) return std::unexpected(taken.error());
     leases = std::move(*taken);
     return {};

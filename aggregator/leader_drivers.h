@@ -48,7 +48,8 @@ struct LeaderDriverOptions {
   // larger batch takes several passes, and between two the helper idles
   // while the leader lists and creates; each pass's claims also rewrite the
   // level's growing range of records. 256 jobs of 500 make a level of
-  // 100,000 reports one pass.
+  // 100,000 reports one pass. A pass lists at most 131,072 reports (but at
+  // least one job's worth), whatever the job size; 0 counts as 1.
   size_t jobs_per_pass = 256;
   // Aggregation jobs driven at once (each on its own thread).
   size_t parallel_jobs = 2;
@@ -94,6 +95,20 @@ class LeaderDrivers {
 
  private:
   struct JobContext;
+  // A listing's end (see listing_ends_).
+  using ListingKey = std::tuple<TaskId, Bytes, std::vector<Bytes>>;
+  struct ListingEnd {
+    uint64_t position = 0;
+    bool more = false;
+    std::weak_ptr<const Task> task;  // The task object it was listed for.
+  };
+  // Whether every report behind `end.position` is still taken or refused:
+  // nothing was released since the creator's last pass, and `task` is the
+  // object the listing was made for. On the thread that runs the passes,
+  // after a CreateAggregationJobs.
+  bool PositionHolds(const ListingEnd& end, const std::shared_ptr<const Task>& task) const;
+  // How many reports a pass lists and puts into jobs, at most.
+  size_t ReportsPerPass() const;
   Result<size_t> CreateJobsForTask(const Task& task);
   // Lists reports of a batch (its bucket keys; none: every report of the
   // task) awaiting `agg_param` and puts them into jobs, going on from where
@@ -148,23 +163,16 @@ class LeaderDrivers {
   // lists only what follows the last, instead of reading past every report
   // already taken. Every report behind that position was taken or refused,
   // unless a driver released it again (an abandoned job) or garbage
-  // collection ran: then `releases_` moves on and the next pass forgets all
-  // positions and lists from the start. The collection driver reads it too
-  // (`more`: the last listing filled its page, so the batch is not ready
-  // yet). Used by the thread that runs the passes only.
-  using ListingKey = std::tuple<TaskId, Bytes, std::vector<Bytes>>;
-  struct ListingEnd {
-    uint64_t position = 0;
-    bool more = false;
-    std::weak_ptr<const Task> task;  // The task object it was listed for.
-  };
+  // collection deleted reports (or failed part-way): then `releases_` moves
+  // on and the next pass forgets all positions and lists from the start. The
+  // collection driver reads it too: `more` (the last listing filled its page,
+  // so the batch is not ready yet) and, while PositionHolds, the position
+  // (only reports past it can still await). This assumes one leader driver
+  // per database: another process's releases would not move `releases_`. Used
+  // by the thread that runs the passes only.
   std::map<ListingKey, ListingEnd> listing_ends_;
   std::atomic<uint64_t> releases_{0};
   uint64_t releases_seen_ = 0;
-  // Whether every report behind `end.position` is still taken or refused:
-  // nothing was released since the creator's last pass, and `task` is the
-  // object the listing was made for.
-  bool PositionHolds(const ListingEnd& end, const std::shared_ptr<const Task>& task) const;
   const std::atomic<bool>* stop_ = nullptr;  // Set by Run.
 };
 

@@ -764,7 +764,10 @@ class SqliteTransaction final : public Transaction {
                                             const Bytes& batch_key, uint64_t after) override {
     // Going on after a report, the time range must not pick the time index
     // (the unary plus): it would read the whole batch for the few reports
-    // past `after`, where the upload-order index reads just those.
+    // past `after`, where the upload-order index reads just those. (The
+    // listing's own after-form needs no plus: its ORDER BY seq already makes
+    // SQLite take that index.) By time, that read covers every later report
+    // of the task, other batches' too, as the creator's last listing did.
     // clang-format off
     const char* by_time = "SELECT EXISTS (SELECT 1 FROM client_reports c "
         "WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 " NOT_TAKEN_OR_REJECTED ")";

@@ -42,7 +42,7 @@ struct DeploymentOptions {
   size_t max_body_bytes = size_t{32} << 20;
   // The leader's reports per aggregation job.
   uint32_t max_reports_per_job = 40;
-  // The leader's jobs per pass: fewer than a deployment's, so that tests
+  // The leader's jobs per pass: fewer than the default 256, so that tests
   // see a level created in several passes with a few hundred reports.
   size_t jobs_per_pass = 64;
 };

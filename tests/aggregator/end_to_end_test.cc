@@ -324,6 +324,12 @@ TEST(EndToEnd, LevelWhoseJobIsAbandonedWaitsForItsReports) {
   auto created = deployment.CreateCollectionJob(task_id, request);
   ASSERT_TRUE(created && created->status == 201);
   deployment.DriveLeader();  // Lists every report; the helper refuses the job.
+  auto metrics = deployment.http().Send(dap::HttpMethod::kGet,
+                                        dap::JoinUrl(deployment.leader().url, "metrics"), {}, {});
+  ASSERT_TRUE(metrics && metrics->status == 200);
+  const std::string text(metrics->body.begin(), metrics->body.end());
+  ASSERT_NE(text.find("canopy_aggregation_jobs_total{event=\"abandoned\"} 1\n"), std::string::npos)
+      << text;
 
   added = deployment.helper().service->AddTask(definition, "test");
   ASSERT_TRUE(added) << added.error().ToString();
