@@ -153,9 +153,11 @@ int Serve(const std::string& config_path, bool check_only) {
   server_options.max_body_bytes = config->limits().max_request_body_bytes();
   server_options.request_timeout = std::chrono::seconds(config->limits().request_timeout_seconds());
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  // Two per core by default: a worker also waits for the datastore (one
+  // connection), and a second one keeps the core verifying meanwhile.
   server_options.worker_threads = config->limits().worker_threads() > 0
                                       ? static_cast<int>(config->limits().worker_threads())
-                                      : static_cast<int>(cores);
+                                      : static_cast<int>(2 * cores);
   server_options.network_threads = 1;
   auto server = HttpServer::Start(server_options, service);
   if (!server) {

@@ -8,7 +8,8 @@
 //
 //   build/bench/discovery_load --reports 100000 [--bits 256] [--stride 4]
 //       [--first-round-bits 4] [--threshold 0.01] [--distinct 1000]
-//       [--exponent 1.03] [--seed 1] [--job-size 500] [--keep] [--force]
+//       [--exponent 1.03] [--seed 1] [--job-size 500] [--workers 0] [--keep]
+//       [--force]
 //
 // Both aggregators keep every report in memory between levels (about 20 KB
 // each at 256 bits); a run that would not fit in the memory available is
@@ -50,6 +51,7 @@ struct Options {
   double exponent = 1.03;
   uint64_t seed = 1;
   uint32_t job_size = 500;
+  uint32_t workers = 0;  // Each aggregator's VDAF threads; 0: its default.
   bool keep = false;
   bool force = false;  // Run even when the caches would not fit in memory.
 };
@@ -86,6 +88,8 @@ bool ParseOptions(int argc, char** argv, Options& options) {
       options.exponent = std::stod(value);
     } else if (flag == "--seed") {
       options.seed = std::stoull(value);
+    } else if (flag == "--workers") {
+      options.workers = static_cast<uint32_t>(std::stoul(value));
     } else if (flag == "--job-size") {
       options.job_size = static_cast<uint32_t>(std::stoul(value));
     } else {
@@ -94,7 +98,7 @@ bool ParseOptions(int argc, char** argv, Options& options) {
     }
   }
   return options.reports > 0 && options.bits % 8 == 0 && options.stride >= 1 &&
-         options.stride <= 16;
+         options.stride <= 16 && options.workers <= 1024;
 }
 
 double Seconds(std::chrono::steady_clock::duration duration) {
@@ -174,7 +178,7 @@ int Run(const Options& options) {
   deployment_options.keep_folder = options.keep;
   for (testing::AggregatorSettings* settings :
        {&deployment_options.leader, &deployment_options.helper}) {
-    settings->worker_threads = 2;
+    settings->worker_threads = options.workers;
     settings->report_cache_reports = std::max<uint64_t>(options.reports, 100000);
     settings->max_reports_per_aggregation_job = options.job_size;
   }
@@ -347,7 +351,7 @@ int main(int argc, char** argv) {
   if (!parsed) {
     std::cerr << "usage: discovery_load [--reports N] [--bits B] [--stride S] "
                  "[--first-round-bits F] [--threshold T] [--distinct D] [--exponent E] "
-                 "[--seed S] [--job-size J] [--keep] [--force]\n";
+                 "[--seed S] [--job-size J] [--workers W] [--keep] [--force]\n";
     return 2;
   }
   return canopy::bench::Run(options);
