@@ -80,6 +80,7 @@ class Field128 {
   // One step of the draft's rejection sampling: reads kEncodedSize
   // little-endian bytes, masks them to the bit length of p (a no-op: p has 128
   // bits) and, if the result is below p, stores it in `out` and returns true.
+  // A rejected sample stores 0.
   static constexpr bool FromSampledBytes(const uint8_t* bytes, Field128* out) {
     Uint128 value = LoadLittleEndian(bytes);
     uint64_t below = static_cast<uint64_t>(value < kModulus);

@@ -66,12 +66,16 @@ class Field255 {
   // One step of the draft's rejection sampling: reads kEncodedSize
   // little-endian bytes, masks them to the bit length of p (clearing bit 255,
   // the top bit of the last byte) and, if the result is below p, stores it in
-  // `out` and returns true.
+  // `out` and returns true. A rejected sample stores 0: the arithmetic
+  // assumes reduced values, and a caller may read `out` before resampling.
   static constexpr bool FromSampledBytes(const uint8_t* bytes, Field255* out) {
     Limbs value = LoadLittleEndian(bytes);
     value[3] &= kLow63Bits;
+    const bool below = IsBelowModulus(value);
+    const uint64_t keep = -static_cast<uint64_t>(below);
+    for (uint64_t& limb : value) limb &= keep;
     out->limbs_ = value;
-    return IsBelowModulus(value);
+    return below;
   }
 
   // Decodes exactly kEncodedSize little-endian bytes. Errors (kDecodeError): a

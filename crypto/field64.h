@@ -37,11 +37,13 @@ class Field64 {
 
   // One step of the draft's rejection sampling: reads kEncodedSize
   // little-endian bytes, masks them to the bit length of p and, if the result
-  // is below p, stores it in `out` and returns true.
+  // is below p, stores it in `out` and returns true. A rejected sample stores
+  // 0: the arithmetic assumes reduced values.
   static bool FromSampledBytes(const uint8_t* bytes, Field64* out) {
-    uint64_t value = LoadLittleEndian(bytes);
-    out->value_ = value;
-    return value < kModulus;
+    const uint64_t value = LoadLittleEndian(bytes);
+    const bool below = value < kModulus;
+    out->value_ = value & -static_cast<uint64_t>(below);
+    return below;
   }
 
   // Decodes exactly kEncodedSize little-endian bytes. Errors (kDecodeError): a
