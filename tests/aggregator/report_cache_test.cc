@@ -12,7 +12,7 @@ namespace {
 // A prepared report that only says which report it stands for.
 class Marked final : public poplar::PreparedReport {
  public:
-  explicit Marked(int mark) : mark(mark) {}
+  explicit Marked(int value) : mark(value) {}
   int mark;
 };
 
