@@ -47,6 +47,32 @@ Poplar1Task AddPoplar1Task(Deployment& deployment, uint64_t min_batch_size, uint
   return added;
 }
 
+// Adds a task to the leader only: the helper refuses its jobs (unknown
+// task), so the leader abandons them, until the test adds it there too.
+// Returns the task's ID (zero when it could not be added: the test fails).
+dap::TaskId AddToLeaderOnly(Deployment& deployment, const config::TaskDefinition& definition) {
+  auto added = deployment.leader().service->AddTask(definition, "test");
+  EXPECT_TRUE(added) << added.error().ToString();
+  dap::TaskId task_id{};
+  auto id = dap::Base64UrlDecode(definition.task_id());
+  EXPECT_TRUE(id && id->size() == task_id.size());
+  if (id && id->size() == task_id.size()) std::copy(id->begin(), id->end(), task_id.begin());
+  return task_id;
+}
+
+// Whether the leader's metrics count exactly `count` abandoned aggregation
+// jobs.
+::testing::AssertionResult LeaderAbandonedJobs(Deployment& deployment, int count) {
+  auto metrics = deployment.http().Send(dap::HttpMethod::kGet,
+                                        dap::JoinUrl(deployment.leader().url, "metrics"), {}, {});
+  if (!metrics || metrics->status != 200) return ::testing::AssertionFailure() << "no metrics";
+  const std::string text(metrics->body.begin(), metrics->body.end());
+  const std::string line =
+      "canopy_aggregation_jobs_total{event=\"abandoned\"} " + std::to_string(count) + "\n";
+  if (text.find(line) == std::string::npos) return ::testing::AssertionFailure() << text;
+  return ::testing::AssertionSuccess();
+}
+
 TEST(EndToEnd, Prio3CountCollectsThePlainCount) {
   Deployment deployment;
   config::TaskDefinition definition = deployment.NewTaskDefinition(10);
@@ -79,12 +105,7 @@ TEST(EndToEnd, ReportsOfAnAbandonedJobAreAggregatedInANewJob) {
   config::TaskDefinition definition = deployment.NewTaskDefinition(10);
   definition.mutable_prio3_count();
   // The helper does not know the task yet: it refuses the first job.
-  auto added = deployment.leader().service->AddTask(definition, "test");
-  ASSERT_TRUE(added) << added.error().ToString();
-  auto id = dap::Base64UrlDecode(definition.task_id());
-  ASSERT_TRUE(id && id->size() == 32);
-  dap::TaskId task_id;
-  std::copy(id->begin(), id->end(), task_id.begin());
+  const dap::TaskId task_id = AddToLeaderOnly(deployment, definition);
   const dap::Time now = deployment.NowUnits(task_id);
   std::vector<poplar::Measurement> measurements;
   uint64_t ones = 0;
@@ -95,14 +116,9 @@ TEST(EndToEnd, ReportsOfAnAbandonedJobAreAggregatedInANewJob) {
   auto uploaded = deployment.Upload(task_id, measurements, now);
   ASSERT_TRUE(uploaded && uploaded->status == 200);
   deployment.DriveLeader();
-  auto metrics = deployment.http().Send(dap::HttpMethod::kGet,
-                                        dap::JoinUrl(deployment.leader().url, "metrics"), {}, {});
-  ASSERT_TRUE(metrics && metrics->status == 200);
-  std::string text(metrics->body.begin(), metrics->body.end());
-  EXPECT_NE(text.find("canopy_aggregation_jobs_total{event=\"abandoned\"} 1\n"), std::string::npos)
-      << text;
+  EXPECT_TRUE(LeaderAbandonedJobs(deployment, 1));
 
-  added = deployment.helper().service->AddTask(definition, "test");
+  auto added = deployment.helper().service->AddTask(definition, "test");
   ASSERT_TRUE(added) << added.error().ToString();
   auto collected = deployment.Collect(task_id, IntervalCollection(now - 1, 3));
   ASSERT_TRUE(collected) << collected.error().ToString();
@@ -299,12 +315,7 @@ TEST(EndToEnd, LevelWhoseJobIsAbandonedWaitsForItsReports) {
   definition.mutable_poplar1()->set_bits(4);
   definition.mutable_multi_level_collection()->set_max_collections_per_batch(4);
   // The helper does not know the task yet: it refuses the first job.
-  auto added = deployment.leader().service->AddTask(definition, "test");
-  ASSERT_TRUE(added) << added.error().ToString();
-  auto id = dap::Base64UrlDecode(definition.task_id());
-  ASSERT_TRUE(id && id->size() == 32);
-  dap::TaskId task_id;
-  std::copy(id->begin(), id->end(), task_id.begin());
+  const dap::TaskId task_id = AddToLeaderOnly(deployment, definition);
   const auto task = deployment.leader().tasks.Find(task_id);
   const auto& poplar1 = static_cast<const poplar::Poplar1&>(*task->vdaf);
   const dap::Time now = deployment.NowUnits(task_id);
@@ -324,14 +335,9 @@ TEST(EndToEnd, LevelWhoseJobIsAbandonedWaitsForItsReports) {
   auto created = deployment.CreateCollectionJob(task_id, request);
   ASSERT_TRUE(created && created->status == 201);
   deployment.DriveLeader();  // Lists every report; the helper refuses the job.
-  auto metrics = deployment.http().Send(dap::HttpMethod::kGet,
-                                        dap::JoinUrl(deployment.leader().url, "metrics"), {}, {});
-  ASSERT_TRUE(metrics && metrics->status == 200);
-  const std::string text(metrics->body.begin(), metrics->body.end());
-  ASSERT_NE(text.find("canopy_aggregation_jobs_total{event=\"abandoned\"} 1\n"), std::string::npos)
-      << text;
+  ASSERT_TRUE(LeaderAbandonedJobs(deployment, 1));
 
-  added = deployment.helper().service->AddTask(definition, "test");
+  auto added = deployment.helper().service->AddTask(definition, "test");
   ASSERT_TRUE(added) << added.error().ToString();
   const std::string job_url = dap::JoinUrl(deployment.leader().url, created->location.substr(1));
   std::optional<dap::HttpResponse> finished;
