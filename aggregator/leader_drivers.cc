@@ -170,6 +170,15 @@ size_t LeaderDrivers::ReportsPerPass() const {
                   std::min(options_.max_reports_per_job * jobs, kMaxReportsPerPass));
 }
 
+std::optional<uint64_t> LeaderDrivers::ListingPosition(const TaskId& task_id,
+                                                       const Bytes& agg_param) const {
+  for (const auto& [key, end] : listing_ends_) {
+    if (std::get<0>(key) != task_id || std::get<1>(key) != agg_param) continue;
+    if (PositionHolds(end, tasks_.Find(task_id))) return end.position;
+  }
+  return std::nullopt;
+}
+
 bool LeaderDrivers::PositionHolds(const ListingEnd& end,
                                   const std::shared_ptr<const Task>& task) const {
   return releases_.load() == releases_seen_ && end.task.lock() == task;

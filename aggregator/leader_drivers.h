@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -87,6 +88,12 @@ class LeaderDrivers {
   Result<size_t> DriveAggregationJobs();
   Result<size_t> DriveCollectionJobs();
   Result<size_t> CollectGarbage();
+
+  // Where the job creator's last listing of reports of the task awaiting
+  // `agg_param` ended (an upload position, see listing_ends_), while that
+  // position still holds; nullopt otherwise. For tests and diagnostics; on
+  // the thread that runs the passes.
+  std::optional<uint64_t> ListingPosition(const TaskId& task_id, const Bytes& agg_param) const;
 
   // Runs the passes in a loop until `stop` becomes true. A pass in progress
   // then finishes the job it is driving and leaves the others to the next

@@ -84,6 +84,8 @@ class Deployment {
 
   // One pass of every leader driver.
   void DriveLeader();
+  // The leader's drivers (DriveLeader runs their passes).
+  LeaderDrivers& leader_drivers() { return *drivers_; }
 
   // Decrypts and unshards a finished collection job's response.
   Result<poplar::AggregateResult> Unshard(const dap::TaskId& task_id,

@@ -358,6 +358,40 @@ TEST(EndToEnd, LevelWhoseJobIsAbandonedWaitsForItsReports) {
   EXPECT_EQ(*result, PlainCounts(strings, candidates));
 }
 
+// A level created in several passes: each pass lists from where the last
+// ended, so the creator's position moves on and holds between passes (a
+// position lost between passes makes every pass list from the start).
+TEST(EndToEnd, ListingGoesOnWhereTheLastPassEnded) {
+  DeploymentOptions options;
+  options.max_reports_per_job = 1;  // 64 reports a pass.
+  Deployment deployment(options);
+  const Poplar1Task added = AddPoplar1Task(deployment, 5, 4, 4);
+  const poplar::Poplar1& poplar1 = added.vdaf();
+  const dap::Time now = deployment.NowUnits(added.id);
+  std::vector<poplar::Measurement> measurements;
+  for (int i = 0; i < 150; ++i) {
+    BitString string;
+    for (int b = 0; b < 4; ++b) string = string.Extended(((i >> b) & 1) != 0);
+    measurements.push_back(string);
+  }
+  ASSERT_TRUE(deployment.Upload(added.id, measurements, now));
+  std::vector<BitString> candidates = {*BitString::Parse("0"), *BitString::Parse("1")};
+  auto param = poplar1.MakeAggParam(0, candidates, nullptr);
+  ASSERT_TRUE(param);
+  const Bytes encoded = poplar1.EncodeAggParam(**param);
+  auto created = deployment.CreateCollectionJob(added.id, IntervalCollection(now, 1, encoded));
+  ASSERT_TRUE(created && created->status == 201);
+
+  uint64_t last = 0;
+  for (int pass = 0; pass < 3; ++pass) {  // 64, 64 and 22 reports.
+    deployment.DriveLeader();
+    auto position = deployment.leader_drivers().ListingPosition(added.id, encoded);
+    ASSERT_TRUE(position.has_value()) << "pass " << pass;
+    EXPECT_GT(*position, last) << "pass " << pass;
+    last = *position;
+  }
+}
+
 // One report per job: a level needs more jobs than one pass of the job
 // creator makes (64), so later passes go on listing from where the last one
 // ended. Every report must still be counted exactly once, at each level.
