@@ -351,6 +351,38 @@ TEST_F(SqliteDatastoreTest, AwaitingReportsSkipAggregatedAndRejected) {
   }));
 }
 
+// The same by batch key (leader_selected): a listing and the existence check
+// going on after a position see only that batch's later reports.
+TEST_F(SqliteDatastoreTest, AwaitingReportsOfABatchGoOnAfterAPosition) {
+  auto datastore = Open();
+  const Bytes param = {7};
+  const Bytes batch_a(32, 0xa), batch_b(32, 0xb);
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    for (uint8_t n = 1; n <= 4; ++n) {
+      EXPECT_TRUE(tx.InsertClientReport(SomeReport(n, 10)));
+      // Reports 1 and 3 in batch a, 2 and 4 in batch b.
+      EXPECT_TRUE(
+          tx.AssignBatch(SomeTask(), SomeReport(n, 0).report_id, n % 2 ? batch_a : batch_b));
+    }
+    auto listed = tx.ReportsAwaitingAggregation(SomeTask(), param, 0, 0, batch_a, 10);
+    EXPECT_TRUE(listed);
+    EXPECT_EQ(listed->size(), 2u);
+    if (!listed || listed->size() != 2) return {};
+    const uint64_t after_1 = (*listed)[0].upload_position;
+    const uint64_t after_3 = (*listed)[1].upload_position;
+    auto rest = tx.ReportsAwaitingAggregation(SomeTask(), param, 0, 0, batch_a, 10, after_1);
+    EXPECT_TRUE(rest && rest->size() == 1 && (*rest)[0].report_id[0] == 3);
+    auto any = tx.AnyReportAwaitingAggregation(SomeTask(), param, 0, 0, batch_a, after_1);
+    EXPECT_TRUE(any && *any);  // Report 3.
+    any = tx.AnyReportAwaitingAggregation(SomeTask(), param, 0, 0, batch_a, after_3);
+    EXPECT_TRUE(any && !*any);  // Report 4 is later, but in batch b.
+    EXPECT_TRUE(tx.RecordAggregatedReport(SomeTask(), SomeReport(3, 0).report_id, param));
+    any = tx.AnyReportAwaitingAggregation(SomeTask(), param, 0, 0, batch_a, after_1);
+    EXPECT_TRUE(any && !*any);  // Report 3 taken.
+    return {};
+  }));
+}
+
 TEST_F(SqliteDatastoreTest, LeasesExpireAndAreReleasedAtStart) {
   auto datastore = Open();
   AggregationJobRow job;
