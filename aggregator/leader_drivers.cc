@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "aggregator/collection_waiters.h"
+#include "aggregator/garbage_collector.h"
 #include "aggregator/internal/aggregation.h"
 #include "aggregator/internal/common.h"
 #include "aggregator/work_signal.h"
@@ -1142,32 +1143,14 @@ Result<bool> LeaderDrivers::DriveCollectionJob(const Lease& lease) {
 // --- Garbage collection and the loop.
 
 Result<size_t> LeaderDrivers::CollectGarbage() {
-  size_t deleted = 0;
-  const uint64_t now = internal::NowSeconds();
-  for (const auto& task : tasks_.All()) {
-    const uint64_t precision = std::max<uint64_t>(1, task->configuration.time_precision);
-    const uint64_t expiry = now > options_.report_expiry_seconds
-                                ? (now - options_.report_expiry_seconds) / precision
-                                : 0;
-    auto run = datastore_.Run([&](Transaction& tx) -> Result<void> {
-      auto count = tx.DeleteExpired(
-          task->id, expiry,
-          static_cast<int64_t>(now - std::min(now, options_.report_expiry_seconds)));
-      if (!count) return std::unexpected(count.error());
-      deleted += *count;
-      return {};
-    });
-    if (!run) {
-      // An earlier task's deletions may have been committed.
-      releases_.fetch_add(1);
-      return std::unexpected(run.error());
-    }
-  }
+  auto deleted =
+      CollectExpired(datastore_, tasks_, internal::NowSeconds(), options_.report_expiry_seconds);
   // Listings go on from where they ended only while nothing behind that
   // changed. Deleting a task's newest reports also lets upload positions be
   // given again (a new report takes the largest one left plus one): start
-  // the listings anew.
-  if (deleted > 0) releases_.fetch_add(1);
+  // the listings anew, also after a failure (an earlier task's deletions may
+  // have been committed).
+  if (!deleted || *deleted > 0) releases_.fetch_add(1);
   return deleted;
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "aggregator/collection_waiters.h"
+#include "aggregator/garbage_collector.h"
 #include "aggregator/http_server.h"
 #include "aggregator/leader_drivers.h"
 #include "aggregator/metrics.h"
@@ -200,6 +201,14 @@ int Serve(const std::string& config_path, bool check_only) {
         std::make_unique<LeaderDrivers>(driver_options, **datastore, tasks, service.hpke_keys(),
                                         *http, metrics, service.report_cache());
     driver_thread = std::thread([&] { drivers->Run(stop); });
+  } else {
+    // The helper has no drivers: its held shares, jobs and their stored
+    // answers expire on a thread of their own.
+    driver_thread = std::thread([&] {
+      RunGarbageCollection(**datastore, tasks, config->garbage_collection().report_expiry_seconds(),
+                           std::chrono::seconds(config->garbage_collection().interval_seconds()),
+                           stop);
+    });
   }
 
   int signal_number = 0;

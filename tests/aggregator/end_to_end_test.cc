@@ -8,6 +8,8 @@
 #include <random>
 #include <set>
 
+#include "aggregator/garbage_collector.h"
+#include "aggregator/internal/common.h"
 #include "dap/base64url.h"
 #include "dap/task.h"
 #include "idpf/bit_string.h"
@@ -390,6 +392,42 @@ TEST(EndToEnd, ListingGoesOnWhereTheLastPassEnded) {
     EXPECT_GT(*position, last) << "pass " << pass;
     last = *position;
   }
+}
+
+// Garbage collection at the helper too: its held shares and finished jobs
+// go once expired (the helper has no drivers to run it), not before.
+TEST(EndToEnd, HelperCollectsItsExpiredSharesAndJobs) {
+  Deployment deployment;
+  const Poplar1Task added = AddPoplar1Task(deployment, 5, 4, 4);
+  const poplar::Poplar1& poplar1 = added.vdaf();
+  const dap::Time now = deployment.NowUnits(added.id);
+  std::vector<poplar::Measurement> measurements;
+  for (int i = 0; i < 20; ++i) {
+    BitString string;
+    for (int b = 0; b < 4; ++b) string = string.Extended(((i >> b) & 1) != 0);
+    measurements.push_back(string);
+  }
+  ASSERT_TRUE(deployment.Upload(added.id, measurements, now));
+  std::vector<BitString> candidates = {*BitString::Parse("0"), *BitString::Parse("1")};
+  auto param = poplar1.MakeAggParam(0, candidates, nullptr);
+  ASSERT_TRUE(param);
+  auto collected =
+      deployment.Collect(added.id, IntervalCollection(now, 1, poplar1.EncodeAggParam(**param)));
+  ASSERT_TRUE(collected && collected->status == 200);
+
+  testing::Party& helper = deployment.helper();
+  const uint64_t seconds = internal::NowSeconds();
+  const uint64_t week = 7 * 24 * 3600;
+  auto kept = CollectExpired(*helper.datastore, helper.tasks, seconds, week);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(*kept, 0u);  // Nothing has expired yet.
+  // A week and a day later: the 20 held shares and the finished job go.
+  auto deleted = CollectExpired(*helper.datastore, helper.tasks, seconds + week + 86400, week);
+  ASSERT_TRUE(deleted);
+  EXPECT_GE(*deleted, 21u);
+  auto again = CollectExpired(*helper.datastore, helper.tasks, seconds + week + 86400, week);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, 0u);
 }
 
 // One report per job: a level needs more jobs than one pass of the job
