@@ -307,6 +307,25 @@ TEST(EndToEnd, Poplar1MultiLevelWalkCountsEveryLevel) {
   EXPECT_EQ(refused->problem_type, "invalidAggregationParameter");
 }
 
+// `count` strings of 4 bits, the i-th spelling i's low bits (least
+// significant first), so that both halves of every level are populated.
+std::vector<BitString> NumberedStrings(int count) {
+  std::vector<BitString> strings;
+  for (int i = 0; i < count; ++i) {
+    BitString string;
+    for (int b = 0; b < 4; ++b) string = string.Extended(((i >> b) & 1) != 0);
+    strings.push_back(string);
+  }
+  return strings;
+}
+
+std::vector<poplar::Measurement> AsMeasurements(const std::vector<BitString>& strings) {
+  return {strings.begin(), strings.end()};
+}
+
+// The first level's candidates: both one-bit prefixes.
+std::vector<BitString> OneBitPrefixes() { return {*BitString::Parse("0"), *BitString::Parse("1")}; }
+
 // A level whose only job is abandoned while its collection job waits: the
 // collection's readiness check, in the same pass, must see the released
 // reports (behind where the creator's listing ended) and wait for the new
@@ -321,16 +340,9 @@ TEST(EndToEnd, LevelWhoseJobIsAbandonedWaitsForItsReports) {
   const auto task = deployment.leader().tasks.Find(task_id);
   const auto& poplar1 = static_cast<const poplar::Poplar1&>(*task->vdaf);
   const dap::Time now = deployment.NowUnits(task_id);
-  std::vector<BitString> strings;
-  std::vector<poplar::Measurement> measurements;
-  for (int i = 0; i < 20; ++i) {
-    BitString string;
-    for (int b = 0; b < 4; ++b) string = string.Extended(((i >> b) & 1) != 0);
-    strings.push_back(string);
-    measurements.push_back(string);
-  }
-  ASSERT_TRUE(deployment.Upload(task_id, measurements, now));
-  std::vector<BitString> candidates = {*BitString::Parse("0"), *BitString::Parse("1")};
+  const std::vector<BitString> strings = NumberedStrings(20);
+  ASSERT_TRUE(deployment.Upload(task_id, AsMeasurements(strings), now));
+  const std::vector<BitString> candidates = OneBitPrefixes();
   auto param = poplar1.MakeAggParam(0, candidates, nullptr);
   ASSERT_TRUE(param);
   const dap::CollectionJobReq request = IntervalCollection(now, 1, poplar1.EncodeAggParam(**param));
@@ -370,15 +382,8 @@ TEST(EndToEnd, ListingGoesOnWhereTheLastPassEnded) {
   const Poplar1Task added = AddPoplar1Task(deployment, 5, 4, 4);
   const poplar::Poplar1& poplar1 = added.vdaf();
   const dap::Time now = deployment.NowUnits(added.id);
-  std::vector<poplar::Measurement> measurements;
-  for (int i = 0; i < 150; ++i) {
-    BitString string;
-    for (int b = 0; b < 4; ++b) string = string.Extended(((i >> b) & 1) != 0);
-    measurements.push_back(string);
-  }
-  ASSERT_TRUE(deployment.Upload(added.id, measurements, now));
-  std::vector<BitString> candidates = {*BitString::Parse("0"), *BitString::Parse("1")};
-  auto param = poplar1.MakeAggParam(0, candidates, nullptr);
+  ASSERT_TRUE(deployment.Upload(added.id, AsMeasurements(NumberedStrings(150)), now));
+  auto param = poplar1.MakeAggParam(0, OneBitPrefixes(), nullptr);
   ASSERT_TRUE(param);
   const Bytes encoded = poplar1.EncodeAggParam(**param);
   auto created = deployment.CreateCollectionJob(added.id, IntervalCollection(now, 1, encoded));
@@ -401,15 +406,8 @@ TEST(EndToEnd, HelperCollectsItsExpiredSharesAndJobs) {
   const Poplar1Task added = AddPoplar1Task(deployment, 5, 4, 4);
   const poplar::Poplar1& poplar1 = added.vdaf();
   const dap::Time now = deployment.NowUnits(added.id);
-  std::vector<poplar::Measurement> measurements;
-  for (int i = 0; i < 20; ++i) {
-    BitString string;
-    for (int b = 0; b < 4; ++b) string = string.Extended(((i >> b) & 1) != 0);
-    measurements.push_back(string);
-  }
-  ASSERT_TRUE(deployment.Upload(added.id, measurements, now));
-  std::vector<BitString> candidates = {*BitString::Parse("0"), *BitString::Parse("1")};
-  auto param = poplar1.MakeAggParam(0, candidates, nullptr);
+  ASSERT_TRUE(deployment.Upload(added.id, AsMeasurements(NumberedStrings(20)), now));
+  auto param = poplar1.MakeAggParam(0, OneBitPrefixes(), nullptr);
   ASSERT_TRUE(param);
   auto collected =
       deployment.Collect(added.id, IntervalCollection(now, 1, poplar1.EncodeAggParam(**param)));
