@@ -345,6 +345,7 @@ CachedEvaluator& CachedEvaluator::operator=(CachedEvaluator&& other) noexcept {
     bits_ = other.bits_;
     agg_id_ = other.agg_id_;
     public_share_ = std::move(other.public_share_);
+    levels_first_ = other.levels_first_;
     key_ = other.key_;
     crypto::SecureWipeObject(other.key_);
     xofs_ = std::move(other.xofs_);
@@ -365,6 +366,7 @@ Result<void> CachedEvaluator::EvaluateInner(const EvaluationPlan& plan, std::spa
   if (out.size() != target.size()) {
     return MakeError(ErrorCode::kInvalidArgument, "output span does not match the prefix count");
   }
+  if (Result<void> held = CheckLevelsHeld(plan); !held) return held;
   Walk(plan, out, {});
   return {};
 }
@@ -379,6 +381,7 @@ Result<void> CachedEvaluator::EvaluateLeaf(const EvaluationPlan& plan, std::span
   if (out.size() != target.size()) {
     return MakeError(ErrorCode::kInvalidArgument, "output span does not match the prefix count");
   }
+  if (Result<void> held = CheckLevelsHeld(plan); !held) return held;
   Walk(plan, {}, out);
   return {};
 }
@@ -419,13 +422,7 @@ Result<std::vector<LeafValue>> CachedEvaluator::EvaluateLeaf(std::span<const Bit
 void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue> inner_out,
                            std::span<LeafValue> leaf_out) {
   WalkScratch& scratch = ThreadScratch();
-  // The cache serves the plan when it holds the plan's source set; the set may
-  // be another object with the same prefixes (decoded by another job).
-  const bool cache_serves =
-      requested.source() != nullptr && cached_set_ != nullptr &&
-      (requested.source() == cached_set_.get() || *requested.source() == *cached_set_);
-  const EvaluationPlan& plan =
-      requested.source() != nullptr && !cache_serves ? requested.FromRoot() : requested;
+  const EvaluationPlan& plan = PlanToRun(requested);
   const size_t target_level = plan.target()->level();
 
   // The starting nodes: cached ones, or the root.
@@ -461,8 +458,8 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
     }
     // Each child takes its side of its parent, corrected when the parent's
     // control bit is set; then all children are converted.
-    const Seed& seed_cw = public_share_.seed_corrections[depth];
-    const std::array<uint8_t, 2>& ctrl_cw = public_share_.ctrl_corrections[depth];
+    const Seed& seed_cw = public_share_.seed_corrections[depth - levels_first_];
+    const std::array<uint8_t, 2>& ctrl_cw = public_share_.ctrl_corrections[depth - levels_first_];
     scratch.child_inputs.resize(children);
     scratch.child_seeds.resize(children);
     scratch.child_ctrl.resize(children);
@@ -503,7 +500,8 @@ void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue
 
   // parent_* now hold one node per target prefix, in order.
   if (!inner_out.empty()) {
-    const InnerValue& correction = public_share_.inner_value_corrections[target_level];
+    const InnerValue& correction =
+        public_share_.inner_value_corrections[target_level - levels_first_];
     for (size_t i = 0; i < inner_out.size(); ++i) {
       inner_out[i] = FinishValue(inner_out[i], scratch.parent_ctrl[i], correction, agg_id_);
     }
@@ -523,13 +521,101 @@ void CachedEvaluator::Prefetch(size_t level) const {
   if (xofs_ != nullptr) xofs_->Prefetch();
   __builtin_prefetch(cached_seeds_.data());
   __builtin_prefetch(cached_ctrl_.data());
-  if (level < public_share_.seed_corrections.size()) {
-    __builtin_prefetch(&public_share_.seed_corrections[level]);
-    __builtin_prefetch(&public_share_.ctrl_corrections[level]);
+  if (level < levels_first_) return;
+  const size_t index = level - levels_first_;
+  if (index < public_share_.seed_corrections.size()) {
+    __builtin_prefetch(&public_share_.seed_corrections[index]);
+    __builtin_prefetch(&public_share_.ctrl_corrections[index]);
   }
-  if (level < public_share_.inner_value_corrections.size()) {
-    __builtin_prefetch(&public_share_.inner_value_corrections[level]);
+  if (index < public_share_.inner_value_corrections.size()) {
+    __builtin_prefetch(&public_share_.inner_value_corrections[index]);
   }
+}
+
+// ---- Levels in memory -------------------------------------------------------
+
+const EvaluationPlan& CachedEvaluator::PlanToRun(const EvaluationPlan& requested) const {
+  // The cache serves the plan when it holds the plan's source set; the set may
+  // be another object with the same prefixes (decoded by another job).
+  const bool cache_serves =
+      requested.source() != nullptr && cached_set_ != nullptr &&
+      (requested.source() == cached_set_.get() || *requested.source() == *cached_set_);
+  return requested.source() != nullptr && !cache_serves ? requested.FromRoot() : requested;
+}
+
+std::pair<size_t, size_t> CachedEvaluator::LevelsRead(const EvaluationPlan& plan) const {
+  const EvaluationPlan& run = PlanToRun(plan);
+  const size_t first = run.source() != nullptr ? run.source()->level() + 1 : 0;
+  return {first, run.target()->level() + 1};
+}
+
+Result<void> CachedEvaluator::CheckLevelsHeld(const EvaluationPlan& plan) const {
+  const auto [first, end] = LevelsRead(plan);
+  if (first < levels_first() || end > levels_end()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "the evaluation reads levels " + Str(first) + " to " + Str(end - 1) +
+                         ", the evaluator holds the corrections of " + Str(levels_first()) +
+                         " to " + Str(levels_end()) + " (exclusive)");
+  }
+  return {};
+}
+
+size_t CachedEvaluator::LevelBytes(size_t level) const {
+  const size_t value_bytes =
+      level + 1 == bits_ ? kValueLen * Field255::kEncodedSize : kValueLen * Field64::kEncodedSize;
+  return kKeySize + 1 + value_bytes;
+}
+
+void CachedEvaluator::ExportLevel(size_t level, std::span<uint8_t> out) const {
+  const size_t index = level - levels_first_;
+  uint8_t* at = out.data();
+  at = std::copy_n(public_share_.seed_corrections[index].begin(), kKeySize, at);
+  const std::array<uint8_t, 2>& ctrl = public_share_.ctrl_corrections[index];
+  *at++ = static_cast<uint8_t>((ctrl[0] & 1) | (ctrl[1] & 1) << 1);
+  if (level + 1 == bits_) {
+    for (const Field255& element : public_share_.leaf_value_correction) {
+      element.Encode(at);
+      at += Field255::kEncodedSize;
+    }
+  } else {
+    for (const Field64& element : public_share_.inner_value_corrections[index]) {
+      element.Encode(at);
+      at += Field64::kEncodedSize;
+    }
+  }
+}
+
+void CachedEvaluator::HoldLevels(size_t first, size_t end) {
+  levels_first_ = first;
+  public_share_.seed_corrections.resize(end - first);
+  public_share_.seed_corrections.shrink_to_fit();
+  public_share_.ctrl_corrections.resize(end - first);
+  public_share_.ctrl_corrections.shrink_to_fit();
+  const size_t inner_end = std::min(end, bits_ - 1);
+  public_share_.inner_value_corrections.resize(inner_end > first ? inner_end - first : 0);
+  public_share_.inner_value_corrections.shrink_to_fit();
+}
+
+Result<void> CachedEvaluator::ImportLevel(size_t level, std::span<const uint8_t> in) {
+  const size_t index = level - levels_first_;
+  const uint8_t* at = in.data();
+  std::copy_n(at, kKeySize, public_share_.seed_corrections[index].begin());
+  at += kKeySize;
+  public_share_.ctrl_corrections[index] = {static_cast<uint8_t>(*at & 1),
+                                           static_cast<uint8_t>((*at >> 1) & 1)};
+  ++at;
+  auto decode_into = [&](auto& values) -> Result<void> {
+    using F = std::decay_t<decltype(values[0])>;
+    for (F& element : values) {
+      Result<F> decoded = F::Decode(std::span<const uint8_t>(at, F::kEncodedSize));
+      if (!decoded) return std::unexpected(decoded.error());
+      element = *decoded;
+      at += F::kEncodedSize;
+    }
+    return {};
+  };
+  return level + 1 == bits_ ? decode_into(public_share_.leaf_value_correction)
+                            : decode_into(public_share_.inner_value_corrections[index]);
 }
 
 }  // namespace canopy::idpf

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "crypto/error.h"
@@ -159,6 +160,36 @@ class CachedEvaluator {
   // that only ever extends cached prefixes computes each node once.
   uint64_t nodes_computed() const { return nodes_computed_; }
 
+  // ---- Levels in memory ----
+  // A cache of many reports can keep each evaluator's corrections only for
+  // the levels its next evaluation reads (Poplar1 moves the others out to a
+  // LevelSlot): about 33 bytes a level, 8 KB a report at 256 bits.
+
+  // The evaluator holds the corrections of levels [levels_first(),
+  // levels_end()): every level after Create. Evaluating a plan that reads
+  // another level fails with kInvalidArgument.
+  size_t levels_first() const { return levels_first_; }
+  size_t levels_end() const { return levels_first_ + public_share_.seed_corrections.size(); }
+
+  // The levels evaluating `plan` reads, [first, end): from the level after
+  // the cached one (or from the root when the cache does not serve the
+  // plan) to the plan's target.
+  std::pair<size_t, size_t> LevelsRead(const EvaluationPlan& plan) const;
+
+  // The size of level `level`'s corrections as ExportLevel writes them: the
+  // seed correction, a byte of the two control-bit corrections, the value
+  // correction.
+  size_t LevelBytes(size_t level) const;
+  // Writes a held level's corrections to `out`, LevelBytes(level) bytes.
+  void ExportLevel(size_t level, std::span<uint8_t> out) const;
+  // Holds the levels [first, end) from now on, their corrections to be set
+  // by ImportLevel, and frees those of every other level. first == end
+  // holds none.
+  void HoldLevels(size_t first, size_t end);
+  // Sets a held level's corrections from ExportLevel's bytes. Errors
+  // (kDecodeError): a value correction out of its field's range.
+  Result<void> ImportLevel(size_t level, std::span<const uint8_t> in);
+
   // Asks the CPU to bring into cache what evaluating at inner level `level`
   // from the cached nodes reads first: the round keys, the first cached
   // nodes and the level's corrections (a hint; no effect on results). A batch
@@ -171,6 +202,10 @@ class CachedEvaluator {
 
   Result<std::shared_ptr<const EvaluationPlan>> PlanFor(size_t level,
                                                         std::span<const BitString> prefixes) const;
+  // `requested`, or its from-root form when the cache does not hold its source.
+  const EvaluationPlan& PlanToRun(const EvaluationPlan& requested) const;
+  // kInvalidArgument when evaluating `plan` reads a level not held.
+  Result<void> CheckLevelsHeld(const EvaluationPlan& plan) const;
   // Runs `plan` (or its from-root form when the cache does not hold its
   // source), caches the target's nodes and writes their values to exactly
   // one of `inner_out` and `leaf_out`.
@@ -179,7 +214,11 @@ class CachedEvaluator {
 
   size_t bits_ = 0;
   int agg_id_ = 0;
+  // The corrections of the held levels: entry i of each vector is level
+  // levels_first_ + i (inner_value_corrections has no leaf entry); the leaf
+  // correction is meaningful while the leaf level is held.
   PublicShare public_share_;
+  size_t levels_first_ = 0;
   Seed key_{};
   std::unique_ptr<internal::LevelXofs> xofs_;
   uint64_t nodes_computed_ = 0;

@@ -98,7 +98,8 @@ class Poplar1Report final : public PreparedReport {
         corr_leaf_dst_(Dst(kUsageCorrLeaf, ctx)),
         verify_rand_dst_(Dst(kUsageVerifyRand, ctx)),
         share_(std::move(share)),
-        evaluator_(std::move(evaluator)) {
+        evaluator_(std::move(evaluator)),
+        bits_(evaluator_.levels_end()) {
     std::copy_n(nonce.begin(), kNonceSize, nonce_.begin());
   }
   ~Poplar1Report() override {
@@ -113,6 +114,78 @@ class Poplar1Report final : public PreparedReport {
   std::span<const uint8_t> nonce() const { return nonce_; }
   const InputShare& share() const { return share_; }
   idpf::CachedEvaluator& evaluator() { return evaluator_; }
+
+  // The (A, B) shares of a held inner level.
+  std::array<Field64, 2> InnerAB(size_t level) const {
+    const size_t index = 2 * (level - evaluator_.levels_first());
+    return {share_.corr_inner[index], share_.corr_inner[index + 1]};
+  }
+
+  // ---- Per-level data in a LevelSlot ----
+  // A level's record: the IDPF corrections (CachedEvaluator::ExportLevel),
+  // then the level's (A, B) shares.
+
+  std::vector<size_t> LevelRecordSizes() const override {
+    std::vector<size_t> sizes(bits_);
+    for (size_t level = 0; level < bits_; ++level) sizes[level] = RecordSize(level);
+    return sizes;
+  }
+
+  Result<void> MoveLevelsTo(std::unique_ptr<LevelSlot> slot) override {
+    if (slot_ != nullptr || evaluator_.levels_first() != 0 || evaluator_.levels_end() != bits_) {
+      return MakeError(ErrorCode::kUnsupported, "the report's levels are not all in memory");
+    }
+    size_t total = 0;
+    for (size_t level = 0; level < bits_; ++level) total += RecordSize(level);
+    std::vector<uint8_t> records(total);
+    uint8_t* at = records.data();
+    for (size_t level = 0; level < bits_; ++level) {
+      ExportRecord(level, std::span<uint8_t>(at, RecordSize(level)));
+      at += RecordSize(level);
+    }
+    Result<void> written = slot->Write(0, records);
+    crypto::SecureWipeVector(records);
+    if (!written) return written;
+    slot_ = std::move(slot);
+    HoldLevels(0, 0);
+    return {};
+  }
+
+  bool levels_in_slot() const override { return slot_ != nullptr; }
+
+  void DropLevelsRead() override {
+    if (slot_ != nullptr) HoldLevels(0, 0);
+  }
+
+  // Makes sure the levels [range.first, range.second) are in memory, reading
+  // them back from the slot when they are not. Errors (kInvalidArgument):
+  // they are not held and there is no slot; the slot's read errors;
+  // (kDecodeError): a record that does not decode.
+  Result<void> EnsureLevels(std::pair<size_t, size_t> range) {
+    const auto [first, end] = range;
+    if (first >= evaluator_.levels_first() && end <= evaluator_.levels_end()) return {};
+    if (slot_ == nullptr) {
+      return MakeError(ErrorCode::kInvalidArgument, "the levels to verify are not held");
+    }
+    size_t total = 0;
+    for (size_t level = first; level < end; ++level) total += RecordSize(level);
+    // Per-thread: every verification of a walk reads a few levels.
+    thread_local std::vector<uint8_t> records;
+    records.resize(total);
+    Result<void> read = slot_->Read(first, end, records);
+    Result<void> imported = read;
+    if (read) {
+      HoldLevels(first, end);
+      const uint8_t* at = records.data();
+      for (size_t level = first; level < end && imported; ++level) {
+        imported = ImportRecord(level, std::span<const uint8_t>(at, RecordSize(level)));
+        at += RecordSize(level);
+      }
+      if (!imported) HoldLevels(0, 0);
+    }
+    crypto::SecureWipeVector(records);
+    return imported;
+  }
 
   // The three correlated-randomness elements (a, b, c) of an inner level. The
   // XOF is kept between calls, so a walk samples each level's elements once
@@ -139,7 +212,10 @@ class Poplar1Report final : public PreparedReport {
   // correlated-randomness XOF.
   void Prefetch(size_t level) const {
     evaluator_.Prefetch(level);
-    if (2 * level + 1 < share_.corr_inner.size()) __builtin_prefetch(&share_.corr_inner[2 * level]);
+    const size_t index = 2 * (level - evaluator_.levels_first());
+    if (level >= evaluator_.levels_first() && index + 1 < share_.corr_inner.size()) {
+      __builtin_prefetch(&share_.corr_inner[index]);
+    }
     if (corr_xof_) __builtin_prefetch(&*corr_xof_);
   }
 
@@ -170,6 +246,57 @@ class Poplar1Report final : public PreparedReport {
   }
 
  private:
+  size_t RecordSize(size_t level) const {
+    return evaluator_.LevelBytes(level) +
+           (level + 1 == bits_ ? 2 * Field255::kEncodedSize : 2 * Field64::kEncodedSize);
+  }
+
+  // Writes a held level's record to `out`.
+  void ExportRecord(size_t level, std::span<uint8_t> out) const {
+    const size_t idpf_bytes = evaluator_.LevelBytes(level);
+    evaluator_.ExportLevel(level, out.first(idpf_bytes));
+    uint8_t* at = out.data() + idpf_bytes;
+    if (level + 1 == bits_) {
+      share_.corr_leaf[0].Encode(at);
+      share_.corr_leaf[1].Encode(at + Field255::kEncodedSize);
+    } else {
+      const std::array<Field64, 2> ab = InnerAB(level);
+      ab[0].Encode(at);
+      ab[1].Encode(at + Field64::kEncodedSize);
+    }
+  }
+
+  // Sets a held level from its record.
+  Result<void> ImportRecord(size_t level, std::span<const uint8_t> in) {
+    const size_t idpf_bytes = evaluator_.LevelBytes(level);
+    if (Result<void> done = evaluator_.ImportLevel(level, in.first(idpf_bytes)); !done) {
+      return done;
+    }
+    auto decode_pair = [&](auto* pair) -> Result<void> {
+      using F = std::decay_t<decltype(pair[0])>;
+      for (size_t i = 0; i < 2; ++i) {
+        Result<F> element =
+            F::Decode(in.subspan(idpf_bytes + i * F::kEncodedSize, F::kEncodedSize));
+        if (!element) return std::unexpected(element.error());
+        pair[i] = *element;
+      }
+      return {};
+    };
+    if (level + 1 == bits_) return decode_pair(share_.corr_leaf.data());
+    return decode_pair(&share_.corr_inner[2 * (level - evaluator_.levels_first())]);
+  }
+
+  // Holds the levels [first, end) in memory from now on (their values set by
+  // ImportRecord) and frees the others; the freed shares are wiped.
+  void HoldLevels(size_t first, size_t end) {
+    evaluator_.HoldLevels(first, end);
+    crypto::SecureWipeVector(share_.corr_inner);
+    const size_t inner_end = std::min(end, bits_ - 1);
+    share_.corr_inner.resize(inner_end > first ? 2 * (inner_end - first) : 0);
+    share_.corr_inner.shrink_to_fit();
+    if (end != bits_) crypto::SecureWipeObject(share_.corr_leaf);
+  }
+
   int agg_id_;
   std::vector<uint8_t> ctx_;
   std::vector<uint8_t> corr_inner_dst_;
@@ -178,6 +305,8 @@ class Poplar1Report final : public PreparedReport {
   std::array<uint8_t, kNonceSize> nonce_;
   InputShare share_;
   idpf::CachedEvaluator evaluator_;
+  size_t bits_;
+  std::unique_ptr<LevelSlot> slot_;  // Null while every level is in memory.
   std::optional<crypto::XofTurboShake128> corr_xof_;
   uint64_t corr_consumed_ = 0;
   std::vector<uint8_t> verify_key_;
@@ -475,6 +604,9 @@ Result<void> Poplar1::VerifyInitWithRand(const Poplar1AggParam& param, Poplar1Re
   // buffer saves an allocation per report and level.
   thread_local std::vector<std::array<F, 2>> values;
   values.resize(count);
+  if (Result<void> held = report.EnsureLevels(report.evaluator().LevelsRead(*param.plan)); !held) {
+    return held;
+  }
   Result<void> evaluated;
   if constexpr (kLeaf) {
     evaluated = report.evaluator().EvaluateLeaf(*param.plan, values);
@@ -491,7 +623,7 @@ Result<void> Poplar1::VerifyInitWithRand(const Poplar1AggParam& param, Poplar1Re
     big_ab = report.share().corr_leaf;
   } else {
     abc = report.InnerCorrelation(level);
-    big_ab = {report.share().corr_inner[2 * level], report.share().corr_inner[2 * level + 1]};
+    big_ab = report.InnerAB(level);
   }
 
   // The sketch share: (a + sum r y, b + sum r^2 y, c + sum r k). The sums are

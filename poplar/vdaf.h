@@ -80,12 +80,50 @@ class AggregationParameter {
   virtual ~AggregationParameter() = default;
 };
 
+// Storage outside memory for one prepared report's per-level data (Poplar1:
+// each level's correction words and correlated-randomness shares, about 50
+// bytes a level), so that a cache of many reports keeps in memory only the
+// levels the next verification reads. The aggregator implements it with
+// files; the VDAF knows nothing of them. Destroying a slot frees it.
+class LevelSlot {
+ public:
+  virtual ~LevelSlot() = default;
+  // Stores the records of levels [first, first + n), back to back, each of
+  // the size PreparedReport::LevelRecordSizes gives. Errors (kIoError).
+  virtual Result<void> Write(size_t first, std::span<const uint8_t> records) = 0;
+  // Reads the records of levels [first, end), back to back, into `out`.
+  // Errors (kIoError).
+  virtual Result<void> Read(size_t first, size_t end, std::span<uint8_t> out) = 0;
+};
+
 // One report, decoded for one aggregator, with whatever the VDAF can reuse
 // across aggregation parameters (Poplar1 keeps the IDPF node states and the
 // correlated-randomness position here). Move-only; wipes its secrets.
+//
+// A report with per-level data (Poplar1) can move it to a LevelSlot between
+// verifications; a verification then reads back the levels it needs and the
+// holder drops them again. A VDAF without per-level data keeps the defaults.
 class PreparedReport {
  public:
   virtual ~PreparedReport() = default;
+
+  // The size of each level's record in a LevelSlot; empty when the report
+  // has no per-level data.
+  virtual std::vector<size_t> LevelRecordSizes() const { return {}; }
+
+  // Writes every level's record to `slot`, keeps the slot and frees the
+  // levels held in memory. Errors (kUnsupported): no per-level data, or
+  // already in a slot; the slot's write errors, after which the report
+  // keeps its levels in memory and has no slot.
+  virtual Result<void> MoveLevelsTo(std::unique_ptr<LevelSlot> /*slot*/) {
+    return MakeError(ErrorCode::kUnsupported, "the report has no per-level data");
+  }
+
+  // Whether the levels live in a slot (MoveLevelsTo succeeded).
+  virtual bool levels_in_slot() const { return false; }
+
+  // Frees the levels a verification read back from the slot.
+  virtual void DropLevelsRead() {}
 };
 
 // The verification state an aggregator keeps between rounds. `step` and

@@ -292,6 +292,74 @@ TEST(CachedEvaluator, SkippedLevelsAreComputedOncePerAncestor) {
   EXPECT_EQ(evaluator->nodes_computed(), 2u + 1 + 1 + 2);
 }
 
+// An evaluator that holds only some levels' corrections evaluates a level
+// whose reads it holds exactly as one that holds all, and refuses one that
+// reads a level it dropped; exported levels imported again are the same.
+TEST(CachedEvaluator, EvaluatesFromTheLevelsItHolds) {
+  std::mt19937_64 random(9);
+  const size_t bits = 12;
+  Result<Idpf> idpf = Idpf::Create(bits);
+  ASSERT_TRUE(idpf);
+  RandomInstance instance = MakeInstance(bits, random);
+  GeneratedKeys keys = Generate(*idpf, instance);
+  auto whole =
+      CachedEvaluator::Create(*idpf, 0, keys.public_share, keys.keys[0], kCtx, instance.nonce);
+  auto part =
+      CachedEvaluator::Create(*idpf, 0, keys.public_share, keys.keys[0], kCtx, instance.nonce);
+  ASSERT_TRUE(whole && part);
+  EXPECT_EQ(part->levels_first(), 0u);
+  EXPECT_EQ(part->levels_end(), bits);
+  std::vector<std::vector<uint8_t>> exported(bits);
+  for (size_t level = 0; level < bits; ++level) {
+    exported[level].resize(part->LevelBytes(level));
+    part->ExportLevel(level, exported[level]);
+  }
+  EXPECT_EQ(exported[0].size(), 16u + 1 + 16);
+  EXPECT_EQ(exported[bits - 1].size(), 16u + 1 + 64);
+
+  std::vector<BitString> level2 = {*BitString::Parse("000"), instance.alpha.Prefix(3)};
+  std::sort(level2.begin(), level2.end());
+  level2.erase(std::unique(level2.begin(), level2.end()), level2.end());
+  auto expected2 = whole->EvaluateInner(2, level2);
+  ASSERT_TRUE(expected2);
+  part->HoldLevels(0, 3);
+  for (size_t level = 0; level < 3; ++level) ASSERT_TRUE(part->ImportLevel(level, exported[level]));
+  auto got2 = part->EvaluateInner(2, level2);
+  ASSERT_TRUE(got2);
+  EXPECT_EQ(*got2, *expected2);
+
+  // Level 6 from the cached level 2 reads levels 3 to 6.
+  std::vector<BitString> level6;
+  for (const BitString& prefix : level2) {
+    level6.push_back(prefix.Extended(true).Extended(false).Extended(true).Extended(true));
+  }
+  std::sort(level6.begin(), level6.end());
+  auto expected6 = whole->EvaluateInner(6, level6);
+  ASSERT_TRUE(expected6);
+  auto refused = part->EvaluateInner(6, level6);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+  part->HoldLevels(3, 7);
+  EXPECT_EQ(part->levels_first(), 3u);
+  EXPECT_EQ(part->levels_end(), 7u);
+  for (size_t level = 3; level < 7; ++level) ASSERT_TRUE(part->ImportLevel(level, exported[level]));
+  auto got6 = part->EvaluateInner(6, level6);
+  ASSERT_TRUE(got6);
+  EXPECT_EQ(*got6, *expected6);
+
+  // The leaf from the root needs every level.
+  std::vector<BitString> leaf = {instance.alpha};
+  auto expected_leaf = whole->EvaluateLeaf(leaf);
+  ASSERT_TRUE(expected_leaf);
+  EXPECT_FALSE(part->EvaluateLeaf(leaf));
+  part->HoldLevels(0, bits);
+  for (size_t level = 0; level < bits; ++level)
+    ASSERT_TRUE(part->ImportLevel(level, exported[level]));
+  auto got_leaf = part->EvaluateLeaf(leaf);
+  ASSERT_TRUE(got_leaf);
+  EXPECT_EQ(*got_leaf, *expected_leaf);
+}
+
 TEST(CachedEvaluator, RefusesBadPrefixSets) {
   std::mt19937_64 random(3);
   Result<Idpf> idpf = Idpf::Create(8);

@@ -220,6 +220,130 @@ TEST(Poplar1, SkippedLevelsAndFreshReportsAgree) {
   }
 }
 
+// A LevelSlot in memory, as the aggregator's files behave; it can be made
+// to fail its writes or its reads.
+class MemorySlot final : public LevelSlot {
+ public:
+  enum class Fails { kNothing, kWrites, kReads };
+  explicit MemorySlot(std::vector<size_t> sizes, Fails fails = Fails::kNothing)
+      : sizes_(std::move(sizes)), fails_(fails) {}
+  Result<void> Write(size_t first, std::span<const uint8_t> records) override {
+    if (fails_ == Fails::kWrites) return MakeError(ErrorCode::kIoError, "disk full");
+    EXPECT_EQ(first, 0u);
+    bytes_.assign(records.begin(), records.end());
+    return {};
+  }
+  Result<void> Read(size_t first, size_t end, std::span<uint8_t> out) override {
+    if (fails_ == Fails::kReads) return MakeError(ErrorCode::kIoError, "unreadable");
+    size_t offset = 0;
+    for (size_t level = 0; level < first; ++level) offset += sizes_[level];
+    size_t size = 0;
+    for (size_t level = first; level < end; ++level) size += sizes_[level];
+    EXPECT_EQ(out.size(), size);
+    std::copy_n(bytes_.begin() + static_cast<ptrdiff_t>(offset), size, out.begin());
+    ++reads;
+    return {};
+  }
+  size_t reads = 0;
+
+ private:
+  std::vector<size_t> sizes_;
+  Fails fails_;
+  std::vector<uint8_t> bytes_;
+};
+
+// Reports whose levels live in a slot verify exactly as reports that keep
+// them in memory, level after level (with skipped levels, a from-root
+// evaluation and the leaf), reading back only what each level needs.
+TEST(Poplar1, ReportsWithLevelsInASlotVerifyAsInMemory) {
+  std::mt19937_64 random(5);
+  const size_t bits = 16;
+  auto vdaf = Poplar1::Create(bits);
+  ASSERT_TRUE(vdaf);
+  std::vector<BitString> measurements;
+  for (int i = 0; i < 8; ++i) measurements.push_back(RandomString(random, bits));
+  std::vector<Report> kept = MakeReports(**vdaf, measurements, random);
+  std::vector<Report> slotted;
+  std::vector<MemorySlot*> slots;
+  for (const Report& report : kept) {
+    Report copy;
+    copy.nonce = report.nonce;
+    copy.shares = report.shares;
+    for (int agg = 0; agg < 2; ++agg) {
+      copy.prepared[agg] = std::move(*(*vdaf)->PrepareReport(
+          agg, kCtx, copy.nonce, copy.shares.public_share, copy.shares.input_shares[agg]));
+      const std::vector<size_t> sizes = copy.prepared[agg]->LevelRecordSizes();
+      ASSERT_EQ(sizes.size(), bits);
+      EXPECT_EQ(sizes[0], 16u + 1 + 16 + 16);
+      EXPECT_EQ(sizes[bits - 1], 16u + 1 + 64 + 64);
+      auto slot = std::make_unique<MemorySlot>(sizes);
+      slots.push_back(slot.get());
+      ASSERT_TRUE(copy.prepared[agg]->MoveLevelsTo(std::move(slot)));
+      EXPECT_TRUE(copy.prepared[agg]->levels_in_slot());
+      // A second move is refused: the levels are no longer in memory.
+      EXPECT_FALSE(copy.prepared[agg]->MoveLevelsTo(std::make_unique<MemorySlot>(sizes)));
+    }
+    slotted.push_back(std::move(copy));
+  }
+  const std::vector<uint8_t> verify_key = RandomBytes(random, 32);
+  std::shared_ptr<const AggregationParameter> previous;
+  for (size_t level : {0, 1, 4, 5, 9, 15}) {
+    std::set<BitString> chosen;
+    for (const BitString& m : measurements) chosen.insert(m.Prefix(level + 1));
+    std::vector<BitString> prefixes(chosen.begin(), chosen.end());
+    auto param = (*vdaf)->MakeAggParam(level, prefixes, previous.get());
+    ASSERT_TRUE(param);
+    for (size_t i = 0; i < kept.size(); ++i) {
+      for (int agg = 0; agg < 2; ++agg) {
+        auto in_memory = (*vdaf)->VerifyInit(verify_key, kCtx, **param, *kept[i].prepared[agg]);
+        auto from_slot = (*vdaf)->VerifyInit(verify_key, kCtx, **param, *slotted[i].prepared[agg]);
+        ASSERT_TRUE(in_memory && from_slot) << "level " << level;
+        EXPECT_EQ(in_memory->verifier_share, from_slot->verifier_share) << "level " << level;
+        EXPECT_EQ(EncodeVerifyState(in_memory->state), EncodeVerifyState(from_slot->state));
+        slotted[i].prepared[agg]->DropLevelsRead();
+      }
+    }
+    // Verified twice at one level (a redone step): the second evaluation
+    // starts from the root and reads every level up to this one.
+    EXPECT_EQ(RunLevel(**vdaf, slotted, **param, verify_key).counts,
+              PlainCounts(measurements, prefixes));
+    for (Report& report : slotted) {
+      for (auto& prepared : report.prepared) prepared->DropLevelsRead();
+    }
+    previous = *param;
+  }
+  // Each verification read back its levels once: six levels, twice each.
+  for (const MemorySlot* slot : slots) EXPECT_EQ(slot->reads, 12u);
+}
+
+// A slot that cannot be written leaves the report as it was; one that cannot
+// be read fails the verification instead of giving a wrong share.
+TEST(Poplar1, FailingLevelSlots) {
+  using Fails = MemorySlot::Fails;
+  std::mt19937_64 random(6);
+  auto vdaf = Poplar1::Create(8);
+  ASSERT_TRUE(vdaf);
+  std::vector<Report> reports = MakeReports(**vdaf, {RandomString(random, 8)}, random);
+  const std::vector<uint8_t> verify_key = RandomBytes(random, 32);
+  auto param =
+      (*vdaf)->MakeAggParam(0, {BitString().Extended(false), BitString().Extended(true)}, nullptr);
+  ASSERT_TRUE(param);
+
+  PreparedReport& leader = *reports[0].prepared[0];
+  const std::vector<size_t> sizes = leader.LevelRecordSizes();
+  auto not_written = leader.MoveLevelsTo(std::make_unique<MemorySlot>(sizes, Fails::kWrites));
+  ASSERT_FALSE(not_written);
+  EXPECT_EQ(not_written.error().code(), ErrorCode::kIoError);
+  EXPECT_FALSE(leader.levels_in_slot());
+  EXPECT_TRUE((*vdaf)->VerifyInit(verify_key, kCtx, **param, leader));
+
+  PreparedReport& helper = *reports[0].prepared[1];
+  ASSERT_TRUE(helper.MoveLevelsTo(std::make_unique<MemorySlot>(sizes, Fails::kReads)));
+  auto unread = (*vdaf)->VerifyInit(verify_key, kCtx, **param, helper);
+  ASSERT_FALSE(unread);
+  EXPECT_EQ(unread.error().code(), ErrorCode::kIoError);
+}
+
 // The batch form gives, report by report, exactly what the single-report
 // form gives: at every level of a walk (inner levels and the leaf), with
 // batches that are not a multiple of four, tampered reports that the sketch
