@@ -121,6 +121,15 @@ int Serve(const std::string& config_path, bool check_only) {
   service_options.admin_token = config->admin_token();
   service_options.tolerable_clock_skew_seconds = config->tolerable_clock_skew_seconds();
   service_options.report_cache_capacity = config->report_cache_reports();
+  if (!config->report_levels_in_memory()) {
+    auto level_files = LevelFiles::Open(config->level_files_directory());
+    if (!level_files) {
+      std::cerr << config_path << ": level_files_directory: " << level_files.error().message()
+                << "\n";
+      return 1;
+    }
+    service_options.level_files = std::move(*level_files);
+  }
   WorkSignal work_signal;
   service_options.work_signal = &work_signal;
   // A poll of a collection job in progress is answered when the job

@@ -1,6 +1,13 @@
 #include "aggregator/report_cache.h"
 
+#include <iostream>
+
 namespace canopy::aggregator {
+
+ReportCache::ReportCache(size_t capacity, std::shared_ptr<LevelFiles> level_files)
+    : cache_(capacity), capacity_(capacity), level_files_(std::move(level_files)) {}
+
+ReportCache::~ReportCache() = default;
 
 std::unique_ptr<poplar::PreparedReport> ReportCache::Take(const dap::TaskId& task_id,
                                                           const dap::ReportId& report_id) {
@@ -9,11 +16,30 @@ std::unique_ptr<poplar::PreparedReport> ReportCache::Take(const dap::TaskId& tas
 
 void ReportCache::Put(const dap::TaskId& task_id, const dap::ReportId& report_id,
                       std::unique_ptr<poplar::PreparedReport> report) {
+  if (capacity_ == 0 || report == nullptr) return;
+  if (level_files_ != nullptr) ParkLevels(task_id, *report);
   cache_.Put({report_id, task_id}, std::move(report));
+}
+
+void ReportCache::ParkLevels(const dap::TaskId& task_id, poplar::PreparedReport& report) {
+  if (report.levels_in_slot()) {
+    report.DropLevelsRead();
+    return;
+  }
+  const std::vector<size_t> sizes = report.LevelRecordSizes();
+  if (sizes.empty()) return;
+  auto slot = level_files_->NewSlot(task_id, sizes);
+  Result<void> moved =
+      slot ? report.MoveLevelsTo(std::move(*slot)) : Result<void>(std::unexpected(slot.error()));
+  if (!moved && !write_failure_logged_.exchange(true)) {
+    std::cerr << "canopy-aggregator: report cache: " << moved.error().message()
+              << "; reports keep their levels in memory until it can be written\n";
+  }
 }
 
 void ReportCache::EraseTask(const dap::TaskId& task_id) {
   cache_.EraseIf([&](const auto& key) { return key.second == task_id; });
+  if (level_files_ != nullptr) level_files_->EraseTask(task_id);
 }
 
 size_t ReportCache::size() const { return cache_.size(); }

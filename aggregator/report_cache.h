@@ -4,13 +4,19 @@
 // instead of starting from the HPKE ciphertext (docs/multi-level-collection.md,
 // rule 8). Bounded: the least recently used report is evicted first; an
 // evicted report is prepared again from the datastore's held share.
+//
+// With LevelFiles, a report's per-level data (Poplar1: 12.5 KB at 256 bits)
+// waits in files while the report is in the cache, and a verification reads
+// back only the levels it needs: about 2 KB a report stays in memory.
 #ifndef CANOPY_AGGREGATOR_REPORT_CACHE_H_
 #define CANOPY_AGGREGATOR_REPORT_CACHE_H_
 
+#include <atomic>
 #include <memory>
 #include <utility>
 
 #include "aggregator/internal/lru_cache.h"
+#include "aggregator/level_files.h"
 #include "dap/messages.h"
 #include "poplar/vdaf.h"
 
@@ -18,19 +24,33 @@ namespace canopy::aggregator {
 
 class ReportCache {
  public:
-  explicit ReportCache(size_t capacity) : cache_(capacity) {}
+  // `level_files` may be null: reports then keep every level in memory.
+  explicit ReportCache(size_t capacity, std::shared_ptr<LevelFiles> level_files = nullptr);
+  ~ReportCache();
 
   // Takes the report out of the cache (null when absent); the caller puts it
   // back with Put when done, so that one report is never used by two threads.
   std::unique_ptr<poplar::PreparedReport> Take(const dap::TaskId& task_id,
                                                const dap::ReportId& report_id);
+  // Stores a report. Its per-level data goes to the level files the first
+  // time (a report whose levels cannot be written keeps them in memory), and
+  // the levels a verification read back are dropped.
   void Put(const dap::TaskId& task_id, const dap::ReportId& report_id,
            std::unique_ptr<poplar::PreparedReport> report);
   // Drops every report of a task.
   void EraseTask(const dap::TaskId& task_id);
   size_t size() const;
+  // The level files, or null.
+  const LevelFiles* level_files() const { return level_files_.get(); }
 
  private:
+  // Moves the report's levels to a slot of the task's files, or drops those
+  // read back from its slot.
+  void ParkLevels(const dap::TaskId& task_id, poplar::PreparedReport& report);
+
+  const size_t capacity_;
+  std::shared_ptr<LevelFiles> level_files_;
+  std::atomic<bool> write_failure_logged_{false};
   // Keyed by report first: the ordered map compares keys at every step of a
   // lookup, and with the task first each comparison read the 32 bytes that
   // all of a walk's reports share before reaching the report ID.

@@ -30,7 +30,7 @@ AggregatorService::AggregatorService(ServiceOptions options, Datastore& datastor
       tasks_(tasks),
       hpke_keys_(std::move(hpke_keys)),
       metrics_(metrics),
-      report_cache_(options_.report_cache_capacity) {
+      report_cache_(options_.report_cache_capacity, options_.level_files) {
   if (options_.role == dap::Role::kLeader) {
     upload_writer_ = std::make_unique<UploadWriter>(datastore_);
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <set>
@@ -420,6 +421,21 @@ void CheckAggregator(AggregatorConfig& config, const Where& where, const std::st
   } else if (config.report_cache_reports() > kMaxReportCacheReports) {
     where.Fail("report_cache_reports", "must be at most " + Str(kMaxReportCacheReports) + ", got " +
                                            Str(config.report_cache_reports()));
+  }
+  if (config.report_levels_in_memory()) {
+    if (!config.level_files_directory().empty()) {
+      where.Fail("level_files_directory", "set while report_levels_in_memory is true");
+    }
+  } else if (config.level_files_directory().empty()) {
+    const std::string parent = std::filesystem::path(config.database_path()).parent_path();
+    config.set_level_files_directory(parent.empty() ? "." : parent);
+  } else {
+    internal::CheckPath(where, "level_files_directory", config.level_files_directory(), true);
+    config.set_level_files_directory(internal::ResolvePath(file, config.level_files_directory()));
+    std::error_code error;
+    if (!std::filesystem::is_directory(config.level_files_directory(), error)) {
+      where.Fail("level_files_directory", "not a directory: " + config.level_files_directory());
+    }
   }
   if (config.max_reports_per_aggregation_job() == 0) {
     config.set_max_reports_per_aggregation_job(kDefaultMaxReportsPerAggregationJob);

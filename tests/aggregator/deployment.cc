@@ -69,6 +69,11 @@ std::unique_ptr<Party> Deployment::StartParty(dap::Role role, const std::string&
   service_options.peer_token = kPeerToken;
   service_options.collector_token = kCollectorToken;
   service_options.admin_token = kAdminToken;
+  if (!options_.report_levels_in_memory) {
+    auto level_files = LevelFiles::Open(folder_);
+    EXPECT_TRUE(level_files) << level_files.error().ToString();
+    if (level_files) service_options.level_files = std::move(*level_files);
+  }
   std::vector<dap::AggregatorHpkeKey> keys;
   keys.push_back(MakeKey(role == dap::Role::kLeader ? leader_key_ : helper_key_, 1));
   party->service = std::make_unique<AggregatorService>(

@@ -45,6 +45,9 @@ struct DeploymentOptions {
   // The leader's jobs per pass: fewer than the default 256, so that tests
   // see a level created in several passes with a few hundred reports.
   size_t jobs_per_pass = 64;
+  // Cached reports keep their levels in memory instead of level files in the
+  // deployment's folder.
+  bool report_levels_in_memory = false;
 };
 
 class Deployment {

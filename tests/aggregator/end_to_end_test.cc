@@ -296,6 +296,12 @@ TEST(EndToEnd, Poplar1MultiLevelWalkCountsEveryLevel) {
   // later levels used the held shares (the helper got placeholders).
   EXPECT_EQ(deployment.helper().metrics.input_shares_opened(), 40u);
   EXPECT_EQ(deployment.leader().metrics.input_shares_opened(), 40u);
+  // Between levels, both kept the reports' per-level data in level files.
+  for (testing::Party* party : {&deployment.leader(), &deployment.helper()}) {
+    const LevelFiles* files = party->service->report_cache().level_files();
+    ASSERT_NE(files, nullptr);
+    EXPECT_EQ(files->usage().slots, 40u);
+  }
 
   // A repeated level is refused.
   auto again = poplar1.MakeAggParam(2, {*BitString::Parse("011")}, nullptr);

@@ -1,10 +1,16 @@
 // The report cache: values taken out and put back, least recently stored
-// evicted first, one task's reports dropped without touching another's.
+// evicted first, one task's reports dropped without touching another's;
+// with level files, Poplar1 reports keep their levels there and an evicted
+// report frees its slot.
 #include "aggregator/report_cache.h"
 
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <random>
+
+#include "poplar/poplar1.h"
+#include "tests/testing/temp_folder.h"
 
 namespace canopy::aggregator {
 namespace {
@@ -61,6 +67,64 @@ TEST(ReportCache, KeepsTasksApart) {
     EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(r))), -1);
     EXPECT_EQ(MarkOf(cache.Take(Task(2), Report(r))), 20 + r);
   }
+}
+
+// Poplar1 reports put in a cache with level files keep their levels there;
+// one taken out verifies as before (reading back its levels) and drops them
+// again when put back; evicting or erasing reports frees their slots.
+TEST(ReportCache, Poplar1ReportsKeepTheirLevelsInTheFiles) {
+  const std::string folder = canopy::testing::MakeTempFolder("canopy-report-cache");
+  auto files = LevelFiles::Open(folder);
+  ASSERT_TRUE(files);
+  std::shared_ptr<LevelFiles> level_files = std::move(*files);
+  ReportCache cache(3, level_files);
+  auto vdaf = poplar::Poplar1::Create(16);
+  ASSERT_TRUE(vdaf);
+  const std::vector<uint8_t> ctx = {'c', 't', 'x'};
+  std::mt19937_64 random(4);
+  auto bytes = [&](size_t size) {
+    std::vector<uint8_t> out(size);
+    for (uint8_t& byte : out) byte = static_cast<uint8_t>(random());
+    return out;
+  };
+  idpf::BitString measurement;
+  for (int b = 0; b < 16; ++b) measurement = measurement.Extended(b % 3 == 0);
+  const std::vector<uint8_t> nonce = bytes(16);
+  auto shares = (*vdaf)->Shard(ctx, measurement, nonce, bytes((*vdaf)->rand_size()));
+  ASSERT_TRUE(shares);
+  auto prepare = [&] {
+    auto prepared =
+        (*vdaf)->PrepareReport(0, ctx, nonce, shares->public_share, shares->input_shares[0]);
+    EXPECT_TRUE(prepared);
+    return std::move(*prepared);
+  };
+  auto in_memory = prepare();
+  cache.Put(Task(1), Report(1), prepare());
+  EXPECT_EQ(level_files->usage().slots, 1u);
+
+  const std::vector<uint8_t> verify_key = bytes(32);
+  std::shared_ptr<const poplar::AggregationParameter> previous;
+  for (size_t level : {0, 3, 15}) {
+    auto param = (*vdaf)->MakeAggParam(level, {measurement.Prefix(level + 1)}, previous.get());
+    ASSERT_TRUE(param);
+    std::unique_ptr<poplar::PreparedReport> taken = cache.Take(Task(1), Report(1));
+    ASSERT_NE(taken, nullptr);
+    EXPECT_TRUE(taken->levels_in_slot());
+    auto expected = (*vdaf)->VerifyInit(verify_key, ctx, **param, *in_memory);
+    auto got = (*vdaf)->VerifyInit(verify_key, ctx, **param, *taken);
+    ASSERT_TRUE(expected && got) << "level " << level;
+    EXPECT_EQ(got->verifier_share, expected->verifier_share) << "level " << level;
+    cache.Put(Task(1), Report(1), std::move(taken));
+    EXPECT_EQ(level_files->usage().slots, 1u);
+    previous = *param;
+  }
+
+  // Three more reports: the first is evicted and its slot freed.
+  for (uint8_t r = 2; r <= 4; ++r) cache.Put(Task(1), Report(r), prepare());
+  EXPECT_EQ(cache.size(), 3u);
+  EXPECT_EQ(level_files->usage().slots, 3u);
+  cache.EraseTask(Task(1));
+  EXPECT_EQ(level_files->usage().slots, 0u);
 }
 
 }  // namespace

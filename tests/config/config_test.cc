@@ -162,6 +162,40 @@ TEST_F(ConfigTest, LeaderExampleHasResolvedPathsAndDefaults) {
   EXPECT_EQ(helper->limits().request_timeout_seconds(), kDefaultRequestTimeoutSeconds);
   EXPECT_EQ(helper->tolerable_clock_skew_seconds(), kDefaultTolerableClockSkewSeconds);
   EXPECT_EQ(helper->garbage_collection().report_expiry_seconds(), kDefaultReportExpirySeconds);
+  // Level files beside the database unless told otherwise.
+  EXPECT_EQ(helper->level_files_directory(), dir_.string());
+}
+
+TEST_F(ConfigTest, LevelFilesDirectory) {
+  fs::create_directories(dir_ / "levels");
+  Result<AggregatorConfig> relative =
+      ParseAggregatorConfig(std::string(kGoodAggregator) + "level_files_directory: \"levels\"\n",
+                            (dir_ / "helper.textproto").string());
+  ASSERT_TRUE(relative) << relative.error().message();
+  EXPECT_EQ(relative->level_files_directory(), (dir_ / "levels").string());
+
+  Result<AggregatorConfig> in_memory = ParseAggregatorConfig(
+      std::string(kGoodAggregator) + "report_levels_in_memory: true\n", "h.textproto");
+  ASSERT_TRUE(in_memory) << in_memory.error().message();
+  EXPECT_EQ(in_memory->level_files_directory(), "");
+
+  Result<AggregatorConfig> missing =
+      ParseAggregatorConfig(std::string(kGoodAggregator) + "level_files_directory: \"nowhere\"\n",
+                            (dir_ / "helper.textproto").string());
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find(":6: level_files_directory: not a directory"),
+            std::string::npos)
+      << missing.error().message();
+
+  Result<AggregatorConfig> both = ParseAggregatorConfig(
+      std::string(kGoodAggregator) +
+          "level_files_directory: \"levels\"\nreport_levels_in_memory: true\n",
+      (dir_ / "helper.textproto").string());
+  ASSERT_FALSE(both);
+  EXPECT_NE(both.error().message().find(
+                "level_files_directory: set while report_levels_in_memory is true"),
+            std::string::npos)
+      << both.error().message();
 }
 
 TEST_F(ConfigTest, HeavyHittersTaskBuildsItsConfiguration) {

@@ -1,0 +1,281 @@
+#include "aggregator/level_files.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <vector>
+
+namespace canopy::aggregator {
+namespace {
+
+// Levels a file holds: a round of a walk at stride 1 to 4 reads one or two
+// files per report, and a report's first write is one call per file.
+constexpr size_t kLevelsPerFile = 8;
+
+std::string ErrnoText(int error) { return std::strerror(error); }
+
+// A file in `directory` that no name refers to: it lives until closed.
+Result<int> MakeUnlinkedFile(const std::string& directory) {
+  std::string path = directory + "/canopy-levels-XXXXXX";
+  const int fd = mkostemp(path.data(), O_CLOEXEC);
+  if (fd < 0) {
+    return MakeError(ErrorCode::kIoError,
+                     "cannot make a level file in " + directory + ": " + ErrnoText(errno));
+  }
+  unlink(path.c_str());
+  return fd;
+}
+
+// pwrite and pread until done; false with errno set on failure.
+bool WriteAll(int fd, const uint8_t* data, size_t size, uint64_t offset) {
+  while (size > 0) {
+    const ssize_t done = pwrite(fd, data, size, static_cast<off_t>(offset));
+    if (done < 0 && errno == EINTR) continue;
+    if (done <= 0) return false;
+    data += done;
+    size -= static_cast<size_t>(done);
+    offset += static_cast<uint64_t>(done);
+  }
+  return true;
+}
+
+bool ReadAll(int fd, uint8_t* data, size_t size, uint64_t offset) {
+  while (size > 0) {
+    const ssize_t done = pread(fd, data, size, static_cast<off_t>(offset));
+    if (done < 0 && errno == EINTR) continue;
+    if (done <= 0) {
+      if (done == 0) errno = EIO;  // Short: the file lost what was written.
+      return false;
+    }
+    data += done;
+    size -= static_cast<size_t>(done);
+    offset += static_cast<uint64_t>(done);
+  }
+  return true;
+}
+
+}  // namespace
+
+// One task's files and slot numbers. Thread-safe.
+class LevelFiles::TaskFiles {
+ public:
+  static Result<std::shared_ptr<TaskFiles>> Create(const std::string& directory,
+                                                   std::span<const size_t> record_sizes) {
+    auto files = std::shared_ptr<TaskFiles>(new TaskFiles());
+    files->record_sizes_.assign(record_sizes.begin(), record_sizes.end());
+    for (size_t first = 0; first < record_sizes.size(); first += kLevelsPerFile) {
+      File file;
+      file.first_level = first;
+      file.end_level = std::min(first + kLevelsPerFile, record_sizes.size());
+      for (size_t level = first; level < file.end_level; ++level) {
+        files->level_file_.push_back(files->files_.size());
+        files->level_offset_.push_back(file.record_bytes);
+        file.record_bytes += record_sizes[level];
+      }
+      Result<int> fd = MakeUnlinkedFile(directory);
+      if (!fd) return std::unexpected(fd.error());
+      file.fd = *fd;
+      files->files_.push_back(file);
+    }
+    return files;
+  }
+
+  ~TaskFiles() {
+    for (const File& file : files_) close(file.fd);
+  }
+
+  bool Fits(std::span<const size_t> record_sizes) const {
+    return std::equal(record_sizes.begin(), record_sizes.end(), record_sizes_.begin(),
+                      record_sizes_.end());
+  }
+
+  uint64_t Acquire() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++in_use_;
+    if (!free_.empty()) {
+      const uint64_t slot = free_.back();
+      free_.pop_back();
+      return slot;
+    }
+    return next_++;
+  }
+
+  void Release(uint64_t slot) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --in_use_;
+    free_.push_back(slot);
+  }
+
+  Usage usage() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    uint64_t bytes_per_slot = 0;
+    for (const File& file : files_) bytes_per_slot += file.record_bytes;
+    return {in_use_, next_ * bytes_per_slot};
+  }
+
+  // Writes the records of levels from `first` on, back to back.
+  Result<void> Write(uint64_t slot, size_t first, std::span<const uint8_t> records) {
+    return ForEachFile(
+        first, records.size(),
+        [&](const File& file, size_t level, size_t offset, size_t bytes) -> Result<void> {
+          if (!WriteAll(file.fd, records.data() + offset, bytes, Position(file, slot, level))) {
+            return MakeError(ErrorCode::kIoError, "cannot write a level file: " + ErrnoText(errno));
+          }
+          return {};
+        });
+  }
+
+  // Reads the records of levels [first, end), back to back.
+  Result<void> Read(uint64_t slot, size_t first, size_t end, std::span<uint8_t> out) {
+    if (first > end || end > record_sizes_.size()) {
+      return MakeError(ErrorCode::kInvalidArgument, "levels out of range");
+    }
+    size_t bytes = 0;
+    for (size_t level = first; level < end; ++level) bytes += record_sizes_[level];
+    if (bytes != out.size()) {
+      return MakeError(ErrorCode::kInvalidArgument, "the levels do not fill the output");
+    }
+    return ForEachFile(
+        first, out.size(),
+        [&](const File& file, size_t level, size_t offset, size_t size) -> Result<void> {
+          if (!ReadAll(file.fd, out.data() + offset, size, Position(file, slot, level))) {
+            return MakeError(ErrorCode::kIoError, "cannot read a level file: " + ErrnoText(errno));
+          }
+          return {};
+        });
+  }
+
+ private:
+  struct File {
+    size_t first_level = 0;
+    size_t end_level = 0;
+    size_t record_bytes = 0;  // One slot's records of this file's levels.
+    int fd = -1;
+  };
+
+  TaskFiles() = default;
+
+  uint64_t Position(const File& file, uint64_t slot, size_t level) const {
+    return slot * file.record_bytes + level_offset_[level];
+  }
+
+  // Calls `visit(file, first level, offset in the bytes, size)` for each
+  // file that the records of `bytes` bytes from level `first` on touch.
+  template <typename Visit>
+  Result<void> ForEachFile(size_t first, size_t bytes, Visit visit) const {
+    size_t level = first;
+    size_t offset = 0;
+    while (offset < bytes) {
+      if (level >= record_sizes_.size()) {
+        return MakeError(ErrorCode::kInvalidArgument, "records beyond the last level");
+      }
+      const File& file = files_[level_file_[level]];
+      size_t size = 0;
+      const size_t start = level;
+      for (; level < file.end_level && offset + size < bytes; ++level) {
+        size += record_sizes_[level];
+      }
+      if (offset + size > bytes) {
+        return MakeError(ErrorCode::kInvalidArgument, "records end inside a level");
+      }
+      if (Result<void> done = visit(file, start, offset, size); !done) return done;
+      offset += size;
+    }
+    return {};
+  }
+
+  std::vector<size_t> record_sizes_;
+  std::vector<size_t> level_file_;    // The file of each level.
+  std::vector<size_t> level_offset_;  // Each level's offset in its file's record.
+  std::vector<File> files_;
+
+  mutable std::mutex mutex_;
+  uint64_t next_ = 0;  // Slots ever handed out; the files span this many.
+  uint64_t in_use_ = 0;
+  std::vector<uint64_t> free_;
+};
+
+// One report's slot in its task's files.
+class LevelFiles::Slot final : public poplar::LevelSlot {
+ public:
+  explicit Slot(std::shared_ptr<TaskFiles> files) : files_(std::move(files)) {
+    slot_ = files_->Acquire();
+  }
+  ~Slot() override { files_->Release(slot_); }
+
+  Result<void> Write(size_t first, std::span<const uint8_t> records) override {
+    return files_->Write(slot_, first, records);
+  }
+
+  Result<void> Read(size_t first, size_t end, std::span<uint8_t> out) override {
+    Result<void> read = files_->Read(slot_, first, end, out);
+    if (!read && read.error().code() == ErrorCode::kIoError) {
+      // What was written cannot be read back: going on would verify from
+      // wrong data or reject a good report. The datastore holds every share,
+      // so a restart prepares the reports again and loses nothing.
+      std::cerr << "canopy-aggregator: " << read.error().message()
+                << "; stopping (a restart prepares the reports again from the datastore)\n";
+      std::abort();
+    }
+    return read;
+  }
+
+ private:
+  std::shared_ptr<TaskFiles> files_;
+  uint64_t slot_ = 0;
+};
+
+Result<std::unique_ptr<LevelFiles>> LevelFiles::Open(const std::string& directory) {
+  Result<int> probe = MakeUnlinkedFile(directory);
+  if (!probe) return std::unexpected(probe.error());
+  close(*probe);
+  return std::unique_ptr<LevelFiles>(new LevelFiles(directory));
+}
+
+LevelFiles::~LevelFiles() = default;
+
+Result<std::unique_ptr<poplar::LevelSlot>> LevelFiles::NewSlot(
+    const dap::TaskId& task_id, std::span<const size_t> record_sizes) {
+  if (record_sizes.empty()) return MakeError(ErrorCode::kInvalidArgument, "no levels");
+  std::shared_ptr<TaskFiles> files;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = tasks_.find(task_id);
+    if (found != tasks_.end() && found->second->Fits(record_sizes)) {
+      files = found->second;
+    } else {
+      // A task replaced by one with another VDAF gets new files.
+      auto created = TaskFiles::Create(directory_, record_sizes);
+      if (!created) return std::unexpected(created.error());
+      files = *created;
+      tasks_[task_id] = files;
+    }
+  }
+  return std::unique_ptr<poplar::LevelSlot>(new Slot(std::move(files)));
+}
+
+void LevelFiles::EraseTask(const dap::TaskId& task_id) {
+  std::shared_ptr<TaskFiles> erased;  // Closed outside the lock.
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = tasks_.find(task_id);
+  if (found == tasks_.end()) return;
+  erased = std::move(found->second);
+  tasks_.erase(found);
+}
+
+LevelFiles::Usage LevelFiles::usage() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Usage total;
+  for (const auto& [task_id, files] : tasks_) {
+    const Usage task = files->usage();
+    total.slots += task.slots;
+    total.file_bytes += task.file_bytes;
+  }
+  return total;
+}
+
+}  // namespace canopy::aggregator

@@ -1,0 +1,74 @@
+// Files that hold the per-level data of the reports in the report cache
+// (Poplar1: each level's correction words and correlated-randomness shares,
+// about 12.5 KB a report at 256 bits), so that memory keeps only the few
+// hundred bytes a report needs between levels: the IDPF node states, keys and
+// XOF positions. A heavy-hitters walk of a million reports then fits in memory
+// (docs/PERFORMANCE.md, "Memory").
+//
+// Layout: each task has one file per chunk of eight consecutive levels, and
+// each cached report a slot number; a report's records for a chunk sit at
+// slot * (the chunk's record size). A level of a walk therefore reads one
+// short record per report from one file, and a round reads the files in the
+// order the reports were first cached (the order of the jobs), close to
+// sequentially. The files are unlinked as soon as they are made: nothing
+// remains after the process ends, whichever way it ends, and the reports are
+// prepared again from the datastore after a restart. Freed slots are reused.
+#ifndef CANOPY_AGGREGATOR_LEVEL_FILES_H_
+#define CANOPY_AGGREGATOR_LEVEL_FILES_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+
+#include "crypto/error.h"
+#include "dap/messages.h"
+#include "poplar/vdaf.h"
+
+namespace canopy::aggregator {
+
+class LevelFiles {
+ public:
+  // Files will be made in `directory`. Errors (kIoError): a file cannot be
+  // made there (checked by making one), with the directory named.
+  static Result<std::unique_ptr<LevelFiles>> Open(const std::string& directory);
+
+  ~LevelFiles();
+  LevelFiles(const LevelFiles&) = delete;
+  LevelFiles& operator=(const LevelFiles&) = delete;
+
+  // A slot for one report of `task_id` whose levels have these record sizes
+  // (PreparedReport::LevelRecordSizes). Destroying the slot frees it. A slot
+  // that cannot read back what it wrote (the disk failed under a running
+  // aggregator) stops the process: a verification must never go on from
+  // wrong data, and a restart loses nothing. Errors (kIoError): the task's
+  // files cannot be made; (kInvalidArgument): no levels.
+  Result<std::unique_ptr<poplar::LevelSlot>> NewSlot(const dap::TaskId& task_id,
+                                                     std::span<const size_t> record_sizes);
+
+  // Forgets a task's files; slots still in use keep them open until freed.
+  void EraseTask(const dap::TaskId& task_id);
+
+  // Slots in use, and bytes the files span, over every task.
+  struct Usage {
+    uint64_t slots = 0;
+    uint64_t file_bytes = 0;
+  };
+  Usage usage() const;
+
+ private:
+  class TaskFiles;
+  class Slot;
+  explicit LevelFiles(std::string directory) : directory_(std::move(directory)) {}
+
+  std::string directory_;
+  mutable std::mutex mutex_;
+  std::map<dap::TaskId, std::shared_ptr<TaskFiles>> tasks_;
+};
+
+}  // namespace canopy::aggregator
+
+#endif  // CANOPY_AGGREGATOR_LEVEL_FILES_H_

@@ -1,0 +1,139 @@
+// The level files: records written for a slot read back whole or in part
+// across file boundaries, slots freed and reused, tasks kept apart, bad
+// arguments refused.
+#include "aggregator/level_files.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <numeric>
+#include <random>
+
+#include "tests/testing/temp_folder.h"
+
+namespace canopy::aggregator {
+namespace {
+
+dap::TaskId Task(uint8_t n) {
+  dap::TaskId id{};
+  id.fill(n);
+  return id;
+}
+
+// Record sizes like Poplar1's at 20 bits: 49 bytes, the leaf 145.
+std::vector<size_t> Sizes(size_t levels) {
+  std::vector<size_t> sizes(levels, 49);
+  sizes.back() = 145;
+  return sizes;
+}
+
+std::vector<uint8_t> RandomRecords(std::span<const size_t> sizes, std::mt19937_64& random) {
+  std::vector<uint8_t> bytes(std::accumulate(sizes.begin(), sizes.end(), size_t{0}));
+  for (uint8_t& byte : bytes) byte = static_cast<uint8_t>(random());
+  return bytes;
+}
+
+// The bytes of levels [first, end) within all levels' records.
+std::vector<uint8_t> Levels(const std::vector<uint8_t>& all, std::span<const size_t> sizes,
+                            size_t first, size_t end) {
+  const size_t from = std::accumulate(sizes.begin(), sizes.begin() + first, size_t{0});
+  const size_t to = std::accumulate(sizes.begin(), sizes.begin() + end, size_t{0});
+  return {all.begin() + static_cast<ptrdiff_t>(from), all.begin() + static_cast<ptrdiff_t>(to)};
+}
+
+TEST(LevelFiles, SlotsReadBackWhatTheyWrote) {
+  const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
+  auto files = LevelFiles::Open(folder);
+  ASSERT_TRUE(files) << files.error().ToString();
+  // The files have no names: nothing appears in the folder.
+  EXPECT_TRUE(std::filesystem::is_empty(folder));
+  std::mt19937_64 random(1);
+  const std::vector<size_t> sizes = Sizes(20);
+  std::vector<std::unique_ptr<poplar::LevelSlot>> slots;
+  std::vector<std::vector<uint8_t>> written;
+  for (int i = 0; i < 5; ++i) {
+    auto slot = (*files)->NewSlot(Task(1), sizes);
+    ASSERT_TRUE(slot) << slot.error().ToString();
+    written.push_back(RandomRecords(sizes, random));
+    ASSERT_TRUE((*slot)->Write(0, written.back()));
+    slots.push_back(std::move(*slot));
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(folder));
+  EXPECT_EQ((*files)->usage().slots, 5u);
+  EXPECT_EQ((*files)->usage().file_bytes, 5u * (19 * 49 + 145));
+  // Every range, within one file (eight levels each) or across several.
+  for (size_t s = 0; s < slots.size(); ++s) {
+    for (auto [first, end] :
+         {std::pair<size_t, size_t>{0, 1}, {3, 7}, {6, 10}, {0, 20}, {19, 20}, {8, 16}, {5, 5}}) {
+      std::vector<uint8_t> out(Levels(written[s], sizes, first, end).size());
+      ASSERT_TRUE(slots[s]->Read(first, end, out));
+      EXPECT_EQ(out, Levels(written[s], sizes, first, end)) << first << ".." << end;
+    }
+  }
+  // A part written later replaces just those levels.
+  std::vector<uint8_t> part = RandomRecords(std::span(sizes).subspan(7, 3), random);
+  ASSERT_TRUE(slots[2]->Write(7, part));
+  std::vector<uint8_t> out(part.size());
+  ASSERT_TRUE(slots[2]->Read(7, 10, out));
+  EXPECT_EQ(out, part);
+  std::vector<uint8_t> before(Levels(written[2], sizes, 0, 7).size());
+  ASSERT_TRUE(slots[2]->Read(0, 7, before));
+  EXPECT_EQ(before, Levels(written[2], sizes, 0, 7));
+
+  // A freed slot is reused: the files do not grow.
+  slots.erase(slots.begin() + 1);
+  EXPECT_EQ((*files)->usage().slots, 4u);
+  auto reused = (*files)->NewSlot(Task(1), sizes);
+  ASSERT_TRUE(reused);
+  EXPECT_EQ((*files)->usage().slots, 5u);
+  EXPECT_EQ((*files)->usage().file_bytes, 5u * (19 * 49 + 145));
+}
+
+TEST(LevelFiles, TasksHaveTheirOwnFiles) {
+  const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
+  auto files = LevelFiles::Open(folder);
+  ASSERT_TRUE(files);
+  std::mt19937_64 random(2);
+  auto one = (*files)->NewSlot(Task(1), Sizes(4));
+  auto two = (*files)->NewSlot(Task(2), Sizes(12));
+  ASSERT_TRUE(one && two);
+  const std::vector<uint8_t> first = RandomRecords(Sizes(4), random);
+  const std::vector<uint8_t> second = RandomRecords(Sizes(12), random);
+  ASSERT_TRUE((*one)->Write(0, first));
+  ASSERT_TRUE((*two)->Write(0, second));
+  // Erasing a task keeps its files open for the slots still in use.
+  (*files)->EraseTask(Task(1));
+  std::vector<uint8_t> out(first.size());
+  ASSERT_TRUE((*one)->Read(0, 4, out));
+  EXPECT_EQ(out, first);
+  EXPECT_EQ((*files)->usage().slots, 1u);  // Only task 2's files are counted.
+  out.resize(second.size());
+  ASSERT_TRUE((*two)->Read(0, 12, out));
+  EXPECT_EQ(out, second);
+}
+
+TEST(LevelFiles, RefusesBadArguments) {
+  const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
+  auto missing = LevelFiles::Open(folder + "/no-such-folder");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), ErrorCode::kIoError);
+  EXPECT_NE(missing.error().message().find("no-such-folder"), std::string::npos);
+
+  auto files = LevelFiles::Open(folder);
+  ASSERT_TRUE(files);
+  EXPECT_FALSE((*files)->NewSlot(Task(1), {}));
+  auto slot = (*files)->NewSlot(Task(1), Sizes(10));
+  ASSERT_TRUE(slot);
+  // Records that end inside a level, or go beyond the last.
+  std::vector<uint8_t> bytes(50);
+  EXPECT_EQ((*slot)->Write(0, bytes).error().code(), ErrorCode::kInvalidArgument);
+  bytes.resize(145 + 49);
+  EXPECT_EQ((*slot)->Write(9, bytes).error().code(), ErrorCode::kInvalidArgument);
+  // A read whose output does not match the levels, or out of range.
+  std::vector<uint8_t> out(48);
+  EXPECT_EQ((*slot)->Read(0, 1, out).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ((*slot)->Read(9, 11, out).error().code(), ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace canopy::aggregator
