@@ -74,6 +74,17 @@ WalkScratch& ThreadScratch() {
   return scratch;
 }
 
+// The capacity of a few levels outlives HoldLevels(0, 0): a walk holds a
+// round's few levels, drops them and holds the next round's, and would
+// otherwise free and allocate four vectors per report and round.
+constexpr size_t kLevelsKeptAllocated = 8;
+
+template <typename T>
+void ResizeKeepingSmall(std::vector<T>& values, size_t size) {
+  values.resize(size);
+  if (values.capacity() > std::max(size, kLevelsKeptAllocated)) values.shrink_to_fit();
+}
+
 Result<void> CheckPublicShareShape(const PublicShare& public_share, size_t bits) {
   if (public_share.seed_corrections.size() != bits ||
       public_share.ctrl_corrections.size() != bits ||
@@ -587,13 +598,11 @@ void CachedEvaluator::ExportLevel(size_t level, std::span<uint8_t> out) const {
 
 void CachedEvaluator::HoldLevels(size_t first, size_t end) {
   levels_first_ = first;
-  public_share_.seed_corrections.resize(end - first);
-  public_share_.seed_corrections.shrink_to_fit();
-  public_share_.ctrl_corrections.resize(end - first);
-  public_share_.ctrl_corrections.shrink_to_fit();
   const size_t inner_end = std::min(end, bits_ - 1);
-  public_share_.inner_value_corrections.resize(inner_end > first ? inner_end - first : 0);
-  public_share_.inner_value_corrections.shrink_to_fit();
+  ResizeKeepingSmall(public_share_.seed_corrections, end - first);
+  ResizeKeepingSmall(public_share_.ctrl_corrections, end - first);
+  ResizeKeepingSmall(public_share_.inner_value_corrections,
+                     inner_end > first ? inner_end - first : 0);
 }
 
 Result<void> CachedEvaluator::ImportLevel(size_t level, std::span<const uint8_t> in) {

@@ -292,8 +292,11 @@ class Poplar1Report final : public PreparedReport {
     evaluator_.HoldLevels(first, end);
     crypto::SecureWipeVector(share_.corr_inner);
     const size_t inner_end = std::min(end, bits_ - 1);
-    share_.corr_inner.resize(inner_end > first ? 2 * (inner_end - first) : 0);
-    share_.corr_inner.shrink_to_fit();
+    // As the evaluator does, a round's few levels stay allocated.
+    const size_t size = inner_end > first ? 2 * (inner_end - first) : 0;
+    share_.corr_inner.resize(size);
+    if (share_.corr_inner.capacity() > std::max<size_t>(size, 16))
+      share_.corr_inner.shrink_to_fit();
     if (end != bits_) crypto::SecureWipeObject(share_.corr_leaf);
   }
 
