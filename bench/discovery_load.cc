@@ -8,8 +8,8 @@
 //
 //   build/bench/discovery_load --reports 100000 [--bits 256] [--stride 4]
 //       [--first-round-bits 4] [--threshold 0.01] [--distinct 1000]
-//       [--exponent 1.03] [--seed 1] [--job-size 500] [--workers 0] [--keep]
-//       [--force]
+//       [--exponent 1.03] [--seed 1] [--job-size 500] [--workers 0]
+//       [--levels-in-memory] [--keep] [--force]
 //
 // Both aggregators keep every report in memory between levels (about 20 KB
 // each at 256 bits); a run that would not fit in the memory available is
@@ -17,15 +17,19 @@
 //
 // Exit status: 0 when the heavy hitters equal the true counts, 1 otherwise or
 // on any failure, 2 for bad arguments.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "client_app/bulk_upload.h"
@@ -53,7 +57,8 @@ struct Options {
   uint32_t job_size = 500;
   uint32_t workers = 0;  // Each aggregator's VDAF threads; 0: its default.
   bool keep = false;
-  bool force = false;  // Run even when the caches would not fit in memory.
+  bool force = false;             // Run even when the caches would not fit in memory.
+  bool levels_in_memory = false;  // The aggregators' report_levels_in_memory.
 };
 
 bool ParseOptions(int argc, char** argv, Options& options) {
@@ -65,6 +70,10 @@ bool ParseOptions(int argc, char** argv, Options& options) {
     }
     if (flag == "--force") {
       options.force = true;
+      continue;
+    }
+    if (flag == "--levels-in-memory") {
+      options.levels_in_memory = true;
       continue;
     }
     if (i + 1 >= argc) {
@@ -145,6 +154,56 @@ std::optional<uint64_t> AvailableMemory() {
   return std::nullopt;
 }
 
+// A process's anonymous resident memory (RssAnon of /proc/PID/status), in
+// bytes; 0 where it cannot be read. Anonymous memory is what the process
+// itself holds; its resident file pages (SQLite maps up to 1 GB of its
+// database) are the kernel's to drop.
+uint64_t AnonymousMemoryOf(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("RssAnon:")) return std::stoull(line.substr(8)) * 1024;
+  }
+  return 0;
+}
+
+// Samples the anonymous memory of some processes every second, keeping the
+// largest figure of each, until destroyed.
+class PeakMemorySampler {
+ public:
+  explicit PeakMemorySampler(std::vector<pid_t> pids)
+      : pids_(std::move(pids)), peaks_(pids_.size()) {
+    thread_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(mutex_);
+      do {
+        for (size_t i = 0; i < pids_.size(); ++i) {
+          peaks_[i] = std::max(peaks_[i], AnonymousMemoryOf(pids_[i]));
+        }
+      } while (!stop_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; }));
+    });
+  }
+  ~PeakMemorySampler() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    stop_.notify_all();
+    thread_.join();
+  }
+  std::vector<uint64_t> peaks() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return peaks_;
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+  std::vector<uint64_t> peaks_;
+  std::mutex mutex_;
+  std::condition_variable stop_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 std::string Gigabytes(uint64_t bytes) {
   char text[32];
   std::snprintf(text, sizeof(text), "%.1f", static_cast<double>(bytes) / 1e9);
@@ -179,6 +238,7 @@ int Run(const Options& options) {
   for (testing::AggregatorSettings* settings :
        {&deployment_options.leader, &deployment_options.helper}) {
     settings->worker_threads = options.workers;
+    settings->report_levels_in_memory = options.levels_in_memory;
     settings->report_cache_reports = std::max<uint64_t>(options.reports, 100000);
     settings->max_reports_per_aggregation_job = options.job_size;
   }
@@ -206,6 +266,7 @@ int Run(const Options& options) {
     std::cerr << started.error().message() << "\n" << (*deployment)->Logs();
     return 1;
   }
+  PeakMemorySampler sampler({(*deployment)->leader().pid(), (*deployment)->helper().pid()});
   std::cout << "discovery_load: " << options.reports << " reports of " << options.bits / 8
             << "-byte strings (Zipf " << options.exponent << " over " << options.distinct
             << " strings), threshold " << options.threshold << " of the reports, " << options.stride
@@ -332,6 +393,9 @@ int Run(const Options& options) {
             << "\n"
             << "total: " << Seconds(Clock::now() - begin) << " s (upload " << Seconds(upload_time)
             << " s, discovery " << Seconds(walk_time + output_time) << " s)\n";
+  const std::vector<uint64_t> peaks = sampler.peaks();
+  std::cout << "memory (anonymous, largest of one-second samples): leader " << Megabytes(peaks[0])
+            << " MB, helper " << Megabytes(peaks[1]) << " MB\n";
   auto stopped = (*deployment)->Stop();
   if (!stopped) std::cerr << stopped.error().message() << "\n";
   return exact ? 0 : 1;
@@ -351,7 +415,8 @@ int main(int argc, char** argv) {
   if (!parsed) {
     std::cerr << "usage: discovery_load [--reports N] [--bits B] [--stride S] "
                  "[--first-round-bits F] [--threshold T] [--distinct D] [--exponent E] "
-                 "[--seed S] [--job-size J] [--workers W] [--keep] [--force]\n";
+                 "[--seed S] [--job-size J] [--workers W] [--levels-in-memory] [--keep] "
+                 "[--force]\n";
     return 2;
   }
   return canopy::bench::Run(options);

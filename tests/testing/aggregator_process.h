@@ -116,6 +116,8 @@ class AggregatorProcess {
   uint16_t port() const { return port_; }
   // How many times Start was called.
   int starts() const { return starts_; }
+  // The running process's ID (for its /proc entries), -1 before a start.
+  pid_t pid() const { return process_.pid(); }
 
  private:
   void AppendToLog(const std::string& line) const;

@@ -263,6 +263,7 @@ Result<void> LocalDeployment::WriteAggregatorConfig(bool leader) const {
     config.set_max_reports_per_aggregation_job(settings.max_reports_per_aggregation_job);
   }
   config.set_report_cache_reports(settings.report_cache_reports);
+  config.set_report_levels_in_memory(settings.report_levels_in_memory);
   config.mutable_limits()->set_worker_threads(settings.worker_threads);
   config::HpkeKeyFiles* key = config.add_hpke_keys();
   key->set_config_id(leader ? 1 : 2);

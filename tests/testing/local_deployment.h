@@ -52,6 +52,8 @@ struct AggregatorSettings {
   uint32_t max_reports_per_aggregation_job = 0;
   // Poplar1 reports kept in memory across the levels of a walk.
   uint64_t report_cache_reports = 0;
+  // Their levels too, instead of level files beside the database.
+  bool report_levels_in_memory = false;
 };
 
 struct LocalDeploymentOptions {
