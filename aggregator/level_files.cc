@@ -13,8 +13,15 @@ namespace canopy::aggregator {
 namespace {
 
 // Levels a file holds: a round of a walk at stride 1 to 4 reads one or two
-// files per report, and a report's first write is one call per file.
+// files per report, and a report's first write is one call per file. Long
+// strings put more levels in a file, so that a task never holds more than
+// kMaxFiles descriptors.
 constexpr size_t kLevelsPerFile = 8;
+constexpr size_t kMaxFiles = 32;
+
+size_t LevelsPerFile(size_t levels) {
+  return std::max(kLevelsPerFile, (levels + kMaxFiles - 1) / kMaxFiles);
+}
 
 std::string ErrnoText(int error) { return std::strerror(error); }
 
@@ -26,7 +33,13 @@ Result<int> MakeUnlinkedFile(const std::string& directory) {
     return MakeError(ErrorCode::kIoError,
                      "cannot make a level file in " + directory + ": " + ErrnoText(errno));
   }
-  unlink(path.c_str());
+  // A file left with a name would outlive the process with shares in it.
+  if (unlink(path.c_str()) != 0) {
+    const int error = errno;
+    close(fd);
+    return MakeError(ErrorCode::kIoError,
+                     "cannot unlink the level file " + path + ": " + ErrnoText(error));
+  }
   return fd;
 }
 
@@ -35,7 +48,10 @@ bool WriteAll(int fd, const uint8_t* data, size_t size, uint64_t offset) {
   while (size > 0) {
     const ssize_t done = pwrite(fd, data, size, static_cast<off_t>(offset));
     if (done < 0 && errno == EINTR) continue;
-    if (done <= 0) return false;
+    if (done <= 0) {
+      if (done == 0) errno = EIO;
+      return false;
+    }
     data += done;
     size -= static_cast<size_t>(done);
     offset += static_cast<uint64_t>(done);
@@ -67,10 +83,11 @@ class LevelFiles::TaskFiles {
                                                    std::span<const size_t> record_sizes) {
     auto files = std::shared_ptr<TaskFiles>(new TaskFiles());
     files->record_sizes_.assign(record_sizes.begin(), record_sizes.end());
-    for (size_t first = 0; first < record_sizes.size(); first += kLevelsPerFile) {
+    const size_t levels_per_file = LevelsPerFile(record_sizes.size());
+    for (size_t first = 0; first < record_sizes.size(); first += levels_per_file) {
       File file;
       file.first_level = first;
-      file.end_level = std::min(first + kLevelsPerFile, record_sizes.size());
+      file.end_level = std::min(first + levels_per_file, record_sizes.size());
       for (size_t level = first; level < file.end_level; ++level) {
         files->level_file_.push_back(files->files_.size());
         files->level_offset_.push_back(file.record_bytes);
@@ -119,6 +136,9 @@ class LevelFiles::TaskFiles {
 
   // Writes the records of levels from `first` on, back to back.
   Result<void> Write(uint64_t slot, size_t first, std::span<const uint8_t> records) {
+    // Checked whole first, so that a bad call writes nothing.
+    auto nothing = [](const File&, size_t, size_t, size_t) -> Result<void> { return {}; };
+    if (Result<void> fits = ForEachFile(first, records.size(), nothing); !fits) return fits;
     return ForEachFile(
         first, records.size(),
         [&](const File& file, size_t level, size_t offset, size_t bytes) -> Result<void> {
@@ -245,12 +265,20 @@ Result<std::unique_ptr<poplar::LevelSlot>> LevelFiles::NewSlot(
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto found = tasks_.find(task_id);
-    if (found != tasks_.end() && found->second->Fits(record_sizes)) {
-      files = found->second;
-    } else {
-      // A task replaced by one with another VDAF gets new files.
+    if (found != tasks_.end()) files = found->second.lock();
+    // A task replaced by one with another VDAF gets new files.
+    if (files == nullptr || !files->Fits(record_sizes)) {
+      // After a failure, a while passes before the next try: every report
+      // stored meanwhile would otherwise try (and fail) to make the files.
+      const auto now = std::chrono::steady_clock::now();
+      if (last_failure_ && now - last_failure_->first < kRetryAfterFailure) {
+        return std::unexpected(last_failure_->second);
+      }
       auto created = TaskFiles::Create(directory_, record_sizes);
-      if (!created) return std::unexpected(created.error());
+      if (!created) {
+        last_failure_.emplace(now, created.error());
+        return std::unexpected(created.error());
+      }
       files = *created;
       tasks_[task_id] = files;
     }
@@ -259,21 +287,19 @@ Result<std::unique_ptr<poplar::LevelSlot>> LevelFiles::NewSlot(
 }
 
 void LevelFiles::EraseTask(const dap::TaskId& task_id) {
-  std::shared_ptr<TaskFiles> erased;  // Closed outside the lock.
   std::lock_guard<std::mutex> lock(mutex_);
-  auto found = tasks_.find(task_id);
-  if (found == tasks_.end()) return;
-  erased = std::move(found->second);
-  tasks_.erase(found);
+  tasks_.erase(task_id);
 }
 
 LevelFiles::Usage LevelFiles::usage() const {
   std::lock_guard<std::mutex> lock(mutex_);
   Usage total;
-  for (const auto& [task_id, files] : tasks_) {
-    const Usage task = files->usage();
-    total.slots += task.slots;
-    total.file_bytes += task.file_bytes;
+  for (const auto& [task_id, weak] : tasks_) {
+    if (std::shared_ptr<TaskFiles> files = weak.lock()) {
+      const Usage task = files->usage();
+      total.slots += task.slots;
+      total.file_bytes += task.file_bytes;
+    }
   }
   return total;
 }

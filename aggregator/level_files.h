@@ -5,24 +5,33 @@
 // XOF positions. A heavy-hitters walk of a million reports then fits in memory
 // (docs/PERFORMANCE.md, "Memory").
 //
-// Layout: each task has one file per chunk of eight consecutive levels, and
-// each cached report a slot number; a report's records for a chunk sit at
-// slot * (the chunk's record size). A level of a walk therefore reads one
-// short record per report from one file, and a round reads the files in the
-// order the reports were first cached (the order of the jobs), close to
-// sequentially. The files are unlinked as soon as they are made: nothing
-// remains after the process ends, whichever way it ends, and the reports are
-// prepared again from the datastore after a restart. Freed slots are reused.
+// Layout: each task has one file per chunk of eight consecutive levels (more
+// for strings over 256 bits: at most 32 files a task), and each cached report
+// a slot number; a report's records for a chunk sit at slot * (the chunk's
+// record size). A round of a walk at a few bits therefore reads one short
+// record per report from one file (two when it crosses a chunk), mostly in
+// the order the reports were first cached, the order of the jobs. Freed slots
+// are reused; a task's files are closed, and their space freed, when its last
+// report leaves the cache. The files are unlinked as soon as they are made:
+// nothing remains after the process ends, whichever way it ends, and the
+// reports are prepared again from the datastore after a restart.
+//
+// The files are trusted as memory is: no checksums. They hold the levels'
+// correlated-randomness shares in the clear, as the datastore holds the
+// input shares; a freed slot is overwritten only when reused.
 #ifndef CANOPY_AGGREGATOR_LEVEL_FILES_H_
 #define CANOPY_AGGREGATOR_LEVEL_FILES_H_
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
+#include <utility>
 
 #include "crypto/error.h"
 #include "dap/messages.h"
@@ -43,13 +52,15 @@ class LevelFiles {
   // A slot for one report of `task_id` whose levels have these record sizes
   // (PreparedReport::LevelRecordSizes). Destroying the slot frees it. A slot
   // that cannot read back what it wrote (the disk failed under a running
-  // aggregator) stops the process: a verification must never go on from
-  // wrong data, and a restart loses nothing. Errors (kIoError): the task's
-  // files cannot be made; (kInvalidArgument): no levels.
+  // aggregator) stops the process: going on would reject good reports for
+  // the rest of their walk, and a restart loses nothing. Errors (kIoError): the task's
+  // files cannot be made (then, for ten seconds, every call fails the same
+  // way without trying again); (kInvalidArgument): no levels.
   Result<std::unique_ptr<poplar::LevelSlot>> NewSlot(const dap::TaskId& task_id,
                                                      std::span<const size_t> record_sizes);
 
-  // Forgets a task's files; slots still in use keep them open until freed.
+  // Forgets a task's files (its next slot gets new ones); slots still in use
+  // keep the old ones open until freed.
   void EraseTask(const dap::TaskId& task_id);
 
   // Slots in use, and bytes the files span, over every task.
@@ -64,9 +75,14 @@ class LevelFiles {
   class Slot;
   explicit LevelFiles(std::string directory) : directory_(std::move(directory)) {}
 
+  static constexpr std::chrono::seconds kRetryAfterFailure{10};
+
   std::string directory_;
   mutable std::mutex mutex_;
-  std::map<dap::TaskId, std::shared_ptr<TaskFiles>> tasks_;
+  // The slots own their task's files: a task's files are closed, and their
+  // space freed, when its last cached report leaves the cache.
+  std::map<dap::TaskId, std::weak_ptr<TaskFiles>> tasks_;
+  std::optional<std::pair<std::chrono::steady_clock::time_point, Error>> last_failure_;
 };
 
 }  // namespace canopy::aggregator

@@ -7,6 +7,8 @@
 // Exit status: 0 after a clean shutdown or a good check, 1 for a bad
 // configuration (the message names the file, line and field), 2 for bad
 // arguments, 3 when the service cannot start (database, address in use).
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -67,6 +69,17 @@ Result<std::vector<dap::AggregatorHpkeKey>> LoadHpkeKeys(const config::Aggregato
   return keys;
 }
 
+// Raises the soft limit on open files to the hard one: connections, the
+// database and the level files (up to 32 a Poplar1 task) all take
+// descriptors, and the usual soft limit of 1024 is a default, not a policy.
+void RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 int Serve(const std::string& config_path, bool check_only) {
   config::LoadOptions load_options;
   load_options.check_key_files = true;
@@ -104,6 +117,7 @@ int Serve(const std::string& config_path, bool check_only) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  RaiseOpenFileLimit();
   SqliteOptions sqlite_options;
   sqlite_options.path = config->database_path();
   auto datastore = OpenSqliteDatastore(sqlite_options);
@@ -126,7 +140,7 @@ int Serve(const std::string& config_path, bool check_only) {
     if (!level_files) {
       std::cerr << config_path << ": level_files_directory: " << level_files.error().message()
                 << "\n";
-      return 1;
+      return 3;
     }
     service_options.level_files = std::move(*level_files);
   }

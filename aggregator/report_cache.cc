@@ -5,7 +5,7 @@
 namespace canopy::aggregator {
 
 ReportCache::ReportCache(size_t capacity, std::shared_ptr<LevelFiles> level_files)
-    : cache_(capacity), capacity_(capacity), level_files_(std::move(level_files)) {}
+    : capacity_(capacity), level_files_(std::move(level_files)), cache_(capacity) {}
 
 ReportCache::~ReportCache() = default;
 

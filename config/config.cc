@@ -434,7 +434,8 @@ void CheckAggregator(AggregatorConfig& config, const Where& where, const std::st
     config.set_level_files_directory(internal::ResolvePath(file, config.level_files_directory()));
     std::error_code error;
     if (!std::filesystem::is_directory(config.level_files_directory(), error)) {
-      where.Fail("level_files_directory", "not a directory: " + config.level_files_directory());
+      where.Fail("level_files_directory", (error ? error.message() + ": " : "not a directory: ") +
+                                              config.level_files_directory());
     }
   }
   if (config.max_reports_per_aggregation_job() == 0) {

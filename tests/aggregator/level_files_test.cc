@@ -87,6 +87,35 @@ TEST(LevelFiles, SlotsReadBackWhatTheyWrote) {
   ASSERT_TRUE(reused);
   EXPECT_EQ((*files)->usage().slots, 5u);
   EXPECT_EQ((*files)->usage().file_bytes, 5u * (19 * 49 + 145));
+
+  // Once the task's last slot is freed its files go; the next slot starts
+  // new ones.
+  slots.clear();
+  reused->reset();
+  EXPECT_EQ((*files)->usage().slots, 0u);
+  EXPECT_EQ((*files)->usage().file_bytes, 0u);
+  auto fresh = (*files)->NewSlot(Task(1), sizes);
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ((*files)->usage().file_bytes, 19u * 49 + 145);
+}
+
+// Long strings put more levels in each file (a task holds at most 32 files);
+// reads and writes are the same.
+TEST(LevelFiles, LongStrings) {
+  const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
+  auto files = LevelFiles::Open(folder);
+  ASSERT_TRUE(files);
+  std::mt19937_64 random(3);
+  const std::vector<size_t> sizes = Sizes(1000);
+  auto slot = (*files)->NewSlot(Task(1), sizes);
+  ASSERT_TRUE(slot);
+  const std::vector<uint8_t> written = RandomRecords(sizes, random);
+  ASSERT_TRUE((*slot)->Write(0, written));
+  for (auto [first, end] : {std::pair<size_t, size_t>{0, 1000}, {30, 34}, {31, 33}, {996, 1000}}) {
+    std::vector<uint8_t> out(Levels(written, sizes, first, end).size());
+    ASSERT_TRUE((*slot)->Read(first, end, out));
+    EXPECT_EQ(out, Levels(written, sizes, first, end)) << first << ".." << end;
+  }
 }
 
 TEST(LevelFiles, TasksHaveTheirOwnFiles) {
@@ -129,6 +158,14 @@ TEST(LevelFiles, RefusesBadArguments) {
   EXPECT_EQ((*slot)->Write(0, bytes).error().code(), ErrorCode::kInvalidArgument);
   bytes.resize(145 + 49);
   EXPECT_EQ((*slot)->Write(9, bytes).error().code(), ErrorCode::kInvalidArgument);
+  // A refused write wrote nothing: levels 0 to 8 read back as written.
+  std::vector<uint8_t> nine(9 * 49, 7);
+  ASSERT_TRUE((*slot)->Write(0, nine));
+  bytes.assign(9 * 49 + 145 + 1, 1);  // One byte beyond the last level.
+  EXPECT_EQ((*slot)->Write(0, bytes).error().code(), ErrorCode::kInvalidArgument);
+  std::vector<uint8_t> back(9 * 49);
+  ASSERT_TRUE((*slot)->Read(0, 9, back));
+  EXPECT_EQ(back, nine);
   // A read whose output does not match the levels, or out of range.
   std::vector<uint8_t> out(48);
   EXPECT_EQ((*slot)->Read(0, 1, out).error().code(), ErrorCode::kInvalidArgument);

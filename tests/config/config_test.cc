@@ -183,9 +183,17 @@ TEST_F(ConfigTest, LevelFilesDirectory) {
       ParseAggregatorConfig(std::string(kGoodAggregator) + "level_files_directory: \"nowhere\"\n",
                             (dir_ / "helper.textproto").string());
   ASSERT_FALSE(missing);
-  EXPECT_NE(missing.error().message().find(":6: level_files_directory: not a directory"),
+  EXPECT_NE(missing.error().message().find(":6: level_files_directory: No such file"),
             std::string::npos)
       << missing.error().message();
+  Write("a-file", "");
+  Result<AggregatorConfig> file = ParseAggregatorConfig(
+      std::string(kGoodAggregator) + "level_files_directory: \"a-file\"\n",
+      (dir_ / "helper.textproto").string());
+  ASSERT_FALSE(file);
+  EXPECT_NE(file.error().message().find(":6: level_files_directory: not a directory"),
+            std::string::npos)
+      << file.error().message();
 
   Result<AggregatorConfig> both = ParseAggregatorConfig(
       std::string(kGoodAggregator) +
