@@ -8,11 +8,11 @@ void StepStateCache::Put(const TaskId& task_id, const JobId& job_id, States stat
 
 std::unique_ptr<StepStateCache::States> StepStateCache::Take(const TaskId& task_id,
                                                              const JobId& job_id) {
-  return cache_.Take({task_id, job_id});
+  return cache_.Remove({task_id, job_id});
 }
 
 void StepStateCache::Erase(const TaskId& task_id, const JobId& job_id) {
-  cache_.Take({task_id, job_id});
+  cache_.Remove({task_id, job_id});
 }
 
 size_t StepStateCache::size() const { return cache_.size(); }

@@ -2,20 +2,62 @@
 // stored entry first: the shape of the aggregator's in-memory caches
 // (ReportCache, StepStateCache). Values are taken out, not borrowed, so one
 // value is never used by two threads; a caller puts it back when done.
+//
+// A hash map, not an ordered one: a walk takes every report out and puts it
+// back at every level, and at 100,000 reports the ordered map's lookups (17
+// levels of nodes, each a cache miss and a key comparison) were 4 % of both
+// aggregators' time. Keys are pairs of byte arrays (report, task and job IDs),
+// hashed with a per-process random key, so that clients choosing report IDs
+// cannot aim them at one bucket.
 #ifndef CANOPY_AGGREGATOR_INTERNAL_LRU_CACHE_H_
 #define CANOPY_AGGREGATOR_INTERNAL_LRU_CACHE_H_
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <list>
-#include <map>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace canopy::aggregator::internal {
 
-template <typename Key, typename Value>
+// The hash of a pair of byte arrays under this process's random key.
+struct KeyedIdHash {
+  template <size_t N, size_t M>
+  size_t operator()(const std::pair<std::array<uint8_t, N>, std::array<uint8_t, M>>& key) const {
+    uint64_t hash = Secret();
+    hash = Absorb(hash, key.first.data(), N);
+    hash = Absorb(hash, key.second.data(), M);
+    return static_cast<size_t>(hash);
+  }
+
+ private:
+  // Drawn once per process from the system's randomness.
+  static uint64_t Secret();
+  // Mixes `size` bytes into `hash`, eight at a time (a tail is zero-padded),
+  // through the finaliser of SplitMix64.
+  static uint64_t Absorb(uint64_t hash, const uint8_t* bytes, size_t size) {
+    for (size_t at = 0; at < size; at += 8) {
+      uint64_t word = 0;
+      std::memcpy(&word, bytes + at, std::min<size_t>(8, size - at));
+      hash = Mix(hash ^ word);
+    }
+    return hash;
+  }
+  static uint64_t Mix(uint64_t x) {
+    x += 0x9e3779b97f4a7c15;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111eb;
+    return x ^ (x >> 31);
+  }
+};
+
+template <typename Key, typename Value, typename Hash = KeyedIdHash>
 class LruCache {
  public:
   // Keeps at most `capacity` entries (none when 0).
@@ -28,19 +70,48 @@ class LruCache {
     if (capacity_ == 0 || value == nullptr) return;
     std::vector<std::unique_ptr<Value>> dropped;  // Freed outside the lock.
     std::lock_guard<std::mutex> lock(mutex_);
-    if (auto found = entries_.find(key); found != entries_.end()) {
-      dropped.push_back(Remove(found));
+    auto [entry, inserted] = entries_.try_emplace(key);
+    if (inserted) {
+      recency_.push_front(key);
+      entry->second.position = recency_.begin();
+    } else {
+      recency_.splice(recency_.begin(), recency_, entry->second.position);
+      if (entry->second.value != nullptr) dropped.push_back(Release(entry->second));
     }
-    recency_.push_front(key);
-    entries_.emplace(key, Entry{std::move(value), recency_.begin()});
-    while (entries_.size() > capacity_) dropped.push_back(Remove(entries_.find(recency_.back())));
+    entry->second.value = std::move(value);
+    ++stored_;
+    // Entries whose value is taken out count too: they are the ones a walk
+    // will put back.
+    while (entries_.size() > capacity_) {
+      auto oldest = entries_.find(recency_.back());
+      if (oldest->second.value != nullptr) dropped.push_back(Release(oldest->second));
+      recency_.pop_back();
+      entries_.erase(oldest);
+    }
   }
 
-  // Takes the value out (null when absent).
+  // Takes the value out (null when absent). The entry keeps its place until
+  // the value is put back (or the entry is evicted), so that a walk, which
+  // takes every report out and puts it back at every level, moves no entry
+  // and allocates nothing.
   std::unique_ptr<Value> Take(const Key& key) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto found = entries_.find(key);
-    return found == entries_.end() ? nullptr : Remove(found);
+    if (found == entries_.end() || found->second.value == nullptr) return nullptr;
+    return Release(found->second);
+  }
+
+  // Takes the value out (null when absent) and forgets the entry: for a
+  // value that is not coming back.
+  std::unique_ptr<Value> Remove(const Key& key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = entries_.find(key);
+    if (found == entries_.end()) return nullptr;
+    std::unique_ptr<Value> value =
+        found->second.value != nullptr ? Release(found->second) : nullptr;
+    recency_.erase(found->second.position);
+    entries_.erase(found);
+    return value;
   }
 
   // Drops every entry whose key satisfies `predicate`.
@@ -50,14 +121,19 @@ class LruCache {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto it = entries_.begin(); it != entries_.end();) {
       auto next = std::next(it);
-      if (predicate(it->first)) dropped.push_back(Remove(it));
+      if (predicate(it->first)) {
+        if (it->second.value != nullptr) dropped.push_back(Release(it->second));
+        recency_.erase(it->second.position);
+        entries_.erase(it);
+      }
       it = next;
     }
   }
 
+  // How many values are stored (not taken out).
   size_t size() const {
     std::lock_guard<std::mutex> lock(mutex_);
-    return entries_.size();
+    return stored_;
   }
 
  private:
@@ -66,17 +142,18 @@ class LruCache {
     typename std::list<Key>::iterator position;
   };
 
-  // Removes an entry (under the lock) and returns its value.
-  std::unique_ptr<Value> Remove(typename std::map<Key, Entry>::iterator entry) {
-    std::unique_ptr<Value> value = std::move(entry->second.value);
-    recency_.erase(entry->second.position);
-    entries_.erase(entry);
-    return value;
+  using Entries = std::unordered_map<Key, Entry, Hash>;
+
+  // Moves a stored value out of its entry (under the lock).
+  std::unique_ptr<Value> Release(Entry& entry) {
+    --stored_;
+    return std::move(entry.value);
   }
 
   const size_t capacity_;
   mutable std::mutex mutex_;
-  std::map<Key, Entry> entries_;
+  Entries entries_;
+  size_t stored_ = 0;       // Entries with a value.
   std::list<Key> recency_;  // Most recently stored first.
 };
 

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <random>
+#include <set>
 
 #include "poplar/poplar1.h"
 #include "tests/testing/temp_folder.h"
@@ -50,6 +51,24 @@ TEST(ReportCache, TakesWhatWasPutOnceAndEvictsTheOldest) {
   EXPECT_EQ(cache.size(), 1u);
 }
 
+// A report taken out and put back becomes the most recent; while out it is
+// not there to take again.
+TEST(ReportCache, ReportsPutBackBecomeTheMostRecent) {
+  ReportCache cache(2);
+  cache.Put(Task(1), Report(1), std::make_unique<Marked>(11));
+  cache.Put(Task(1), Report(2), std::make_unique<Marked>(12));
+  std::unique_ptr<poplar::PreparedReport> taken = cache.Take(Task(1), Report(1));
+  EXPECT_EQ(MarkOf(taken), 11);
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(1))), -1);
+  cache.Put(Task(1), Report(1), std::move(taken));
+  cache.Put(Task(1), Report(3), std::make_unique<Marked>(13));  // Evicts report 2.
+  EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(2))), -1);
+  EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(1))), 11);
+  EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(3))), 13);
+  EXPECT_EQ(cache.size(), 0u);
+}
+
 // The same report ID in two tasks is two entries, and dropping one task's
 // reports leaves the other's.
 TEST(ReportCache, KeepsTasksApart) {
@@ -66,6 +85,24 @@ TEST(ReportCache, KeepsTasksApart) {
   for (uint8_t r = 1; r <= 3; ++r) {
     EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(r))), -1);
     EXPECT_EQ(MarkOf(cache.Take(Task(2), Report(r))), 20 + r);
+  }
+}
+
+// The cache's hash tells apart keys that differ in any one byte, of either
+// array, and gives one key one hash.
+TEST(ReportCache, KeyHashSeesEveryByte) {
+  internal::KeyedIdHash hash;
+  std::set<size_t> seen;
+  const std::pair<dap::ReportId, dap::TaskId> base{Report(0), Task(0)};
+  EXPECT_EQ(hash(base), hash(std::pair<dap::ReportId, dap::TaskId>(base)));
+  seen.insert(hash(base));
+  for (size_t byte = 0; byte < 48; ++byte) {
+    for (int bit = 0; bit < 8; ++bit) {
+      auto key = base;
+      uint8_t& target = byte < 16 ? key.first[byte] : key.second[byte - 16];
+      target = static_cast<uint8_t>(1 << bit);
+      EXPECT_TRUE(seen.insert(hash(key)).second) << "byte " << byte << " bit " << bit;
+    }
   }
 }
 
