@@ -56,6 +56,20 @@ std::vector<Report> MakeReports(const Poplar1& vdaf, const std::vector<BitString
   return reports;
 }
 
+// The same client report prepared again by both aggregators, as from the
+// stored shares.
+Report PreparedAgain(const Poplar1& vdaf, const Report& report) {
+  Report copy;
+  copy.measurement = report.measurement;
+  copy.nonce = report.nonce;
+  copy.shares = report.shares;
+  for (int agg = 0; agg < 2; ++agg) {
+    copy.prepared[agg] = std::move(*vdaf.PrepareReport(
+        agg, kCtx, copy.nonce, copy.shares.public_share, copy.shares.input_shares[agg]));
+  }
+  return copy;
+}
+
 // Runs both aggregators over every report with `agg_param`; returns the
 // unsharded counts and how many reports were rejected.
 struct LevelOutcome {
@@ -205,14 +219,7 @@ TEST(Poplar1, SkippedLevelsAndFreshReportsAgree) {
     // Fresh reports from the same shares.
     std::vector<Report> fresh;
     for (const Report& report : kept) {
-      Report copy;
-      copy.nonce = report.nonce;
-      copy.shares = report.shares;
-      for (int agg = 0; agg < 2; ++agg) {
-        copy.prepared[agg] = std::move(*(*vdaf)->PrepareReport(
-            agg, kCtx, copy.nonce, copy.shares.public_share, copy.shares.input_shares[agg]));
-      }
-      fresh.push_back(std::move(copy));
+      fresh.push_back(PreparedAgain(**vdaf, report));
     }
     EXPECT_EQ(RunLevel(**vdaf, fresh, **param, verify_key).counts,
               PlainCounts(measurements, prefixes));
@@ -266,12 +273,8 @@ TEST(Poplar1, ReportsWithLevelsInASlotVerifyAsInMemory) {
   std::vector<Report> slotted;
   std::vector<MemorySlot*> slots;
   for (const Report& report : kept) {
-    Report copy;
-    copy.nonce = report.nonce;
-    copy.shares = report.shares;
+    Report copy = PreparedAgain(**vdaf, report);
     for (int agg = 0; agg < 2; ++agg) {
-      copy.prepared[agg] = std::move(*(*vdaf)->PrepareReport(
-          agg, kCtx, copy.nonce, copy.shares.public_share, copy.shares.input_shares[agg]));
       const std::vector<size_t> sizes = copy.prepared[agg]->LevelRecordSizes();
       ASSERT_EQ(sizes.size(), bits);
       EXPECT_EQ(sizes[0], 16u + 1 + 16 + 16);
@@ -368,14 +371,7 @@ TEST(Poplar1, BatchVerifyInitEqualsSingle) {
   // advances each report's cache).
   std::vector<Report> batched;
   for (const Report& report : single) {
-    Report copy;
-    copy.nonce = report.nonce;
-    copy.shares = report.shares;
-    for (int agg = 0; agg < 2; ++agg) {
-      copy.prepared[agg] = std::move(*(*vdaf)->PrepareReport(
-          agg, kCtx, copy.nonce, copy.shares.public_share, copy.shares.input_shares[agg]));
-    }
-    batched.push_back(std::move(copy));
+    batched.push_back(PreparedAgain(**vdaf, report));
   }
   // A report prepared under another context; and a null entry.
   const std::vector<uint8_t> other_ctx = {'o', 't', 'h', 'e', 'r'};
