@@ -11,9 +11,10 @@
 //       [--exponent 1.03] [--seed 1] [--job-size 500] [--workers 0]
 //       [--levels-in-memory] [--keep] [--force]
 //
-// Both aggregators keep every report in memory between levels (about 20 KB
-// each at 256 bits); a run that would not fit in the memory available is
-// refused unless --force.
+// Both aggregators keep every report cached between levels (about 11 KB of
+// memory each, and 12.7 KB in level files, at 256 bits), and their databases
+// take about 64 KB a report together; a run that would not fit in the memory
+// or the disk available is refused unless --force.
 //
 // Exit status: 0 when the heavy hitters equal the true counts, 1 otherwise or
 // on any failure, 2 for bad arguments.
@@ -22,6 +23,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -136,11 +138,30 @@ Result<PeerBytes> ReadPeerBytes(dap::HttpClient& http, const std::string& helper
   return bytes;
 }
 
-// What each aggregator keeps in memory per report during a walk: its share
-// and the IDPF's correction words for every level, about 80 bytes a bit
-// (20 KB at 256 bits, measured in docs/PERFORMANCE.md, "what 1,000,000
-// would need").
-constexpr uint64_t kCachedBytesPerReportBit = 80;
+// What a walk needs per report, measured at 256 bits and a stride of 4
+// (docs/PERFORMANCE.md, "Level files"): in each aggregator's memory about
+// 11 KB (mostly the IDPF node states of the last round's candidates, which
+// grow with the candidates, not the bits), 50 bytes a bit more with
+// --levels-in-memory; on disk, each aggregator's level files (50 bytes a
+// bit) and both databases (the reports, the held shares, the replay
+// records: about 250 bytes a bit together).
+constexpr uint64_t kMemoryPerReport = 11'000;
+constexpr uint64_t kLevelBytesPerReportBit = 50;
+constexpr uint64_t kDatabaseBytesPerReportBit = 250;
+
+struct Needs {
+  uint64_t memory = 0;
+  uint64_t disk = 0;
+};
+
+Needs NeedsOf(const Options& options) {
+  const uint64_t report_bits = options.reports * options.bits;
+  const uint64_t levels = 2 * report_bits * kLevelBytesPerReportBit;
+  Needs needs;
+  needs.memory = 2 * options.reports * kMemoryPerReport + (options.levels_in_memory ? levels : 0);
+  needs.disk = report_bits * kDatabaseBytesPerReportBit + (options.levels_in_memory ? 0 : levels);
+  return needs;
+}
 
 // MemAvailable of /proc/meminfo, in bytes; nullopt where it cannot be read.
 std::optional<uint64_t> AvailableMemory() {
@@ -219,15 +240,26 @@ std::string Megabytes(uint64_t bytes) {
 int Run(const Options& options) {
   using Clock = std::chrono::steady_clock;
   const auto begin = Clock::now();
-  // Both aggregators keep every report in memory between levels; a walk
-  // that does not fit would swap, or re-prepare every report at every level.
-  const uint64_t needed = 2 * options.reports * options.bits * kCachedBytesPerReportBit;
-  const auto available = AvailableMemory();
-  if (available && needed > *available && !options.force) {
+  // A walk whose caches do not fit in memory would swap, or re-prepare
+  // every report at every level; one that fills the disk fails late.
+  const Needs needs = NeedsOf(options);
+  const auto memory = AvailableMemory();
+  std::error_code no_space;
+  const uint64_t disk =
+      std::filesystem::space(std::filesystem::temp_directory_path(), no_space).available;
+  std::string refusal;
+  if (memory && needs.memory > *memory) {
+    refusal += " about " + Gigabytes(needs.memory) + " GB of memory for the two aggregators' " +
+               "report caches (" + Gigabytes(*memory) + " GB available);";
+  }
+  if (!no_space && needs.disk > disk) {
+    refusal += " about " + Gigabytes(needs.disk) + " GB of disk for the databases and level " +
+               "files (" + Gigabytes(disk) + " GB free in " +
+               std::filesystem::temp_directory_path().string() + ");";
+  }
+  if (!refusal.empty() && !options.force) {
     std::cerr << "discovery_load: " << options.reports << " reports of " << options.bits
-              << " bits need about " << Gigabytes(needed)
-              << " GB for the two aggregators' report caches; this machine has "
-              << Gigabytes(*available) << " GB available. Not started (--force runs it)\n";
+              << " bits need" << refusal << " not started (--force runs it)\n";
     return 1;
   }
   testing::LocalDeploymentOptions deployment_options;
