@@ -5,9 +5,9 @@
 // rule 8). Bounded: the least recently used report is evicted first; an
 // evicted report is prepared again from the datastore's held share.
 //
-// With LevelFiles, a report's per-level data (Poplar1: 12.5 KB at 256 bits)
+// With LevelFiles, a report's per-level data (Poplar1: 12.6 KB at 256 bits)
 // waits in files while the report is in the cache, and a verification reads
-// back only the levels it needs: about 2 KB a report stays in memory.
+// back only the levels it needs.
 #ifndef CANOPY_AGGREGATOR_REPORT_CACHE_H_
 #define CANOPY_AGGREGATOR_REPORT_CACHE_H_
 
