@@ -12,7 +12,7 @@
 //       [--levels-in-memory] [--keep] [--force]
 //
 // Both aggregators keep every report cached between levels (about 11 KB of
-// memory each, and 12.7 KB in level files, at 256 bits), and their databases
+// memory each, and 12.6 KB in level files, at 256 bits), and their databases
 // take about 64 KB a report together; a run that would not fit in the memory
 // or the disk available is refused unless --force.
 //

@@ -135,9 +135,7 @@ class Poplar1Report final : public PreparedReport {
     if (slot_ != nullptr || evaluator_.levels_first() != 0 || evaluator_.levels_end() != bits_) {
       return MakeError(ErrorCode::kUnsupported, "the report's levels are not all in memory");
     }
-    size_t total = 0;
-    for (size_t level = 0; level < bits_; ++level) total += RecordSize(level);
-    std::vector<uint8_t> records(total);
+    std::vector<uint8_t> records(RecordsSize(0, bits_));
     uint8_t* at = records.data();
     for (size_t level = 0; level < bits_; ++level) {
       ExportRecord(level, std::span<uint8_t>(at, RecordSize(level)));
@@ -167,11 +165,9 @@ class Poplar1Report final : public PreparedReport {
     if (slot_ == nullptr) {
       return MakeError(ErrorCode::kInvalidArgument, "the levels to verify are not held");
     }
-    size_t total = 0;
-    for (size_t level = first; level < end; ++level) total += RecordSize(level);
     // Per-thread: every verification of a walk reads a few levels.
     thread_local std::vector<uint8_t> records;
-    records.resize(total);
+    records.resize(RecordsSize(first, end));
     Result<void> read = slot_->Read(first, end, records);
     Result<void> imported = read;
     if (read) {
@@ -250,6 +246,12 @@ class Poplar1Report final : public PreparedReport {
     return evaluator_.LevelBytes(level) +
            (level + 1 == bits_ ? 2 * Field255::kEncodedSize : 2 * Field64::kEncodedSize);
   }
+  // The size of the records of levels [first, end), back to back.
+  size_t RecordsSize(size_t first, size_t end) const {
+    size_t total = 0;
+    for (size_t level = first; level < end; ++level) total += RecordSize(level);
+    return total;
+  }
 
   // Writes a held level's record to `out`.
   void ExportRecord(size_t level, std::span<uint8_t> out) const {
@@ -295,8 +297,9 @@ class Poplar1Report final : public PreparedReport {
     // As the evaluator does, a round's few levels stay allocated.
     const size_t size = inner_end > first ? 2 * (inner_end - first) : 0;
     share_.corr_inner.resize(size);
-    if (share_.corr_inner.capacity() > std::max<size_t>(size, 16))
+    if (share_.corr_inner.capacity() > std::max<size_t>(size, 16)) {
       share_.corr_inner.shrink_to_fit();
+    }
     if (end != bits_) crypto::SecureWipeObject(share_.corr_leaf);
   }
 
