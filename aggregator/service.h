@@ -53,7 +53,7 @@ struct ServiceOptions {
   // Reports whose decoded shares are kept in memory across levels.
   size_t report_cache_capacity = 100000;
   // Where the cached reports' per-level data waits between levels (null:
-  // in memory, 12.6 KB more a report at 256 bits).
+  // in memory, about 15 KB more a report at 256 bits).
   std::shared_ptr<LevelFiles> level_files;
   // Notified when a collection job is created (leader), so that the drivers
   // start on it at once. May be null.
