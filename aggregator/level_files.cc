@@ -27,6 +27,7 @@ std::string ErrnoText(int error) { return std::strerror(error); }
 
 // A file in `directory` that no name refers to: it lives until closed.
 Result<int> MakeUnlinkedFile(const std::string& directory) {
+  // mkostemp replaces the six X's with a name of its own.
   std::string path = directory + "/canopy-levels-XXXXXX";
   const int fd = mkostemp(path.data(), O_CLOEXEC);
   if (fd < 0) {

@@ -377,8 +377,9 @@ Result<void> CachedEvaluator::EvaluateInner(const EvaluationPlan& plan, std::spa
   if (out.size() != target.size()) {
     return MakeError(ErrorCode::kInvalidArgument, "output span does not match the prefix count");
   }
-  if (Result<void> held = CheckLevelsHeld(plan); !held) return held;
-  Walk(plan, out, {});
+  const EvaluationPlan& run = PlanToRun(plan);
+  if (Result<void> held = CheckLevelsHeld(run); !held) return held;
+  Walk(run, out, {});
   return {};
 }
 
@@ -392,8 +393,9 @@ Result<void> CachedEvaluator::EvaluateLeaf(const EvaluationPlan& plan, std::span
   if (out.size() != target.size()) {
     return MakeError(ErrorCode::kInvalidArgument, "output span does not match the prefix count");
   }
-  if (Result<void> held = CheckLevelsHeld(plan); !held) return held;
-  Walk(plan, {}, out);
+  const EvaluationPlan& run = PlanToRun(plan);
+  if (Result<void> held = CheckLevelsHeld(run); !held) return held;
+  Walk(run, {}, out);
   return {};
 }
 
@@ -430,10 +432,9 @@ Result<std::vector<LeafValue>> CachedEvaluator::EvaluateLeaf(std::span<const Bit
   return values;
 }
 
-void CachedEvaluator::Walk(const EvaluationPlan& requested, std::span<InnerValue> inner_out,
+void CachedEvaluator::Walk(const EvaluationPlan& plan, std::span<InnerValue> inner_out,
                            std::span<LeafValue> leaf_out) {
   WalkScratch& scratch = ThreadScratch();
-  const EvaluationPlan& plan = PlanToRun(requested);
   const size_t target_level = plan.target()->level();
 
   // The starting nodes: cached ones, or the root.
@@ -555,13 +556,16 @@ const EvaluationPlan& CachedEvaluator::PlanToRun(const EvaluationPlan& requested
 }
 
 std::pair<size_t, size_t> CachedEvaluator::LevelsRead(const EvaluationPlan& plan) const {
-  const EvaluationPlan& run = PlanToRun(plan);
+  return LevelsOfRun(PlanToRun(plan));
+}
+
+std::pair<size_t, size_t> CachedEvaluator::LevelsOfRun(const EvaluationPlan& run) {
   const size_t first = run.source() != nullptr ? run.source()->level() + 1 : 0;
   return {first, run.target()->level() + 1};
 }
 
-Result<void> CachedEvaluator::CheckLevelsHeld(const EvaluationPlan& plan) const {
-  const auto [first, end] = LevelsRead(plan);
+Result<void> CachedEvaluator::CheckLevelsHeld(const EvaluationPlan& run) const {
+  const auto [first, end] = LevelsOfRun(run);
   if (first < levels_first() || end > levels_end()) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "the evaluation reads levels " + Str(first) + " to " + Str(end - 1) +

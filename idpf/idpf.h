@@ -204,11 +204,14 @@ class CachedEvaluator {
                                                         std::span<const BitString> prefixes) const;
   // `requested`, or its from-root form when the cache does not hold its source.
   const EvaluationPlan& PlanToRun(const EvaluationPlan& requested) const;
-  // kInvalidArgument when evaluating `plan` reads a level not held.
-  Result<void> CheckLevelsHeld(const EvaluationPlan& plan) const;
-  // Runs `plan` (or its from-root form when the cache does not hold its
-  // source), caches the target's nodes and writes their values to exactly
-  // one of `inner_out` and `leaf_out`.
+  // The levels running `run` (a PlanToRun result) reads, [first, end).
+  static std::pair<size_t, size_t> LevelsOfRun(const EvaluationPlan& run);
+  // kInvalidArgument when running `run` (a PlanToRun result) reads a level
+  // not held.
+  Result<void> CheckLevelsHeld(const EvaluationPlan& run) const;
+  // Runs `plan` (a PlanToRun result, whose levels are held), caches the
+  // target's nodes and writes their values to exactly one of `inner_out` and
+  // `leaf_out`.
   void Walk(const EvaluationPlan& plan, std::span<InnerValue> inner_out,
             std::span<LeafValue> leaf_out);
 

@@ -82,12 +82,7 @@ class LruCache {
     ++stored_;
     // Entries whose value is taken out count too: they are the ones a walk
     // will put back.
-    while (entries_.size() > capacity_) {
-      auto oldest = entries_.find(recency_.back());
-      if (oldest->second.value != nullptr) dropped.push_back(Release(oldest->second));
-      recency_.pop_back();
-      entries_.erase(oldest);
-    }
+    while (entries_.size() > capacity_) dropped.push_back(Forget(entries_.find(recency_.back())));
   }
 
   // Takes the value out (null when absent). The entry keeps its place until
@@ -106,12 +101,7 @@ class LruCache {
   std::unique_ptr<Value> Remove(const Key& key) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto found = entries_.find(key);
-    if (found == entries_.end()) return nullptr;
-    std::unique_ptr<Value> value =
-        found->second.value != nullptr ? Release(found->second) : nullptr;
-    recency_.erase(found->second.position);
-    entries_.erase(found);
-    return value;
+    return found == entries_.end() ? nullptr : Forget(found);
   }
 
   // Drops every entry whose key satisfies `predicate`.
@@ -121,11 +111,7 @@ class LruCache {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto it = entries_.begin(); it != entries_.end();) {
       auto next = std::next(it);
-      if (predicate(it->first)) {
-        if (it->second.value != nullptr) dropped.push_back(Release(it->second));
-        recency_.erase(it->second.position);
-        entries_.erase(it);
-      }
+      if (predicate(it->first)) dropped.push_back(Forget(it));
       it = next;
     }
   }
@@ -148,6 +134,16 @@ class LruCache {
   std::unique_ptr<Value> Release(Entry& entry) {
     --stored_;
     return std::move(entry.value);
+  }
+
+  // Removes an entry (under the lock) and returns its value, null when it
+  // was taken out.
+  std::unique_ptr<Value> Forget(typename Entries::iterator entry) {
+    std::unique_ptr<Value> value =
+        entry->second.value != nullptr ? Release(entry->second) : nullptr;
+    recency_.erase(entry->second.position);
+    entries_.erase(entry);
+    return value;
   }
 
   const size_t capacity_;
