@@ -220,6 +220,15 @@ class Transaction {
   virtual Result<std::vector<ClientReportRow>> ReportsAwaitingAggregation(
       const TaskId& task_id, const Bytes& agg_param, dap::Time time_start, dap::Time time_end,
       const Bytes& batch_key, size_t limit, uint64_t after = 0) = 0;
+  // As ReportsAwaitingAggregation, but whether a report was taken for a
+  // parameter is not asked: every report of the batch never rejected.
+  // Multi-level tasks keep which reports each level took in memory
+  // (LevelClaims) and filter this listing with it.
+  virtual Result<std::vector<ClientReportRow>> ReportsInBatch(const TaskId& task_id,
+                                                              dap::Time time_start,
+                                                              dap::Time time_end,
+                                                              const Bytes& batch_key, size_t limit,
+                                                              uint64_t after) = 0;
   // Whether ReportsAwaitingAggregation would list any report (with the
   // same `after`): it stops at the first one found, where a listing of one
   // reads and sorts the batch.
@@ -249,7 +258,8 @@ class Transaction {
   // and which reports were rejected (they stay out of later levels). The
   // helper records a pair when it verifies the report's first step; the
   // leader when it puts the report into a job (and forgets it when the job
-  // was abandoned: its reports may go into a new job).
+  // was abandoned: its reports may go into a new job). Multi-level tasks
+  // record no pairs: their jobs' records are the record (LevelClaims).
   // Returns false (and writes nothing) when the pair was recorded already.
   virtual Result<bool> RecordAggregatedReport(const TaskId& task_id, const ReportId& report_id,
                                               const Bytes& agg_param) = 0;
@@ -270,6 +280,11 @@ class Transaction {
   virtual Result<void> RecordRejectedReport(const TaskId& task_id, const ReportId& report_id,
                                             dap::ReportError error) = 0;
   virtual Result<bool> WasRejected(const TaskId& task_id, const ReportId& report_id) = 0;
+  // The reports recorded with RecordAggregatedReport for `agg_param`
+  // (multi-level tasks no longer record them: their jobs' records say which
+  // reports each level took, see JobsWithParam).
+  virtual Result<std::vector<ReportId>> AggregatedReportsWithParam(const TaskId& task_id,
+                                                                   const Bytes& agg_param) = 0;
   // All of the above for one report at once (one lookup where a request
   // checks every report of a job).
   struct ReportHistory {
@@ -299,6 +314,9 @@ class Transaction {
                                      const std::vector<ReportAggregationRow>& rows) = 0;
   virtual Result<std::vector<ReportAggregationRow>> GetJobReports(const TaskId& task_id,
                                                                   const JobId& job_id) = 0;
+  // Every job of the task stored with `agg_param`, whatever its state.
+  virtual Result<std::vector<JobId>> JobsWithParam(const TaskId& task_id,
+                                                   const Bytes& agg_param) = 0;
   // Leader: leases up to `limit` jobs in progress whose lease has expired
   // (or was never taken), until now + duration.
   virtual Result<std::vector<Lease>> LeaseAggregationJobs(int64_t now_ms, int64_t duration_ms,

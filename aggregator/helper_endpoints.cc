@@ -265,6 +265,23 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
                      "held_reports in the first aggregation of a batch", &task.id);
     }
   }
+  if (task.multi_level() && !held_reports) {
+    // Which reports the level took is in memory (LevelClaims): a replay is
+    // found here, before its share is decrypted. The commit checks again.
+    std::vector<ReportId> ids;
+    ids.reserve(init->verify_inits.size());
+    for (const dap::VerifyInit& verify_init : init->verify_inits) {
+      ids.push_back(verify_init.report_share.metadata.report_id);
+    }
+    auto claimed =
+        level_claims_.Claimed(task.id, init->agg_param, ids, LevelLoader(task.id, init->agg_param));
+    if (!claimed) {
+      return Problem(ProblemType::kInternal, "datastore: " + claimed.error().message(), &task.id);
+    }
+    for (size_t i = 0; i < facts.size(); ++i) {
+      if ((*claimed)[i]) facts[i].aggregated_with_param = true;
+    }
+  }
 
   // Phase 2: verify each report.
   auto verify_key = task.verify_keys.find(init->verification_key_id);
@@ -393,6 +410,27 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
     }
   }
 
+  // Multi-level: the level's claims on the reports still standing, kept
+  // for those the commit accepts once it has committed (the job's record is
+  // then their durable form), given back otherwise.
+  std::optional<LevelClaims::Reservation> reservation;
+  std::vector<size_t> claim_of(outcomes.size(), SIZE_MAX);  // Index into the reservation.
+  std::vector<bool> accepted;
+  if (task.multi_level()) {
+    std::vector<ReportId> ids;
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      if (outcomes[i].error) continue;
+      claim_of[i] = ids.size();
+      ids.push_back(outcomes[i].report_id);
+    }
+    auto reserved =
+        level_claims_.Reserve(task.id, init->agg_param, ids, LevelLoader(task.id, init->agg_param));
+    if (!reserved) {
+      return Problem(ProblemType::kInternal, "datastore: " + reserved.error().message(), &task.id);
+    }
+    reservation.emplace(std::move(*reserved));
+  }
+
   // Phase 3: commit, re-checking what a concurrent job could have changed.
   dap::AggregationJobResp response;
   Bytes encoded_response;
@@ -409,6 +447,7 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
       return {};
     }
     response.verify_resps.clear();
+    if (reservation) accepted.assign(claim_of.size(), false);
     internal::OutputAccumulator accumulator(task, **agg_param, init->agg_param);
     AggregationJobRow row;
     row.task_id = task.id;
@@ -425,20 +464,16 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
     for (size_t i = 0; i < outcomes.size(); ++i) {
       ReportOutcome& outcome = outcomes[i];
       std::optional<ReportError> error = outcome.error;
+      // Multi-level: whether this job's reservation took the report for
+      // the level (false: another job has it, a replay).
+      const bool claimed_here =
+          reservation && claim_of[i] != SIZE_MAX && reservation->taken(claim_of[i]);
       if (!error && held_reports) {
         // A held report was aggregated at an earlier level, so a collected
-        // batch takes it; recording it for this parameter is the replay
-        // check (a second record for the same parameter is refused). It was
-        // recorded as seen at that earlier level.
+        // batch takes it. It was recorded as seen at that earlier level.
         auto rejected = tx.WasRejected(task.id, outcome.report_id);
         if (!rejected) return std::unexpected(rejected.error());
-        std::optional<bool> fresh;
-        if (!*rejected) {
-          auto recorded = tx.RecordAggregatedReport(task.id, outcome.report_id, init->agg_param);
-          if (!recorded) return std::unexpected(recorded.error());
-          fresh = *recorded;
-        }
-        if (!fresh || !*fresh) error = ReportError::kReportReplayed;
+        if (*rejected || !claimed_here) error = ReportError::kReportReplayed;
       } else if (!error) {
         auto history = tx.GetReportHistory(task.id, outcome.report_id, init->agg_param);
         if (!history) return std::unexpected(history.error());
@@ -448,22 +483,25 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
           if (!is_collected) return std::unexpected(is_collected.error());
           bucket_collected = collected_now.emplace(outcome.bucket_key, *is_collected).first;
         }
-        const bool repeat =
-            task.multi_level() ? history->aggregated_with_param : history->aggregated_before;
+        const bool repeat = task.multi_level() ? history->aggregated_with_param || !claimed_here
+                                               : history->aggregated_before;
         if (history->rejected || repeat) {
           error = ReportError::kReportReplayed;
         } else if (bucket_collected->second &&
                    !(task.multi_level() && history->aggregated_before)) {
           error = ReportError::kBatchCollected;
         } else {
-          auto recorded = tx.RecordAggregatedReport(task.id, outcome.report_id, init->agg_param);
-          if (!recorded) return std::unexpected(recorded.error());
+          if (!task.multi_level()) {
+            auto recorded = tx.RecordAggregatedReport(task.id, outcome.report_id, init->agg_param);
+            if (!recorded) return std::unexpected(recorded.error());
+          }
           if (!history->aggregated_before) {
             auto seen = tx.RecordSeenReport(task.id, outcome.report_id);
             if (!seen) return seen;
           }
         }
       }
+      if (!error && claimed_here) accepted[claim_of[i]] = true;
       ReportAggregationRow report_row;
       report_row.task_id = task.id;
       report_row.job_id = job_id;
@@ -547,6 +585,9 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
   if (!commit) {
     return Problem(ProblemType::kInternal, "datastore: " + commit.error().message(), &task.id);
   }
+  // Committed: the claims of the reports the job counts stay (the others,
+  // and all of them when the job was there already, are given back).
+  if (reservation && !raced) reservation->Keep(accepted);
   if (raced) {
     const Bytes* answer = StoredInitAnswer(*existing, request_hash_bytes);
     if (answer == nullptr) {
@@ -768,6 +809,19 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
   metrics_.AggregationJob(still_waiting ? Metrics::JobEvent::kStepped
                                         : Metrics::JobEvent::kFinished);
   return internal::Message(200, "aggregation-job-resp", std::move(*encoded));
+}
+
+LevelClaims::Loader AggregatorService::LevelLoader(const TaskId& task_id, const Bytes& agg_param) {
+  // The helper's job records claim the reports it accepted at the first
+  // step (they stay claimed whatever a later step decides); those it
+  // refused at once (replays, reports it does not hold, ...) are not, except
+  // those the verification refused, which are recorded as rejected anyway.
+  return [this, task_id, agg_param] {
+    return LoadLevelClaims(datastore_, task_id, agg_param, [](const ReportAggregationRow& row) {
+      return row.state != ReportAggregationState::kFailed ||
+             row.error == ReportError::kVdafVerifyError;
+    });
+  };
 }
 
 Result<std::vector<dap::PingPongState>> AggregatorService::ContinuedStates(

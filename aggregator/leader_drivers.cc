@@ -74,14 +74,16 @@ Result<JobId> RandomJobId() {
 
 LeaderDrivers::LeaderDrivers(LeaderDriverOptions options, Datastore& datastore, TaskRegistry& tasks,
                              const std::vector<dap::AggregatorHpkeKey>& hpke_keys,
-                             dap::HttpClient& http, Metrics& metrics, ReportCache& report_cache)
+                             dap::HttpClient& http, Metrics& metrics, ReportCache& report_cache,
+                             LevelClaims& level_claims)
     : options_(std::move(options)),
       datastore_(datastore),
       tasks_(tasks),
       hpke_keys_(hpke_keys),
       http_(http),
       metrics_(metrics),
-      report_cache_(report_cache) {}
+      report_cache_(report_cache),
+      level_claims_(level_claims) {}
 
 std::string LeaderDrivers::HelperUrl(const Task& task, std::string_view path) const {
   std::string base = options_.helper_url;
@@ -294,35 +296,70 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
   return created;
 }
 
+LevelClaims::Loader LeaderDrivers::LevelLoader(const TaskId& task_id, const Bytes& agg_param) {
+  // Every report of a stored job was taken for its level (an abandoned job's
+  // record is deleted with its claims).
+  return [this, task_id, agg_param] {
+    return LoadLevelClaims(datastore_, task_id, agg_param,
+                           [](const ReportAggregationRow&) { return true; });
+  };
+}
+
 Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& agg_param,
                                                 const std::vector<Bytes>& bucket_keys) {
   ListingEnd& end = listing_ends_[ListingKey(task.id, agg_param, bucket_keys)];
   if (end.task.expired()) end.task = tasks_.Find(task.id);
   const size_t limit = ReportsPerPass();
   const BatchScope scope = ScopeOf(task, bucket_keys);
-  std::vector<ClientReportRow> reports;
-  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
-    auto awaiting = tx.ReportsAwaitingAggregation(
-        task.id, agg_param, scope.time_start, scope.time_end, scope.batch_key, limit, end.position);
-    if (!awaiting) return std::unexpected(awaiting.error());
-    reports = std::move(*awaiting);
-    return {};
-  });
-  if (!read) return std::unexpected(read.error());
-  const bool more = reports.size() == limit;
-  if (reports.empty()) {
-    end.more = false;
-    return 0;
-  }
-  const uint64_t last = reports.back().upload_position;
-  auto made = CreateJobs(task, agg_param, scope.batch_key, std::move(reports));
-  // Only once the reports are taken: a failed pass lists them again. (Not
-  // the whole entry: it keeps the task it was listed for.)
-  if (made) {
+  // Multi-level tasks list the whole batch and leave out, in memory, what
+  // the level's jobs took (LevelClaims); others ask the datastore.
+  const bool claims_in_memory = task.multi_level();
+  for (;;) {
+    std::vector<ClientReportRow> reports;
+    auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+      auto listed = claims_in_memory ? tx.ReportsInBatch(task.id, scope.time_start, scope.time_end,
+                                                         scope.batch_key, limit, end.position)
+                                     : tx.ReportsAwaitingAggregation(
+                                           task.id, agg_param, scope.time_start, scope.time_end,
+                                           scope.batch_key, limit, end.position);
+      if (!listed) return std::unexpected(listed.error());
+      reports = std::move(*listed);
+      return {};
+    });
+    if (!read) return std::unexpected(read.error());
+    const bool more = reports.size() == limit;
+    if (reports.empty()) {
+      end.more = false;
+      return 0;
+    }
+    const uint64_t last = reports.back().upload_position;
+    std::optional<LevelClaims::Reservation> reservation;
+    if (claims_in_memory) {
+      std::vector<ReportId> ids;
+      ids.reserve(reports.size());
+      for (const ClientReportRow& report : reports) ids.push_back(report.report_id);
+      auto reserved =
+          level_claims_.Reserve(task.id, agg_param, ids, LevelLoader(task.id, agg_param));
+      if (!reserved) return std::unexpected(reserved.error());
+      reservation.emplace(std::move(*reserved));
+      std::vector<ClientReportRow> free;
+      free.reserve(reports.size());
+      for (size_t i = 0; i < reports.size(); ++i) {
+        if (reservation->taken(i)) free.push_back(std::move(reports[i]));
+      }
+      reports = std::move(free);
+    }
+    auto made = CreateJobs(task, agg_param, scope.batch_key, std::move(reports));
+    if (!made) return made;  // The reservation gives its claims back.
+    if (reservation) reservation->KeepAll();
+    // Only once the reports are taken: a failed pass lists them again. (Not
+    // the whole entry: it keeps the task it was listed for.)
     end.position = last;
     end.more = more;
+    // A full page that the level's jobs had all taken already (listed from
+    // the start after a restart): go on with the next.
+    if (*made > 0 || !more) return made;
   }
-  return made;
 }
 
 Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_param,
@@ -364,6 +401,12 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
           row.report_id = group[i]->report_id;
           row.time = group[i]->time;
           row.bucket_key = task.leader_selected() ? batch_key : TimeBucketKey(group[i]->time);
+          if (task.multi_level()) {
+            // Claimed in memory by the caller; this job's record is the
+            // claim's durable form.
+            rows.push_back(std::move(row));
+            continue;
+          }
           // Taken for this parameter: no other job gets it (one taken
           // already, by a job created meanwhile, is left to that job).
           auto claimed = tx.RecordAggregatedReport(task.id, row.report_id, agg_param);
@@ -380,6 +423,33 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
   if (!run) return std::unexpected(run.error());
   for (size_t i = 0; i < created; ++i) metrics_.AggregationJob(Metrics::JobEvent::kCreated);
   return created;
+}
+
+Result<bool> LeaderDrivers::AnyUnclaimedReport(const Task& task, const Bytes& agg_param,
+                                               const std::vector<Bytes>& bucket_keys,
+                                               uint64_t after) {
+  const BatchScope scope = ScopeOf(task, bucket_keys);
+  const size_t page = ReportsPerPass();
+  for (;;) {
+    std::vector<ClientReportRow> reports;
+    auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+      auto listed = tx.ReportsInBatch(task.id, scope.time_start, scope.time_end, scope.batch_key,
+                                      page, after);
+      if (!listed) return std::unexpected(listed.error());
+      reports = std::move(*listed);
+      return {};
+    });
+    if (!read) return std::unexpected(read.error());
+    if (reports.empty()) return false;
+    std::vector<ReportId> ids;
+    ids.reserve(reports.size());
+    for (const ClientReportRow& report : reports) ids.push_back(report.report_id);
+    auto claimed = level_claims_.Claimed(task.id, agg_param, ids, LevelLoader(task.id, agg_param));
+    if (!claimed) return std::unexpected(claimed.error());
+    if (std::find(claimed->begin(), claimed->end(), false) != claimed->end()) return true;
+    if (reports.size() < page) return false;
+    after = reports.back().upload_position;
+  }
 }
 
 // --- The aggregation job driver.
@@ -675,6 +745,11 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       }
       return tx.PutAggregationJob(context.job);
     });
+    if (released && task.multi_level()) {
+      std::vector<ReportId> ids;
+      for (const ReportAggregationRow& row : context.rows) ids.push_back(row.report_id);
+      level_claims_.Release(task.id, context.job.agg_param, ids);
+    }
     // Released reports may lie behind where listings ended: list anew (once
     // they are released, so that no listing can miss them).
     if (released) releases_.fetch_add(1);
@@ -1043,36 +1118,56 @@ Result<bool> LeaderDrivers::DriveCollectionJob(const Lease& lease) {
   // Ready when every report of the batch has been aggregated.
   Bytes first_key = job->bucket_keys.front();
   Bytes last_key = job->bucket_keys.back();
+  // Stopping at the first report that still awaits; only past where the
+  // creator's listing ended while that position holds (see listing_ends_),
+  // the whole batch otherwise.
+  auto listing = listing_ends_.find(ListingKey(task->id, job->agg_param, job->bucket_keys));
+  const BatchScope scope = ScopeOf(*task, job->bucket_keys);
+  const uint64_t after = listing != listing_ends_.end() && PositionHolds(listing->second, task)
+                             ? listing->second.position
+                             : 0;
   bool ready = false;
+  bool ask_claims = false;
   internal::BatchTotal total;
+  auto sum = [&](Transaction& tx) -> Result<void> {
+    auto summed = internal::SumBatch(tx, *task, **agg_param, job->agg_param, first_key, last_key);
+    if (!summed) return std::unexpected(summed.error());
+    total = std::move(*summed);
+    ready = true;
+    return {};
+  };
   auto check = datastore_.Run([&](Transaction& tx) -> Result<void> {
     ready = false;
+    ask_claims = false;
     auto unfinished = tx.CountUnfinishedJobs(task->id, job->agg_param);
     if (!unfinished) return std::unexpected(unfinished.error());
     if (*unfinished > 0) return {};
     // The job creator's last listing of this batch and parameter filled its
     // page: it has more jobs to create, so the batch is not ready (checking
     // would read past every report taken so far).
-    auto listing = listing_ends_.find(ListingKey(task->id, job->agg_param, job->bucket_keys));
     if (listing != listing_ends_.end() && listing->second.more) return {};
-    // Stopping at the first report that still awaits; only past where the
-    // creator's listing ended while that position holds (see listing_ends_),
-    // the whole batch otherwise.
-    const BatchScope scope = ScopeOf(*task, job->bucket_keys);
-    const uint64_t after = listing != listing_ends_.end() && PositionHolds(listing->second, task)
-                               ? listing->second.position
-                               : 0;
+    if (task->multi_level()) {
+      // Which reports the level took is in memory: asked outside the
+      // transaction (a level's first use reads it from the datastore).
+      ask_claims = true;
+      return {};
+    }
     auto awaiting = tx.AnyReportAwaitingAggregation(task->id, job->agg_param, scope.time_start,
                                                     scope.time_end, scope.batch_key, after);
     if (!awaiting) return std::unexpected(awaiting.error());
     if (*awaiting) return {};
-    auto summed = internal::SumBatch(tx, *task, **agg_param, job->agg_param, first_key, last_key);
-    if (!summed) return std::unexpected(summed.error());
-    total = std::move(*summed);
-    ready = true;
-    return {};
+    return sum(tx);
   });
   if (!check) return std::unexpected(check.error());
+  if (ask_claims) {
+    // No job can be created or finished meanwhile: the job creator and the
+    // aggregation driver run on this thread, between collection passes.
+    auto awaiting = AnyUnclaimedReport(*task, job->agg_param, job->bucket_keys, after);
+    if (!awaiting) return std::unexpected(awaiting.error());
+    if (*awaiting) return false;
+    auto summed = datastore_.Run(sum);
+    if (!summed) return std::unexpected(summed.error());
+  }
   if (!ready) return false;
   if (total.count < task->configuration.min_batch_size) {
     return fail(dap::ProblemType::kInvalidBatchSize,

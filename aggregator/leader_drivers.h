@@ -28,6 +28,7 @@
 
 #include "aggregator/datastore.h"
 #include "aggregator/internal/agg_param_memo.h"
+#include "aggregator/level_claims.h"
 #include "aggregator/metrics.h"
 #include "aggregator/report_cache.h"
 #include "aggregator/task_registry.h"
@@ -79,7 +80,7 @@ class LeaderDrivers {
   // Everything passed must outlive the drivers.
   LeaderDrivers(LeaderDriverOptions options, Datastore& datastore, TaskRegistry& tasks,
                 const std::vector<dap::AggregatorHpkeKey>& hpke_keys, dap::HttpClient& http,
-                Metrics& metrics, ReportCache& report_cache);
+                Metrics& metrics, ReportCache& report_cache, LevelClaims& level_claims);
 
   // One pass of each kind of work; each returns how many jobs it created or
   // advanced. Errors: the datastore's (kIoError); a failure with one job is
@@ -123,8 +124,17 @@ class LeaderDrivers {
   // listing_ends_).
   Result<size_t> ListAndCreateJobs(const Task& task, const Bytes& agg_param,
                                    const std::vector<Bytes>& bucket_keys);
+  // Puts reports into jobs. Multi-level tasks: the caller has claimed them
+  // for the level (LevelClaims); other tasks' claims are recorded here.
   Result<size_t> CreateJobs(const Task& task, const Bytes& agg_param, const Bytes& batch_key,
                             std::vector<ClientReportRow> reports);
+  // Multi-level tasks: reads a level's claims from its stored jobs.
+  LevelClaims::Loader LevelLoader(const TaskId& task_id, const Bytes& agg_param);
+  // Multi-level tasks: whether any report of the batch (its bucket keys)
+  // after upload position `after` is neither rejected nor taken for
+  // `agg_param`. Errors: the datastore's.
+  Result<bool> AnyUnclaimedReport(const Task& task, const Bytes& agg_param,
+                                  const std::vector<Bytes>& bucket_keys, uint64_t after);
   // Drives one leased job; on failure gives the lease back with the retry
   // delay. True when the job advanced.
   Result<bool> DriveLeasedJob(const Lease& lease);
@@ -157,6 +167,8 @@ class LeaderDrivers {
   dap::HttpClient& http_;
   Metrics& metrics_;
   ReportCache& report_cache_;
+  // Multi-level tasks: which reports each level's jobs took.
+  LevelClaims& level_claims_;
   std::chrono::steady_clock::time_point last_garbage_collection_{};
   // A job's aggregation parameter, decoded once per level. Job creation knows
   // the batch's history and decodes it first, with the batch's previous

@@ -220,9 +220,9 @@ int Serve(const std::string& config_path, bool check_only) {
     driver_options.report_expiry_seconds = config->garbage_collection().report_expiry_seconds();
     driver_options.garbage_collection_interval =
         std::chrono::seconds(config->garbage_collection().interval_seconds());
-    drivers =
-        std::make_unique<LeaderDrivers>(driver_options, **datastore, tasks, service.hpke_keys(),
-                                        *http, metrics, service.report_cache());
+    drivers = std::make_unique<LeaderDrivers>(driver_options, **datastore, tasks,
+                                              service.hpke_keys(), *http, metrics,
+                                              service.report_cache(), service.level_claims());
     driver_thread = std::thread([&] { drivers->Run(stop); });
   } else {
     // The helper has no drivers: its held shares, jobs and their stored

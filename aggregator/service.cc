@@ -376,6 +376,7 @@ ServerResponse AggregatorService::Admin(const ServerRequest& request, std::strin
   if (!removed) return Problem(ProblemType::kInternal, "datastore: " + removed.error().message());
   existed = tasks_.Remove(*task_id) || existed;
   report_cache_.EraseTask(*task_id);
+  level_claims_.EraseTask(*task_id);
   if (!existed) return Problem(ProblemType::kUnrecognizedTask, "no such task", &*task_id);
   ServerResponse response;
   response.status = 204;

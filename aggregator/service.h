@@ -28,6 +28,7 @@
 #include "aggregator/datastore.h"
 #include "aggregator/http_types.h"
 #include "aggregator/internal/agg_param_memo.h"
+#include "aggregator/level_claims.h"
 #include "aggregator/metrics.h"
 #include "aggregator/report_cache.h"
 #include "aggregator/step_state_cache.h"
@@ -86,6 +87,9 @@ class AggregatorService final : public RequestHandler {
   Result<std::vector<std::string>> LoadStoredTasks();
 
   ReportCache& report_cache() { return report_cache_; }
+  // Which reports each level of the multi-level tasks' walks took (the
+  // leader's drivers use it too).
+  LevelClaims& level_claims() { return level_claims_; }
   const std::vector<dap::AggregatorHpkeKey>& hpke_keys() const { return hpke_keys_; }
 
  private:
@@ -99,6 +103,8 @@ class AggregatorService final : public RequestHandler {
   Result<std::vector<dap::PingPongState>> ContinuedStates(
       const Task& task, const JobId& job_id, const poplar::AggregationParameter& agg_param,
       const std::vector<ReportAggregationRow>& rows, const std::vector<size_t>& continued);
+  // Helper, multi-level tasks: reads a level's claims from its stored jobs.
+  LevelClaims::Loader LevelLoader(const TaskId& task_id, const Bytes& agg_param);
   // Dispatch, with anything thrown turned into an internal error.
   ServerResponse DispatchSafely(const ServerRequest& request);
   // Whether `response` to `request` is a poll of a collection job in
@@ -148,6 +154,7 @@ class AggregatorService final : public RequestHandler {
   std::vector<dap::AggregatorHpkeKey> hpke_keys_;
   Metrics& metrics_;
   ReportCache report_cache_;
+  LevelClaims level_claims_;
   // Helper: verification states between the steps of its jobs (multi-level).
   StepStateCache step_states_{16};
   // Helper: the aggregation parameters of its latest jobs, decoded.

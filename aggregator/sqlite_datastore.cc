@@ -331,6 +331,14 @@ INSERT OR IGNORE INTO seen_reports (task_id, report_id)
 DROP TABLE aggregated_reports;
 ALTER TABLE aggregated_reports_v3 RENAME TO aggregated_reports;
 )sql",
+    // Version 4: jobs are found by their parameter's digest. Multi-level
+    // tasks keep which reports each level took in memory, and after a restart
+    // read it back from the records of the level's jobs.
+    R"sql(
+ALTER TABLE aggregation_jobs ADD COLUMN agg_param_digest BLOB NOT NULL DEFAULT x'';
+UPDATE aggregation_jobs SET agg_param_digest = canopy_sha256(agg_param);
+CREATE INDEX aggregation_jobs_by_param ON aggregation_jobs (task_id, agg_param_digest);
+)sql",
 };
 
 static_assert(std::size(kMigrations) == kSchemaVersion);
@@ -706,11 +714,12 @@ class SqliteTransaction final : public Transaction {
 #define AWAITING_COLUMNS                                                   \
   "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key, "             \
   AGGREGATED_BEFORE ", c.seq FROM client_reports c "
+#define NOT_REJECTED                                                              \
+  "AND NOT EXISTS (SELECT 1 FROM rejected_reports x WHERE x.task_id = c.task_id " \
+  "  AND x.report_id = c.report_id) "
 #define NOT_TAKEN_OR_REJECTED                                                       \
   "AND NOT EXISTS (SELECT 1 FROM aggregated_reports r WHERE r.task_id = c.task_id " \
-  "  AND r.report_id = c.report_id AND r.agg_param = ?2) "                          \
-  "AND NOT EXISTS (SELECT 1 FROM rejected_reports x WHERE x.task_id = c.task_id "   \
-  "  AND x.report_id = c.report_id) "
+  "  AND r.report_id = c.report_id AND r.agg_param = ?2) " NOT_REJECTED
   // clang-format on
 
   // Binds what the awaiting-report queries share: the task (?1), the
@@ -755,6 +764,39 @@ class SqliteTransaction final : public Transaction {
     if (!s) return std::unexpected(s.error());
     BindAwaitingScope(**s, task_id, agg_param, time_start, time_end, batch_key);
     (*s)->BindInt(5, static_cast<int64_t>(limit));
+    if (after > 0) (*s)->BindInt(7, static_cast<int64_t>(std::min<uint64_t>(after, INT64_MAX)));
+    return ReadClientReports(**s);
+  }
+
+  Result<std::vector<ClientReportRow>> ReportsInBatch(const TaskId& task_id, dap::Time time_start,
+                                                      dap::Time time_end, const Bytes& batch_key,
+                                                      size_t limit, uint64_t after) override {
+    // The forms of ReportsAwaitingAggregation, without the parameter (?2).
+    // clang-format off
+    const char* by_time = AWAITING_COLUMNS
+        "WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 "
+        NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
+    const char* by_time_after = AWAITING_COLUMNS
+        "WHERE c.task_id = ?1 AND c.seq > ?7 AND c.time >= ?3 AND c.time < ?4 "
+        NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
+    const char* by_batch = AWAITING_COLUMNS
+        "WHERE c.task_id = ?1 AND c.batch_key = ?6 "
+        NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
+    const char* by_batch_after = AWAITING_COLUMNS
+        "WHERE c.task_id = ?1 AND c.batch_key = ?6 AND c.seq > ?7 "
+        NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
+    // clang-format on
+    const char* sql = batch_key.empty() ? (after > 0 ? by_time_after : by_time)
+                                        : (after > 0 ? by_batch_after : by_batch);
+    auto s = Prepare(sql);
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).BindInt(5, static_cast<int64_t>(limit));
+    if (batch_key.empty()) {
+      (*s)->BindInt(3, static_cast<int64_t>(time_start))
+          .BindInt(4, static_cast<int64_t>(std::min<dap::Time>(time_end, INT64_MAX)));
+    } else {
+      (*s)->Bind(6, batch_key);
+    }
     if (after > 0) (*s)->BindInt(7, static_cast<int64_t>(std::min<uint64_t>(after, INT64_MAX)));
     return ReadClientReports(**s);
   }
@@ -920,6 +962,24 @@ class SqliteTransaction final : public Transaction {
     return ReportHistory{(*s)->Int(0) != 0, (*s)->Int(1) != 0, (*s)->Int(2) != 0};
   }
 
+  Result<std::vector<ReportId>> AggregatedReportsWithParam(const TaskId& task_id,
+                                                           const Bytes& agg_param) override {
+    auto s =
+        Prepare("SELECT report_id FROM aggregated_reports WHERE task_id = ? AND agg_param = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, AggParamDigest(agg_param));
+    std::vector<ReportId> reports;
+    for (;;) {
+      auto row = (*s)->Step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) break;
+      auto report_id = (*s)->FixedBlob<16>(0);
+      if (!report_id) return std::unexpected(report_id.error());
+      reports.push_back(*report_id);
+    }
+    return reports;
+  }
+
   Result<bool> WasRejected(const TaskId& task_id, const ReportId& report_id) override {
     auto s = Prepare("SELECT 1 FROM rejected_reports WHERE task_id = ? AND report_id = ?");
     if (!s) return std::unexpected(s.error());
@@ -932,9 +992,10 @@ class SqliteTransaction final : public Transaction {
     auto s = Prepare(
         "INSERT INTO aggregation_jobs (task_id, job_id, agg_param, batch_key, state, step, "
         "helper_url, held_reports, last_request_hash, last_response, created_at, "
-        "init_request_hash, init_response) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (task_id, job_id) DO UPDATE SET "
-        "agg_param = excluded.agg_param, batch_key = excluded.batch_key, state = excluded.state, "
+        "init_request_hash, init_response, agg_param_digest) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (task_id, job_id) DO UPDATE SET "
+        "agg_param = excluded.agg_param, agg_param_digest = excluded.agg_param_digest, "
+        "batch_key = excluded.batch_key, state = excluded.state, "
         "step = excluded.step, helper_url = excluded.helper_url, held_reports = "
         "excluded.held_reports, last_request_hash = excluded.last_request_hash, last_response = "
         "excluded.last_response, init_request_hash = excluded.init_request_hash, "
@@ -952,8 +1013,26 @@ class SqliteTransaction final : public Transaction {
         .Bind(10, job.last_response)
         .BindInt(11, job.created_at)
         .Bind(12, job.init_request_hash)
-        .Bind(13, job.init_response);
+        .Bind(13, job.init_response)
+        .Bind(14, AggParamDigest(job.agg_param));
     return (*s)->Execute();
+  }
+
+  Result<std::vector<JobId>> JobsWithParam(const TaskId& task_id, const Bytes& agg_param) override {
+    auto s =
+        Prepare("SELECT job_id FROM aggregation_jobs WHERE task_id = ? AND agg_param_digest = ?");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, AggParamDigest(agg_param));
+    std::vector<JobId> jobs;
+    for (;;) {
+      auto row = (*s)->Step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) break;
+      auto job_id = (*s)->FixedBlob<16>(0);
+      if (!job_id) return std::unexpected(job_id.error());
+      jobs.push_back(*job_id);
+    }
+    return jobs;
   }
 
   Result<std::optional<AggregationJobRow>> GetAggregationJob(const TaskId& task_id,

@@ -26,8 +26,13 @@
 
 namespace canopy::aggregator::internal {
 
-// The hash of a pair of byte arrays under this process's random key.
+// The hash of a byte array, or of a pair of them, under this process's
+// random key.
 struct KeyedIdHash {
+  template <size_t N>
+  size_t operator()(const std::array<uint8_t, N>& key) const {
+    return static_cast<size_t>(Absorb(Secret(), key.data(), N));
+  }
   template <size_t N, size_t M>
   size_t operator()(const std::pair<std::array<uint8_t, N>, std::array<uint8_t, M>>& key) const {
     uint64_t hash = Secret();

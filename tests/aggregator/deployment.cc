@@ -109,9 +109,9 @@ void Deployment::RestartLeader() {
   options.max_reports_per_job = options_.max_reports_per_job;
   options.jobs_per_pass = options_.jobs_per_pass;
   options.lease_duration = std::chrono::milliseconds(1000);
-  drivers_ = std::make_unique<LeaderDrivers>(options, *leader_->datastore, leader_->tasks,
-                                             leader_->service->hpke_keys(), *http_,
-                                             leader_->metrics, leader_->service->report_cache());
+  drivers_ = std::make_unique<LeaderDrivers>(
+      options, *leader_->datastore, leader_->tasks, leader_->service->hpke_keys(), *http_,
+      leader_->metrics, leader_->service->report_cache(), leader_->service->level_claims());
 }
 
 config::TaskDefinition Deployment::NewTaskDefinition(uint64_t min_batch_size) {

@@ -484,6 +484,56 @@ TEST(EndToEnd, LevelsCreatedInSeveralPassesCountEveryReportOnce) {
   EXPECT_EQ(collected->result, PlainCounts(strings, leaves));
 }
 
+// Which reports a level took is kept in memory, and its jobs' records are
+// its durable form: a leader restarted after creating part of a level's jobs
+// (none driven yet) reads back which reports they took, and puts only the
+// others into new jobs. Were it to put a report into a second job, the
+// helper would refuse one of the two as a replay.
+TEST(EndToEnd, LevelPartlyCreatedBeforeALeaderRestartTakesEachReportOnce) {
+  DeploymentOptions options;
+  options.max_reports_per_job = 1;  // 64 jobs a pass.
+  Deployment deployment(options);
+  const Poplar1Task added = AddPoplar1Task(deployment, 5, 4, 4);
+  const poplar::Poplar1& poplar1 = added.vdaf();
+  const dap::Time now = deployment.NowUnits(added.id);
+  const std::vector<BitString> strings = NumberedStrings(150);
+  ASSERT_TRUE(deployment.Upload(added.id, AsMeasurements(strings), now));
+  const std::vector<BitString> candidates = OneBitPrefixes();
+  auto param = poplar1.MakeAggParam(0, candidates, nullptr);
+  ASSERT_TRUE(param);
+  const dap::CollectionJobReq request = IntervalCollection(now, 1, poplar1.EncodeAggParam(**param));
+  auto created = deployment.CreateCollectionJob(added.id, request);
+  ASSERT_TRUE(created && created->status == 201);
+  auto first_pass = deployment.leader_drivers().CreateAggregationJobs();
+  ASSERT_TRUE(first_pass);
+  EXPECT_EQ(*first_pass, 64u);
+
+  deployment.RestartLeader();
+  const std::string job_url = dap::JoinUrl(deployment.leader().url, created->location.substr(1));
+  std::optional<dap::HttpResponse> finished;
+  for (int pass = 0; pass < 20 && !finished; ++pass) {
+    deployment.DriveLeader();
+    auto polled =
+        deployment.http().Send(dap::HttpMethod::kGet, job_url, {}, {}, testing::kCollectorToken);
+    ASSERT_TRUE(polled);
+    if (polled->status != 202) finished = std::move(*polled);
+  }
+  ASSERT_TRUE(finished);
+  ASSERT_EQ(finished->status, 200) << std::string(finished->body.begin(), finished->body.end());
+  auto response = dap::Decode<dap::CollectionJobResp>(finished->body);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->report_count, strings.size());
+  auto result = deployment.Unshard(added.id, request, *response);
+  ASSERT_TRUE(result);
+  EXPECT_EQ(*result, PlainCounts(strings, candidates));
+  const std::string helper_metrics = deployment.helper().metrics.Render();
+  EXPECT_NE(helper_metrics.find("canopy_reports_rejected_total{reason=\"report_replayed\"} 0\n"),
+            std::string::npos)
+      << helper_metrics;
+  // The level's claims, read back from the stored jobs, once.
+  EXPECT_EQ(deployment.leader().service->level_claims().levels(), 1u);
+}
+
 // The same for Prio3, whose reports are listed over the whole time range,
 // with reports arriving between two passes (after the first's position).
 TEST(EndToEnd, Prio3JobsCreatedInSeveralPassesCountEveryReportOnce) {

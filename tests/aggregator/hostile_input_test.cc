@@ -1187,6 +1187,57 @@ TEST_F(HostileInputTest, HelperRefusesOverlappingMultiLevelBatches) {
   EXPECT_TRUE(HasStatus(share(now, 1, level1), 201));
 }
 
+// Each report is verified at most once per level: a second job naming a
+// report that the level took already is refused as a replay, whether the
+// report is held or sent in full, and also after a restart (the helper then
+// reads the level's claims back from its jobs' records).
+TEST_F(HostileInputTest, HelperRefusesAReportTwiceAtOneLevelAlsoAfterARestart) {
+  const dap::TaskId task_id = AddPoplar1Task(true);
+  const dap::Time now = deployment_.NowUnits(task_id);
+  const std::vector<dap::Report> reports = Reports(task_id, 3, now);
+  const dap::Bytes level0 = Poplar1Param(task_id, 0, {"0", "1"});
+  AggregatePoplar1(task_id, reports, level0);
+  const dap::Bytes level1 = Poplar1Param(task_id, 1, {"00", "01", "10", "11"});
+  // The helper's first answer for each of the chosen reports in a new job:
+  // "continue", or the report error.
+  auto answers = [&](const dap::Bytes& param, const std::vector<size_t>& chosen, bool held) {
+    std::vector<dap::Report> job_reports;
+    for (size_t i : chosen) job_reports.push_back(reports[i]);
+    LeaderInit leader = PlayLeaderInit(task_id, job_reports, *AggParam(task_id, param));
+    dap::AggregationJobInitReq init{0, param, {}, leader.verify_inits};
+    if (held) {
+      init.extensions = {{dap::kHeldReportsExtension, {}}};
+      for (dap::VerifyInit& verify_init : init.verify_inits) {
+        verify_init.report_share.public_share.clear();
+        verify_init.report_share.encrypted_input_share = {0, {0}, {0}};
+      }
+    }
+    std::vector<std::string> out;
+    auto answer = PostInit(task_id, init);
+    EXPECT_TRUE(HasStatus(answer, 201));
+    if (!answer) return out;
+    auto resp = dap::Decode<dap::AggregationJobResp>(answer->body);
+    EXPECT_TRUE(resp);
+    if (!resp) return out;
+    for (const dap::VerifyResp& verify_resp : resp->verify_resps) {
+      out.push_back(verify_resp.type == dap::VerifyRespType::kContinue
+                        ? "continue"
+                        : std::string(dap::ReportErrorName(verify_resp.report_error)));
+    }
+    return out;
+  };
+  // A replayed report is also recorded as rejected, which would refuse it
+  // anyway: each check below names reports never replayed before.
+  using Answers = std::vector<std::string>;
+  EXPECT_EQ(answers(level1, {0, 1}, true), (Answers{"continue", "continue"}));
+  EXPECT_EQ(answers(level1, {1, 2}, true), (Answers{"report_replayed", "continue"}));
+
+  deployment_.RestartHelper();
+  EXPECT_EQ(answers(level0, {2}, false), Answers{"report_replayed"});
+  EXPECT_EQ(answers(level1, {0}, true), Answers{"report_replayed"});
+  ExpectServing();
+}
+
 TEST_F(HostileInputTest, CollectionQueryRefusals) {
   const dap::TaskId task_id = AddPrio3CountTask();
   const dap::Time now = deployment_.NowUnits(task_id);

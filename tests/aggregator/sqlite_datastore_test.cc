@@ -383,6 +383,87 @@ TEST_F(SqliteDatastoreTest, AwaitingReportsOfABatchGoOnAfterAPosition) {
   }));
 }
 
+// Multi-level tasks list a batch whatever was taken for a parameter (they
+// keep that in memory): only rejected reports stay out.
+TEST_F(SqliteDatastoreTest, ReportsInBatchLeaveOutOnlyRejectedOnes) {
+  auto datastore = Open();
+  const Bytes batch_a(32, 0xa), batch_b(32, 0xb);
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    for (uint8_t n = 1; n <= 5; ++n) EXPECT_TRUE(tx.InsertClientReport(SomeReport(n, 10 + n)));
+    EXPECT_TRUE(tx.RecordAggregatedReport(SomeTask(), SomeReport(1, 0).report_id, {7}));
+    EXPECT_TRUE(tx.RecordRejectedReport(SomeTask(), SomeReport(2, 0).report_id,
+                                        dap::ReportError::kVdafVerifyError));
+    auto listed = tx.ReportsInBatch(SomeTask(), 0, 100, {}, 10, 0);
+    EXPECT_TRUE(listed);
+    if (!listed) return {};
+    std::vector<uint8_t> order;
+    for (const ClientReportRow& row : *listed) order.push_back(row.report_id[0]);
+    EXPECT_EQ(order, (std::vector<uint8_t>{1, 3, 4, 5}));  // In upload order.
+    auto page = tx.ReportsInBatch(SomeTask(), 0, 100, {}, 2, 0);
+    EXPECT_TRUE(page && page->size() == 2);
+    if (!page || page->size() != 2) return {};
+    auto rest = tx.ReportsInBatch(SomeTask(), 0, 100, {}, 10, (*page)[1].upload_position);
+    EXPECT_TRUE(rest && rest->size() == 2 && (*rest)[0].report_id[0] == 4);
+    auto in_window = tx.ReportsInBatch(SomeTask(), 13, 15, {}, 10, 0);
+    EXPECT_TRUE(in_window && in_window->size() == 2);  // Reports 3 and 4.
+    // By batch key: reports 1, 3 and 5 in batch a, 2 and 4 in batch b.
+    for (uint8_t n = 1; n <= 5; ++n) {
+      EXPECT_TRUE(
+          tx.AssignBatch(SomeTask(), SomeReport(n, 0).report_id, n % 2 ? batch_a : batch_b));
+    }
+    auto in_a = tx.ReportsInBatch(SomeTask(), 0, 0, batch_a, 10, 0);
+    EXPECT_TRUE(in_a && in_a->size() == 3);
+    auto in_b = tx.ReportsInBatch(SomeTask(), 0, 0, batch_b, 10, 0);
+    EXPECT_TRUE(in_b && in_b->size() == 1 && (*in_b)[0].report_id[0] == 4);
+    if (!in_a || in_a->size() != 3) return {};
+    auto a_after = tx.ReportsInBatch(SomeTask(), 0, 0, batch_a, 10, (*in_a)[0].upload_position);
+    EXPECT_TRUE(a_after && a_after->size() == 2);
+    return {};
+  }));
+}
+
+// Version 4 finds jobs by their parameter's digest, also jobs stored before.
+TEST_F(SqliteDatastoreTest, MigratesVersionThreeJobsToBeFoundByParameter) {
+  Open(3);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  const char* version_three_rows = R"sql(
+INSERT INTO aggregation_jobs (task_id, job_id, agg_param, batch_key, state, step, helper_url,
+  held_reports, last_request_hash, last_response, created_at, init_request_hash, init_response)
+VALUES (x'0100000000000000000000000000000000000000000000000000000000000000', x'01000000000000000000000000000000', x'aa', x'',
+        1, 1, '', 0, x'', x'', 7, x'', x''),
+       (x'0100000000000000000000000000000000000000000000000000000000000000', x'02000000000000000000000000000000', x'bb', x'',
+        0, 0, '', 0, x'', x'', 8, x'', x'');
+)sql";
+  ASSERT_EQ(sqlite3_exec(db, version_three_rows, nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  auto datastore = Open();
+  ASSERT_TRUE(datastore);
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    auto with_aa = tx.JobsWithParam(SomeTask(), {0xaa});
+    EXPECT_TRUE(with_aa && with_aa->size() == 1 && (*with_aa)[0][0] == 1);
+    // A job stored now is found too, and moves when its parameter changes.
+    AggregationJobRow job;
+    job.task_id = SomeTask();
+    job.job_id[0] = 3;
+    job.agg_param = {0xaa};
+    EXPECT_TRUE(tx.PutAggregationJob(job));
+    with_aa = tx.JobsWithParam(SomeTask(), {0xaa});
+    EXPECT_TRUE(with_aa && with_aa->size() == 2);
+    job.agg_param = {0xcc};
+    EXPECT_TRUE(tx.PutAggregationJob(job));
+    with_aa = tx.JobsWithParam(SomeTask(), {0xaa});
+    EXPECT_TRUE(with_aa && with_aa->size() == 1);
+    auto with_bb = tx.JobsWithParam(SomeTask(), {0xbb});
+    EXPECT_TRUE(with_bb && with_bb->size() == 1 && (*with_bb)[0][0] == 2);
+    auto other_task = tx.JobsWithParam(TaskId{}, {0xaa});
+    EXPECT_TRUE(other_task && other_task->empty());
+    return {};
+  }));
+}
+
 TEST_F(SqliteDatastoreTest, LeasesExpireAndAreReleasedAtStart) {
   auto datastore = Open();
   AggregationJobRow job;

@@ -1,0 +1,145 @@
+#include "aggregator/level_claims.h"
+
+#include <algorithm>
+
+#include "aggregator/internal/common.h"
+
+namespace canopy::aggregator {
+
+LevelClaims::LevelClaims(size_t levels_kept) : levels_kept_(std::max<size_t>(1, levels_kept)) {}
+
+LevelClaims::Reservation::Reservation(LevelClaims* owner, std::shared_ptr<Level> level,
+                                      std::vector<ReportId> ids, std::vector<bool> taken)
+    : owner_(owner), level_(std::move(level)), ids_(std::move(ids)), taken_(std::move(taken)) {}
+
+LevelClaims::Reservation::Reservation(Reservation&& other) noexcept
+    : owner_(other.owner_),
+      level_(std::move(other.level_)),
+      ids_(std::move(other.ids_)),
+      taken_(std::move(other.taken_)) {
+  other.level_ = nullptr;
+}
+
+LevelClaims::Reservation::~Reservation() { Settle(nullptr); }
+
+void LevelClaims::Reservation::Keep(const std::vector<bool>& keep) { Settle(&keep); }
+
+void LevelClaims::Reservation::KeepAll() {
+  const std::vector<bool> all(ids_.size(), true);
+  Settle(&all);
+}
+
+void LevelClaims::Reservation::Settle(const std::vector<bool>* keep) {
+  if (level_ == nullptr) return;
+  std::lock_guard<std::mutex> lock(owner_->mutex_);
+  for (size_t i = 0; i < ids_.size(); ++i) {
+    const bool kept = keep != nullptr && i < keep->size() && (*keep)[i];
+    if (taken_[i] && !kept) level_->claimed.erase(ids_[i]);
+  }
+  --level_->reservations;
+  level_ = nullptr;
+}
+
+LevelClaims::LevelKey LevelClaims::KeyOf(const TaskId& task_id, const Bytes& agg_param) {
+  // A Poplar1 parameter deep in a walk is kilobytes: the key holds its digest.
+  return {task_id, internal::Sha256(agg_param)};
+}
+
+Result<std::shared_ptr<LevelClaims::Level>> LevelClaims::FindOrLoad(const LevelKey& key,
+                                                                    const Loader& load) {
+  auto found = levels_.find(key);
+  if (found == levels_.end()) {
+    auto loaded = load();
+    if (!loaded) return std::unexpected(loaded.error());
+    auto level = std::make_shared<Level>();
+    level->claimed.reserve(loaded->size());
+    level->claimed.insert(loaded->begin(), loaded->end());
+    found = levels_.emplace(key, std::move(level)).first;
+  }
+  found->second->last_used = ++uses_;
+  // Evict the least recently used levels that nobody is reserving in.
+  while (levels_.size() > levels_kept_) {
+    auto oldest = levels_.end();
+    for (auto it = levels_.begin(); it != levels_.end(); ++it) {
+      if (it == found || it->second->reservations > 0) continue;
+      if (oldest == levels_.end() || it->second->last_used < oldest->second->last_used) {
+        oldest = it;
+      }
+    }
+    if (oldest == levels_.end()) break;  // All in use: kept beyond the capacity.
+    levels_.erase(oldest);
+  }
+  return found->second;
+}
+
+Result<LevelClaims::Reservation> LevelClaims::Reserve(const TaskId& task_id, const Bytes& agg_param,
+                                                      std::span<const ReportId> ids,
+                                                      const Loader& load) {
+  const LevelKey key = KeyOf(task_id, agg_param);
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto level = FindOrLoad(key, load);
+  if (!level) return std::unexpected(level.error());
+  std::vector<bool> taken(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) taken[i] = (*level)->claimed.insert(ids[i]).second;
+  ++(*level)->reservations;
+  return Reservation(this, *level, std::vector<ReportId>(ids.begin(), ids.end()), std::move(taken));
+}
+
+Result<std::vector<bool>> LevelClaims::Claimed(const TaskId& task_id, const Bytes& agg_param,
+                                               std::span<const ReportId> ids, const Loader& load) {
+  const LevelKey key = KeyOf(task_id, agg_param);
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto level = FindOrLoad(key, load);
+  if (!level) return std::unexpected(level.error());
+  std::vector<bool> claimed(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) claimed[i] = (*level)->claimed.contains(ids[i]);
+  return claimed;
+}
+
+void LevelClaims::Release(const TaskId& task_id, const Bytes& agg_param,
+                          std::span<const ReportId> ids) {
+  const LevelKey key = KeyOf(task_id, agg_param);
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = levels_.find(key);
+  if (found == levels_.end()) return;
+  for (const ReportId& id : ids) found->second->claimed.erase(id);
+}
+
+void LevelClaims::EraseTask(const TaskId& task_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::erase_if(levels_, [&](const auto& entry) {
+    // A level with a reservation stays until it is settled.
+    return entry.first.first == task_id && entry.second->reservations == 0;
+  });
+}
+
+size_t LevelClaims::levels() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return levels_.size();
+}
+
+Result<std::vector<ReportId>> LoadLevelClaims(
+    Datastore& datastore, const TaskId& task_id, const Bytes& agg_param,
+    const std::function<bool(const ReportAggregationRow&)>& claims) {
+  std::vector<ReportId> ids;
+  auto read = datastore.Run([&](Transaction& tx) -> Result<void> {
+    ids.clear();
+    auto recorded = tx.AggregatedReportsWithParam(task_id, agg_param);
+    if (!recorded) return std::unexpected(recorded.error());
+    ids = std::move(*recorded);
+    auto jobs = tx.JobsWithParam(task_id, agg_param);
+    if (!jobs) return std::unexpected(jobs.error());
+    for (const JobId& job_id : *jobs) {
+      auto rows = tx.GetJobReports(task_id, job_id);
+      if (!rows) return std::unexpected(rows.error());
+      for (const ReportAggregationRow& row : *rows) {
+        if (claims(row)) ids.push_back(row.report_id);
+      }
+    }
+    return {};
+  });
+  if (!read) return std::unexpected(read.error());
+  return ids;
+}
+
+}  // namespace canopy::aggregator
