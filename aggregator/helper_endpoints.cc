@@ -308,6 +308,10 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
       reject(*time_error);
       continue;
     }
+    if (Expired(task, share.metadata.time, now)) {
+      reject(ReportError::kReportDropped);
+      continue;
+    }
     const bool repeat = task.multi_level() ? fact.aggregated_with_param : fact.aggregated_before;
     if (fact.rejected || repeat) {
       reject(ReportError::kReportReplayed);
@@ -811,16 +815,22 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
   return internal::Message(200, "aggregation-job-resp", std::move(*encoded));
 }
 
+bool AggregatorService::Expired(const Task& task, dap::Time report_time, uint64_t now) const {
+  if (options_.report_expiry_seconds == 0) return false;
+  // A report accepted at time c has a time of at most c + skew, and its jobs
+  // are deleted once c < now - expiry: so once its time is below
+  // now - expiry + skew, they may be.
+  const uint64_t precision = std::max<uint64_t>(1, task.configuration.time_precision);
+  const uint64_t oldest_kept =
+      now + options_.tolerable_clock_skew_seconds - std::min(now, options_.report_expiry_seconds);
+  // In time_precision units, rounded up; a later time cannot overflow (it
+  // was checked against now + skew already).
+  return report_time < (oldest_kept + precision - 1) / precision;
+}
+
 LevelClaims::Loader AggregatorService::LevelLoader(const TaskId& task_id, const Bytes& agg_param) {
-  // The helper's job records claim the reports it accepted at the first
-  // step (they stay claimed whatever a later step decides); those it
-  // refused at once (replays, reports it does not hold, ...) are not, except
-  // those the verification refused, which are recorded as rejected anyway.
   return [this, task_id, agg_param] {
-    return LoadLevelClaims(datastore_, task_id, agg_param, [](const ReportAggregationRow& row) {
-      return row.state != ReportAggregationState::kFailed ||
-             row.error == ReportError::kVdafVerifyError;
-    });
+    return LoadLevelClaims(datastore_, task_id, agg_param, HelperRowHoldsClaim);
   };
 }
 

@@ -297,11 +297,10 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
 }
 
 LevelClaims::Loader LeaderDrivers::LevelLoader(const TaskId& task_id, const Bytes& agg_param) {
-  // Every report of a stored job was taken for its level (an abandoned job's
-  // record is deleted with its claims).
+  // A job abandoned at its first step has no record (its reports were given
+  // back); see LeaderRowHoldsClaim for the others.
   return [this, task_id, agg_param] {
-    return LoadLevelClaims(datastore_, task_id, agg_param,
-                           [](const ReportAggregationRow&) { return true; });
+    return LoadLevelClaims(datastore_, task_id, agg_param, LeaderRowHoldsClaim);
   };
 }
 

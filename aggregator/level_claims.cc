@@ -6,7 +6,7 @@
 
 namespace canopy::aggregator {
 
-LevelClaims::LevelClaims(size_t levels_kept) : levels_kept_(std::max<size_t>(1, levels_kept)) {}
+LevelClaims::LevelClaims(size_t claims_kept) : claims_kept_(claims_kept) {}
 
 LevelClaims::Reservation::Reservation(LevelClaims* owner, std::shared_ptr<Level> level,
                                       std::vector<ReportId> ids, std::vector<bool> taken)
@@ -31,13 +31,18 @@ void LevelClaims::Reservation::KeepAll() {
 
 void LevelClaims::Reservation::Settle(const std::vector<bool>* keep) {
   if (level_ == nullptr) return;
-  std::lock_guard<std::mutex> lock(owner_->mutex_);
-  for (size_t i = 0; i < ids_.size(); ++i) {
-    const bool kept = keep != nullptr && i < keep->size() && (*keep)[i];
-    if (taken_[i] && !kept) level_->claimed.erase(ids_[i]);
+  {
+    std::lock_guard<std::mutex> lock(owner_->mutex_);
+    for (size_t i = 0; i < ids_.size(); ++i) {
+      if (!taken_[i]) continue;
+      level_->pending.erase(ids_[i]);
+      const bool kept = keep != nullptr && i < keep->size() && (*keep)[i];
+      if (!kept) level_->claimed.erase(ids_[i]);
+    }
+    --level_->reservations;
+    level_ = nullptr;
   }
-  --level_->reservations;
-  level_ = nullptr;
+  owner_->settled_.notify_all();
 }
 
 LevelClaims::LevelKey LevelClaims::KeyOf(const TaskId& task_id, const Bytes& agg_param) {
@@ -57,39 +62,65 @@ Result<std::shared_ptr<LevelClaims::Level>> LevelClaims::FindOrLoad(const LevelK
     found = levels_.emplace(key, std::move(level)).first;
   }
   found->second->last_used = ++uses_;
-  // Evict the least recently used levels that nobody is reserving in.
-  while (levels_.size() > levels_kept_) {
+  std::shared_ptr<Level> level = found->second;
+  EvictBeyondCapacity(level.get());
+  return level;
+}
+
+void LevelClaims::EvictBeyondCapacity(const Level* in_use) {
+  size_t claims = 0;
+  for (const auto& [key, level] : levels_) claims += level->claimed.size();
+  while (claims > claims_kept_) {
     auto oldest = levels_.end();
     for (auto it = levels_.begin(); it != levels_.end(); ++it) {
-      if (it == found || it->second->reservations > 0) continue;
+      if (it->second.get() == in_use || it->second->reservations > 0) continue;
       if (oldest == levels_.end() || it->second->last_used < oldest->second->last_used) {
         oldest = it;
       }
     }
-    if (oldest == levels_.end()) break;  // All in use: kept beyond the capacity.
+    if (oldest == levels_.end()) return;  // All in use: kept beyond the capacity.
+    claims -= oldest->second->claimed.size();
     levels_.erase(oldest);
   }
-  return found->second;
+}
+
+Result<std::shared_ptr<LevelClaims::Level>> LevelClaims::FindSettled(
+    std::unique_lock<std::mutex>& lock, const LevelKey& key, std::span<const ReportId> ids,
+    const Loader& load) {
+  for (;;) {
+    auto level = FindOrLoad(key, load);
+    if (!level) return level;
+    const IdSet& pending = (*level)->pending;
+    const bool waiting =
+        !pending.empty() &&
+        std::any_of(ids.begin(), ids.end(), [&](const auto& id) { return pending.contains(id); });
+    if (!waiting) return level;
+    settled_.wait(lock);
+  }
 }
 
 Result<LevelClaims::Reservation> LevelClaims::Reserve(const TaskId& task_id, const Bytes& agg_param,
                                                       std::span<const ReportId> ids,
                                                       const Loader& load) {
   const LevelKey key = KeyOf(task_id, agg_param);
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto level = FindOrLoad(key, load);
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto level = FindSettled(lock, key, ids, load);
   if (!level) return std::unexpected(level.error());
   std::vector<bool> taken(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) taken[i] = (*level)->claimed.insert(ids[i]).second;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    taken[i] = (*level)->claimed.insert(ids[i]).second;
+    if (taken[i]) (*level)->pending.insert(ids[i]);
+  }
   ++(*level)->reservations;
+  EvictBeyondCapacity(level->get());
   return Reservation(this, *level, std::vector<ReportId>(ids.begin(), ids.end()), std::move(taken));
 }
 
 Result<std::vector<bool>> LevelClaims::Claimed(const TaskId& task_id, const Bytes& agg_param,
                                                std::span<const ReportId> ids, const Loader& load) {
   const LevelKey key = KeyOf(task_id, agg_param);
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto level = FindOrLoad(key, load);
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto level = FindSettled(lock, key, ids, load);
   if (!level) return std::unexpected(level.error());
   std::vector<bool> claimed(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) claimed[i] = (*level)->claimed.contains(ids[i]);
@@ -102,20 +133,32 @@ void LevelClaims::Release(const TaskId& task_id, const Bytes& agg_param,
   std::lock_guard<std::mutex> lock(mutex_);
   auto found = levels_.find(key);
   if (found == levels_.end()) return;
-  for (const ReportId& id : ids) found->second->claimed.erase(id);
+  for (const ReportId& id : ids) {
+    if (!found->second->pending.contains(id)) found->second->claimed.erase(id);
+  }
 }
 
 void LevelClaims::EraseTask(const TaskId& task_id) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  std::erase_if(levels_, [&](const auto& entry) {
-    // A level with a reservation stays until it is settled.
-    return entry.first.first == task_id && entry.second->reservations == 0;
-  });
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::erase_if(levels_, [&](const auto& entry) { return entry.first.first == task_id; });
+  }
+  settled_.notify_all();  // Waiters look their level up again.
 }
 
 size_t LevelClaims::levels() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return levels_.size();
+}
+
+bool LeaderRowHoldsClaim(const ReportAggregationRow& row) {
+  return !(row.state == ReportAggregationState::kFailed &&
+           row.error == dap::ReportError::kReportDropped);
+}
+
+bool HelperRowHoldsClaim(const ReportAggregationRow& row) {
+  return row.state != ReportAggregationState::kFailed ||
+         row.error == dap::ReportError::kVdafVerifyError;
 }
 
 Result<std::vector<ReportId>> LoadLevelClaims(

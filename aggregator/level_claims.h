@@ -15,14 +15,19 @@
 //
 // Callers reserve claims before the transaction that commits them and keep
 // them once it has committed; a reservation dropped without Keep gives its
-// claims back. A level with reservations outstanding is never evicted, so a
-// claim that is not yet in the datastore cannot be lost to a reload. Not
-// for use inside a datastore transaction: a level's first use runs its loader,
-// which opens one.
+// claims back. While reserved, a claim is pending: whoever asks about that
+// report waits until it is kept or given back, so that no one decides on a
+// claim that may still vanish (a leader's retry of a job still being
+// committed would otherwise find its own reports taken, and refuse them as
+// replays for good). A level with reservations outstanding is never evicted,
+// so a claim that is not yet in the datastore cannot be lost to a reload.
+// Not for use inside a datastore transaction: a level's first use runs its
+// loader, which opens one.
 #ifndef CANOPY_AGGREGATOR_LEVEL_CLAIMS_H_
 #define CANOPY_AGGREGATOR_LEVEL_CLAIMS_H_
 
 #include <array>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -44,9 +49,11 @@ class LevelClaims {
   // jobs took). Errors: the datastore's.
   using Loader = std::function<Result<std::vector<ReportId>>()>;
 
-  // Keeps the claims of at most `levels_kept` levels (at least one) that have
-  // no reservation outstanding; an evicted level is loaded again when used.
-  explicit LevelClaims(size_t levels_kept = 4);
+  // Keeps about `claims_kept` claims in memory (about 60 bytes each): beyond
+  // that, the least recently used levels without reservations outstanding are
+  // evicted (never the level in use), and loaded again when used. The default
+  // holds four levels of a million reports.
+  explicit LevelClaims(size_t claims_kept = size_t{1} << 22);
   LevelClaims(const LevelClaims&) = delete;
   LevelClaims& operator=(const LevelClaims&) = delete;
 
@@ -82,18 +89,20 @@ class LevelClaims {
     std::vector<bool> taken_;
   };
 
-  // Claims each of `ids` not yet claimed for (task, agg_param). Errors: the
-  // loader's, when the level is used for the first time.
+  // Claims each of `ids` not yet claimed for (task, agg_param), once no other
+  // reservation holds any of them pending. Errors: the loader's, when the
+  // level is used for the first time.
   Result<Reservation> Reserve(const TaskId& task_id, const Bytes& agg_param,
                               std::span<const ReportId> ids, const Loader& load);
-  // Whether each of `ids` is claimed for (task, agg_param). Errors: the
-  // loader's.
+  // Whether each of `ids` is claimed for (task, agg_param), once none of them
+  // is pending. Errors: the loader's.
   Result<std::vector<bool>> Claimed(const TaskId& task_id, const Bytes& agg_param,
                                     std::span<const ReportId> ids, const Loader& load);
   // Gives back claims whose job is gone (an abandoned job at the leader).
   // Claims of a level not in memory are gone already.
   void Release(const TaskId& task_id, const Bytes& agg_param, std::span<const ReportId> ids);
-  // Forgets every level of a task (the task was removed).
+  // Forgets every level of a task (the task was removed). Reservations
+  // outstanding settle on their own copy.
   void EraseTask(const TaskId& task_id);
   // How many levels are in memory (for tests).
   size_t levels() const;
@@ -101,22 +110,41 @@ class LevelClaims {
  private:
   using Digest = std::array<uint8_t, 32>;
   using LevelKey = std::pair<TaskId, Digest>;
+  using IdSet = std::unordered_set<ReportId, internal::KeyedIdHash>;
   struct Level {
-    std::unordered_set<ReportId, internal::KeyedIdHash> claimed;
+    IdSet claimed;  // Kept and pending claims.
+    IdSet pending;  // Claims of reservations not yet settled.
     size_t reservations = 0;
     uint64_t last_used = 0;
   };
 
   static LevelKey KeyOf(const TaskId& task_id, const Bytes& agg_param);
-  // The level's claims, loaded when absent; evicts the least recently used
-  // levels without reservations beyond the capacity. Under `mutex_`.
+  // The level's claims, loaded when absent, once none of `ids` is pending
+  // (waiting on `settled_` releases the lock, so the level is looked up
+  // again after each wait: it may have been evicted and loaded anew).
+  // Evicts least recently used levels beyond the capacity.
+  Result<std::shared_ptr<Level>> FindSettled(std::unique_lock<std::mutex>& lock,
+                                             const LevelKey& key, std::span<const ReportId> ids,
+                                             const Loader& load);
+  // The level's claims, loaded when absent. Under `mutex_`.
   Result<std::shared_ptr<Level>> FindOrLoad(const LevelKey& key, const Loader& load);
+  void EvictBeyondCapacity(const Level* in_use);
 
-  const size_t levels_kept_;
+  const size_t claims_kept_;
   mutable std::mutex mutex_;
+  std::condition_variable settled_;  // A reservation settled.
   std::map<LevelKey, std::shared_ptr<Level>> levels_;
   uint64_t uses_ = 0;
 };
+
+// Which rows of a job record hold a claim on their report. The leader's:
+// every report it put into a job, except those the helper no longer held
+// (rule 8's report_dropped: they went into a new job, which holds the claim,
+// and are free again if that job is abandoned). The helper's: every report
+// it accepted at the job's first step, whatever a later step decided (and
+// those its verification refused, which are recorded as rejected anyway).
+bool LeaderRowHoldsClaim(const ReportAggregationRow& row);
+bool HelperRowHoldsClaim(const ReportAggregationRow& row);
 
 // Reads the claims of (task, agg_param) from the datastore: the reports of
 // every job stored with that parameter that satisfy `claims` (the leader's

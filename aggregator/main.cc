@@ -134,6 +134,7 @@ int Serve(const std::string& config_path, bool check_only) {
   service_options.collector_token = config->collector_token();
   service_options.admin_token = config->admin_token();
   service_options.tolerable_clock_skew_seconds = config->tolerable_clock_skew_seconds();
+  service_options.report_expiry_seconds = config->garbage_collection().report_expiry_seconds();
   service_options.report_cache_capacity = config->report_cache_reports();
   if (!config->report_levels_in_memory()) {
     auto level_files = LevelFiles::Open(config->level_files_directory());

@@ -49,6 +49,12 @@ struct ServiceOptions {
   std::string collector_token;
   std::string admin_token;
   uint64_t tolerable_clock_skew_seconds = 60;
+  // Helper: garbage collection deletes reports older than this (seconds),
+  // and jobs created longer ago with their records, which are what stops a
+  // multi-level report from being verified twice at one level. So a report
+  // whose jobs may be gone (older than this, less the clock skew a report
+  // may have had) is refused with report_dropped. 0: reports never expire.
+  uint64_t report_expiry_seconds = 7 * 24 * 3600;
   // POSIX seconds; tests replace it.
   std::function<uint64_t()> clock;
   // Reports whose decoded shares are kept in memory across levels.
@@ -103,6 +109,9 @@ class AggregatorService final : public RequestHandler {
   Result<std::vector<dap::PingPongState>> ContinuedStates(
       const Task& task, const JobId& job_id, const poplar::AggregationParameter& agg_param,
       const std::vector<ReportAggregationRow>& rows, const std::vector<size_t>& continued);
+  // Helper: whether a report (its time in the task's units) is too old to
+  // aggregate (see ServiceOptions::report_expiry_seconds).
+  bool Expired(const Task& task, dap::Time report_time, uint64_t now) const;
   // Helper, multi-level tasks: reads a level's claims from its stored jobs.
   LevelClaims::Loader LevelLoader(const TaskId& task_id, const Bytes& agg_param);
   // Dispatch, with anything thrown turned into an internal error.

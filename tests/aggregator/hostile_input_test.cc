@@ -1238,6 +1238,29 @@ TEST_F(HostileInputTest, HelperRefusesAReportTwiceAtOneLevelAlsoAfterARestart) {
   ExpectServing();
 }
 
+// Garbage collection deletes reports after report_expiry_seconds (a week
+// here), and old jobs with the records that stop a report from being
+// verified twice at one level: the helper refuses a report that old
+// (report_dropped) instead of verifying it without them.
+TEST_F(HostileInputTest, HelperDropsReportsOlderThanTheExpiry) {
+  const dap::TaskId task_id = AddPoplar1Task(true);
+  const dap::Time now = deployment_.NowUnits(task_id);
+  const uint64_t precision = LeaderTask(task_id).configuration.time_precision;
+  const dap::Time eight_days = 8 * 24 * 3600 / precision;
+  const std::vector<dap::Report> reports = {Reports(task_id, 1, now - eight_days)[0],
+                                            Reports(task_id, 1, now)[0]};
+  const dap::Bytes param = Poplar1Param(task_id, 0, {"0", "1"});
+  LeaderInit leader = PlayLeaderInit(task_id, reports, *AggParam(task_id, param));
+  auto answer = PostInit(task_id, {0, param, {}, leader.verify_inits});
+  ASSERT_TRUE(HasStatus(answer, 201));
+  auto resp = dap::Decode<dap::AggregationJobResp>(answer->body);
+  ASSERT_TRUE(resp);
+  ASSERT_EQ(resp->verify_resps.size(), 2u);
+  EXPECT_EQ(resp->verify_resps[0].type, dap::VerifyRespType::kReject);
+  EXPECT_EQ(resp->verify_resps[0].report_error, ReportError::kReportDropped);
+  EXPECT_EQ(resp->verify_resps[1].type, dap::VerifyRespType::kContinue);
+}
+
 TEST_F(HostileInputTest, CollectionQueryRefusals) {
   const dap::TaskId task_id = AddPrio3CountTask();
   const dap::Time now = deployment_.NowUnits(task_id);

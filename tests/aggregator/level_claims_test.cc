@@ -6,7 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <optional>
+#include <thread>
 
 #include "aggregator/sqlite_datastore.h"
 #include "tests/testing/temp_folder.h"
@@ -54,11 +58,7 @@ TEST(LevelClaimsTest, ReservationsTakeFreeReportsAndKeepOrGiveThemBack) {
     auto reserved = claims.Reserve(Task(1), level, ids, loader.get());
     ASSERT_TRUE(reserved);
     EXPECT_EQ(Taken(*reserved, 3), (std::vector<bool>{false, true, true}));
-    // While reserved, another job finds them taken.
-    auto again = claims.Reserve(Task(1), level, ids, loader.get());
-    ASSERT_TRUE(again);
-    EXPECT_EQ(Taken(*again, 3), (std::vector<bool>{false, false, false}));
-    // Dropped without Keep: report 2 and 3 are given back.
+    // Dropped without Keep: reports 2 and 3 are given back.
   }
   auto claimed = claims.Claimed(Task(1), level, ids, loader.get());
   ASSERT_TRUE(claimed);
@@ -71,6 +71,10 @@ TEST(LevelClaimsTest, ReservationsTakeFreeReportsAndKeepOrGiveThemBack) {
   claimed = claims.Claimed(Task(1), level, ids, loader.get());
   ASSERT_TRUE(claimed);
   EXPECT_EQ(*claimed, (std::vector<bool>{true, true, false}));
+  auto again = claims.Reserve(Task(1), level, ids, loader.get());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(Taken(*again, 3), (std::vector<bool>{false, false, true}));
+  again->KeepAll();
   EXPECT_EQ(loader.calls, 1);  // Loaded once.
 
   // Another level, another task: their own claims.
@@ -86,7 +90,44 @@ TEST(LevelClaimsTest, ReservationsTakeFreeReportsAndKeepOrGiveThemBack) {
   claims.Release(Task(1), level, std::vector<ReportId>{Report(2)});
   claimed = claims.Claimed(Task(1), level, ids, loader.get());
   ASSERT_TRUE(claimed);
-  EXPECT_EQ(*claimed, (std::vector<bool>{true, false, false}));
+  EXPECT_EQ(*claimed, (std::vector<bool>{true, false, true}));
+}
+
+// A reserved claim is pending: another job asking about the report waits
+// until it is kept (then it is taken) or given back (then it is free), and
+// never decides on a claim that may still vanish.
+TEST(LevelClaimsTest, OthersWaitForAPendingClaim) {
+  LevelClaims claims;
+  CountingLoader loader;
+  const std::vector<ReportId> ids = {Report(1), Report(2)};
+  for (const bool keep : {true, false}) {
+    const Bytes level = {keep ? uint8_t{1} : uint8_t{2}};
+    auto reserved = claims.Reserve(Task(1), level, std::vector<ReportId>{Report(1)}, loader.get());
+    ASSERT_TRUE(reserved);
+    std::optional<LevelClaims::Reservation> first(std::move(*reserved));
+    std::atomic<bool> settled{false};
+    std::optional<std::vector<bool>> seen, taken;
+    std::thread other([&] {
+      auto claimed = claims.Claimed(Task(1), level, ids, loader.get());
+      if (claimed) seen = *claimed;
+      EXPECT_TRUE(settled.load()) << "decided on a pending claim";
+      auto reserved = claims.Reserve(Task(1), level, ids, loader.get());
+      if (reserved) taken = Taken(*reserved, 2);
+    });
+    // Not a timing assertion: the pause only gives the other thread the
+    // chance to decide too early, which the check in it would catch.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    settled = true;
+    if (keep) {
+      first->KeepAll();
+    } else {
+      first.reset();  // Given back.
+    }
+    other.join();
+    ASSERT_TRUE(seen && taken);
+    EXPECT_EQ(*seen, (std::vector<bool>{keep, false}));
+    EXPECT_EQ(*taken, (std::vector<bool>{!keep, true}));
+  }
 }
 
 TEST(LevelClaimsTest, KeepAllKeepsWhatWasTaken) {
@@ -126,34 +167,42 @@ TEST(LevelClaimsTest, AFailedLoadIsReturnedAndRetried) {
 }
 
 TEST(LevelClaimsTest, EvictsTheOldestLevelButNeverOneWithAReservation) {
-  LevelClaims claims(2);
+  LevelClaims claims(2);  // Two claims: one level of one report each, and one more.
   CountingLoader loader;
   const std::vector<ReportId> one = {Report(1)};
+  auto reserve_kept = [&](uint8_t level) {
+    auto reserved = claims.Reserve(Task(1), {level}, one, loader.get());
+    ASSERT_TRUE(reserved);
+    reserved->KeepAll();
+  };
   auto held = claims.Reserve(Task(1), {1}, one, loader.get());  // Level 1, reserved.
   ASSERT_TRUE(held);
-  ASSERT_TRUE(claims.Reserve(Task(1), {2}, one, loader.get()));  // Level 2, given back.
-  ASSERT_TRUE(claims.Claimed(Task(1), {3}, one, loader.get()));  // Level 3: evicts level 2.
+  reserve_kept(2);
+  reserve_kept(3);  // Three claims: level 2, the oldest unreserved, goes.
   EXPECT_EQ(claims.levels(), 2u);
   EXPECT_EQ(loader.calls, 3);
   // Level 1 stayed (its reservation is outstanding): no reload.
+  held->KeepAll();
   auto level1 = claims.Claimed(Task(1), {1}, one, loader.get());
   ASSERT_TRUE(level1);
   EXPECT_TRUE((*level1)[0]);
   EXPECT_EQ(loader.calls, 3);
-  // Level 2 was evicted: loaded again.
-  ASSERT_TRUE(claims.Claimed(Task(1), {2}, one, loader.get()));
-  EXPECT_EQ(loader.calls, 4);
-  // With every level reserved, the claims grow beyond the capacity rather
-  // than lose a reservation.
-  auto level2 = claims.Reserve(Task(1), {2}, one, loader.get());
+  // Level 2 was evicted: loaded again (empty: this loader knows nothing).
+  auto level2 = claims.Claimed(Task(1), {2}, one, loader.get());
   ASSERT_TRUE(level2);
-  auto level4 = claims.Reserve(Task(1), {4}, one, loader.get());
-  ASSERT_TRUE(level4);
-  EXPECT_EQ(claims.levels(), 3u);
-  held->KeepAll();
-  // A task removed: its levels go, except those still reserved.
+  EXPECT_FALSE((*level2)[0]);
+  EXPECT_EQ(loader.calls, 4);
+  // With every other level reserved, the claims grow beyond the capacity
+  // rather than lose a reservation.
+  auto on_1 = claims.Reserve(Task(1), {1}, std::vector<ReportId>{Report(2)}, loader.get());
+  auto on_3 = claims.Reserve(Task(1), {3}, std::vector<ReportId>{Report(2)}, loader.get());
+  auto on_4 = claims.Reserve(Task(1), {4}, std::vector<ReportId>{Report(2)}, loader.get());
+  ASSERT_TRUE(on_1 && on_3 && on_4);
+  EXPECT_EQ(claims.levels(), 3u);  // Levels 1, 3 and 4 (level 2 had no reservation).
+  // A task removed: its levels go; the reservations settle on their own.
   claims.EraseTask(Task(1));
-  EXPECT_EQ(claims.levels(), 2u);
+  EXPECT_EQ(claims.levels(), 0u);
+  on_1->KeepAll();
 }
 
 class LoadLevelClaimsTest : public ::testing::Test {
@@ -226,6 +275,34 @@ TEST_F(LoadLevelClaimsTest, ReadsTheLevelsJobsAndOlderRecords) {
                               [](const ReportAggregationRow&) { return true; });
   ASSERT_TRUE(none);
   EXPECT_TRUE(none->empty());
+}
+
+// Which rows of a job record claim their report after a restart: the
+// leader's all but those the helper no longer held (re-sent in a job of
+// their own, which claims them); the helper's those it accepted at the first
+// step, and those its verification refused (rejected for good anyway).
+TEST(LevelClaimsTest, WhichJobRecordRowsHoldAClaim) {
+  using State = ReportAggregationState;
+  using dap::ReportError;
+  auto row = [](State state, ReportError error) {
+    ReportAggregationRow out;
+    out.state = state;
+    out.error = error;
+    return out;
+  };
+  for (State state : {State::kStart, State::kWaiting, State::kFinished}) {
+    EXPECT_TRUE(LeaderRowHoldsClaim(row(state, ReportError::kReportDropped)));
+    EXPECT_TRUE(HelperRowHoldsClaim(row(state, ReportError::kReportReplayed)));
+  }
+  EXPECT_FALSE(LeaderRowHoldsClaim(row(State::kFailed, ReportError::kReportDropped)));
+  EXPECT_TRUE(LeaderRowHoldsClaim(row(State::kFailed, ReportError::kReportTooEarly)));
+  EXPECT_TRUE(LeaderRowHoldsClaim(row(State::kFailed, ReportError::kVdafVerifyError)));
+  EXPECT_TRUE(HelperRowHoldsClaim(row(State::kFailed, ReportError::kVdafVerifyError)));
+  for (ReportError error :
+       {ReportError::kReportReplayed, ReportError::kReportDropped, ReportError::kHpkeDecryptError,
+        ReportError::kBatchCollected, ReportError::kReportTooEarly}) {
+    EXPECT_FALSE(HelperRowHoldsClaim(row(State::kFailed, error)));
+  }
 }
 
 }  // namespace
