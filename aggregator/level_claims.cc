@@ -35,9 +35,14 @@ void LevelClaims::Reservation::Settle(const std::vector<bool>* keep) {
     std::lock_guard<std::mutex> lock(owner_->mutex_);
     for (size_t i = 0; i < ids_.size(); ++i) {
       if (!taken_[i]) continue;
-      level_->pending.erase(ids_[i]);
       const bool kept = keep != nullptr && i < keep->size() && (*keep)[i];
-      if (!kept) level_->claimed.erase(ids_[i]);
+      auto claim = level_->claimed.find(ids_[i]);
+      if (kept) {
+        claim->second = false;
+      } else {
+        level_->claimed.erase(claim);
+      }
+      --level_->pending;
     }
     --level_->reservations;
     level_ = nullptr;
@@ -58,7 +63,7 @@ Result<std::shared_ptr<LevelClaims::Level>> LevelClaims::FindOrLoad(const LevelK
     if (!loaded) return std::unexpected(loaded.error());
     auto level = std::make_shared<Level>();
     level->claimed.reserve(loaded->size());
-    level->claimed.insert(loaded->begin(), loaded->end());
+    for (const ReportId& id : *loaded) level->claimed.emplace(id, false);
     found = levels_.emplace(key, std::move(level)).first;
   }
   found->second->last_used = ++uses_;
@@ -90,10 +95,12 @@ Result<std::shared_ptr<LevelClaims::Level>> LevelClaims::FindSettled(
   for (;;) {
     auto level = FindOrLoad(key, load);
     if (!level) return level;
-    const IdSet& pending = (*level)->pending;
+    const auto& claimed = (*level)->claimed;
     const bool waiting =
-        !pending.empty() &&
-        std::any_of(ids.begin(), ids.end(), [&](const auto& id) { return pending.contains(id); });
+        (*level)->pending > 0 && std::any_of(ids.begin(), ids.end(), [&](const ReportId& id) {
+          auto claim = claimed.find(id);
+          return claim != claimed.end() && claim->second;
+        });
     if (!waiting) return level;
     settled_.wait(lock);
   }
@@ -108,8 +115,8 @@ Result<LevelClaims::Reservation> LevelClaims::Reserve(const TaskId& task_id, con
   if (!level) return std::unexpected(level.error());
   std::vector<bool> taken(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
-    taken[i] = (*level)->claimed.insert(ids[i]).second;
-    if (taken[i]) (*level)->pending.insert(ids[i]);
+    taken[i] = (*level)->claimed.try_emplace(ids[i], true).second;
+    if (taken[i]) ++(*level)->pending;
   }
   ++(*level)->reservations;
   EvictBeyondCapacity(level->get());
@@ -133,8 +140,10 @@ void LevelClaims::Release(const TaskId& task_id, const Bytes& agg_param,
   std::lock_guard<std::mutex> lock(mutex_);
   auto found = levels_.find(key);
   if (found == levels_.end()) return;
+  auto& claimed = found->second->claimed;
   for (const ReportId& id : ids) {
-    if (!found->second->pending.contains(id)) found->second->claimed.erase(id);
+    auto claim = claimed.find(id);
+    if (claim != claimed.end() && !claim->second) claimed.erase(claim);
   }
 }
 

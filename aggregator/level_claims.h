@@ -34,7 +34,7 @@
 #include <memory>
 #include <mutex>
 #include <span>
-#include <unordered_set>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -49,11 +49,11 @@ class LevelClaims {
   // jobs took). Errors: the datastore's.
   using Loader = std::function<Result<std::vector<ReportId>>()>;
 
-  // Keeps about `claims_kept` claims in memory (about 60 bytes each): beyond
+  // Keeps about `claims_kept` claims in memory (about 50 bytes each): beyond
   // that, the least recently used levels without reservations outstanding are
   // evicted (never the level in use), and loaded again when used. The default
-  // holds four levels of a million reports.
-  explicit LevelClaims(size_t claims_kept = size_t{1} << 22);
+  // holds two levels of a million reports (a walk needs its current one).
+  explicit LevelClaims(size_t claims_kept = size_t{1} << 21);
   LevelClaims(const LevelClaims&) = delete;
   LevelClaims& operator=(const LevelClaims&) = delete;
 
@@ -110,10 +110,12 @@ class LevelClaims {
  private:
   using Digest = std::array<uint8_t, 32>;
   using LevelKey = std::pair<TaskId, Digest>;
-  using IdSet = std::unordered_set<ReportId, internal::KeyedIdHash>;
   struct Level {
-    IdSet claimed;  // Kept and pending claims.
-    IdSet pending;  // Claims of reservations not yet settled.
+    // Each claim, and whether it is pending (its reservation not settled).
+    // One map, not a set of claims and one of pending ones: a claim is then
+    // one allocation, and settling it one lookup.
+    std::unordered_map<ReportId, bool, internal::KeyedIdHash> claimed;
+    size_t pending = 0;
     size_t reservations = 0;
     uint64_t last_used = 0;
   };
