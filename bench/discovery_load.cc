@@ -13,7 +13,7 @@
 //
 // Both aggregators keep every report cached between levels (about 11 KB of
 // memory each, and 12.6 KB in level files, at 256 bits), and their databases
-// take about 64 KB a report together; a run that would not fit in the memory
+// take about 52 KB a report together; a run that would not fit in the memory
 // or the disk available is refused unless --force.
 //
 // Exit status: 0 when the heavy hitters equal the true counts, 1 otherwise or
@@ -143,11 +143,11 @@ Result<PeerBytes> ReadPeerBytes(dap::HttpClient& http, const std::string& helper
 // 11 KB (mostly the IDPF node states of the last round's candidates, which
 // grow with the candidates, not the bits), 50 bytes a bit more with
 // --levels-in-memory; on disk, each aggregator's level files (50 bytes a
-// bit) and both databases (the reports, the held shares, the replay
-// records: about 250 bytes a bit together).
+// bit) and both databases (the reports, the held shares, the jobs' records
+// and answers: about 200 bytes a bit together).
 constexpr uint64_t kMemoryPerReport = 11'000;
 constexpr uint64_t kLevelBytesPerReportBit = 50;
-constexpr uint64_t kDatabaseBytesPerReportBit = 250;
+constexpr uint64_t kDatabaseBytesPerReportBit = 200;
 
 struct Needs {
   uint64_t memory = 0;
