@@ -523,6 +523,7 @@ void CachedEvaluator::Walk(const EvaluationPlan& plan, std::span<InnerValue> inn
                               public_share_.leaf_value_correction, agg_id_);
   }
   crypto::SecureWipeVector(cached_seeds_);
+  crypto::SecureWipeVector(cached_ctrl_);
   cached_seeds_.assign(scratch.parent_seeds.begin(), scratch.parent_seeds.end());
   cached_ctrl_.assign(scratch.parent_ctrl.begin(), scratch.parent_ctrl.end());
   cached_set_ = plan.target();
