@@ -11,7 +11,7 @@
 //       [--exponent 1.03] [--seed 1] [--job-size 500] [--workers 0]
 //       [--levels-in-memory] [--keep] [--force]
 //
-// Both aggregators keep every report cached between levels (about 11 KB of
+// Both aggregators keep every report cached between levels (about 5 KB of
 // memory each, and 12.6 KB in level files, at 256 bits), and their databases
 // take about 52 KB a report together; a run that would not fit in the memory
 // or the disk available is refused unless --force.
@@ -139,13 +139,13 @@ Result<PeerBytes> ReadPeerBytes(dap::HttpClient& http, const std::string& helper
 }
 
 // What a walk needs per report, measured at 256 bits and a stride of 4
-// (docs/PERFORMANCE.md, "Level files"): in each aggregator's memory about
-// 11 KB (mostly the IDPF node states of the last round's candidates, which
-// grow with the candidates, not the bits), 50 bytes a bit more with
-// --levels-in-memory; on disk, each aggregator's level files (50 bytes a
-// bit) and both databases (the reports, the held shares, the jobs' records
+// (docs/PERFORMANCE.md, "Level claims and a round's first level"): in each
+// aggregator's memory about 5 KB (the report object, and the IDPF node states
+// of the round's first level, two per survivor of the last round), 50 bytes
+// a bit more with --levels-in-memory; on disk, each aggregator's level files
+// (50 bytes a bit) and both databases (the reports, the held shares, the jobs' records
 // and answers: about 200 bytes a bit together).
-constexpr uint64_t kMemoryPerReport = 11'000;
+constexpr uint64_t kMemoryPerReport = 5'000;
 constexpr uint64_t kLevelBytesPerReportBit = 50;
 constexpr uint64_t kDatabaseBytesPerReportBit = 200;
 

@@ -451,7 +451,9 @@ void CachedEvaluator::Walk(const EvaluationPlan& plan, std::span<InnerValue> inn
     scratch.parent_ctrl.assign(1, static_cast<uint8_t>(agg_id_));
   }
 
-  for (const EvaluationPlan::Step& step : plan.steps()) {
+  const std::vector<EvaluationPlan::Step>& steps = plan.steps();
+  for (size_t s = 0; s < steps.size(); ++s) {
+    const EvaluationPlan::Step& step = steps[s];
     const size_t depth = step.depth;
     const bool last = depth == target_level;
     const bool leaf = xofs_->IsLeaf(depth);
@@ -508,6 +510,15 @@ void CachedEvaluator::Walk(const EvaluationPlan& plan, std::span<InnerValue> inn
     nodes_computed_ += children;
     std::swap(scratch.parent_seeds, scratch.child_seeds);
     std::swap(scratch.parent_ctrl, scratch.child_ctrl);
+    if (s == plan.cache_step()) {
+      // The nodes the next plan starts from (the walk read the old ones
+      // before its first step).
+      crypto::SecureWipeVector(cached_seeds_);
+      crypto::SecureWipeVector(cached_ctrl_);
+      cached_seeds_.assign(scratch.parent_seeds.begin(), scratch.parent_seeds.end());
+      cached_ctrl_.assign(scratch.parent_ctrl.begin(), scratch.parent_ctrl.end());
+      cached_set_ = plan.cache_set();
+    }
   }
 
   // parent_* now hold one node per target prefix, in order.
@@ -522,11 +533,6 @@ void CachedEvaluator::Walk(const EvaluationPlan& plan, std::span<InnerValue> inn
     leaf_out[i] = FinishValue(leaf_out[i], scratch.parent_ctrl[i],
                               public_share_.leaf_value_correction, agg_id_);
   }
-  crypto::SecureWipeVector(cached_seeds_);
-  crypto::SecureWipeVector(cached_ctrl_);
-  cached_seeds_.assign(scratch.parent_seeds.begin(), scratch.parent_seeds.end());
-  cached_ctrl_.assign(scratch.parent_ctrl.begin(), scratch.parent_ctrl.end());
-  cached_set_ = plan.target();
   scratch.Wipe();
 }
 

@@ -75,7 +75,8 @@ Result<std::shared_ptr<const PrefixSet>> PrefixSet::Create(size_t level,
 }
 
 std::shared_ptr<EvaluationPlan> EvaluationPlan::Build(std::shared_ptr<const PrefixSet> target,
-                                                      std::shared_ptr<const PrefixSet> source) {
+                                                      std::shared_ptr<const PrefixSet> source,
+                                                      size_t cache_level) {
   auto plan = std::shared_ptr<EvaluationPlan>(new EvaluationPlan());
   const PrefixSet& set = *target;
   // Parents of the first step, as run starts at the depth above it.
@@ -100,9 +101,20 @@ std::shared_ptr<EvaluationPlan> EvaluationPlan::Build(std::shared_ptr<const Pref
     }
   }
   if (plan->source_ == nullptr) parent_starts.assign(1, 0);  // The root.
+  if (cache_level < start_depth || cache_level >= set.level()) cache_level = set.level();
 
   for (size_t depth = start_depth; depth <= set.level(); ++depth) {
     std::vector<uint32_t> child_starts = RunStarts(set, depth);
+    if (depth == cache_level) {
+      plan->cache_step_ = plan->steps_.size();
+      if (depth < set.level()) {
+        // The distinct prefixes of this depth, in order: one per node.
+        std::vector<BitString> cut;
+        cut.reserve(child_starts.size());
+        for (uint32_t start : child_starts) cut.push_back(set.prefixes()[start].Prefix(depth + 1));
+        plan->cache_set_ = *PrefixSet::Create(depth, std::move(cut));  // Sorted and unique.
+      }
+    }
     Step step{depth, std::vector<uint32_t>(child_starts.size()),
               std::vector<uint8_t>(child_starts.size())};
     uint32_t parent = 0;
@@ -116,14 +128,23 @@ std::shared_ptr<EvaluationPlan> EvaluationPlan::Build(std::shared_ptr<const Pref
     plan->steps_.push_back(std::move(step));
     parent_starts = std::move(child_starts);
   }
+  if (plan->cache_set_ == nullptr) plan->cache_set_ = target;
   plan->target_ = std::move(target);
   return plan;
 }
 
 std::shared_ptr<const EvaluationPlan> EvaluationPlan::Create(
-    std::shared_ptr<const PrefixSet> target, std::shared_ptr<const PrefixSet> source) {
-  std::shared_ptr<EvaluationPlan> plan = Build(target, std::move(source));
-  if (plan->source_ != nullptr) plan->root_plan_ = Build(std::move(target), nullptr);
+    std::shared_ptr<const PrefixSet> target, std::shared_ptr<const PrefixSet> source,
+    size_t cache_level) {
+  std::shared_ptr<EvaluationPlan> plan = Build(target, std::move(source), cache_level);
+  if (plan->source_ != nullptr) {
+    std::shared_ptr<EvaluationPlan> root =
+        Build(std::move(target), nullptr, plan->cache_set_->level());
+    // The same level from the root (it starts above the source): the same
+    // set, shared, so that either run leaves the cache the next plan expects.
+    root->cache_set_ = plan->cache_set_;
+    plan->root_plan_ = std::move(root);
+  }
   return plan;
 }
 

@@ -69,10 +69,25 @@ class EvaluationPlan {
   // A plan from `source` when every target prefix extends one of its
   // prefixes (and source->level() < target->level()), otherwise from the
   // root. `source` may be null.
+  //
+  // `cache_level` is the level whose nodes an evaluator keeps after running
+  // the plan, for the next plan to start from: the target's (the default, and
+  // whenever the plan does not compute that level). A walk of several levels
+  // a round keeps its round's first level: two nodes per survivor of the last
+  // round instead of 2^stride, which is most of a cached report's memory at a
+  // stride of 4; the next round computes the few levels in between again for
+  // its own survivors' paths only.
   static std::shared_ptr<const EvaluationPlan> Create(std::shared_ptr<const PrefixSet> target,
-                                                      std::shared_ptr<const PrefixSet> source);
+                                                      std::shared_ptr<const PrefixSet> source,
+                                                      size_t cache_level = SIZE_MAX);
 
   const std::shared_ptr<const PrefixSet>& target() const { return target_; }
+
+  // The set whose nodes an evaluator keeps after running this plan (the
+  // target's prefixes cut to cache_level + 1 bits; the target itself at its
+  // own level), and the index in steps() of the step that computes them.
+  const std::shared_ptr<const PrefixSet>& cache_set() const { return cache_set_; }
+  size_t cache_step() const { return cache_step_; }
 
   // The set this plan starts from, or null when it starts from the root.
   const PrefixSet* source() const { return source_.get(); }
@@ -90,9 +105,12 @@ class EvaluationPlan {
  private:
   EvaluationPlan() = default;
   static std::shared_ptr<EvaluationPlan> Build(std::shared_ptr<const PrefixSet> target,
-                                               std::shared_ptr<const PrefixSet> source);
+                                               std::shared_ptr<const PrefixSet> source,
+                                               size_t cache_level);
 
   std::shared_ptr<const PrefixSet> target_;
+  std::shared_ptr<const PrefixSet> cache_set_;
+  size_t cache_step_ = 0;
   std::shared_ptr<const PrefixSet> source_;
   std::vector<uint32_t> source_nodes_;
   std::vector<Step> steps_;

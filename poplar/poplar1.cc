@@ -442,8 +442,17 @@ Result<std::shared_ptr<const Poplar1AggParam>> Poplar1::MakeAggParam(
       idpf::PrefixSet::Create(level, param->prefixes);
   if (set) {
     param->set = *set;
+    // After the previous level, the reports' evaluators keep the nodes of
+    // its plan's cache set; this level keeps those of its first level past
+    // the previous one (see EvaluationPlan::Create).
     const Poplar1AggParam* last = previous != nullptr ? AsPoplar1(*previous) : nullptr;
-    param->plan = idpf::EvaluationPlan::Create(param->set, last != nullptr ? last->set : nullptr);
+    std::shared_ptr<const idpf::PrefixSet> source;
+    size_t cache_level = SIZE_MAX;
+    if (last != nullptr) {
+      source = last->plan != nullptr ? last->plan->cache_set() : last->set;
+      cache_level = last->level + 1;
+    }
+    param->plan = idpf::EvaluationPlan::Create(param->set, std::move(source), cache_level);
   }
   return std::shared_ptr<const Poplar1AggParam>(std::move(param));
 }

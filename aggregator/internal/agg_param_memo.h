@@ -31,6 +31,10 @@ class AggParamMemo {
                                                                      const dap::Bytes* previous);
 
  private:
+  // The remembered decoding of `agg_param`, or null.
+  std::shared_ptr<const poplar::AggregationParameter> Find(const Task& task,
+                                                           const dap::Bytes& agg_param);
+
   const size_t capacity_;
   std::mutex mutex_;
   // Newest last.

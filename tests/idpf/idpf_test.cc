@@ -292,6 +292,94 @@ TEST(CachedEvaluator, SkippedLevelsAreComputedOncePerAncestor) {
   EXPECT_EQ(evaluator->nodes_computed(), 2u + 1 + 1 + 2);
 }
 
+// The `len`-bit extensions of each prefix, in order.
+std::vector<BitString> Extensions(const std::vector<BitString>& prefixes, size_t len) {
+  std::vector<BitString> out = prefixes;
+  for (size_t i = 0; i < len; ++i) {
+    std::vector<BitString> longer;
+    for (const BitString& prefix : out) {
+      longer.push_back(prefix.Extended(false));
+      longer.push_back(prefix.Extended(true));
+    }
+    out = std::move(longer);
+  }
+  return out;
+}
+
+// A walk of four levels a round keeps each round's first level (two nodes
+// per survivor instead of sixteen): the values are still those from the
+// root, and the next round, starting from the kept set, computes the levels
+// in between again on its survivors' paths only.
+TEST(CachedEvaluator, KeepsTheNodesOfAnIntermediateLevel) {
+  std::mt19937_64 random(11);
+  const size_t bits = 16;
+  Result<Idpf> idpf = Idpf::Create(bits);
+  ASSERT_TRUE(idpf);
+  RandomInstance instance = MakeInstance(bits, random);
+  GeneratedKeys keys = Generate(*idpf, instance);
+  auto evaluator =
+      CachedEvaluator::Create(*idpf, 1, keys.public_share, keys.keys[1], kCtx, instance.nonce);
+  ASSERT_TRUE(evaluator);
+  auto set_of = [](size_t level, std::vector<BitString> prefixes) {
+    std::sort(prefixes.begin(), prefixes.end());
+    return *PrefixSet::Create(level, std::move(prefixes));
+  };
+  auto evaluate = [&](const EvaluationPlan& plan) {
+    const PrefixSet& target = *plan.target();
+    std::vector<InnerValue> values(target.size());
+    ASSERT_TRUE(evaluator->EvaluateInner(plan, values));
+    auto reference = idpf->EvalInner(1, keys.public_share, keys.keys[1], target.level(),
+                                     target.prefixes(), kCtx, instance.nonce);
+    ASSERT_TRUE(reference);
+    EXPECT_EQ(values, *reference) << "level " << target.level();
+  };
+  auto nodes_of = [](const EvaluationPlan& plan) {
+    size_t nodes = 0;
+    for (const EvaluationPlan::Step& step : plan.steps()) nodes += step.parent.size();
+    return nodes;
+  };
+
+  // Round 1, from the root: all sixteen 4-bit strings, kept as they are.
+  auto first = EvaluationPlan::Create(set_of(3, Extensions({BitString()}, 4)), nullptr);
+  EXPECT_EQ(first->cache_set(), first->target());
+  evaluate(*first);
+  EXPECT_EQ(evaluator->cached_level(), 3);
+
+  // Round 2: two survivors, extended by four bits; level 4 (the round's
+  // first) is kept: two nodes per survivor.
+  // The other survivor starts with the other first bit than alpha's.
+  const std::string other = instance.alpha.Bit(0) ? "0101" : "1010";
+  const std::vector<BitString> survivors = {instance.alpha.Prefix(4), *BitString::Parse(other)};
+  auto second = EvaluationPlan::Create(set_of(7, Extensions(survivors, 4)), first->cache_set(), 4);
+  ASSERT_NE(second->source(), nullptr);
+  EXPECT_EQ(second->cache_set()->level(), 4u);
+  EXPECT_EQ(second->cache_set()->size(), 4u);
+  EXPECT_EQ(second->FromRoot().cache_set(), second->cache_set());  // The same set, shared.
+  EXPECT_EQ(second->steps()[second->cache_step()].depth, 4u);
+  uint64_t before = evaluator->nodes_computed();
+  evaluate(*second);
+  EXPECT_EQ(evaluator->nodes_computed() - before, 4u + 8 + 16 + 32);
+  EXPECT_EQ(evaluator->cached_level(), 4);
+  EXPECT_EQ(evaluator->cached_nodes(), 4u);
+
+  // Round 3 starts from the level-4 nodes: levels 5 to 7 again for its two
+  // survivors' paths only (two nodes each), then 4, 8, 16 and 32.
+  const std::vector<BitString> next = {instance.alpha.Prefix(8), *BitString::Parse(other + "0110")};
+  auto third = EvaluationPlan::Create(set_of(11, Extensions(next, 4)), second->cache_set(), 8);
+  ASSERT_NE(third->source(), nullptr);
+  EXPECT_EQ(nodes_of(*third), 2u + 2 + 2 + 4 + 8 + 16 + 32);
+  before = evaluator->nodes_computed();
+  evaluate(*third);
+  EXPECT_EQ(evaluator->nodes_computed() - before, nodes_of(*third));  // Not from the root.
+  EXPECT_EQ(evaluator->cached_level(), 8);
+
+  // A level the plan does not compute keeps the target.
+  EXPECT_EQ(EvaluationPlan::Create(third->target(), second->cache_set(), 3)->cache_set(),
+            third->target());
+  EXPECT_EQ(EvaluationPlan::Create(third->target(), nullptr, 11)->cache_set(), third->target());
+  EXPECT_EQ(EvaluationPlan::Create(third->target(), nullptr, 40)->cache_set(), third->target());
+}
+
 // An evaluator that holds only some levels' corrections evaluates a level
 // whose reads it holds exactly as one that holds all, and refuses one that
 // reads a level it dropped; exported levels imported again are the same.
