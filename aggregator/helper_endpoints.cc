@@ -232,17 +232,15 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
   }
 
   // The aggregation parameter, checked against each bucket's history.
-  // The batch's parameter before this one plans Poplar1's evaluation.
-  const Bytes* previous_param = nullptr;
+  // The batch's parameters before this one plan Poplar1's evaluation.
+  std::span<const Bytes> earlier;
   for (const auto& [bucket, history] : histories) {
-    for (auto it = history.rbegin(); it != history.rend(); ++it) {
-      if (*it == init->agg_param) continue;
-      previous_param = &*it;
-      break;
-    }
-    if (previous_param != nullptr) break;
+    if (history.empty()) continue;
+    auto at = std::find(history.begin(), history.end(), init->agg_param);
+    earlier = std::span<const Bytes>(history).first(static_cast<size_t>(at - history.begin()));
+    break;
   }
-  auto agg_param = agg_params_.Decode(task, init->agg_param, previous_param);
+  auto agg_param = agg_params_.Decode(task, init->agg_param, earlier);
   if (!agg_param) {
     return Problem(ProblemType::kInvalidAggregationParameter, agg_param.error().message(),
                    &task.id);
@@ -675,7 +673,7 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
     }
     order.push_back(it->second);
   }
-  auto agg_param = agg_params_.Decode(task, job->agg_param, nullptr);
+  auto agg_param = agg_params_.Decode(task, job->agg_param);
   if (!agg_param) return Problem(ProblemType::kInternal, "stored aggregation parameter", &task.id);
 
   // The states the first step left: stored with the job, kept in memory, or

@@ -283,11 +283,11 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
   });
   for (const auto& [batch, ranked] : next_level) {
     const CollectionJobRow& job = ranked.second;
-    // Decoded now, with the level before it, for the drivers.
-    const Bytes* previous = ranked.first > 0 && ranked.first <= ranked_history[batch].size()
-                                ? &ranked_history[batch][ranked.first - 1]
-                                : nullptr;
-    auto planned = agg_params_.Decode(task, job.agg_param, previous);
+    // Decoded now, after the levels before it, for the drivers.
+    const std::vector<Bytes>& history = ranked_history[batch];
+    auto planned = agg_params_.Decode(
+        task, job.agg_param,
+        std::span<const Bytes>(history).first(std::min(ranked.first, history.size())));
     if (!planned) return std::unexpected(planned.error());
     auto made = ListAndCreateJobs(task, job.agg_param, job.bucket_keys);
     if (!made) return made;
@@ -540,7 +540,7 @@ Result<void> LeaderDrivers::DriveAggregationJob(const Lease& lease) {
   if (!read) return read;
   if (!job || job->state != JobState::kInProgress) return {};
   context.job = std::move(*job);
-  auto agg_param = agg_params_.Decode(*context.task, context.job.agg_param, nullptr);
+  auto agg_param = agg_params_.Decode(*context.task, context.job.agg_param);
   if (!agg_param) return MakeError(ErrorCode::kInternal, "stored aggregation parameter");
   context.agg_param = *agg_param;
   auto driven = context.job.step == 0 ? StartJob(context) : ContinueJob(context);

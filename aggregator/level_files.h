@@ -1,9 +1,10 @@
 // Files that hold the per-level data of the reports in the report cache
 // (Poplar1: each level's correction words and correlated-randomness shares,
 // 12.6 KB a report at 256 bits), so that memory keeps only what a report
-// needs between levels: the IDPF node states of the last round's candidates,
-// the key schedules and XOF positions (about 11 KB a report in a walk at four
-// bits a round, measured in docs/PERFORMANCE.md, "Level files").
+// needs between levels: the IDPF node states the next round starts from, the
+// key schedules and XOF positions (about 5 KB a report in a walk at four bits
+// a round, measured in docs/PERFORMANCE.md, "Level claims in memory, and a
+// round's first level of nodes").
 //
 // Layout: each task has one file per chunk of eight consecutive levels (more
 // for strings over 256 bits: at most 32 files a task), and each cached report

@@ -1,5 +1,5 @@
 // Reports prepared by the VDAF (decoded shares, and for Poplar1 the IDPF node
-// states, fixed AES keys and XOF positions of the last level), kept in memory
+// states the next level starts from, fixed AES keys and XOF positions), kept in memory
 // across the levels of a walk so that each level continues from the last
 // instead of starting from the HPKE ciphertext (docs/multi-level-collection.md,
 // rule 8). Bounded: the least recently used report is evicted first; an

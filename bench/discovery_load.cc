@@ -139,10 +139,11 @@ Result<PeerBytes> ReadPeerBytes(dap::HttpClient& http, const std::string& helper
 }
 
 // What a walk needs per report, measured at 256 bits and a stride of 4
-// (docs/PERFORMANCE.md, "Level claims and a round's first level"): in each
-// aggregator's memory about 5 KB (the report object, and the IDPF node states
-// of the round's first level, two per survivor of the last round), 50 bytes
-// a bit more with --levels-in-memory; on disk, each aggregator's level files
+// (docs/PERFORMANCE.md, "Level claims in memory, and a round's first level of
+// nodes"): in each aggregator's memory about 5 KB (the report object, and the
+// IDPF node states of the round's first level, two per survivor of the last
+// round), 50 bytes a bit more with --levels-in-memory; on disk, each
+// aggregator's level files
 // (50 bytes a bit) and both databases (the reports, the held shares, the jobs' records
 // and answers: about 200 bytes a bit together).
 constexpr uint64_t kMemoryPerReport = 5'000;

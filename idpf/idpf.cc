@@ -62,9 +62,11 @@ struct WalkScratch {
 
   void Wipe() {
     crypto::SecureWipeVector(parent_seeds);
+    crypto::SecureWipeVector(parent_ctrl);
     crypto::SecureWipeVector(extended_seeds);
     crypto::SecureWipeVector(child_inputs);
     crypto::SecureWipeVector(child_seeds);
+    crypto::SecureWipeVector(child_ctrl);
   }
   ~WalkScratch() { Wipe(); }
 };
@@ -347,6 +349,7 @@ Result<CachedEvaluator> CachedEvaluator::Create(const Idpf& idpf, int agg_id,
 CachedEvaluator::~CachedEvaluator() {
   crypto::SecureWipeObject(key_);
   crypto::SecureWipeVector(cached_seeds_);
+  crypto::SecureWipeVector(cached_ctrl_);
 }
 
 CachedEvaluator::CachedEvaluator(CachedEvaluator&& other) noexcept { *this = std::move(other); }
@@ -362,6 +365,9 @@ CachedEvaluator& CachedEvaluator::operator=(CachedEvaluator&& other) noexcept {
     xofs_ = std::move(other.xofs_);
     nodes_computed_ = other.nodes_computed_;
     cached_set_ = std::move(other.cached_set_);
+    // This evaluator's own nodes are freed by the moves: wiped first.
+    crypto::SecureWipeVector(cached_seeds_);
+    crypto::SecureWipeVector(cached_ctrl_);
     cached_seeds_ = std::move(other.cached_seeds_);
     cached_ctrl_ = std::move(other.cached_ctrl_);
   }
@@ -512,7 +518,9 @@ void CachedEvaluator::Walk(const EvaluationPlan& plan, std::span<InnerValue> inn
     std::swap(scratch.parent_ctrl, scratch.child_ctrl);
     if (s == plan.cache_step()) {
       // The nodes the next plan starts from (the walk read the old ones
-      // before its first step).
+      // before its first step). The set goes first: if an allocation below
+      // fails, no plan finds wiped nodes under its name.
+      cached_set_.reset();
       crypto::SecureWipeVector(cached_seeds_);
       crypto::SecureWipeVector(cached_ctrl_);
       cached_seeds_.assign(scratch.parent_seeds.begin(), scratch.parent_seeds.end());

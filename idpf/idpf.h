@@ -8,9 +8,11 @@
 //   is walked from the root. Simple; the reference the fast path is tested
 //   against.
 // - `CachedEvaluator` holds one report's key and, between calls, the node
-//   state of every prefix it evaluated last. A heavy-hitters walk asks for the
-//   children of the previous level's candidates, so each tree node is computed
-//   once per walk, with the AES work of a whole level batched.
+//   states of one level it evaluated last (the plan's cache level: the
+//   target's, or in a walk of several levels a round the round's first). A
+//   heavy-hitters walk asks for descendants of the previous candidates, so a
+//   tree node is computed once or, for the few levels between a round's first
+//   and its last, twice per walk, with the AES work of a whole level batched.
 #ifndef CANOPY_IDPF_IDPF_H_
 #define CANOPY_IDPF_IDPF_H_
 
@@ -118,8 +120,9 @@ class Idpf {
 // Evaluates one report's key level after level, caching node states.
 //
 // Each call evaluates the prefixes of an EvaluationPlan's target set. The
-// node states of that set are kept for the next call: a plan whose source is
-// the cached set starts from them; any other plan is run from the root, so the
+// node states of the plan's cache set (the target, or the target cut to the
+// plan's cache level) are kept for the next call: a plan whose source is the
+// cached set starts from them; any other plan is run from the root, so the
 // results never depend on the order of calls. The plans are shared by all
 // reports of a level; per report only AES and field arithmetic remain.
 // Move-only; secrets are wiped on destruction. Not thread-safe: one evaluator
@@ -210,8 +213,8 @@ class CachedEvaluator {
   // not held.
   Result<void> CheckLevelsHeld(const EvaluationPlan& run) const;
   // Runs `plan` (a PlanToRun result, whose levels are held), caches the
-  // target's nodes and writes their values to exactly one of `inner_out` and
-  // `leaf_out`.
+  // nodes of its cache set and writes the target's values to exactly one of
+  // `inner_out` and `leaf_out`.
   void Walk(const EvaluationPlan& plan, std::span<InnerValue> inner_out,
             std::span<LeafValue> leaf_out);
 
@@ -226,7 +229,7 @@ class CachedEvaluator {
   std::unique_ptr<internal::LevelXofs> xofs_;
   uint64_t nodes_computed_ = 0;
 
-  // The cache: the last target set and its nodes, in the set's order.
+  // The cache: the last plan's cache set and its nodes, in the set's order.
   std::shared_ptr<const PrefixSet> cached_set_;
   std::vector<Seed> cached_seeds_;
   std::vector<uint8_t> cached_ctrl_;

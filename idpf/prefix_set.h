@@ -54,8 +54,8 @@ class PrefixSet {
 };
 
 // How to compute the tree nodes of a target prefix set, level by level,
-// starting from the nodes of a source prefix set (the previous level's
-// candidates, cached by the evaluator) or from the root.
+// starting from the nodes of a source prefix set (the set the previous plan
+// had the evaluator keep) or from the root.
 class EvaluationPlan {
  public:
   // One level of the descent: node c of this depth is child `bit[c]` of node

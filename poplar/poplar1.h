@@ -3,8 +3,9 @@
 //
 // A report prepared once (PrepareReport) keeps, across aggregation
 // parameters: the decoded shares, the report's two fixed AES keys, the IDPF
-// node states of the last level's candidates, and the position of the
-// correlated-randomness XOF. Verifying the same report at a deeper level then
+// node states the next level starts from (the last round's first level,
+// see idpf::EvaluationPlan), and the position of the correlated-randomness
+// XOF. Verifying the same report at a deeper level then
 // costs only the new tree nodes and the sketch, never a walk from the root.
 #ifndef CANOPY_POPLAR_POPLAR1_H_
 #define CANOPY_POPLAR_POPLAR1_H_

@@ -12,18 +12,23 @@ std::shared_ptr<const poplar::AggregationParameter> AggParamMemo::Find(
 }
 
 Result<std::shared_ptr<const poplar::AggregationParameter>> AggParamMemo::Decode(
-    const Task& task, const dap::Bytes& agg_param, const dap::Bytes* previous) {
+    const Task& task, const dap::Bytes& agg_param, std::span<const dap::Bytes> earlier) {
   if (auto found = Find(task, agg_param)) return found;
+  // The latest earlier parameter still remembered, then the ones after it
+  // decoded in order, each after its predecessor (not remembered: only the
+  // last of them matters, and they would push out the walks in progress).
   std::shared_ptr<const poplar::AggregationParameter> before;
-  if (previous != nullptr) {
-    // The remembered one first: it was planned from its own predecessor, so
-    // its plan says which nodes the reports kept after it (a Poplar1 level
-    // keeps its round's first level, which only that plan knows).
-    before = Find(task, *previous);
-    if (before == nullptr) {
-      auto decoded = task.vdaf->DecodeAggParam(*previous, nullptr);
-      if (decoded) before = *decoded;  // Else decoded without a plan.
+  size_t next = earlier.size();
+  while (next > 0) {
+    if (auto found = Find(task, earlier[next - 1])) {
+      before = std::move(found);
+      break;
     }
+    --next;
+  }
+  for (; next < earlier.size(); ++next) {
+    auto decoded = task.vdaf->DecodeAggParam(earlier[next], before.get());
+    before = decoded ? *decoded : nullptr;  // Else the next is planned from the root.
   }
   auto decoded = task.vdaf->DecodeAggParam(agg_param, before.get());
   if (!decoded) return std::unexpected(decoded.error());

@@ -8,6 +8,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <tuple>
 
 #include "aggregator/task_registry.h"
@@ -19,16 +20,20 @@ namespace canopy::aggregator::internal {
 class AggParamMemo {
  public:
   // Remembers the last `capacity` parameters.
-  explicit AggParamMemo(size_t capacity = 8) : capacity_(capacity) {}
+  explicit AggParamMemo(size_t capacity = 32) : capacity_(capacity) {}
 
-  // `agg_param` decoded. The first time, it is decoded with `previous` (the
-  // batch's parameter before it, when the caller knows it: Poplar1 plans a
-  // level's evaluation from the last one's, which reports prepared in memory
-  // continue from); later calls return that, whatever their `previous`.
-  // Errors: the VDAF's decoding errors (nothing is remembered then).
-  Result<std::shared_ptr<const poplar::AggregationParameter>> Decode(const Task& task,
-                                                                     const dap::Bytes& agg_param,
-                                                                     const dap::Bytes* previous);
+  // `agg_param` decoded. The first time, it is decoded after `earlier` (the
+  // batch's parameters before it, oldest first, when the caller knows them):
+  // Poplar1 plans a level's evaluation from the previous level's plan, whose
+  // choice of which nodes the reports keep depends on the level before that,
+  // and so on. The previous parameter is taken as remembered; one no longer
+  // remembered is decoded again after its own predecessors (a plan made
+  // without them would not match what the reports kept, and every report
+  // would be walked from the root for a level). Later calls return the first
+  // decoding, whatever their `earlier`. Errors: the VDAF's decoding errors
+  // of `agg_param` (nothing is remembered then).
+  Result<std::shared_ptr<const poplar::AggregationParameter>> Decode(
+      const Task& task, const dap::Bytes& agg_param, std::span<const dap::Bytes> earlier = {});
 
  private:
   // The remembered decoding of `agg_param`, or null.

@@ -47,10 +47,12 @@ TEST(AggParamMemo, PlansEachLevelFromThePreviousLevelAsItWasPlanned) {
   const dap::Bytes third =
       encode(11, Extensions({*BitString::Parse("01100000"), *BitString::Parse("10011111")}, 4));
 
+  const std::vector<dap::Bytes> history = {first, second, third};
+  const std::span<const dap::Bytes> before_third = std::span(history).first(2);
   AggParamMemo memo;
-  auto decoded_first = memo.Decode(task, first, nullptr);
-  auto decoded_second = memo.Decode(task, second, &first);
-  auto decoded_third = memo.Decode(task, third, &second);
+  auto decoded_first = memo.Decode(task, first);
+  auto decoded_second = memo.Decode(task, second, std::span(history).first(1));
+  auto decoded_third = memo.Decode(task, third, before_third);
   ASSERT_TRUE(decoded_first && decoded_second && decoded_third);
   auto plan = [](const auto& decoded) {
     return static_cast<const poplar::Poplar1AggParam&>(**decoded).plan;
@@ -61,9 +63,19 @@ TEST(AggParamMemo, PlansEachLevelFromThePreviousLevelAsItWasPlanned) {
   EXPECT_EQ(plan(decoded_second)->cache_set()->level(), 4u);
   EXPECT_EQ(plan(decoded_third)->source(), plan(decoded_second)->cache_set().get());
   // Decoded once: later calls return the same object, whatever they pass.
-  auto again = memo.Decode(task, third, nullptr);
+  auto again = memo.Decode(task, third);
   ASSERT_TRUE(again);
   EXPECT_EQ(again->get(), decoded_third->get());
+
+  // A memo that no longer remembers the earlier levels (another walk pushed
+  // them out) decodes them again in order: the third level is planned from
+  // the same level the reports kept after the second.
+  AggParamMemo forgetful;
+  auto fresh = forgetful.Decode(task, third, before_third);
+  ASSERT_TRUE(fresh);
+  const idpf::PrefixSet* source = plan(fresh)->source();
+  ASSERT_NE(source, nullptr);
+  EXPECT_EQ(*source, *plan(decoded_second)->cache_set());  // Level 4: the same set.
 }
 
 }  // namespace
