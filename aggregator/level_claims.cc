@@ -37,6 +37,7 @@ void LevelClaims::Reservation::Settle(const std::vector<bool>* keep) {
       if (!taken_[i]) continue;
       const bool kept = keep != nullptr && i < keep->size() && (*keep)[i];
       auto claim = level_->claimed.find(ids_[i]);
+      if (claim == level_->claimed.end()) continue;  // Never: a pending claim stays.
       if (kept) {
         claim->second = false;
       } else {

@@ -8,25 +8,13 @@
 
 #include "idpf/bit_string.h"
 #include "poplar/poplar1.h"
+#include "tests/testing/prefixes.h"
 
 namespace canopy::aggregator::internal {
 namespace {
 
+using ::canopy::testing::Extensions;
 using idpf::BitString;
-
-// The `len`-bit extensions of each prefix, in order.
-std::vector<BitString> Extensions(const std::vector<BitString>& prefixes, size_t len) {
-  std::vector<BitString> out = prefixes;
-  for (size_t i = 0; i < len; ++i) {
-    std::vector<BitString> longer;
-    for (const BitString& prefix : out) {
-      longer.push_back(prefix.Extended(false));
-      longer.push_back(prefix.Extended(true));
-    }
-    out = std::move(longer);
-  }
-  return out;
-}
 
 TEST(AggParamMemo, PlansEachLevelFromThePreviousLevelAsItWasPlanned) {
   Task task;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -73,6 +74,31 @@ dap::TaskId AddToLeaderOnly(Deployment& deployment, const config::TaskDefinition
       "canopy_aggregation_jobs_total{event=\"abandoned\"} " + std::to_string(count) + "\n";
   if (text.find(line) == std::string::npos) return ::testing::AssertionFailure() << text;
   return ::testing::AssertionSuccess();
+}
+
+// Runs the leader's passes until the collection job at `location` (its
+// Location answer) finishes, at most 20 passes, and returns the job's
+// answer; fails the test when it does not finish with 200.
+std::optional<dap::CollectionJobResp> DriveUntilCollected(Deployment& deployment,
+                                                          const std::string& location) {
+  const std::string job_url = dap::JoinUrl(deployment.leader().url, location.substr(1));
+  for (int pass = 0; pass < 20; ++pass) {
+    deployment.DriveLeader();
+    auto polled =
+        deployment.http().Send(dap::HttpMethod::kGet, job_url, {}, {}, testing::kCollectorToken);
+    if (!polled) {
+      ADD_FAILURE() << "poll: " << polled.error().ToString();
+      return std::nullopt;
+    }
+    if (polled->status == 202) continue;
+    EXPECT_EQ(polled->status, 200) << std::string(polled->body.begin(), polled->body.end());
+    auto response = dap::Decode<dap::CollectionJobResp>(polled->body);
+    EXPECT_TRUE(response);
+    if (polled->status != 200 || !response) return std::nullopt;
+    return std::move(*response);
+  }
+  ADD_FAILURE() << "the collection job did not finish";
+  return std::nullopt;
 }
 
 TEST(EndToEnd, Prio3CountCollectsThePlainCount) {
@@ -359,18 +385,7 @@ TEST(EndToEnd, LevelWhoseJobIsAbandonedWaitsForItsReports) {
 
   auto added = deployment.helper().service->AddTask(definition, "test");
   ASSERT_TRUE(added) << added.error().ToString();
-  const std::string job_url = dap::JoinUrl(deployment.leader().url, created->location.substr(1));
-  std::optional<dap::HttpResponse> finished;
-  for (int pass = 0; pass < 20 && !finished; ++pass) {
-    deployment.DriveLeader();
-    auto polled =
-        deployment.http().Send(dap::HttpMethod::kGet, job_url, {}, {}, testing::kCollectorToken);
-    ASSERT_TRUE(polled);
-    if (polled->status != 202) finished = std::move(*polled);
-  }
-  ASSERT_TRUE(finished);
-  ASSERT_EQ(finished->status, 200) << std::string(finished->body.begin(), finished->body.end());
-  auto response = dap::Decode<dap::CollectionJobResp>(finished->body);
+  auto response = DriveUntilCollected(deployment, created->location);
   ASSERT_TRUE(response);
   EXPECT_EQ(response->report_count, strings.size());
   auto result = deployment.Unshard(task_id, request, *response);
@@ -509,18 +524,7 @@ TEST(EndToEnd, LevelPartlyCreatedBeforeALeaderRestartTakesEachReportOnce) {
   EXPECT_EQ(*first_pass, 64u);
 
   deployment.RestartLeader();
-  const std::string job_url = dap::JoinUrl(deployment.leader().url, created->location.substr(1));
-  std::optional<dap::HttpResponse> finished;
-  for (int pass = 0; pass < 20 && !finished; ++pass) {
-    deployment.DriveLeader();
-    auto polled =
-        deployment.http().Send(dap::HttpMethod::kGet, job_url, {}, {}, testing::kCollectorToken);
-    ASSERT_TRUE(polled);
-    if (polled->status != 202) finished = std::move(*polled);
-  }
-  ASSERT_TRUE(finished);
-  ASSERT_EQ(finished->status, 200) << std::string(finished->body.begin(), finished->body.end());
-  auto response = dap::Decode<dap::CollectionJobResp>(finished->body);
+  auto response = DriveUntilCollected(deployment, created->location);
   ASSERT_TRUE(response);
   EXPECT_EQ(response->report_count, strings.size());
   auto result = deployment.Unshard(added.id, request, *response);

@@ -111,8 +111,8 @@ TEST(LevelClaimsTest, OthersWaitForAPendingClaim) {
       auto claimed = claims.Claimed(Task(1), level, ids, loader.get());
       if (claimed) seen = *claimed;
       EXPECT_TRUE(settled.load()) << "decided on a pending claim";
-      auto reserved = claims.Reserve(Task(1), level, ids, loader.get());
-      if (reserved) taken = Taken(*reserved, 2);
+      auto later = claims.Reserve(Task(1), level, ids, loader.get());
+      if (later) taken = Taken(*later, 2);
     });
     // Not a timing assertion: the pause only gives the other thread the
     // chance to decide too early, which the check in it would catch.

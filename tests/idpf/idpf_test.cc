@@ -9,12 +9,14 @@
 #include <random>
 #include <set>
 
+#include "tests/testing/prefixes.h"
 #include "tests/testing/vectors.h"
 
 namespace canopy::idpf {
 namespace {
 
 using ::canopy::testing::BytesToHex;
+using ::canopy::testing::Extensions;
 using ::canopy::testing::JsonHex;
 using ::canopy::testing::JsonString;
 using ::canopy::testing::JsonUint;
@@ -290,20 +292,6 @@ TEST(CachedEvaluator, SkippedLevelsAreComputedOncePerAncestor) {
   std::vector<BitString> second = {*BitString::Parse("01010"), *BitString::Parse("01011")};
   ASSERT_TRUE(evaluator->EvaluateInner(4, second));
   EXPECT_EQ(evaluator->nodes_computed(), 2u + 1 + 1 + 2);
-}
-
-// The `len`-bit extensions of each prefix, in order.
-std::vector<BitString> Extensions(const std::vector<BitString>& prefixes, size_t len) {
-  std::vector<BitString> out = prefixes;
-  for (size_t i = 0; i < len; ++i) {
-    std::vector<BitString> longer;
-    for (const BitString& prefix : out) {
-      longer.push_back(prefix.Extended(false));
-      longer.push_back(prefix.Extended(true));
-    }
-    out = std::move(longer);
-  }
-  return out;
 }
 
 // A walk of four levels a round keeps each round's first level (two nodes
