@@ -63,6 +63,15 @@ BatchScope ScopeOf(const Task& task, const std::vector<Bytes>& bucket_keys) {
   return {BucketTime(bucket_keys.front()), BucketTime(bucket_keys.back()) + 1, {}};
 }
 
+// The report IDs of listed reports or of a job's rows, in order.
+template <typename Row>
+std::vector<ReportId> ReportIdsOf(const std::vector<Row>& rows) {
+  std::vector<ReportId> ids;
+  ids.reserve(rows.size());
+  for (const Row& row : rows) ids.push_back(row.report_id);
+  return ids;
+}
+
 Result<JobId> RandomJobId() {
   JobId id;
   auto filled = crypto::RandomBytes(id);
@@ -334,11 +343,8 @@ Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& a
     const uint64_t last = reports.back().upload_position;
     std::optional<LevelClaims::Reservation> reservation;
     if (claims_in_memory) {
-      std::vector<ReportId> ids;
-      ids.reserve(reports.size());
-      for (const ClientReportRow& report : reports) ids.push_back(report.report_id);
-      auto reserved =
-          level_claims_.Reserve(task.id, agg_param, ids, LevelLoader(task.id, agg_param));
+      auto reserved = level_claims_.Reserve(task.id, agg_param, ReportIdsOf(reports),
+                                            LevelLoader(task.id, agg_param));
       if (!reserved) return std::unexpected(reserved.error());
       reservation.emplace(std::move(*reserved));
       std::vector<ClientReportRow> free;
@@ -440,10 +446,8 @@ Result<bool> LeaderDrivers::AnyUnclaimedReport(const Task& task, const Bytes& ag
     });
     if (!read) return std::unexpected(read.error());
     if (reports.empty()) return false;
-    std::vector<ReportId> ids;
-    ids.reserve(reports.size());
-    for (const ClientReportRow& report : reports) ids.push_back(report.report_id);
-    auto claimed = level_claims_.Claimed(task.id, agg_param, ids, LevelLoader(task.id, agg_param));
+    auto claimed = level_claims_.Claimed(task.id, agg_param, ReportIdsOf(reports),
+                                         LevelLoader(task.id, agg_param));
     if (!claimed) return std::unexpected(claimed.error());
     if (std::find(claimed->begin(), claimed->end(), false) != claimed->end()) return true;
     if (reports.size() < page) return false;
@@ -745,9 +749,7 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       return tx.PutAggregationJob(context.job);
     });
     if (released && task.multi_level()) {
-      std::vector<ReportId> ids;
-      for (const ReportAggregationRow& row : context.rows) ids.push_back(row.report_id);
-      level_claims_.Release(task.id, context.job.agg_param, ids);
+      level_claims_.Release(task.id, context.job.agg_param, ReportIdsOf(context.rows));
     }
     // Released reports may lie behind where listings ended: list anew (once
     // they are released, so that no listing can miss them).

@@ -555,6 +555,21 @@ class Statement {
     std::memcpy(out.data(), bytes.data(), N);
     return out;
   }
+  // Steps through every row and collects its first column, an N-byte
+  // identifier. Errors: kIoError, kInternal for an identifier of another
+  // length.
+  template <size_t N>
+  Result<std::vector<std::array<uint8_t, N>>> IdColumn() {
+    std::vector<std::array<uint8_t, N>> ids;
+    for (;;) {
+      auto row = Step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) return ids;
+      auto id = FixedBlob<N>(0);
+      if (!id) return std::unexpected(id.error());
+      ids.push_back(*id);
+    }
+  }
   int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
   int ColumnCount() const { return sqlite3_column_count(stmt_); }
   std::string Text(int column) const {
@@ -968,16 +983,7 @@ class SqliteTransaction final : public Transaction {
         Prepare("SELECT report_id FROM aggregated_reports WHERE task_id = ? AND agg_param = ?");
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).Bind(2, AggParamDigest(agg_param));
-    std::vector<ReportId> reports;
-    for (;;) {
-      auto row = (*s)->Step();
-      if (!row) return std::unexpected(row.error());
-      if (!*row) break;
-      auto report_id = (*s)->FixedBlob<16>(0);
-      if (!report_id) return std::unexpected(report_id.error());
-      reports.push_back(*report_id);
-    }
-    return reports;
+    return (*s)->IdColumn<16>();
   }
 
   Result<bool> WasRejected(const TaskId& task_id, const ReportId& report_id) override {
@@ -1023,16 +1029,7 @@ class SqliteTransaction final : public Transaction {
         Prepare("SELECT job_id FROM aggregation_jobs WHERE task_id = ? AND agg_param_digest = ?");
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).Bind(2, AggParamDigest(agg_param));
-    std::vector<JobId> jobs;
-    for (;;) {
-      auto row = (*s)->Step();
-      if (!row) return std::unexpected(row.error());
-      if (!*row) break;
-      auto job_id = (*s)->FixedBlob<16>(0);
-      if (!job_id) return std::unexpected(job_id.error());
-      jobs.push_back(*job_id);
-    }
-    return jobs;
+    return (*s)->IdColumn<16>();
   }
 
   Result<std::optional<AggregationJobRow>> GetAggregationJob(const TaskId& task_id,
@@ -1404,17 +1401,10 @@ class SqliteTransaction final : public Transaction {
         "SELECT job_id FROM collection_jobs WHERE task_id = ? AND state = ? ORDER BY created_at");
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).BindInt(2, static_cast<int>(state));
-    std::vector<JobId> ids;
-    for (;;) {
-      auto row = (*s)->Step();
-      if (!row) return std::unexpected(row.error());
-      if (!*row) break;
-      auto id = (*s)->FixedBlob<16>(0);
-      if (!id) return std::unexpected(id.error());
-      ids.push_back(*id);
-    }
+    auto ids = (*s)->IdColumn<16>();
+    if (!ids) return std::unexpected(ids.error());
     std::vector<CollectionJobRow> jobs;
-    for (const JobId& id : ids) {
+    for (const JobId& id : *ids) {
       auto job = GetCollectionJob(task_id, id);
       if (!job) return std::unexpected(job.error());
       if (job->has_value()) jobs.push_back(std::move(**job));

@@ -42,23 +42,6 @@ Result<void> CheckThreshold(const std::string& field, const Threshold& threshold
   return {};
 }
 
-// All 2^extra_bits extensions of `prefix`, in increasing order. Doubling the
-// list bit by bit copies each string once per bit it gains.
-void AppendExtensions(const idpf::BitString& prefix, size_t extra_bits,
-                      std::vector<idpf::BitString>& out) {
-  std::vector<idpf::BitString> level = {prefix};
-  for (size_t bit = 0; bit < extra_bits; ++bit) {
-    std::vector<idpf::BitString> next;
-    next.reserve(2 * level.size());
-    for (const idpf::BitString& string : level) {
-      next.push_back(string.Extended(false));
-      next.push_back(string.Extended(true));
-    }
-    level = std::move(next);
-  }
-  for (idpf::BitString& string : level) out.push_back(std::move(string));
-}
-
 // Survivors ranked for the cap: highest count first, then the smaller prefix.
 bool RanksBefore(const CandidateOutcome& a, const CandidateOutcome& b) {
   if (a.count != b.count) return a.count > b.count;
@@ -357,7 +340,7 @@ Result<void> HeavyHittersWalk::AddRound(const RoundResult& result,
     // next round's candidates sorted, as the aggregation parameter needs.
     for (const CandidateOutcome& candidate : round.candidates) {
       if (candidate.status == CandidateStatus::kKept) {
-        AppendExtensions(candidate.prefix, extra_bits, next);
+        idpf::AppendExtensions(candidate.prefix, extra_bits, next);
       }
     }
   }

@@ -95,4 +95,19 @@ std::strong_ordering operator<=>(const BitString& a, const BitString& b) {
   return a.length_ <=> b.length_;
 }
 
+void AppendExtensions(const BitString& prefix, size_t extra_bits, std::vector<BitString>& out) {
+  // Doubling the list bit by bit copies each string once per bit it gains.
+  std::vector<BitString> level = {prefix};
+  for (size_t bit = 0; bit < extra_bits; ++bit) {
+    std::vector<BitString> next;
+    next.reserve(2 * level.size());
+    for (const BitString& string : level) {
+      next.push_back(string.Extended(false));
+      next.push_back(string.Extended(true));
+    }
+    level = std::move(next);
+  }
+  for (BitString& string : level) out.push_back(std::move(string));
+}
+
 }  // namespace canopy::idpf

@@ -67,6 +67,10 @@ class BitString {
   size_t length_ = 0;
 };
 
+// Appends to `out` all 2^extra_bits extensions of `prefix`, in increasing
+// order: the candidates a heavy-hitters walk asks for below a survivor.
+void AppendExtensions(const BitString& prefix, size_t extra_bits, std::vector<BitString>& out);
+
 }  // namespace canopy::idpf
 
 #endif  // CANOPY_IDPF_BIT_STRING_H_

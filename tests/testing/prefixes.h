@@ -3,7 +3,6 @@
 #define CANOPY_TESTS_TESTING_PREFIXES_H_
 
 #include <cstddef>
-#include <utility>
 #include <vector>
 
 #include "idpf/bit_string.h"
@@ -14,16 +13,8 @@ namespace canopy::testing {
 // is): a walk's next candidates at `len` bits a round.
 inline std::vector<idpf::BitString> Extensions(const std::vector<idpf::BitString>& prefixes,
                                                size_t len) {
-  std::vector<idpf::BitString> out = prefixes;
-  for (size_t i = 0; i < len; ++i) {
-    std::vector<idpf::BitString> longer;
-    longer.reserve(2 * out.size());
-    for (const idpf::BitString& prefix : out) {
-      longer.push_back(prefix.Extended(false));
-      longer.push_back(prefix.Extended(true));
-    }
-    out = std::move(longer);
-  }
+  std::vector<idpf::BitString> out;
+  for (const idpf::BitString& prefix : prefixes) idpf::AppendExtensions(prefix, len, out);
   return out;
 }
 
