@@ -11,11 +11,13 @@
 // a slot number; a report's records for a chunk sit at slot * (the chunk's
 // record size). A round of a walk at a few bits therefore reads one short
 // record per report from one file (two when it crosses a chunk), mostly in
-// the order the reports were first cached, the order of the jobs. Freed slots
-// are reused; a task's files are closed, and their space freed, when its last
-// report leaves the cache. The files are unlinked as soon as they are made:
-// nothing remains after the process ends, whichever way it ends, and the
-// reports are prepared again from the datastore after a restart.
+// the order the reports were first cached, the order of the jobs. A slot is
+// numbered at its first write, and the first writes of consecutive slots are
+// gathered into one write per file (reads of those still waiting are served
+// from memory). Freed slots are reused; a task's files are closed, and their space freed, when its
+// last report leaves the cache. The files are unlinked as soon as they are made: nothing remains
+// after the process ends, whichever way it ends, and the reports are prepared again from the
+// datastore after a restart.
 //
 // The files are trusted as memory is: no checksums. They hold the levels'
 // correlated-randomness shares in the clear, as the datastore holds the
@@ -51,7 +53,8 @@ class LevelFiles {
   LevelFiles& operator=(const LevelFiles&) = delete;
 
   // A slot for one report of `task_id` whose levels have these record sizes
-  // (PreparedReport::LevelRecordSizes). Destroying the slot frees it. A slot
+  // (PreparedReport::LevelRecordSizes), numbered at its first write.
+  // Destroying the slot frees it. A slot
   // that cannot read back what it wrote (the disk failed under a running
   // aggregator) stops the process: going on would reject good reports for
   // the rest of their walk, and a restart loses nothing. Errors (kIoError): the task's

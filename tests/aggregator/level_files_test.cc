@@ -4,10 +4,13 @@
 #include "aggregator/level_files.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 
 #include <filesystem>
 #include <numeric>
 #include <random>
+#include <thread>
 
 #include "tests/testing/temp_folder.h"
 
@@ -85,6 +88,8 @@ TEST(LevelFiles, SlotsReadBackWhatTheyWrote) {
   EXPECT_EQ((*files)->usage().slots, 4u);
   auto reused = (*files)->NewSlot(Task(1), sizes);
   ASSERT_TRUE(reused);
+  EXPECT_EQ((*files)->usage().slots, 4u);  // Numbered at its first write.
+  ASSERT_TRUE((*reused)->Write(0, RandomRecords(sizes, random)));
   EXPECT_EQ((*files)->usage().slots, 5u);
   EXPECT_EQ((*files)->usage().file_bytes, 5u * (19 * 49 + 145));
 
@@ -96,7 +101,137 @@ TEST(LevelFiles, SlotsReadBackWhatTheyWrote) {
   EXPECT_EQ((*files)->usage().file_bytes, 0u);
   auto fresh = (*files)->NewSlot(Task(1), sizes);
   ASSERT_TRUE(fresh);
+  std::vector<uint8_t> unwritten(49);
+  EXPECT_FALSE((*fresh)->Read(0, 1, unwritten));
+  ASSERT_TRUE((*fresh)->Write(0, RandomRecords(sizes, random)));
   EXPECT_EQ((*files)->usage().file_bytes, 19u * 49 + 145);
+}
+
+// Writes `count` slots of random records; returns the slots and their bytes.
+struct Written {
+  std::vector<std::unique_ptr<poplar::LevelSlot>> slots;
+  std::vector<std::vector<uint8_t>> records;
+};
+Written WriteSlots(LevelFiles& files, std::span<const size_t> sizes, size_t count,
+                   std::mt19937_64& random) {
+  Written written;
+  for (size_t i = 0; i < count; ++i) {
+    auto slot = files.NewSlot(Task(1), sizes);
+    EXPECT_TRUE(slot) << slot.error().ToString();
+    if (!slot) break;
+    written.records.push_back(RandomRecords(sizes, random));
+    EXPECT_TRUE((*slot)->Write(0, written.records.back()));
+    written.slots.push_back(std::move(*slot));
+  }
+  return written;
+}
+
+void ExpectReadBack(const Written& written, std::span<const size_t> sizes) {
+  for (size_t s = 0; s < written.slots.size(); ++s) {
+    for (auto [first, end] : {std::pair<size_t, size_t>{0, 20}, {6, 10}, {19, 20}}) {
+      std::vector<uint8_t> out(Levels(written.records[s], sizes, first, end).size());
+      ASSERT_TRUE(written.slots[s]->Read(first, end, out));
+      ASSERT_EQ(out, Levels(written.records[s], sizes, first, end)) << "slot " << s;
+    }
+  }
+}
+
+// First writes of consecutive slots wait in memory and go to the files
+// together: records read back the same whether still waiting or written
+// (3,000 slots fill each file's 256 KB of waiting records several times).
+TEST(LevelFiles, WaitingRecordsReadBackBeforeAndAfterTheyAreWritten) {
+  const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
+  auto files = LevelFiles::Open(folder);
+  ASSERT_TRUE(files);
+  std::mt19937_64 random(2);
+  const std::vector<size_t> sizes = Sizes(20);
+  Written written = WriteSlots(**files, sizes, 3000, random);
+  ExpectReadBack(written, sizes);
+  EXPECT_EQ((*files)->usage().file_bytes, 3000u * (19 * 49 + 145));
+}
+
+// A slot freed while its records wait and then reused keeps its new
+// records, also once the old ones are written out.
+TEST(LevelFiles, AReusedSlotKeepsItsNewRecords) {
+  const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
+  auto files = LevelFiles::Open(folder);
+  ASSERT_TRUE(files);
+  std::mt19937_64 random(3);
+  const std::vector<size_t> sizes = Sizes(20);
+  Written written = WriteSlots(**files, sizes, 10, random);
+  written.slots.erase(written.slots.begin() + 3);
+  written.records.erase(written.records.begin() + 3);
+  Written again = WriteSlots(**files, sizes, 1, random);  // Slot 3 again.
+  EXPECT_EQ((*files)->usage().file_bytes, 10u * (19 * 49 + 145));
+  ExpectReadBack(again, sizes);
+  // Enough new slots to push every waiting record out to the files.
+  Written more = WriteSlots(**files, sizes, 1000, random);
+  ExpectReadBack(again, sizes);
+  ExpectReadBack(written, sizes);
+  ExpectReadBack(more, sizes);
+}
+
+// Threads storing reports at once each read back their own records.
+TEST(LevelFiles, ThreadsWritingAtOnceReadBackTheirOwn) {
+  const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
+  auto files = LevelFiles::Open(folder);
+  ASSERT_TRUE(files);
+  const std::vector<size_t> sizes = Sizes(20);
+  std::vector<Written> written(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < written.size(); ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 random(10 + t);
+      written[t] = WriteSlots(**files, sizes, 800, random);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const Written& each : written) ExpectReadBack(each, sizes);
+  EXPECT_EQ((*files)->usage().slots, 3200u);
+}
+
+// A write that cannot reach the disk (here: over the process's file size
+// limit) fails for the report that needed the room, which keeps its levels
+// in memory; the records still waiting read back, and go out once the disk
+// takes them again.
+TEST(LevelFiles, WaitingRecordsSurviveAFailedWrite) {
+  const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
+  auto files = LevelFiles::Open(folder);
+  ASSERT_TRUE(files);
+  std::mt19937_64 random(4);
+  const std::vector<size_t> sizes = Sizes(20);
+  rlimit old_limit{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  // Past the limit, writes fail with EFBIG instead of raising SIGXFSZ.
+  auto old_handler = signal(SIGXFSZ, SIG_IGN);
+  rlimit limit = old_limit;
+  limit.rlim_cur = 4096;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limit), 0);
+  Written written;
+  bool failed = false;
+  for (int i = 0; i < 2000 && !failed; ++i) {
+    auto slot = (*files)->NewSlot(Task(1), sizes);
+    ASSERT_TRUE(slot);
+    std::vector<uint8_t> records = RandomRecords(sizes, random);
+    Result<void> wrote = (*slot)->Write(0, records);
+    if (!wrote) {
+      EXPECT_EQ(wrote.error().code(), ErrorCode::kIoError);
+      std::vector<uint8_t> out(49);
+      EXPECT_FALSE((*slot)->Read(0, 1, out));  // It has no slot number.
+      failed = true;
+      break;
+    }
+    written.slots.push_back(std::move(*slot));
+    written.records.push_back(std::move(records));
+  }
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  signal(SIGXFSZ, old_handler);
+  EXPECT_TRUE(failed);
+  EXPECT_EQ((*files)->usage().slots, written.slots.size());
+  ExpectReadBack(written, sizes);
+  Written more = WriteSlots(**files, sizes, 1000, random);
+  ExpectReadBack(written, sizes);
+  ExpectReadBack(more, sizes);
 }
 
 // Long strings put more levels in each file (a task holds at most 32 files);
