@@ -56,9 +56,9 @@ struct ClientReportRow {
   // leader_selected tasks: the batch the leader put the report in (empty
   // until then).
   Bytes batch_key;
-  // ReportsAwaitingAggregation only: whether the leader holds the report's
-  // input share, kept when the report passed an earlier level of a walk (so
-  // the helper holds its share too).
+  // ReportsAwaitingAggregation and ReportsInBatch: whether the report passed
+  // an earlier level of a walk (it has a held_reports row), so that the
+  // helper holds its share and later levels name it by ID.
   bool aggregated_before = false;
   // ReportsAwaitingAggregation only: the report's place in upload order
   // (increasing), from which a later listing can go on (its `after`).
@@ -72,8 +72,11 @@ struct HeldReportRow {
   ReportId report_id{};
   dap::Time time = 0;
   Bytes bucket_key;
-  // The helper's; the leader keeps it empty (the report, public share
-  // included, is in its client_reports row).
+  // The helper's. The leader keeps both empty: the row marks a report the
+  // helper holds, and the leader's client_reports row has the report (its
+  // own input share encrypted), which it opens again after a restart.
+  // Earlier versions of the leader kept its decrypted input share here;
+  // such rows are still used.
   Bytes public_share;
   Bytes input_share;  // The VDAF input share (secret).
 };

@@ -626,9 +626,13 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       continue;
     }
     std::vector<uint8_t> input_share;
-    if (held[i]) {
-      input_share = held[i]->input_share;
+    if (held[i] && !held[i]->input_share.empty()) {
+      input_share = held[i]->input_share;  // Kept by an earlier version.
     } else {
+      // Opened at the report's first level, and again at a later one only
+      // when the report is no longer prepared in memory (a restart): the
+      // leader keeps no decrypted share at rest, since its stored report
+      // has the encrypted one.
       auto opened =
           dap::OpenInputShare(task.id, task.configuration, report->metadata, report->public_share,
                               report->leader_encrypted_input_share, dap::Role::kLeader, keys);
@@ -643,11 +647,11 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       }
       metrics_.InputShareOpened();
       input_share = std::move(plaintext.payload);
-      if (task.multi_level()) {
-        // Without the public share (kilobytes): the leader's client_reports
-        // row has the report, and later levels read it from there.
-        to_hold[i] =
-            HeldReportRow{task.id, row.report_id, row.time, row.bucket_key, {}, input_share};
+      if (task.multi_level() && !held[i]) {
+        // A mark that the helper holds the report from now on (later levels
+        // send it by ID); no shares: the leader's client_reports row has the
+        // report, and later levels open it from there if they must.
+        to_hold[i] = HeldReportRow{task.id, row.report_id, row.time, row.bucket_key, {}, {}};
       }
     }
     if (prepared[i] == nullptr) {

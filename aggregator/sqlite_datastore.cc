@@ -716,8 +716,8 @@ class SqliteTransaction final : public Transaction {
   }
 
 // Whether a listed report was aggregated with another parameter before (a
-// column of ReportsAwaitingAggregation's queries): the leader holds the
-// share of each report it aggregated at an earlier level of a walk.
+// column of the listings' queries): the leader marks each report that passed
+// an earlier level of a walk with a held_reports row.
 #define AGGREGATED_BEFORE                                             \
   "EXISTS (SELECT 1 FROM held_reports h WHERE h.task_id = c.task_id " \
   "  AND h.report_id = c.report_id) "

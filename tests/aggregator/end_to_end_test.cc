@@ -4,6 +4,7 @@
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 #include <optional>
 #include <random>
@@ -696,6 +697,23 @@ TEST(EndToEnd, Poplar1WalkSurvivesHelperRestartBetweenLevels) {
   ASSERT_EQ(second->status, 200) << second->problem_type;
   EXPECT_EQ(second->result, PlainCounts(strings, level2));
   EXPECT_EQ(deployment.helper().metrics.input_shares_opened(), 0u);  // Held, not re-opened.
+  // The leader keeps no decrypted share at rest: it opened each of its
+  // stored reports again, and its held rows only mark what the helper holds.
+  EXPECT_EQ(deployment.leader().metrics.input_shares_opened(), strings.size());
+  auto marks = deployment.leader().datastore->Run([&](Transaction& tx) -> Result<void> {
+    auto listed = tx.ReportsInBatch(task_id, 0, std::numeric_limits<dap::Time>::max(), {}, 100, 0);
+    if (!listed) return std::unexpected(listed.error());
+    EXPECT_EQ(listed->size(), strings.size());
+    for (const ClientReportRow& report : *listed) {
+      EXPECT_TRUE(report.aggregated_before);
+      auto held = tx.GetHeldReport(task_id, report.report_id);
+      if (!held) return std::unexpected(held.error());
+      EXPECT_TRUE(held->has_value() && (*held)->input_share.empty() &&
+                  (*held)->public_share.empty());
+    }
+    return {};
+  });
+  EXPECT_TRUE(marks) << marks.error().ToString();
 }
 
 // A collector that asks for two levels of one batch at once gets both: the
