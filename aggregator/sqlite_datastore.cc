@@ -339,6 +339,16 @@ ALTER TABLE aggregation_jobs ADD COLUMN agg_param_digest BLOB NOT NULL DEFAULT x
 UPDATE aggregation_jobs SET agg_param_digest = canopy_sha256(agg_param);
 CREATE INDEX aggregation_jobs_by_param ON aggregation_jobs (task_id, agg_param_digest);
 )sql",
+    // Version 5: the indexes that list a batch's reports in upload order hold
+    // every column the listings read, so that a listing (once per level of a
+    // walk) never reads the reports' rows: kilobytes each, a page per report
+    // that a million reports' database cannot keep in memory.
+    R"sql(
+DROP INDEX client_reports_by_seq;
+DROP INDEX client_reports_by_batch;
+CREATE INDEX client_reports_by_seq ON client_reports (task_id, seq, time, batch_key, report_id);
+CREATE INDEX client_reports_by_batch ON client_reports (task_id, batch_key, seq, time, report_id);
+)sql",
 };
 
 static_assert(std::size(kMigrations) == kSchemaVersion);
@@ -786,24 +796,7 @@ class SqliteTransaction final : public Transaction {
   Result<std::vector<ClientReportRow>> ReportsInBatch(const TaskId& task_id, dap::Time time_start,
                                                       dap::Time time_end, const Bytes& batch_key,
                                                       size_t limit, uint64_t after) override {
-    // The forms of ReportsAwaitingAggregation, without the parameter (?2).
-    // clang-format off
-    const char* by_time = AWAITING_COLUMNS
-        "WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 "
-        NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
-    const char* by_time_after = AWAITING_COLUMNS
-        "WHERE c.task_id = ?1 AND c.seq > ?7 AND c.time >= ?3 AND c.time < ?4 "
-        NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
-    const char* by_batch = AWAITING_COLUMNS
-        "WHERE c.task_id = ?1 AND c.batch_key = ?6 "
-        NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
-    const char* by_batch_after = AWAITING_COLUMNS
-        "WHERE c.task_id = ?1 AND c.batch_key = ?6 AND c.seq > ?7 "
-        NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
-    // clang-format on
-    const char* sql = batch_key.empty() ? (after > 0 ? by_time_after : by_time)
-                                        : (after > 0 ? by_batch_after : by_batch);
-    auto s = Prepare(sql);
+    auto s = Prepare(internal::ReportsInBatchQuery(!batch_key.empty(), after > 0));
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).BindInt(5, static_cast<int64_t>(limit));
     if (batch_key.empty()) {
@@ -1608,6 +1601,29 @@ Bytes TimeBucketKey(dap::Time time) {
   for (int i = 0; i < 8; ++i) key[i] = static_cast<uint8_t>(time >> (56 - 8 * i));
   return key;
 }
+
+namespace internal {
+
+const char* ReportsInBatchQuery(bool by_batch_key, bool after) {
+  // The forms of ReportsAwaitingAggregation, without the parameter (?2).
+  // clang-format off
+  static const char* const by_time = AWAITING_COLUMNS
+      "WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 "
+      NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
+  static const char* const by_time_after = AWAITING_COLUMNS
+      "WHERE c.task_id = ?1 AND c.seq > ?7 AND c.time >= ?3 AND c.time < ?4 "
+      NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
+  static const char* const by_batch = AWAITING_COLUMNS
+      "WHERE c.task_id = ?1 AND c.batch_key = ?6 "
+      NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
+  static const char* const by_batch_after = AWAITING_COLUMNS
+      "WHERE c.task_id = ?1 AND c.batch_key = ?6 AND c.seq > ?7 "
+      NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
+  // clang-format on
+  return by_batch_key ? (after ? by_batch_after : by_batch) : (after ? by_time_after : by_time);
+}
+
+}  // namespace internal
 
 Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& options) {
   sqlite3* db = nullptr;

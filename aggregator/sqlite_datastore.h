@@ -36,12 +36,19 @@ struct SqliteOptions {
 
 // The schema version this build writes. Opening a database with a newer
 // version is refused.
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 // Opens (creating if needed) and migrates the database. Errors: kIoError
 // naming the path when it cannot be opened or migrated; kUnsupported when
 // the file's schema is newer than this build's.
 Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& options);
+
+namespace internal {
+// The SQL of Transaction::ReportsInBatch: a batch by time range or by key
+// (`by_batch_key`), from its start or after an upload position (`after`).
+// Exposed for the tests of its query plan.
+const char* ReportsInBatchQuery(bool by_batch_key, bool after);
+}  // namespace internal
 
 }  // namespace canopy::aggregator
 
