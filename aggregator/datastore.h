@@ -65,8 +65,9 @@ struct ClientReportRow {
   uint64_t upload_position = 0;
 };
 
-// A report whose input share an aggregator keeps across the levels of a
-// multi-level walk: decrypted once, verified at every level from this.
+// A report that passed a level of a multi-level walk. The helper keeps its
+// shares here for the walk (decrypted once, verified at every later level
+// from this); the leader keeps only the mark.
 struct HeldReportRow {
   TaskId task_id{};
   ReportId report_id{};

@@ -570,7 +570,8 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
   }
   auto from_memory = [&](size_t i) { return context.job.held_reports && prepared[i] != nullptr; };
 
-  // Load the other reports (and, multi-level, the share the leader holds).
+  // Load the other reports (and, multi-level, whether the helper holds them:
+  // the leader's held_reports mark).
   std::vector<std::optional<ClientReportRow>> reports(context.rows.size());
   std::vector<std::optional<HeldReportRow>> held(context.rows.size());
   auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
@@ -625,14 +626,12 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       fail(ReportError::kInvalidMessage);
       continue;
     }
-    std::vector<uint8_t> input_share;
-    if (held[i] && !held[i]->input_share.empty()) {
-      input_share = held[i]->input_share;  // Kept by an earlier version.
-    } else {
-      // Opened at the report's first level, and again at a later one only
-      // when the report is no longer prepared in memory (a restart): the
-      // leader keeps no decrypted share at rest, since its stored report
-      // has the encrypted one.
+    if (prepared[i] == nullptr) {
+      // Opened at the report's first level, and again at a later one when
+      // the report is no longer prepared in memory (after a restart, or
+      // evicted from a cache smaller than the batch): the leader keeps no
+      // decrypted share at rest, since its stored report has the encrypted
+      // one. (Shares stored by earlier versions in held rows are not used.)
       auto opened =
           dap::OpenInputShare(task.id, task.configuration, report->metadata, report->public_share,
                               report->leader_encrypted_input_share, dap::Role::kLeader, keys);
@@ -642,27 +641,25 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       }
       auto& plaintext = std::get<dap::PlaintextInputShare>(opened);
       if (!plaintext.private_extensions.empty()) {
+        crypto::SecureWipeVector(plaintext.payload);
         fail(ReportError::kUnsupportedExtension);
         continue;
       }
       metrics_.InputShareOpened();
-      input_share = std::move(plaintext.payload);
-      if (task.multi_level() && !held[i]) {
-        // A mark that the helper holds the report from now on (later levels
-        // send it by ID); no shares: the leader's client_reports row has the
-        // report, and later levels open it from there if they must.
-        to_hold[i] = HeldReportRow{task.id, row.report_id, row.time, row.bucket_key, {}, {}};
-      }
-    }
-    if (prepared[i] == nullptr) {
       auto decoded = task.vdaf->PrepareReport(0, task.vdaf_context, row.report_id,
-                                              report->public_share, input_share);
-      crypto::SecureWipeVector(input_share);
+                                              report->public_share, plaintext.payload);
+      crypto::SecureWipeVector(plaintext.payload);
       if (!decoded) {
         fail(ReportError::kInvalidMessage);
         continue;
       }
       prepared[i] = std::move(*decoded);
+    }
+    if (task.multi_level() && !held[i]) {
+      // A mark that the helper holds the report once this level accepts it
+      // (later levels name it by ID); no shares: the leader's client_reports
+      // row has the report, and later levels open it from there if they must.
+      to_hold[i] = HeldReportRow{task.id, row.report_id, row.time, row.bucket_key, {}, {}};
     }
     reports_in_job[i] = std::move(*report);
   }

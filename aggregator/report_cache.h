@@ -3,7 +3,8 @@
 // across the levels of a walk so that each level continues from the last
 // instead of starting from the HPKE ciphertext (docs/multi-level-collection.md,
 // rule 8). Bounded: the least recently used report is evicted first; an
-// evicted report is prepared again from the datastore's held share.
+// evicted report is prepared again from the datastore: the helper's held
+// share, or the leader's stored report, whose share it opens again.
 //
 // With LevelFiles, a report's per-level data (Poplar1: 12.6 KB at 256 bits)
 // waits in files while the report is in the cache, and a verification reads

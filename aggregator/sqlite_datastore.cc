@@ -764,11 +764,13 @@ class SqliteTransaction final : public Transaction {
   Result<std::vector<ClientReportRow>> ReportsAwaitingAggregation(
       const TaskId& task_id, const Bytes& agg_param, dap::Time time_start, dap::Time time_end,
       const Bytes& batch_key, size_t limit, uint64_t after) override {
-    // Two forms each: from the start, SQLite reads the batch by time (or
-    // batch key) and sorts it; going on after a report, it reads the task's
-    // reports by upload order from there and stops at `limit` (the levels of
-    // a walk of 100,000 reports are listed in four parts, and each part from
-    // the start read all 100,000, three lookups each).
+    // Two forms each: from the start, and going on after a report, where
+    // SQLite reads the task's reports in upload order from there and stops
+    // at `limit` (the levels of a walk of 100,000 reports are listed in four
+    // parts, and each part from the start read all 100,000, three lookups
+    // each). Since schema 5 the upload-order indexes cover the columns
+    // read, and both forms read them (in upload order from the task's first
+    // report by time range, which reads other batches' entries too).
     // clang-format off
     const char* by_time = AWAITING_COLUMNS
         "WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 "

@@ -685,7 +685,8 @@ TEST(EndToEnd, Poplar1WalkSurvivesHelperRestartBetweenLevels) {
   ASSERT_EQ(first->status, 200) << first->problem_type;
   EXPECT_EQ(first->result, PlainCounts(strings, level0));
 
-  // Both restart: the in-memory caches are gone, the held shares are not.
+  // Both restart: the in-memory caches are gone; the helper's held shares
+  // and the leader's stored reports are not.
   deployment.RestartHelper();
   deployment.RestartLeader();
   std::vector<BitString> level2 = {*BitString::Parse("010"), *BitString::Parse("011")};

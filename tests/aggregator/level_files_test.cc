@@ -138,7 +138,7 @@ void ExpectReadBack(const Written& written, std::span<const size_t> sizes) {
 
 // First writes of consecutive slots wait in memory and go to the files
 // together: records read back the same whether still waiting or written
-// (3,000 slots fill each file's 256 KB of waiting records several times).
+// (3,000 slots fill each file's 64 KB of waiting records several times).
 TEST(LevelFiles, WaitingRecordsReadBackBeforeAndAfterTheyAreWritten) {
   const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
   auto files = LevelFiles::Open(folder);
@@ -171,7 +171,8 @@ TEST(LevelFiles, AReusedSlotKeepsItsNewRecords) {
   ExpectReadBack(more, sizes);
 }
 
-// Threads storing reports at once each read back their own records.
+// Threads storing reports at once each read back their own records, also
+// while the others' writes push waiting records out to the files.
 TEST(LevelFiles, ThreadsWritingAtOnceReadBackTheirOwn) {
   const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
   auto files = LevelFiles::Open(folder);
@@ -182,7 +183,17 @@ TEST(LevelFiles, ThreadsWritingAtOnceReadBackTheirOwn) {
   for (size_t t = 0; t < written.size(); ++t) {
     threads.emplace_back([&, t] {
       std::mt19937_64 random(10 + t);
-      written[t] = WriteSlots(**files, sizes, 800, random);
+      for (int i = 0; i < 800; ++i) {
+        Written one = WriteSlots(**files, sizes, 1, random);
+        if (one.slots.empty()) return;
+        written[t].slots.push_back(std::move(one.slots[0]));
+        written[t].records.push_back(std::move(one.records[0]));
+        // One of this thread's earlier slots, whole.
+        const size_t s = random() % written[t].slots.size();
+        std::vector<uint8_t> out(written[t].records[s].size());
+        EXPECT_TRUE(written[t].slots[s]->Read(0, sizes.size(), out));
+        EXPECT_EQ(out, written[t].records[s]) << "thread " << t << ", slot " << s;
+      }
     });
   }
   for (std::thread& thread : threads) thread.join();
