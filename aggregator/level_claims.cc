@@ -63,7 +63,14 @@ Result<std::shared_ptr<LevelClaims::Level>> LevelClaims::FindOrLoad(const LevelK
     auto loaded = load();
     if (!loaded) return std::unexpected(loaded.error());
     auto level = std::make_shared<Level>();
-    level->claimed.reserve(loaded->size());
+    // A walk's levels take about the same reports: sized like the task's
+    // largest level kept, a new level's map never grows (each growth
+    // rehashes every claim so far, several times a level).
+    size_t expected = loaded->size();
+    for (const auto& [other_key, other] : levels_) {
+      if (other_key.first == key.first) expected = std::max(expected, other->claimed.size());
+    }
+    level->claimed.reserve(expected);
     for (const ReportId& id : *loaded) level->claimed.emplace(id, false);
     found = levels_.emplace(key, std::move(level)).first;
   }

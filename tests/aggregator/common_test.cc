@@ -1,0 +1,71 @@
+// The aggregator's SHA-256 (one algorithm fetch per process, one context per
+// thread) and the DAP report checksum built on it, against FIPS 180-2's
+// examples and XOR's algebra.
+#include "aggregator/internal/common.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace canopy::aggregator::internal {
+namespace {
+
+std::string Hex(std::span<const uint8_t> bytes) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (uint8_t byte : bytes) {
+    hex.push_back(kDigits[byte >> 4]);
+    hex.push_back(kDigits[byte & 15]);
+  }
+  return hex;
+}
+
+std::vector<uint8_t> Bytes(const std::string& text) { return {text.begin(), text.end()}; }
+
+TEST(Sha256, KnownAnswers) {
+  EXPECT_EQ(Hex(Sha256({})), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Hex(Sha256(Bytes("abc"))),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Hex(Sha256(Bytes("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+// Each thread has its own context: hashing at once gives each its own digest.
+TEST(Sha256, ThreadsHashAtOnce) {
+  std::vector<std::thread> threads;
+  std::vector<int> wrong(4, 0);
+  for (size_t t = 0; t < wrong.size(); ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) {
+        wrong[t] += Hex(Sha256(Bytes("abc"))) !=
+                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(wrong, std::vector<int>(4, 0));
+}
+
+// The checksum XORs in each report ID's digest: adding one twice cancels it,
+// and the order does not matter.
+TEST(UpdateChecksum, XorsEachReportIdsDigest) {
+  dap::ReportId a{}, b{};
+  a[0] = 1;
+  b[0] = 2;
+  Checksum ab{}, ba{}, twice{};
+  UpdateChecksum(ab, a);
+  UpdateChecksum(ab, b);
+  UpdateChecksum(ba, b);
+  UpdateChecksum(ba, a);
+  EXPECT_EQ(ab, ba);
+  EXPECT_NE(ab, Checksum{});
+  UpdateChecksum(twice, a);
+  EXPECT_EQ(Hex(twice), Hex(Sha256(a)));
+  UpdateChecksum(twice, a);
+  EXPECT_EQ(twice, Checksum{});
+}
+
+}  // namespace
+}  // namespace canopy::aggregator::internal
