@@ -9,18 +9,12 @@
 #include <thread>
 #include <vector>
 
+#include "tests/testing/vectors.h"
+
 namespace canopy::aggregator::internal {
 namespace {
 
-std::string Hex(std::span<const uint8_t> bytes) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  for (uint8_t byte : bytes) {
-    hex.push_back(kDigits[byte >> 4]);
-    hex.push_back(kDigits[byte & 15]);
-  }
-  return hex;
-}
+std::string Hex(std::span<const uint8_t> bytes) { return canopy::testing::BytesToHex(bytes); }
 
 std::vector<uint8_t> Bytes(const std::string& text) { return {text.begin(), text.end()}; }
 

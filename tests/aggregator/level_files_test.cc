@@ -44,6 +44,14 @@ std::vector<uint8_t> Levels(const std::vector<uint8_t>& all, std::span<const siz
   return {all.begin() + static_cast<ptrdiff_t>(from), all.begin() + static_cast<ptrdiff_t>(to)};
 }
 
+// Level files in a new temporary folder (which the caller leaves to the
+// system's cleaning of temporary folders, as the other tests do).
+std::unique_ptr<LevelFiles> OpenInNewFolder() {
+  auto files = LevelFiles::Open(canopy::testing::MakeTempFolder("canopy-level-files"));
+  EXPECT_TRUE(files) << files.error().ToString();
+  return files ? std::move(*files) : nullptr;
+}
+
 TEST(LevelFiles, SlotsReadBackWhatTheyWrote) {
   const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
   auto files = LevelFiles::Open(folder);
@@ -140,32 +148,30 @@ void ExpectReadBack(const Written& written, std::span<const size_t> sizes) {
 // together: records read back the same whether still waiting or written
 // (3,000 slots fill each file's 64 KB of waiting records several times).
 TEST(LevelFiles, WaitingRecordsReadBackBeforeAndAfterTheyAreWritten) {
-  const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
-  auto files = LevelFiles::Open(folder);
-  ASSERT_TRUE(files);
+  std::unique_ptr<LevelFiles> files = OpenInNewFolder();
+  ASSERT_NE(files, nullptr);
   std::mt19937_64 random(2);
   const std::vector<size_t> sizes = Sizes(20);
-  Written written = WriteSlots(**files, sizes, 3000, random);
+  Written written = WriteSlots(*files, sizes, 3000, random);
   ExpectReadBack(written, sizes);
-  EXPECT_EQ((*files)->usage().file_bytes, 3000u * (19 * 49 + 145));
+  EXPECT_EQ(files->usage().file_bytes, 3000u * (19 * 49 + 145));
 }
 
 // A slot freed while its records wait and then reused keeps its new
 // records, also once the old ones are written out.
 TEST(LevelFiles, AReusedSlotKeepsItsNewRecords) {
-  const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
-  auto files = LevelFiles::Open(folder);
-  ASSERT_TRUE(files);
+  std::unique_ptr<LevelFiles> files = OpenInNewFolder();
+  ASSERT_NE(files, nullptr);
   std::mt19937_64 random(3);
   const std::vector<size_t> sizes = Sizes(20);
-  Written written = WriteSlots(**files, sizes, 10, random);
+  Written written = WriteSlots(*files, sizes, 10, random);
   written.slots.erase(written.slots.begin() + 3);
   written.records.erase(written.records.begin() + 3);
-  Written again = WriteSlots(**files, sizes, 1, random);  // Slot 3 again.
-  EXPECT_EQ((*files)->usage().file_bytes, 10u * (19 * 49 + 145));
+  Written again = WriteSlots(*files, sizes, 1, random);  // Slot 3 again.
+  EXPECT_EQ(files->usage().file_bytes, 10u * (19 * 49 + 145));
   ExpectReadBack(again, sizes);
   // Enough new slots to push every waiting record out to the files.
-  Written more = WriteSlots(**files, sizes, 1000, random);
+  Written more = WriteSlots(*files, sizes, 1000, random);
   ExpectReadBack(again, sizes);
   ExpectReadBack(written, sizes);
   ExpectReadBack(more, sizes);
@@ -174,9 +180,8 @@ TEST(LevelFiles, AReusedSlotKeepsItsNewRecords) {
 // Threads storing reports at once each read back their own records, also
 // while the others' writes push waiting records out to the files.
 TEST(LevelFiles, ThreadsWritingAtOnceReadBackTheirOwn) {
-  const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
-  auto files = LevelFiles::Open(folder);
-  ASSERT_TRUE(files);
+  std::unique_ptr<LevelFiles> files = OpenInNewFolder();
+  ASSERT_NE(files, nullptr);
   const std::vector<size_t> sizes = Sizes(20);
   std::vector<Written> written(4);
   std::vector<std::thread> threads;
@@ -184,7 +189,7 @@ TEST(LevelFiles, ThreadsWritingAtOnceReadBackTheirOwn) {
     threads.emplace_back([&, t] {
       std::mt19937_64 random(10 + t);
       for (int i = 0; i < 800; ++i) {
-        Written one = WriteSlots(**files, sizes, 1, random);
+        Written one = WriteSlots(*files, sizes, 1, random);
         if (one.slots.empty()) return;
         written[t].slots.push_back(std::move(one.slots[0]));
         written[t].records.push_back(std::move(one.records[0]));
@@ -198,7 +203,7 @@ TEST(LevelFiles, ThreadsWritingAtOnceReadBackTheirOwn) {
   }
   for (std::thread& thread : threads) thread.join();
   for (const Written& each : written) ExpectReadBack(each, sizes);
-  EXPECT_EQ((*files)->usage().slots, 3200u);
+  EXPECT_EQ(files->usage().slots, 3200u);
 }
 
 // A write that cannot reach the disk (here: over the process's file size
@@ -206,9 +211,8 @@ TEST(LevelFiles, ThreadsWritingAtOnceReadBackTheirOwn) {
 // in memory; the records still waiting read back, and go out once the disk
 // takes them again.
 TEST(LevelFiles, WaitingRecordsSurviveAFailedWrite) {
-  const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
-  auto files = LevelFiles::Open(folder);
-  ASSERT_TRUE(files);
+  std::unique_ptr<LevelFiles> files = OpenInNewFolder();
+  ASSERT_NE(files, nullptr);
   std::mt19937_64 random(4);
   const std::vector<size_t> sizes = Sizes(20);
   rlimit old_limit{};
@@ -221,7 +225,7 @@ TEST(LevelFiles, WaitingRecordsSurviveAFailedWrite) {
   Written written;
   bool failed = false;
   for (int i = 0; i < 2000 && !failed; ++i) {
-    auto slot = (*files)->NewSlot(Task(1), sizes);
+    auto slot = files->NewSlot(Task(1), sizes);
     ASSERT_TRUE(slot);
     std::vector<uint8_t> records = RandomRecords(sizes, random);
     Result<void> wrote = (*slot)->Write(0, records);
@@ -238,9 +242,9 @@ TEST(LevelFiles, WaitingRecordsSurviveAFailedWrite) {
   ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old_limit), 0);
   signal(SIGXFSZ, old_handler);
   EXPECT_TRUE(failed);
-  EXPECT_EQ((*files)->usage().slots, written.slots.size());
+  EXPECT_EQ(files->usage().slots, written.slots.size());
   ExpectReadBack(written, sizes);
-  Written more = WriteSlots(**files, sizes, 1000, random);
+  Written more = WriteSlots(*files, sizes, 1000, random);
   ExpectReadBack(written, sizes);
   ExpectReadBack(more, sizes);
 }
@@ -248,12 +252,11 @@ TEST(LevelFiles, WaitingRecordsSurviveAFailedWrite) {
 // Long strings put more levels in each file (a task holds at most 32 files);
 // reads and writes are the same.
 TEST(LevelFiles, LongStrings) {
-  const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
-  auto files = LevelFiles::Open(folder);
-  ASSERT_TRUE(files);
+  std::unique_ptr<LevelFiles> files = OpenInNewFolder();
+  ASSERT_NE(files, nullptr);
   std::mt19937_64 random(3);
   const std::vector<size_t> sizes = Sizes(1000);
-  auto slot = (*files)->NewSlot(Task(1), sizes);
+  auto slot = files->NewSlot(Task(1), sizes);
   ASSERT_TRUE(slot);
   const std::vector<uint8_t> written = RandomRecords(sizes, random);
   ASSERT_TRUE((*slot)->Write(0, written));
@@ -265,23 +268,22 @@ TEST(LevelFiles, LongStrings) {
 }
 
 TEST(LevelFiles, TasksHaveTheirOwnFiles) {
-  const std::string folder = canopy::testing::MakeTempFolder("canopy-level-files");
-  auto files = LevelFiles::Open(folder);
-  ASSERT_TRUE(files);
+  std::unique_ptr<LevelFiles> files = OpenInNewFolder();
+  ASSERT_NE(files, nullptr);
   std::mt19937_64 random(2);
-  auto one = (*files)->NewSlot(Task(1), Sizes(4));
-  auto two = (*files)->NewSlot(Task(2), Sizes(12));
+  auto one = files->NewSlot(Task(1), Sizes(4));
+  auto two = files->NewSlot(Task(2), Sizes(12));
   ASSERT_TRUE(one && two);
   const std::vector<uint8_t> first = RandomRecords(Sizes(4), random);
   const std::vector<uint8_t> second = RandomRecords(Sizes(12), random);
   ASSERT_TRUE((*one)->Write(0, first));
   ASSERT_TRUE((*two)->Write(0, second));
   // Erasing a task keeps its files open for the slots still in use.
-  (*files)->EraseTask(Task(1));
+  files->EraseTask(Task(1));
   std::vector<uint8_t> out(first.size());
   ASSERT_TRUE((*one)->Read(0, 4, out));
   EXPECT_EQ(out, first);
-  EXPECT_EQ((*files)->usage().slots, 1u);  // Only task 2's files are counted.
+  EXPECT_EQ(files->usage().slots, 1u);  // Only task 2's files are counted.
   out.resize(second.size());
   ASSERT_TRUE((*two)->Read(0, 12, out));
   EXPECT_EQ(out, second);
