@@ -584,6 +584,9 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
         auto kept = tx.GetHeldReport(task.id, context.rows[i].report_id);
         if (!kept) return std::unexpected(kept.error());
         held[i] = std::move(*kept);
+        // Only the mark counts; a share stored by an earlier version is
+        // not used, and not left in memory.
+        if (held[i]) crypto::SecureWipeVector(held[i]->input_share);
       }
     }
     return {};

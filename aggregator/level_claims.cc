@@ -64,13 +64,19 @@ Result<std::shared_ptr<LevelClaims::Level>> LevelClaims::FindOrLoad(const LevelK
     if (!loaded) return std::unexpected(loaded.error());
     auto level = std::make_shared<Level>();
     // A walk's levels take about the same reports: sized like the task's
-    // largest level kept, a new level's map never grows (each growth
-    // rehashes every claim so far, several times a level).
+    // most recently used level (the walk's previous one), a new level's
+    // map does not grow (each growth rehashes every claim so far). Not the
+    // largest: that may be another, larger batch's, and reserved slots are
+    // memory the claims budget does not count.
     size_t expected = loaded->size();
+    uint64_t latest_use = 0;
     for (const auto& [other_key, other] : levels_) {
-      if (other_key.first == key.first) expected = std::max(expected, other->claimed.size());
+      if (other_key.first == key.first && other->last_used > latest_use) {
+        latest_use = other->last_used;
+        expected = std::max(loaded->size(), other->claimed.size());
+      }
     }
-    level->claimed.reserve(expected);
+    level->claimed.reserve(std::min(expected, claims_kept_));
     for (const ReportId& id : *loaded) level->claimed.emplace(id, false);
     found = levels_.emplace(key, std::move(level)).first;
   }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "crypto/secure_wipe.h"
+#include "crypto/sha256.h"
 
 namespace canopy::crypto::internal {
 namespace {
@@ -143,3 +144,17 @@ Result<void> HkdfSha256Expand(std::span<const uint8_t> prk, ByteParts info,
 }
 
 }  // namespace canopy::crypto::internal
+
+namespace canopy::crypto {
+
+Result<void> Sha256(std::span<const uint8_t> data, std::span<uint8_t, kSha256DigestSize> out) {
+  // HMAC's fetched algorithm and per-thread context serve plain hashing too.
+  EVP_MD_CTX* ctx = internal::ThreadMdCtx();
+  const std::span<const uint8_t> parts[] = {data};
+  if (ctx == nullptr || internal::Sha256() == nullptr || !internal::Hash(ctx, {}, parts, out)) {
+    return internal::OpenSslFailure(out);
+  }
+  return {};
+}
+
+}  // namespace canopy::crypto

@@ -23,6 +23,7 @@
 #include "crypto/internal/hkdf.h"
 #include "crypto/internal/hpke_internal.h"
 #include "crypto/random.h"
+#include "crypto/sha256.h"
 #include "tests/testing/vectors.h"
 
 namespace canopy::crypto::hpke {
@@ -237,6 +238,25 @@ TEST(HpkeHkdf, KnownAnswers) {
   std::vector<uint8_t> too_long(crypto::internal::kHkdfSha256MaxOutput + 1);
   EXPECT_EQ(CodeOf(crypto::internal::HkdfSha256Expand(prk, {info}, too_long)),
             ErrorCode::kInvalidArgument);
+}
+
+// Plain SHA-256 on the same fetched algorithm and per-thread context as
+// HMAC (FIPS 180-2's examples), between HMACs that reuse the context.
+TEST(HpkeHkdf, Sha256KnownAnswers) {
+  std::array<uint8_t, 32> digest;
+  ASSERT_TRUE(crypto::Sha256({}, digest));
+  EXPECT_EQ(BytesToHex(digest), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  std::array<uint8_t, 32> mac;
+  ASSERT_TRUE(crypto::internal::HmacSha256(Text("Jefe"),
+                                           {Text("what do ya want "), Text("for nothing?")}, mac));
+  ASSERT_TRUE(crypto::Sha256(Text("abc"), digest));
+  EXPECT_EQ(BytesToHex(digest), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  ASSERT_TRUE(
+      crypto::Sha256(Text("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"), digest));
+  EXPECT_EQ(BytesToHex(digest), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  ASSERT_TRUE(crypto::internal::HmacSha256(Text("Jefe"),
+                                           {Text("what do ya want "), Text("for nothing?")}, mac));
+  EXPECT_EQ(BytesToHex(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
 // RFC 7748 section 6.1: public keys computed through the ladder shortcut.
