@@ -257,6 +257,9 @@ class Transaction {
   virtual Result<void> PutHeldReport(const HeldReportRow& report) = 0;
   virtual Result<std::optional<HeldReportRow>> GetHeldReport(const TaskId& task_id,
                                                              const ReportId& report_id) = 0;
+  // Whether the report has a held_reports row (at the leader: its mark that
+  // the helper holds the report), without reading the row's shares.
+  virtual Result<bool> IsHeld(const TaskId& task_id, const ReportId& report_id) = 0;
 
   // --- Both: which (report, aggregation parameter) pairs were aggregated,
   // and which reports were rejected (they stay out of later levels). The

@@ -573,7 +573,7 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
   // Load the other reports (and, multi-level, whether the helper holds them:
   // the leader's held_reports mark).
   std::vector<std::optional<ClientReportRow>> reports(context.rows.size());
-  std::vector<std::optional<HeldReportRow>> held(context.rows.size());
+  std::vector<bool> held(context.rows.size());
   auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
     for (size_t i = 0; i < context.rows.size(); ++i) {
       if (from_memory(i)) continue;
@@ -581,12 +581,11 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       if (!report) return std::unexpected(report.error());
       reports[i] = std::move(*report);
       if (task.multi_level()) {
-        auto kept = tx.GetHeldReport(task.id, context.rows[i].report_id);
-        if (!kept) return std::unexpected(kept.error());
-        held[i] = std::move(*kept);
-        // Only the mark counts; a share stored by an earlier version is
-        // not used, and not left in memory.
-        if (held[i]) crypto::SecureWipeVector(held[i]->input_share);
+        // Only the mark counts (a share stored in it by an earlier version
+        // is not read).
+        auto marked = tx.IsHeld(task.id, context.rows[i].report_id);
+        if (!marked) return std::unexpected(marked.error());
+        held[i] = *marked;
       }
     }
     return {};

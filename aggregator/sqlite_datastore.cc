@@ -631,6 +631,63 @@ class StatementCache {
     }                                                               \
   } while (false)
 
+// Whether a listed report was aggregated with another parameter before (a
+// column of the listings' queries): the leader marks each report that passed
+// an earlier level of a walk with a held_reports row.
+#define AGGREGATED_BEFORE                                             \
+  "EXISTS (SELECT 1 FROM held_reports h WHERE h.task_id = c.task_id " \
+  "  AND h.report_id = c.report_id) "
+
+// The listings' columns, and the conditions that a report was never
+// rejected, or neither taken for the parameter (?2) nor rejected.
+// clang-format off
+#define AWAITING_COLUMNS                                                   \
+  "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key, "             \
+  AGGREGATED_BEFORE ", c.seq FROM client_reports c "
+#define NOT_REJECTED                                                              \
+  "AND NOT EXISTS (SELECT 1 FROM rejected_reports x WHERE x.task_id = c.task_id " \
+  "  AND x.report_id = c.report_id) "
+#define NOT_TAKEN_OR_REJECTED                                                       \
+  "AND NOT EXISTS (SELECT 1 FROM aggregated_reports r WHERE r.task_id = c.task_id " \
+  "  AND r.report_id = c.report_id AND r.agg_param = ?2) " NOT_REJECTED
+// clang-format on
+
+// The four forms of a listing of a task's reports (?1) in upload order, at
+// most ?5: by time range (?3, ?4) or by batch key (?6), from the start or
+// after an upload position (?7), leaving out what `filter` excludes. Since
+// schema 5 the upload-order indexes cover the columns read, and every form
+// reads them (by time range in upload order from the task's first report,
+// which reads other batches' entries too): never a report's row.
+class ListingQueries {
+ public:
+  explicit ListingQueries(const char* filter) {
+    for (bool by_batch_key : {false, true}) {
+      for (bool after : {false, true}) {
+        std::string& sql = sql_[by_batch_key][after];
+        sql = AWAITING_COLUMNS "WHERE c.task_id = ?1 ";
+        sql += after ? "AND c.seq > ?7 " : "";
+        sql += by_batch_key ? "AND c.batch_key = ?6 " : "AND c.time >= ?3 AND c.time < ?4 ";
+        sql += filter;
+        sql += "ORDER BY c.seq LIMIT ?5";
+      }
+    }
+  }
+  const char* Get(bool by_batch_key, bool after) const { return sql_[by_batch_key][after].c_str(); }
+
+ private:
+  std::string sql_[2][2];
+};
+
+const ListingQueries& AwaitingQueries() {
+  static const ListingQueries queries(NOT_TAKEN_OR_REJECTED);
+  return queries;
+}
+
+const ListingQueries& InBatchQueries() {
+  static const ListingQueries queries(NOT_REJECTED);
+  return queries;
+}
+
 class SqliteTransaction final : public Transaction {
  public:
   SqliteTransaction(sqlite3* db, StatementCache& cache) : db_(db), cache_(cache) {}
@@ -725,28 +782,6 @@ class SqliteTransaction final : public Transaction {
     return std::move(rows->front());
   }
 
-// Whether a listed report was aggregated with another parameter before (a
-// column of the listings' queries): the leader marks each report that passed
-// an earlier level of a walk with a held_reports row.
-#define AGGREGATED_BEFORE                                             \
-  "EXISTS (SELECT 1 FROM held_reports h WHERE h.task_id = c.task_id " \
-  "  AND h.report_id = c.report_id) "
-
-// The rest of ReportsAwaitingAggregation's queries: their columns, and
-// the conditions that a report was neither taken for the parameter (?2)
-// nor ever rejected.
-// clang-format off
-#define AWAITING_COLUMNS                                                   \
-  "SELECT c.task_id, c.report_id, c.time, x'', c.batch_key, "             \
-  AGGREGATED_BEFORE ", c.seq FROM client_reports c "
-#define NOT_REJECTED                                                              \
-  "AND NOT EXISTS (SELECT 1 FROM rejected_reports x WHERE x.task_id = c.task_id " \
-  "  AND x.report_id = c.report_id) "
-#define NOT_TAKEN_OR_REJECTED                                                       \
-  "AND NOT EXISTS (SELECT 1 FROM aggregated_reports r WHERE r.task_id = c.task_id " \
-  "  AND r.report_id = c.report_id AND r.agg_param = ?2) " NOT_REJECTED
-  // clang-format on
-
   // Binds what the awaiting-report queries share: the task (?1), the
   // parameter's digest (?2), and the batch, by time range (?3, ?4) or by
   // key (?6).
@@ -764,29 +799,11 @@ class SqliteTransaction final : public Transaction {
   Result<std::vector<ClientReportRow>> ReportsAwaitingAggregation(
       const TaskId& task_id, const Bytes& agg_param, dap::Time time_start, dap::Time time_end,
       const Bytes& batch_key, size_t limit, uint64_t after) override {
-    // Two forms each: from the start, and going on after a report, where
-    // SQLite reads the task's reports in upload order from there and stops
-    // at `limit` (the levels of a walk of 100,000 reports are listed in four
-    // parts, and each part from the start read all 100,000, three lookups
-    // each). Since schema 5 the upload-order indexes cover the columns
-    // read, and both forms read them (in upload order from the task's first
-    // report by time range, which reads other batches' entries too).
-    // clang-format off
-    const char* by_time = AWAITING_COLUMNS
-        "WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 "
-        NOT_TAKEN_OR_REJECTED "ORDER BY c.seq LIMIT ?5";
-    const char* by_time_after = AWAITING_COLUMNS
-        "WHERE c.task_id = ?1 AND c.seq > ?7 AND c.time >= ?3 AND c.time < ?4 "
-        NOT_TAKEN_OR_REJECTED "ORDER BY c.seq LIMIT ?5";
-    const char* by_batch = AWAITING_COLUMNS
-        "WHERE c.task_id = ?1 AND c.batch_key = ?6 "
-        NOT_TAKEN_OR_REJECTED "ORDER BY c.seq LIMIT ?5";
-    const char* by_batch_after = AWAITING_COLUMNS
-        "WHERE c.task_id = ?1 AND c.batch_key = ?6 AND c.seq > ?7 "
-        NOT_TAKEN_OR_REJECTED "ORDER BY c.seq LIMIT ?5";
-    // clang-format on
-    const char* sql = batch_key.empty() ? (after > 0 ? by_time_after : by_time)
-                                        : (after > 0 ? by_batch_after : by_batch);
+    // Going on after a report reads the task's reports in upload order from
+    // there and stops at `limit` (the levels of a walk of 100,000 reports
+    // are listed in four parts, and each part from the start read all
+    // 100,000, three lookups each).
+    const char* sql = AwaitingQueries().Get(!batch_key.empty(), after > 0);
     auto s = Prepare(sql);
     if (!s) return std::unexpected(s.error());
     BindAwaitingScope(**s, task_id, agg_param, time_start, time_end, batch_key);
@@ -909,6 +926,17 @@ class SqliteTransaction final : public Transaction {
     held.public_share = (*s)->Blob(2);
     held.input_share = (*s)->Blob(3);
     return held;
+  }
+
+  Result<bool> IsHeld(const TaskId& task_id, const ReportId& report_id) override {
+    auto s =
+        Prepare("SELECT EXISTS (SELECT 1 FROM held_reports WHERE task_id = ? AND report_id = ?)");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, report_id);
+    auto row = (*s)->Step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return MakeError(ErrorCode::kInternal, "EXISTS returned no row");
+    return (*s)->Int(0) != 0;
   }
 
   Result<bool> RecordAggregatedReport(const TaskId& task_id, const ReportId& report_id,
@@ -1607,22 +1635,7 @@ Bytes TimeBucketKey(dap::Time time) {
 namespace internal {
 
 const char* ReportsInBatchQuery(bool by_batch_key, bool after) {
-  // The forms of ReportsAwaitingAggregation, without the parameter (?2).
-  // clang-format off
-  static const char* const by_time = AWAITING_COLUMNS
-      "WHERE c.task_id = ?1 AND c.time >= ?3 AND c.time < ?4 "
-      NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
-  static const char* const by_time_after = AWAITING_COLUMNS
-      "WHERE c.task_id = ?1 AND c.seq > ?7 AND c.time >= ?3 AND c.time < ?4 "
-      NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
-  static const char* const by_batch = AWAITING_COLUMNS
-      "WHERE c.task_id = ?1 AND c.batch_key = ?6 "
-      NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
-  static const char* const by_batch_after = AWAITING_COLUMNS
-      "WHERE c.task_id = ?1 AND c.batch_key = ?6 AND c.seq > ?7 "
-      NOT_REJECTED "ORDER BY c.seq LIMIT ?5";
-  // clang-format on
-  return by_batch_key ? (after ? by_batch_after : by_batch) : (after ? by_time_after : by_time);
+  return InBatchQueries().Get(by_batch_key, after);
 }
 
 }  // namespace internal
