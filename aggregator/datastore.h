@@ -245,6 +245,13 @@ class Transaction {
                                                                 size_t limit) = 0;
   virtual Result<void> AssignBatch(const TaskId& task_id, const ReportId& report_id,
                                    const Bytes& batch_key) = 0;
+  // leader_selected: how many reports of the task are in no batch yet.
+  virtual Result<uint64_t> CountUnbatchedReports(const TaskId& task_id) = 0;
+  // leader_selected: puts every report of the task that is in no batch yet
+  // into `batch_key` (heavy hitters: a walk's batch is every report not in
+  // an earlier one); returns how many. One statement, whatever the count.
+  virtual Result<uint64_t> AssignUnbatchedReports(const TaskId& task_id,
+                                                  const Bytes& batch_key) = 0;
   // leader_selected: how many reports each batch of the task holds, per
   // batch key, and whether it has been bound to a collection.
   struct BatchSize {

@@ -349,6 +349,38 @@ DROP INDEX client_reports_by_batch;
 CREATE INDEX client_reports_by_seq ON client_reports (task_id, seq, time, batch_key, report_id);
 CREATE INDEX client_reports_by_batch ON client_reports (task_id, batch_key, seq, time, report_id);
 )sql",
+    // Version 6: a report's bytes (kilobytes for Poplar1) move to a table of
+    // their own, so that client_reports rows are small. Writing a row's
+    // batch key rewrote the whole row: choosing the batch of a million
+    // reports wrote 20 GB of overflow pages to the write-ahead log, in one
+    // transaction. A trigger deletes a report's bytes with its row.
+    R"sql(
+CREATE TABLE report_bodies (
+  id INTEGER PRIMARY KEY,
+  encoded_report BLOB NOT NULL
+);
+CREATE TABLE client_reports_v6 (
+  task_id BLOB NOT NULL,
+  report_id BLOB NOT NULL,
+  time INTEGER NOT NULL,
+  batch_key BLOB NOT NULL DEFAULT x'',
+  seq INTEGER NOT NULL,
+  body INTEGER NOT NULL,
+  PRIMARY KEY (task_id, report_id)
+);
+INSERT INTO report_bodies (id, encoded_report) SELECT rowid, encoded_report FROM client_reports;
+INSERT INTO client_reports_v6 (task_id, report_id, time, batch_key, seq, body)
+  SELECT task_id, report_id, time, batch_key, seq, rowid FROM client_reports;
+DROP TABLE client_reports;
+ALTER TABLE client_reports_v6 RENAME TO client_reports;
+CREATE INDEX client_reports_by_time ON client_reports (task_id, time);
+CREATE INDEX client_reports_by_seq ON client_reports (task_id, seq, time, batch_key, report_id);
+CREATE INDEX client_reports_by_batch ON client_reports (task_id, batch_key, seq, time, report_id);
+CREATE TRIGGER client_reports_delete_body AFTER DELETE ON client_reports
+BEGIN
+  DELETE FROM report_bodies WHERE id = old.body;
+END;
+)sql",
 };
 
 static_assert(std::size(kMigrations) == kSchemaVersion);
@@ -733,18 +765,27 @@ class SqliteTransaction final : public Transaction {
   }
 
   Result<bool> InsertClientReport(const ClientReportRow& report) override {
-    auto s = Prepare(
-        "INSERT OR IGNORE INTO client_reports (task_id, report_id, time, encoded_report, "
-        "batch_key, seq) VALUES (?,?,?,?,?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM "
-        "client_reports WHERE task_id = ?1))");
-    if (!s) return std::unexpected(s.error());
-    (*s)->Bind(1, report.task_id)
+    // The row first, naming the bytes' row-to-be: a duplicate then writes
+    // nothing at all.
+    auto row = Prepare(
+        "INSERT OR IGNORE INTO client_reports (task_id, report_id, time, batch_key, seq, body) "
+        "VALUES (?1, ?2, ?3, ?4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM client_reports "
+        "WHERE task_id = ?1), (SELECT COALESCE(MAX(id), 0) + 1 FROM report_bodies))");
+    if (!row) return std::unexpected(row.error());
+    (*row)
+        ->Bind(1, report.task_id)
         .Bind(2, report.report_id)
         .BindInt(3, static_cast<int64_t>(report.time))
-        .Bind(4, report.encoded_report)
-        .Bind(5, report.batch_key);
-    CANOPY_TRY((*s)->Execute());
-    return sqlite3_changes(db_) > 0;
+        .Bind(4, report.batch_key);
+    CANOPY_TRY((*row)->Execute());
+    if (sqlite3_changes(db_) == 0) return false;
+    auto body = Prepare(
+        "INSERT INTO report_bodies (id, encoded_report) VALUES ((SELECT body FROM client_reports "
+        "WHERE task_id = ?1 AND report_id = ?2), ?3)");
+    if (!body) return std::unexpected(body.error());
+    (*body)->Bind(1, report.task_id).Bind(2, report.report_id).Bind(3, report.encoded_report);
+    CANOPY_TRY((*body)->Execute());
+    return true;
   }
 
   Result<std::vector<ClientReportRow>> ReadClientReports(Statement& s) {
@@ -772,8 +813,9 @@ class SqliteTransaction final : public Transaction {
   Result<std::optional<ClientReportRow>> GetClientReport(const TaskId& task_id,
                                                          const ReportId& report_id) override {
     auto s = Prepare(
-        "SELECT task_id, report_id, time, encoded_report, batch_key FROM client_reports "
-        "WHERE task_id = ? AND report_id = ?");
+        "SELECT c.task_id, c.report_id, c.time, b.encoded_report, c.batch_key "
+        "FROM client_reports c JOIN report_bodies b ON b.id = c.body "
+        "WHERE c.task_id = ? AND c.report_id = ?");
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).Bind(2, report_id);
     auto rows = ReadClientReports(**s);
@@ -876,6 +918,25 @@ class SqliteTransaction final : public Transaction {
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, batch_key).Bind(2, task_id).Bind(3, report_id);
     return (*s)->Execute();
+  }
+
+  Result<uint64_t> CountUnbatchedReports(const TaskId& task_id) override {
+    auto s = Prepare("SELECT COUNT(*) FROM client_reports WHERE task_id = ? AND batch_key = x''");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id);
+    auto row = (*s)->Step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return MakeError(ErrorCode::kInternal, "COUNT returned no row");
+    return static_cast<uint64_t>((*s)->Int(0));
+  }
+
+  Result<uint64_t> AssignUnbatchedReports(const TaskId& task_id, const Bytes& batch_key) override {
+    auto s = Prepare(
+        "UPDATE client_reports SET batch_key = ?2 WHERE task_id = ?1 AND batch_key = x''");
+    if (!s) return std::unexpected(s.error());
+    (*s)->Bind(1, task_id).Bind(2, batch_key);
+    CANOPY_TRY((*s)->Execute());
+    return static_cast<uint64_t>(sqlite3_changes64(db_));
   }
 
   Result<std::vector<BatchSize>> LeaderSelectedBatches(const TaskId& task_id) override {

@@ -441,17 +441,146 @@ std::vector<std::string> QueryPlan(const std::string& path, const std::string& s
   return plan;
 }
 
+// Inserts reports 1 to `count` (time 10 + n, bytes {n, n, n}) with the
+// columns of schema versions 4 and 5, whose rows held the report's bytes.
+void InsertVersionFiveReports(const std::string& path, uint8_t count) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* insert = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "INSERT INTO client_reports (task_id, report_id, time, "
+                               "encoded_report, batch_key, seq) VALUES (?, ?, ?, ?, x'', ?)",
+                               -1, &insert, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  for (uint8_t n = 1; n <= count; ++n) {
+    const ClientReportRow report = SomeReport(n, 10 + n);
+    sqlite3_bind_blob(insert, 1, report.task_id.data(), 32, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(insert, 2, report.report_id.data(), 16, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(insert, 3, static_cast<int64_t>(report.time));
+    sqlite3_bind_blob(insert, 4, report.encoded_report.data(),
+                      static_cast<int>(report.encoded_report.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int64(insert, 5, n);
+    EXPECT_EQ(sqlite3_step(insert), SQLITE_DONE) << sqlite3_errmsg(db);
+    sqlite3_reset(insert);
+  }
+  sqlite3_finalize(insert);
+  sqlite3_close(db);
+}
+
+// How many rows of reports' bytes the file holds.
+int64_t StoredReportBodies(const std::string& path) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* count = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM report_bodies", -1, &count, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  const int64_t rows = sqlite3_step(count) == SQLITE_ROW ? sqlite3_column_int64(count, 0) : -1;
+  sqlite3_finalize(count);
+  sqlite3_close(db);
+  return rows;
+}
+
+// Version 6 keeps a report's bytes apart from its row; a version 5 file's
+// reports keep theirs, in upload order, and new ones follow.
+TEST_F(SqliteDatastoreTest, MigratesVersionFiveReportsToBodiesApart) {
+  Open(5);
+  InsertVersionFiveReports(path_, 3);
+  auto datastore = Open();
+  ASSERT_TRUE(datastore);
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    for (uint8_t n = 1; n <= 3; ++n) {
+      auto stored = tx.GetClientReport(SomeTask(), SomeReport(n, 0).report_id);
+      EXPECT_TRUE(stored && stored->has_value());
+      if (!stored || !stored->has_value()) continue;
+      EXPECT_EQ((*stored)->encoded_report, SomeReport(n, 0).encoded_report);
+      EXPECT_EQ((*stored)->time, 10u + n);
+    }
+    EXPECT_TRUE(tx.InsertClientReport(SomeReport(4, 14)));
+    auto fourth = tx.GetClientReport(SomeTask(), SomeReport(4, 0).report_id);
+    EXPECT_TRUE(fourth && fourth->has_value() &&
+                (*fourth)->encoded_report == SomeReport(4, 0).encoded_report);
+    auto listed = tx.ReportsInBatch(SomeTask(), 0, 100, {}, 10, 0);
+    EXPECT_TRUE(listed && listed->size() == 4);
+    for (size_t i = 0; listed && i < listed->size(); ++i) {
+      EXPECT_EQ((*listed)[i].report_id[0], i + 1);
+      EXPECT_TRUE((*listed)[i].encoded_report.empty());  // Listings carry no bytes.
+    }
+    return {};
+  }));
+  EXPECT_EQ(StoredReportBodies(path_), 4);
+}
+
+// A report's bytes go with its row: a duplicate writes none, and deleted
+// reports (garbage collection) leave none behind.
+TEST_F(SqliteDatastoreTest, ReportBodiesFollowTheirRows) {
+  auto datastore = Open();
+  ASSERT_TRUE(datastore->Run([](Transaction& tx) -> Result<void> {
+    for (uint8_t n = 1; n <= 3; ++n) EXPECT_TRUE(tx.InsertClientReport(SomeReport(n, 10 * n)));
+    ClientReportRow duplicate = SomeReport(2, 99);
+    duplicate.encoded_report = {9, 9};
+    auto again = tx.InsertClientReport(duplicate);
+    EXPECT_TRUE(again && !*again);
+    auto kept = tx.GetClientReport(SomeTask(), duplicate.report_id);
+    EXPECT_TRUE(kept && kept->has_value() &&
+                (*kept)->encoded_report == SomeReport(2, 0).encoded_report);
+    return {};
+  }));
+  EXPECT_EQ(StoredReportBodies(path_), 3);
+  ASSERT_TRUE(datastore->Run([](Transaction& tx) -> Result<void> {
+    auto deleted = tx.DeleteExpired(SomeTask(), 25, 0);  // Reports 1 and 2.
+    EXPECT_TRUE(deleted && *deleted == 2);
+    EXPECT_TRUE(tx.InsertClientReport(SomeReport(4, 40)));
+    auto third = tx.GetClientReport(SomeTask(), SomeReport(3, 0).report_id);
+    auto fourth = tx.GetClientReport(SomeTask(), SomeReport(4, 0).report_id);
+    EXPECT_TRUE(third && third->has_value() &&
+                (*third)->encoded_report == SomeReport(3, 0).encoded_report);
+    EXPECT_TRUE(fourth && fourth->has_value() &&
+                (*fourth)->encoded_report == SomeReport(4, 0).encoded_report);
+    return {};
+  }));
+  EXPECT_EQ(StoredReportBodies(path_), 2);
+}
+
+// Heavy hitters' batch: every report in no batch yet, put into one in a
+// single statement; reports already in a batch stay in theirs.
+TEST_F(SqliteDatastoreTest, UnbatchedReportsAreCountedAndAssignedTogether) {
+  auto datastore = Open();
+  const Bytes first(32, 0xa), second(32, 0xb);
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    for (uint8_t n = 1; n <= 3; ++n) EXPECT_TRUE(tx.InsertClientReport(SomeReport(n, 10)));
+    EXPECT_TRUE(tx.AssignBatch(SomeTask(), SomeReport(1, 0).report_id, first));
+    auto unbatched = tx.CountUnbatchedReports(SomeTask());
+    EXPECT_TRUE(unbatched && *unbatched == 2);
+    auto assigned = tx.AssignUnbatchedReports(SomeTask(), second);
+    EXPECT_TRUE(assigned && *assigned == 2);
+    unbatched = tx.CountUnbatchedReports(SomeTask());
+    EXPECT_TRUE(unbatched && *unbatched == 0);
+    auto batches = tx.LeaderSelectedBatches(SomeTask());
+    EXPECT_TRUE(batches && batches->size() == 2);
+    if (batches && batches->size() == 2) {
+      EXPECT_EQ((*batches)[0].batch_key, first);
+      EXPECT_EQ((*batches)[0].reports, 1u);
+      EXPECT_EQ((*batches)[1].batch_key, second);
+      EXPECT_EQ((*batches)[1].reports, 2u);
+    }
+    auto in_second = tx.ReportsInBatch(SomeTask(), 0, 0, second, 10, 0);
+    EXPECT_TRUE(in_second && in_second->size() == 2 && (*in_second)[0].report_id[0] == 2);
+    auto none = tx.AssignUnbatchedReports(SomeTask(), first);
+    EXPECT_TRUE(none && *none == 0);
+    auto other_task = tx.CountUnbatchedReports(TaskId{});
+    EXPECT_TRUE(other_task && *other_task == 0);
+    return {};
+  }));
+}
+
 // Version 5: a batch's listing (once per level of a walk) reads indexes
 // only, never the reports' rows of kilobytes each, and needs no sort; a
 // database of version 4 gets the indexes and lists as before.
 TEST_F(SqliteDatastoreTest, ListingsOfABatchReadOnlyIndexesAlsoAfterMigrating) {
-  {
-    auto old = Open(4);
-    ASSERT_TRUE(old->Run([&](Transaction& tx) -> Result<void> {
-      for (uint8_t n = 1; n <= 5; ++n) EXPECT_TRUE(tx.InsertClientReport(SomeReport(n, 10 + n)));
-      return {};
-    }));
-  }
+  Open(4);
+  InsertVersionFiveReports(path_, 5);  // Version 4 has the same columns.
   auto datastore = Open();
   ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
     auto listed = tx.ReportsInBatch(SomeTask(), 12, 100, {}, 10, 0);
