@@ -164,6 +164,7 @@ Result<size_t> LeaderDrivers::CreateAggregationJobs() {
     return std::none_of(tasks.begin(), tasks.end(),
                         [&](const auto& task) { return task == listed; });
   });
+  std::erase_if(batch_listings_, [](const auto& entry) { return entry.second.task.expired(); });
   size_t created = 0;
   for (const auto& task : tasks) {
     auto made = CreateJobsForTask(*task);
@@ -283,12 +284,16 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
     return {};
   });
   if (!read) return std::unexpected(read.error());
-  // Forget where the listings of levels no longer pending ended.
+  // Forget where the listings of levels no longer pending ended, and the
+  // listings of batches with no pending level.
   std::erase_if(listing_ends_, [&](const auto& entry) {
     const auto& [task_id, agg_param, bucket_keys] = entry.first;
     if (task_id != task.id) return false;
     auto pending = next_level.find(bucket_keys);
     return pending == next_level.end() || pending->second.second.agg_param != agg_param;
+  });
+  std::erase_if(batch_listings_, [&](const auto& entry) {
+    return entry.first.first == task.id && !next_level.contains(entry.first.second);
   });
   for (const auto& [batch, ranked] : next_level) {
     const CollectionJobRow& job = ranked.second;
@@ -324,17 +329,21 @@ Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& a
   const bool claims_in_memory = task.multi_level();
   for (;;) {
     std::vector<ClientReportRow> reports;
-    auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
-      auto listed = claims_in_memory ? tx.ReportsInBatch(task.id, scope.time_start, scope.time_end,
-                                                         scope.batch_key, limit, end.position)
-                                     : tx.ReportsAwaitingAggregation(
-                                           task.id, agg_param, scope.time_start, scope.time_end,
-                                           scope.batch_key, limit, end.position);
+    if (claims_in_memory) {
+      auto listed = ListBatchPage(task, bucket_keys, limit, end.position);
       if (!listed) return std::unexpected(listed.error());
       reports = std::move(*listed);
-      return {};
-    });
-    if (!read) return std::unexpected(read.error());
+    } else {
+      auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+        auto listed =
+            tx.ReportsAwaitingAggregation(task.id, agg_param, scope.time_start, scope.time_end,
+                                          scope.batch_key, limit, end.position);
+        if (!listed) return std::unexpected(listed.error());
+        reports = std::move(*listed);
+        return {};
+      });
+      if (!read) return std::unexpected(read.error());
+    }
     const bool more = reports.size() == limit;
     if (reports.empty()) {
       end.more = false;
@@ -430,21 +439,81 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
   return created;
 }
 
-Result<bool> LeaderDrivers::AnyUnclaimedReport(const Task& task, const Bytes& agg_param,
-                                               const std::vector<Bytes>& bucket_keys,
-                                               uint64_t after) {
+Result<std::vector<ClientReportRow>> LeaderDrivers::ListBatchPage(
+    const Task& task, const std::vector<Bytes>& bucket_keys, size_t limit, uint64_t after) {
   const BatchScope scope = ScopeOf(task, bucket_keys);
-  const size_t page = ReportsPerPass();
-  for (;;) {
+  auto from_datastore = [&](size_t count, uint64_t from) -> Result<std::vector<ClientReportRow>> {
     std::vector<ClientReportRow> reports;
     auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
       auto listed = tx.ReportsInBatch(task.id, scope.time_start, scope.time_end, scope.batch_key,
-                                      page, after);
+                                      count, from);
       if (!listed) return std::unexpected(listed.error());
       reports = std::move(*listed);
       return {};
     });
     if (!read) return std::unexpected(read.error());
+    return reports;
+  };
+  const std::shared_ptr<const Task> current = tasks_.Find(task.id);
+  const BatchListingKey key{task.id, bucket_keys};
+  auto listing = batch_listings_.find(key);
+  auto holds = [&] {
+    return listing != batch_listings_.end() && current != nullptr &&
+           listing->second.task.lock() == current &&
+           listing->second.generation == listing_generation_.load();
+  };
+  if (!holds()) {
+    // Read the whole batch only for a listing from its start (a level's
+    // first pass): during a level whose jobs change it (the first, which
+    // marks every report held), a listing read at every pass would read the
+    // batch once per pass; those passes ask the datastore for their page.
+    if (after > 0 || current == nullptr) return from_datastore(limit, after);
+    BatchListing fresh;
+    fresh.task = current;
+    fresh.generation = listing_generation_.load();  // Before reading.
+    constexpr size_t kPage = 131072;
+    for (uint64_t from = 0;;) {
+      auto page = from_datastore(kPage, from);
+      if (!page) return std::unexpected(page.error());
+      for (const ClientReportRow& row : *page) {
+        fresh.reports.push_back(
+            {row.report_id, row.time, row.upload_position, row.aggregated_before});
+      }
+      if (page->size() < kPage) break;
+      from = page->back().upload_position;
+    }
+    ++batch_listings_read_;
+    listing = batch_listings_.insert_or_assign(key, std::move(fresh)).first;
+  }
+  ++pages_from_memory_;
+  const std::vector<ListedReport>& all = listing->second.reports;
+  auto first = std::upper_bound(all.begin(), all.end(), after,
+                                [](uint64_t position, const ListedReport& report) {
+                                  return position < report.upload_position;
+                                });
+  const size_t count = std::min<size_t>(limit, static_cast<size_t>(all.end() - first));
+  std::vector<ClientReportRow> reports(count);
+  for (size_t i = 0; i < count; ++i) {
+    const ListedReport& listed = first[static_cast<std::ptrdiff_t>(i)];
+    ClientReportRow& row = reports[i];
+    row.task_id = task.id;
+    row.report_id = listed.report_id;
+    row.time = listed.time;
+    row.batch_key = scope.batch_key;  // As the datastore lists it: empty by time.
+    row.aggregated_before = listed.aggregated_before;
+    row.upload_position = listed.upload_position;
+  }
+  return reports;
+}
+
+Result<bool> LeaderDrivers::AnyUnclaimedReport(const Task& task, const Bytes& agg_param,
+                                               const std::vector<Bytes>& bucket_keys,
+                                               uint64_t after) {
+  const size_t page = ReportsPerPass();
+  for (;;) {
+    auto listed = ListBatchPage(task, bucket_keys, page, after);
+    if (!listed) return std::unexpected(listed.error());
+    const std::vector<ClientReportRow>& reports = *listed;
     if (reports.empty()) return false;
     auto claimed = level_claims_.Claimed(task.id, agg_param, ReportIdsOf(reports),
                                          LevelLoader(task.id, agg_param));
@@ -814,6 +883,7 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
   // What the first step decided. A job that continues writes it together
   // with the next step's outcome (which writes the rows then), so nothing of
   // a job is stored between its steps.
+  bool batch_changed = false;  // A rejection or a held mark: see BatchesChanged.
   const Writes start_writes = [&](Transaction& tx) -> Result<void> {
     for (size_t i = 0; i < context.rows.size(); ++i) {
       const ReportAggregationRow& row = context.rows[i];
@@ -824,9 +894,11 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       // answers again from its stored answer.
       if (row.state == ReportAggregationState::kFailed && !was_dropped &&
           row.error != ReportError::kReportTooEarly) {
+        batch_changed = true;
         auto recorded = tx.RecordRejectedReport(task.id, row.report_id, row.error);
         if (!recorded) return recorded;
       } else if (row.state != ReportAggregationState::kFailed && to_hold[i]) {
+        batch_changed = true;
         auto kept = tx.PutHeldReport(*to_hold[i]);
         if (!kept) return kept;
       }
@@ -878,6 +950,8 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
     done = datastore_.Run(start_writes);
     if (done) metrics_.AggregationJob(Metrics::JobEvent::kFinished);
   }
+  // Committed (or failed: telling the listings then costs one listing).
+  if (batch_changed) BatchesChanged();
   if (!done) return done;
   if (task.multi_level()) {
     for (size_t i = 0; i < prepared.size(); ++i) {
@@ -978,6 +1052,7 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context, const Writes* start
       waiting = true;
     }
   }
+  bool rejected_any = false;  // See BatchesChanged.
   auto commit = datastore_.Run([&](Transaction& tx) -> Result<void> {
     if (start_writes != nullptr) {
       auto written = (*start_writes)(tx);
@@ -989,6 +1064,7 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context, const Writes* start
     for (size_t i : sent) {
       const ReportAggregationRow& row = context.rows[i];
       if (row.state == ReportAggregationState::kFailed) {
+        rejected_any = true;
         auto recorded = tx.RecordRejectedReport(task.id, row.report_id, row.error);
         if (!recorded) return recorded;
       }
@@ -999,6 +1075,7 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context, const Writes* start
     context.job.state = waiting ? JobState::kInProgress : JobState::kFinished;
     return tx.PutAggregationJob(context.job);
   });
+  if (rejected_any) BatchesChanged();
   if (!commit) return commit;
   metrics_.AggregationJob(waiting ? Metrics::JobEvent::kStepped : Metrics::JobEvent::kFinished);
   return {};
@@ -1249,7 +1326,10 @@ Result<size_t> LeaderDrivers::CollectGarbage() {
   // given again (a new report takes the largest one left plus one): start
   // the listings anew, also after a failure (an earlier task's deletions may
   // have been committed).
-  if (!deleted || *deleted > 0) releases_.fetch_add(1);
+  if (!deleted || *deleted > 0) {
+    releases_.fetch_add(1);
+    BatchesChanged();
+  }
   return deleted;
 }
 

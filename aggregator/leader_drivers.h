@@ -96,6 +96,13 @@ class LeaderDrivers {
   // the thread that runs the passes.
   std::optional<uint64_t> ListingPosition(const TaskId& task_id, const Bytes& agg_param) const;
 
+  // How many pages of a batch's reports the job creator and the collection
+  // driver were served from the listing kept in memory (see
+  // batch_listings_), and how many times that listing was read from the
+  // datastore. For tests and diagnostics.
+  uint64_t pages_listed_from_memory() const { return pages_from_memory_; }
+  uint64_t batch_listings_read() const { return batch_listings_read_; }
+
   // Runs the passes in a loop until `stop` becomes true. A pass in progress
   // then finishes the job it is driving and leaves the others to the next
   // start, so that a shutdown does not wait for a whole batch of jobs.
@@ -130,6 +137,17 @@ class LeaderDrivers {
                             std::vector<ClientReportRow> reports);
   // Multi-level tasks: reads a level's claims from its stored jobs.
   LevelClaims::Loader LevelLoader(const TaskId& task_id, const Bytes& agg_param);
+  // Multi-level tasks: a page of the batch's reports (its bucket keys) as
+  // Transaction::ReportsInBatch lists it (at most `limit`, after upload
+  // position `after`), from the listing kept in memory while it holds.
+  // Errors: the datastore's.
+  Result<std::vector<ClientReportRow>> ListBatchPage(const Task& task,
+                                                     const std::vector<Bytes>& bucket_keys,
+                                                     size_t limit, uint64_t after);
+  // Tells the batch listings kept in memory that a report was rejected or
+  // marked held, or reports were deleted: called after the transaction
+  // that did it committed.
+  void BatchesChanged() { listing_generation_.fetch_add(1); }
   // Multi-level tasks: whether any report of the batch (its bucket keys)
   // after upload position `after` is neither rejected nor taken for
   // `agg_param`. Errors: the datastore's.
@@ -190,6 +208,37 @@ class LeaderDrivers {
   // per database: another process's releases would not move `releases_`. Used
   // by the thread that runs the passes only.
   std::map<ListingKey, ListingEnd> listing_ends_;
+  // Multi-level tasks: each walked batch's reports, as listed from the
+  // datastore at the first pass of a level (every report never rejected,
+  // in upload order, whether the helper holds it). A walk lists its batch
+  // at every level, and from the datastore that costs two index lookups a
+  // report (held? rejected?), seconds a level at a million reports, while
+  // between two levels the listing changes only when a report is rejected.
+  // A listing holds while `listing_generation_` is what it was when the
+  // listing was read (read before the datastore, so that a change that
+  // commits meanwhile is not missed) and the task is the same object; the
+  // datastore's batch itself cannot change: a batch is frozen at its first
+  // collection (docs/multi-level-collection.md). Every change to what the
+  // listing reads (the drivers' rejections and held marks, garbage
+  // collection) calls BatchesChanged after committing. 40 bytes a report;
+  // kept for the batches with a pending level. Used by the thread that
+  // runs the passes only.
+  struct ListedReport {
+    ReportId report_id{};
+    dap::Time time = 0;
+    uint64_t upload_position = 0;
+    bool aggregated_before = false;
+  };
+  struct BatchListing {
+    std::weak_ptr<const Task> task;
+    uint64_t generation = 0;
+    std::vector<ListedReport> reports;  // In upload order.
+  };
+  using BatchListingKey = std::pair<TaskId, std::vector<Bytes>>;
+  std::map<BatchListingKey, BatchListing> batch_listings_;
+  std::atomic<uint64_t> listing_generation_{0};
+  uint64_t pages_from_memory_ = 0;
+  uint64_t batch_listings_read_ = 0;
   std::atomic<uint64_t> releases_{0};
   uint64_t releases_seen_ = 0;
   const std::atomic<bool>* stop_ = nullptr;  // Set by Run.

@@ -931,8 +931,8 @@ class SqliteTransaction final : public Transaction {
   }
 
   Result<uint64_t> AssignUnbatchedReports(const TaskId& task_id, const Bytes& batch_key) override {
-    auto s = Prepare(
-        "UPDATE client_reports SET batch_key = ?2 WHERE task_id = ?1 AND batch_key = x''");
+    auto s =
+        Prepare("UPDATE client_reports SET batch_key = ?2 WHERE task_id = ?1 AND batch_key = x''");
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).Bind(2, batch_key);
     CANOPY_TRY((*s)->Execute());

@@ -3,6 +3,7 @@
 // collection, decryption and unsharding give exactly the plain counts.
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <limits>
 #include <map>
@@ -715,6 +716,99 @@ TEST(EndToEnd, Poplar1WalkSurvivesHelperRestartBetweenLevels) {
     return {};
   });
   EXPECT_TRUE(marks) << marks.error().ToString();
+}
+
+// The leader keeps a walked batch's listing in memory between levels, and
+// a report rejected at one level must leave it: here the leader's stored
+// copy of one report is damaged after two levels (and the report is no
+// longer prepared in memory), so the third level rejects it, and the fourth
+// level's jobs must not name it again.
+TEST(EndToEnd, ReportRejectedMidWalkLeavesTheListingKeptInMemory) {
+  Deployment deployment;
+  const Poplar1Task added = AddPoplar1Task(deployment, 3, 4, 4);
+  const dap::TaskId task_id = added.id;
+  const poplar::Poplar1& poplar1 = added.vdaf();
+  const dap::Time now = deployment.NowUnits(task_id);
+  std::vector<BitString> strings;
+  std::vector<poplar::Measurement> measurements;
+  for (const char* string : {"0110", "0110", "0111", "1000", "0110", "1111"}) {
+    strings.push_back(*BitString::Parse(string));
+    measurements.push_back(strings.back());
+  }
+  ASSERT_TRUE(deployment.Upload(task_id, measurements, now));
+  std::vector<std::vector<BitString>> levels = {
+      {*BitString::Parse("0"), *BitString::Parse("1")},
+      {*BitString::Parse("01"), *BitString::Parse("10"), *BitString::Parse("11")},
+      {*BitString::Parse("011"), *BitString::Parse("100"), *BitString::Parse("111")},
+      {*BitString::Parse("0110"), *BitString::Parse("0111"), *BitString::Parse("1000"),
+       *BitString::Parse("1111")}};
+  std::vector<Bytes> params;
+  std::shared_ptr<const poplar::Poplar1AggParam> previous;
+  auto collect = [&](size_t level, const std::vector<BitString>& counted) {
+    auto param = poplar1.MakeAggParam(static_cast<uint32_t>(level), levels[level], previous.get());
+    ASSERT_TRUE(param);
+    params.push_back(poplar1.EncodeAggParam(**param));
+    auto collected = deployment.Collect(task_id, IntervalCollection(now, 1, params.back()));
+    ASSERT_TRUE(collected);
+    ASSERT_EQ(collected->status, 200) << collected->problem_type;
+    EXPECT_EQ(collected->result, PlainCounts(counted, levels[level])) << "level " << level;
+    EXPECT_EQ(collected->report_count, counted.size()) << "level " << level;
+    previous = std::move(*param);
+  };
+  collect(0, strings);
+  collect(1, strings);
+  const uint64_t read_before = deployment.leader_drivers().batch_listings_read();
+  EXPECT_GT(deployment.leader_drivers().pages_listed_from_memory(), 0u);
+
+  // The last report ("1111"): its stored bytes damaged, and out of memory.
+  std::vector<dap::ReportId> ids;
+  ASSERT_TRUE(deployment.leader().datastore->Run([&](Transaction& tx) -> Result<void> {
+    auto listed = tx.ReportsInBatch(task_id, 0, std::numeric_limits<dap::Time>::max(), {}, 100, 0);
+    if (!listed) return std::unexpected(listed.error());
+    for (const ClientReportRow& report : *listed) ids.push_back(report.report_id);
+    return {};
+  }));
+  ASSERT_EQ(ids.size(), strings.size());
+  const dap::ReportId damaged = ids.back();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((deployment.folder() + "/leader.sqlite").c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt* damage = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "UPDATE report_bodies SET encoded_report = x'00' WHERE id = "
+                               "(SELECT body FROM client_reports WHERE report_id = ?)",
+                               -1, &damage, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_bind_blob(damage, 1, damaged.data(), static_cast<int>(damaged.size()), SQLITE_STATIC);
+  EXPECT_EQ(sqlite3_step(damage), SQLITE_DONE) << sqlite3_errmsg(db);
+  EXPECT_EQ(sqlite3_changes(db), 1);
+  sqlite3_finalize(damage);
+  sqlite3_close(db);
+  EXPECT_NE(deployment.leader().service->report_cache().Take(task_id, damaged), nullptr);
+
+  std::vector<BitString> kept(strings.begin(), strings.end() - 1);
+  collect(2, kept);  // Listed from memory; the damaged report is rejected.
+  EXPECT_EQ(deployment.leader_drivers().batch_listings_read(), read_before);
+  collect(3, kept);  // Listed again: the rejection changed the batch.
+  EXPECT_EQ(deployment.leader_drivers().batch_listings_read(), read_before + 1);
+  auto named = deployment.leader().datastore->Run([&](Transaction& tx) -> Result<void> {
+    auto jobs = tx.JobsWithParam(task_id, params[3]);
+    if (!jobs) return std::unexpected(jobs.error());
+    EXPECT_FALSE(jobs->empty());
+    size_t reports = 0;
+    for (const JobId& job_id : *jobs) {
+      auto rows = tx.GetJobReports(task_id, job_id);
+      if (!rows) return std::unexpected(rows.error());
+      for (const ReportAggregationRow& row : *rows) {
+        EXPECT_NE(row.report_id, damaged);
+        ++reports;
+      }
+    }
+    EXPECT_EQ(reports, kept.size());
+    return {};
+  });
+  EXPECT_TRUE(named) << named.error().ToString();
 }
 
 // A collector that asks for two levels of one batch at once gets both: the
