@@ -164,7 +164,7 @@ Result<size_t> LeaderDrivers::CreateAggregationJobs() {
     return std::none_of(tasks.begin(), tasks.end(),
                         [&](const auto& task) { return task == listed; });
   });
-  std::erase_if(batch_listings_, [](const auto& entry) { return entry.second.task.expired(); });
+  ForgetStaleListings();
   size_t created = 0;
   for (const auto& task : tasks) {
     auto made = CreateJobsForTask(*task);
@@ -286,14 +286,12 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
   if (!read) return std::unexpected(read.error());
   // Forget where the listings of levels no longer pending ended, and the
   // listings of batches with no pending level.
+  // (A batch's listing stays between its levels: see ForgetStaleListings.)
   std::erase_if(listing_ends_, [&](const auto& entry) {
     const auto& [task_id, agg_param, bucket_keys] = entry.first;
     if (task_id != task.id) return false;
     auto pending = next_level.find(bucket_keys);
     return pending == next_level.end() || pending->second.second.agg_param != agg_param;
-  });
-  std::erase_if(batch_listings_, [&](const auto& entry) {
-    return entry.first.first == task.id && !next_level.contains(entry.first.second);
   });
   for (const auto& [batch, ranked] : next_level) {
     const CollectionJobRow& job = ranked.second;
@@ -303,7 +301,7 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
         task, job.agg_param,
         std::span<const Bytes>(history).first(std::min(ranked.first, history.size())));
     if (!planned) return std::unexpected(planned.error());
-    auto made = ListAndCreateJobs(task, job.agg_param, job.bucket_keys);
+    auto made = ListAndCreateJobs(task, job.agg_param, job.bucket_keys, ranked.first > 0);
     if (!made) return made;
     created += *made;
   }
@@ -319,7 +317,8 @@ LevelClaims::Loader LeaderDrivers::LevelLoader(const TaskId& task_id, const Byte
 }
 
 Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& agg_param,
-                                                const std::vector<Bytes>& bucket_keys) {
+                                                const std::vector<Bytes>& bucket_keys,
+                                                bool later_level) {
   ListingEnd& end = listing_ends_[ListingKey(task.id, agg_param, bucket_keys)];
   if (end.task.expired()) end.task = tasks_.Find(task.id);
   const size_t limit = ReportsPerPass();
@@ -330,7 +329,7 @@ Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& a
   for (;;) {
     std::vector<ClientReportRow> reports;
     if (claims_in_memory) {
-      auto listed = ListBatchPage(task, bucket_keys, limit, end.position);
+      auto listed = ListBatchPage(task, bucket_keys, limit, end.position, later_level);
       if (!listed) return std::unexpected(listed.error());
       reports = std::move(*listed);
     } else {
@@ -439,8 +438,19 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
   return created;
 }
 
+void LeaderDrivers::ForgetStaleListings() {
+  const auto now = std::chrono::steady_clock::now();
+  const uint64_t generation = listing_generation_.load();
+  std::erase_if(batch_listings_, [&](const auto& entry) {
+    const BatchListing& listing = entry.second;
+    return listing.task.expired() || listing.generation != generation ||
+           now - listing.last_used > kListingIdle;
+  });
+}
+
 Result<std::vector<ClientReportRow>> LeaderDrivers::ListBatchPage(
-    const Task& task, const std::vector<Bytes>& bucket_keys, size_t limit, uint64_t after) {
+    const Task& task, const std::vector<Bytes>& bucket_keys, size_t limit, uint64_t after,
+    bool read_whole) {
   const BatchScope scope = ScopeOf(task, bucket_keys);
   auto from_datastore = [&](size_t count, uint64_t from) -> Result<std::vector<ClientReportRow>> {
     std::vector<ClientReportRow> reports;
@@ -462,12 +472,14 @@ Result<std::vector<ClientReportRow>> LeaderDrivers::ListBatchPage(
            listing->second.task.lock() == current &&
            listing->second.generation == listing_generation_.load();
   };
-  if (!holds()) {
+  if (holds()) {
+    ++pages_from_memory_;
+  } else {
     // Read the whole batch only for a listing from its start (a level's
     // first pass): during a level whose jobs change it (the first, which
     // marks every report held), a listing read at every pass would read the
     // batch once per pass; those passes ask the datastore for their page.
-    if (after > 0 || current == nullptr) return from_datastore(limit, after);
+    if (!read_whole || after > 0 || current == nullptr) return from_datastore(limit, after);
     BatchListing fresh;
     fresh.task = current;
     fresh.generation = listing_generation_.load();  // Before reading.
@@ -485,7 +497,7 @@ Result<std::vector<ClientReportRow>> LeaderDrivers::ListBatchPage(
     ++batch_listings_read_;
     listing = batch_listings_.insert_or_assign(key, std::move(fresh)).first;
   }
-  ++pages_from_memory_;
+  listing->second.last_used = std::chrono::steady_clock::now();
   const std::vector<ListedReport>& all = listing->second.reports;
   auto first = std::upper_bound(all.begin(), all.end(), after,
                                 [](uint64_t position, const ListedReport& report) {
@@ -511,7 +523,9 @@ Result<bool> LeaderDrivers::AnyUnclaimedReport(const Task& task, const Bytes& ag
                                                uint64_t after) {
   const size_t page = ReportsPerPass();
   for (;;) {
-    auto listed = ListBatchPage(task, bucket_keys, page, after);
+    // Never reads the whole batch: this stops at the first page with an
+    // unclaimed report.
+    auto listed = ListBatchPage(task, bucket_keys, page, after, /*read_whole=*/false);
     if (!listed) return std::unexpected(listed.error());
     const std::vector<ClientReportRow>& reports = *listed;
     if (reports.empty()) return false;

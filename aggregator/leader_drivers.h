@@ -97,9 +97,9 @@ class LeaderDrivers {
   std::optional<uint64_t> ListingPosition(const TaskId& task_id, const Bytes& agg_param) const;
 
   // How many pages of a batch's reports the job creator and the collection
-  // driver were served from the listing kept in memory (see
-  // batch_listings_), and how many times that listing was read from the
-  // datastore. For tests and diagnostics.
+  // driver were served from a listing kept in memory since an earlier pass
+  // (see batch_listings_), and how many times such a listing was read from
+  // the datastore. For tests and diagnostics.
   uint64_t pages_listed_from_memory() const { return pages_from_memory_; }
   uint64_t batch_listings_read() const { return batch_listings_read_; }
 
@@ -129,8 +129,10 @@ class LeaderDrivers {
   // task) awaiting `agg_param` and puts them into jobs, going on from where
   // the last listing of the same batch and parameter ended (see
   // listing_ends_).
+  // `later_level`: a multi-level batch's level after its first, whose
+  // listing is kept in memory (see batch_listings_).
   Result<size_t> ListAndCreateJobs(const Task& task, const Bytes& agg_param,
-                                   const std::vector<Bytes>& bucket_keys);
+                                   const std::vector<Bytes>& bucket_keys, bool later_level = false);
   // Puts reports into jobs. Multi-level tasks: the caller has claimed them
   // for the level (LevelClaims); other tasks' claims are recorded here.
   Result<size_t> CreateJobs(const Task& task, const Bytes& agg_param, const Bytes& batch_key,
@@ -139,11 +141,16 @@ class LeaderDrivers {
   LevelClaims::Loader LevelLoader(const TaskId& task_id, const Bytes& agg_param);
   // Multi-level tasks: a page of the batch's reports (its bucket keys) as
   // Transaction::ReportsInBatch lists it (at most `limit`, after upload
-  // position `after`), from the listing kept in memory while it holds.
-  // Errors: the datastore's.
+  // position `after`), from the listing kept in memory while it holds. When
+  // it does not, `read_whole` reads the whole batch into a new one (for a
+  // listing from the start, after > 0 never does); otherwise the page comes
+  // from the datastore. Errors: the datastore's.
   Result<std::vector<ClientReportRow>> ListBatchPage(const Task& task,
                                                      const std::vector<Bytes>& bucket_keys,
-                                                     size_t limit, uint64_t after);
+                                                     size_t limit, uint64_t after, bool read_whole);
+  // Forgets the batch listings that no longer hold or were not used for
+  // kListingIdle.
+  void ForgetStaleListings();
   // Tells the batch listings kept in memory that a report was rejected or
   // marked held, or reports were deleted: called after the transaction
   // that did it committed.
@@ -209,20 +216,22 @@ class LeaderDrivers {
   // by the thread that runs the passes only.
   std::map<ListingKey, ListingEnd> listing_ends_;
   // Multi-level tasks: each walked batch's reports, as listed from the
-  // datastore at the first pass of a level (every report never rejected,
-  // in upload order, whether the helper holds it). A walk lists its batch
-  // at every level, and from the datastore that costs two index lookups a
-  // report (held? rejected?), seconds a level at a million reports, while
-  // between two levels the listing changes only when a report is rejected.
-  // A listing holds while `listing_generation_` is what it was when the
-  // listing was read (read before the datastore, so that a change that
-  // commits meanwhile is not missed) and the task is the same object; the
+  // datastore at the first pass of a level after the batch's first (every
+  // report never rejected, in upload order, whether the helper holds it). A
+  // walk lists its batch at every level, and from the datastore that costs
+  // two index lookups a report (held? rejected?), seconds a level at a
+  // million reports, while after the first level (which marks every report
+  // held) the listing changes only when a report is rejected. A listing
+  // holds while `listing_generation_` is what it was when the listing was
+  // read (read before the datastore, so that a change that commits
+  // meanwhile is not missed) and the task is the same object; the
   // datastore's batch itself cannot change: a batch is frozen at its first
   // collection (docs/multi-level-collection.md). Every change to what the
   // listing reads (the drivers' rejections and held marks, garbage
   // collection) calls BatchesChanged after committing. 40 bytes a report;
-  // kept for the batches with a pending level. Used by the thread that
-  // runs the passes only.
+  // a listing goes once it no longer holds, its task is gone, or it was not
+  // used for kListingIdle (a collector asks for the next level within
+  // seconds of the last). Used by the thread that runs the passes only.
   struct ListedReport {
     ReportId report_id{};
     dap::Time time = 0;
@@ -232,11 +241,13 @@ class LeaderDrivers {
   struct BatchListing {
     std::weak_ptr<const Task> task;
     uint64_t generation = 0;
+    std::chrono::steady_clock::time_point last_used;
     std::vector<ListedReport> reports;  // In upload order.
   };
   using BatchListingKey = std::pair<TaskId, std::vector<Bytes>>;
   std::map<BatchListingKey, BatchListing> batch_listings_;
   std::atomic<uint64_t> listing_generation_{0};
+  static constexpr std::chrono::minutes kListingIdle{10};
   uint64_t pages_from_memory_ = 0;
   uint64_t batch_listings_read_ = 0;
   std::atomic<uint64_t> releases_{0};

@@ -936,7 +936,7 @@ class SqliteTransaction final : public Transaction {
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).Bind(2, batch_key);
     CANOPY_TRY((*s)->Execute());
-    return static_cast<uint64_t>(sqlite3_changes64(db_));
+    return static_cast<uint64_t>(sqlite3_changes(db_));
   }
 
   Result<std::vector<BatchSize>> LeaderSelectedBatches(const TaskId& task_id) override {

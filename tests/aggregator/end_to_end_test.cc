@@ -755,10 +755,15 @@ TEST(EndToEnd, ReportRejectedMidWalkLeavesTheListingKeptInMemory) {
     EXPECT_EQ(collected->report_count, counted.size()) << "level " << level;
     previous = std::move(*param);
   };
-  collect(0, strings);
-  collect(1, strings);
+  collect(0, strings);  // Listed from the datastore: it marks every report held.
+  EXPECT_EQ(deployment.leader_drivers().batch_listings_read(), 0u);
+  collect(1, strings);  // The listing is read and kept.
   const uint64_t read_before = deployment.leader_drivers().batch_listings_read();
-  EXPECT_GT(deployment.leader_drivers().pages_listed_from_memory(), 0u);
+  EXPECT_EQ(read_before, 1u);
+  // Passes while the collector has not asked for the next level yet (the
+  // leader's loop runs them) keep it.
+  deployment.DriveLeader();
+  deployment.DriveLeader();
 
   // The last report ("1111"): its stored bytes damaged, and out of memory.
   std::vector<dap::ReportId> ids;
@@ -788,8 +793,10 @@ TEST(EndToEnd, ReportRejectedMidWalkLeavesTheListingKeptInMemory) {
   EXPECT_NE(deployment.leader().service->report_cache().Take(task_id, damaged), nullptr);
 
   std::vector<BitString> kept(strings.begin(), strings.end() - 1);
+  const uint64_t pages_before = deployment.leader_drivers().pages_listed_from_memory();
   collect(2, kept);  // Listed from memory; the damaged report is rejected.
   EXPECT_EQ(deployment.leader_drivers().batch_listings_read(), read_before);
+  EXPECT_GT(deployment.leader_drivers().pages_listed_from_memory(), pages_before);
   collect(3, kept);  // Listed again: the rejection changed the batch.
   EXPECT_EQ(deployment.leader_drivers().batch_listings_read(), read_before + 1);
   auto named = deployment.leader().datastore->Run([&](Transaction& tx) -> Result<void> {
