@@ -1,6 +1,7 @@
 #include "aggregator/level_files.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -105,12 +106,17 @@ class LevelFiles::TaskFiles {
       files->files_.push_back(file);
     }
     files->pending_.resize(files->files_.size());
+    files->written_end_.resize(files->files_.size());
+    files->maps_.resize(files->files_.size());
     return files;
   }
 
   ~TaskFiles() {
     for (Pending& pending : pending_) {
       crypto::SecureWipe(pending.bytes.data(), pending.bytes.size());
+    }
+    for (const std::vector<Map>& maps : maps_) {
+      for (const Map& map : maps) munmap(const_cast<uint8_t*>(map.data), map.length);
     }
     for (const File& file : files_) close(file.fd);
   }
@@ -131,7 +137,9 @@ class LevelFiles::TaskFiles {
     std::lock_guard<std::mutex> lock(mutex_);
     uint64_t bytes_per_slot = 0;
     for (const File& file : files_) bytes_per_slot += file.record_bytes;
-    return {in_use_, next_ * bytes_per_slot};
+    uint64_t maps = 0;
+    for (const std::vector<Map>& file_maps : maps_) maps += file_maps.size();
+    return {in_use_, next_ * bytes_per_slot, maps};
   }
 
   // Writes the records of levels from `first` on, back to back, for `slot`;
@@ -175,9 +183,14 @@ class LevelFiles::TaskFiles {
         first, out.size(),
         [&](const File& file, size_t level, size_t offset, size_t size) -> Result<void> {
           std::span<uint8_t> into = out.subspan(offset, size);
-          if (CopyPending(file, slot, level, into)) return {};
+          const uint8_t* mapped = nullptr;
+          if (CopyPendingOrMap(file, slot, level, into, mapped)) return {};
           // Not pending, so in the file: only the slot's owner writes it,
-          // and it is reading now.
+          // and it is reading now. The map stays until the files close.
+          if (mapped != nullptr) {
+            std::memcpy(into.data(), mapped, into.size());
+            return {};
+          }
           if (!ReadAll(file.fd, into.data(), into.size(), Position(file, slot, level))) {
             return MakeError(ErrorCode::kIoError, "cannot read a level file: " + ErrnoText(errno));
           }
@@ -208,6 +221,20 @@ class LevelFiles::TaskFiles {
     std::vector<uint8_t> bytes;
   };
   static constexpr size_t kPendingBytes = 64 * 1024;
+
+  // Read-only maps of a file, through which reads need no system call: a
+  // round of a walk reads one record per report and file, and a pread each
+  // cost a few microseconds in the kernel (9 % of each aggregator's time in
+  // the later rounds of a million-report walk, with the database's reads).
+  // A file that has grown past its newest map gets a larger one; older maps
+  // stay until the files close (a reader may still be copying from one).
+  // Only what was written is read through a map: past a file's end a map
+  // faults.
+  struct Map {
+    const uint8_t* data = nullptr;
+    size_t length = 0;
+  };
+  static constexpr size_t kMinMapBytes = size_t{1} << 20;
 
   TaskFiles() = default;
 
@@ -245,10 +272,17 @@ class LevelFiles::TaskFiles {
       pending.bytes.assign(bytes.begin(), bytes.end());
       return {};
     }
-    if (!WriteAll(file.fd, bytes.data(), bytes.size(), Position(file, slot, level))) {
+    const uint64_t position = Position(file, slot, level);
+    if (!WriteAll(file.fd, bytes.data(), bytes.size(), position)) {
       return MakeError(ErrorCode::kIoError, "cannot write a level file: " + ErrnoText(errno));
     }
+    Written(file, position + bytes.size());
     return {};
+  }
+
+  // Notes that a file holds written bytes up to `end` (under the lock).
+  void Written(const File& file, uint64_t end) {
+    written_end_[file.index] = std::max(written_end_[file.index], end);
   }
 
   // Writes a file's pending records. On failure they stay pending (reads
@@ -257,10 +291,11 @@ class LevelFiles::TaskFiles {
   Result<void> FlushLocked(const File& file) {
     Pending& pending = pending_[file.index];
     if (pending.count == 0) return {};
-    if (!WriteAll(file.fd, pending.bytes.data(), pending.bytes.size(),
-                  pending.first_slot * file.record_bytes)) {
+    const uint64_t offset = pending.first_slot * file.record_bytes;
+    if (!WriteAll(file.fd, pending.bytes.data(), pending.bytes.size(), offset)) {
       return MakeError(ErrorCode::kIoError, "cannot write a level file: " + ErrnoText(errno));
     }
+    Written(file, offset + pending.bytes.size());
     // The records hold correlated-randomness shares: the buffer is wiped,
     // not just emptied, as a report's own copy is.
     crypto::SecureWipe(pending.bytes.data(), pending.bytes.size());
@@ -270,18 +305,39 @@ class LevelFiles::TaskFiles {
   }
 
   // Copies a slot's records of `file` from `level` on into `into` when the
-  // slot is pending there; false when it is not.
-  bool CopyPending(const File& file, uint64_t slot, size_t level, std::span<uint8_t> into) {
+  // slot is pending there, and returns true. Otherwise sets `mapped` to
+  // where a map of the file shows them (null when they lie past what was
+  // written, or no map could be made: then they are to be read).
+  bool CopyPendingOrMap(const File& file, uint64_t slot, size_t level, std::span<uint8_t> into,
+                        const uint8_t*& mapped) {
     std::lock_guard<std::mutex> lock(mutex_);
     const Pending& pending = pending_[file.index];
-    if (pending.count == 0 || slot < pending.first_slot ||
-        slot >= pending.first_slot + pending.count) {
-      return false;
+    if (pending.count > 0 && slot >= pending.first_slot &&
+        slot < pending.first_slot + pending.count) {
+      const size_t at =
+          static_cast<size_t>(slot - pending.first_slot) * file.record_bytes + level_offset_[level];
+      std::memcpy(into.data(), pending.bytes.data() + at, into.size());
+      return true;
     }
-    const size_t at =
-        static_cast<size_t>(slot - pending.first_slot) * file.record_bytes + level_offset_[level];
-    std::memcpy(into.data(), pending.bytes.data() + at, into.size());
-    return true;
+    const uint64_t position = Position(file, slot, level);
+    const uint64_t end = position + into.size();
+    if (end > written_end_[file.index]) return false;
+    std::vector<Map>& maps = maps_[file.index];
+    if (maps.empty() || maps.back().length < end) {
+      if (map_failed_) return false;
+      const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+      size_t length = std::max<size_t>(kMinMapBytes, 2 * written_end_[file.index]);
+      length = (length + page - 1) / page * page;
+      void* data = mmap(nullptr, length, PROT_READ, MAP_SHARED, file.fd, 0);
+      if (data == MAP_FAILED) {
+        // Address space exhausted or limited: reads go on with pread.
+        map_failed_ = true;
+        return false;
+      }
+      maps.push_back({static_cast<const uint8_t*>(data), length});
+    }
+    mapped = maps.back().data + position;
+    return false;
   }
 
   uint64_t Position(const File& file, uint64_t slot, size_t level) const {
@@ -318,11 +374,15 @@ class LevelFiles::TaskFiles {
   std::vector<size_t> level_offset_;  // Each level's offset in its file's record.
   std::vector<File> files_;
 
-  mutable std::mutex mutex_;  // Guards the slot numbers and pending writes.
-  uint64_t next_ = 0;         // Slots ever handed out; the files span this many.
+  // Guards the slot numbers, pending writes, written ends and maps.
+  mutable std::mutex mutex_;
+  uint64_t next_ = 0;  // Slots ever handed out; the files span this many.
   uint64_t in_use_ = 0;
   std::vector<uint64_t> free_;
-  std::vector<Pending> pending_;  // One per file.
+  std::vector<Pending> pending_;        // One per file.
+  std::vector<uint64_t> written_end_;   // Per file: bytes written from its start.
+  std::vector<std::vector<Map>> maps_;  // Per file, newest last.
+  bool map_failed_ = false;
 };
 
 // One report's slot in its task's files, numbered at its first write.
@@ -406,6 +466,7 @@ LevelFiles::Usage LevelFiles::usage() const {
       const Usage task = files->usage();
       total.slots += task.slots;
       total.file_bytes += task.file_bytes;
+      total.maps += task.maps;
     }
   }
   return total;

@@ -69,10 +69,12 @@ class LevelFiles {
   // keep the old ones open until freed.
   void EraseTask(const dap::TaskId& task_id);
 
-  // Slots in use, and bytes the files span, over every task.
+  // Slots in use, bytes the files span, and maps made to read them, over
+  // every task.
   struct Usage {
     uint64_t slots = 0;
     uint64_t file_bytes = 0;
+    uint64_t maps = 0;
   };
   Usage usage() const;
 

@@ -157,6 +157,35 @@ TEST(LevelFiles, WaitingRecordsReadBackBeforeAndAfterTheyAreWritten) {
   EXPECT_EQ(files->usage().file_bytes, 3000u * (19 * 49 + 145));
 }
 
+// Written records are read through maps of the files; a file that grows
+// past its map (the first is 1 MB) gets a larger one, and records read
+// earlier read back the same through it. A slot whose old records were
+// written out, then freed and reused, reads its new ones through the map.
+TEST(LevelFiles, RecordsReadBackThroughMapsAsTheFilesGrow) {
+  std::unique_ptr<LevelFiles> files = OpenInNewFolder();
+  ASSERT_NE(files, nullptr);
+  std::mt19937_64 random(5);
+  const std::vector<size_t> sizes = Sizes(20);  // 392 bytes a slot in each of the first two files.
+  Written first = WriteSlots(*files, sizes, 1000, random);
+  ExpectReadBack(first, sizes);
+  EXPECT_EQ(files->usage().maps, 3u);                      // One a file.
+  Written more = WriteSlots(*files, sizes, 5000, random);  // About 2.3 MB a file.
+  ExpectReadBack(more, sizes);
+  ExpectReadBack(first, sizes);
+  EXPECT_EQ(files->usage().maps, 6u);  // Each file outgrew its first.
+  // Slot 10's records are in the files; freed and reused, its new records
+  // wait, then go out with the next slots', and read back from the files.
+  first.slots[10].reset();
+  auto reused = files->NewSlot(Task(1), sizes);
+  ASSERT_TRUE(reused);
+  first.records[10] = RandomRecords(sizes, random);
+  ASSERT_TRUE((*reused)->Write(0, first.records[10]));
+  first.slots[10] = std::move(*reused);
+  Written after = WriteSlots(*files, sizes, 500, random);  // Pushes slot 10's records out.
+  ExpectReadBack(first, sizes);
+  ExpectReadBack(after, sizes);
+}
+
 // A slot freed while its records wait and then reused keeps its new
 // records, also once the old ones are written out.
 TEST(LevelFiles, AReusedSlotKeepsItsNewRecords) {
