@@ -284,9 +284,8 @@ Result<size_t> LeaderDrivers::CreateJobsForTask(const Task& task) {
     return {};
   });
   if (!read) return std::unexpected(read.error());
-  // Forget where the listings of levels no longer pending ended, and the
-  // listings of batches with no pending level.
-  // (A batch's listing stays between its levels: see ForgetStaleListings.)
+  // Forget where the listings of levels no longer pending ended (a batch's
+  // own listing stays between its levels: see ForgetStaleListings).
   std::erase_if(listing_ends_, [&](const auto& entry) {
     const auto& [task_id, agg_param, bucket_keys] = entry.first;
     if (task_id != task.id) return false;
