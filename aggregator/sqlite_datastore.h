@@ -48,6 +48,23 @@ namespace internal {
 // (`by_batch_key`), from its start or after an upload position (`after`).
 // Exposed for the tests of its query plan.
 const char* ReportsInBatchQuery(bool by_batch_key, bool after);
+
+// The SQL of Transaction::DeleteExpired: reports of a task (?1) older than a
+// time (?2), then finished jobs created before a time (?2; report
+// aggregations first, which hang off their jobs). Exposed for the tests of
+// their query plans.
+inline constexpr const char* kDeleteExpiredReports[] = {
+    "DELETE FROM client_reports WHERE task_id = ?1 AND time < ?2",
+    "DELETE FROM held_reports WHERE task_id = ?1 AND time < ?2",
+};
+inline constexpr const char* kDeleteOldJobs[] = {
+    "DELETE FROM report_aggregations WHERE task_id = ?1 AND job_id IN (SELECT job_id FROM "
+    "aggregation_jobs WHERE task_id = ?1 AND created_at < ?2 AND state != 0)",
+    "DELETE FROM job_reports WHERE task_id = ?1 AND job_id IN (SELECT job_id FROM "
+    "aggregation_jobs WHERE task_id = ?1 AND created_at < ?2 AND state != 0)",
+    "DELETE FROM aggregation_jobs WHERE task_id = ?1 AND created_at < ?2 AND state != 0",
+    "DELETE FROM collection_jobs WHERE task_id = ?1 AND created_at < ?2 AND state != 0",
+};
 }  // namespace internal
 
 }  // namespace canopy::aggregator
