@@ -16,8 +16,9 @@
 // gathered into one write per file (reads of those still waiting are served
 // from memory); written records are read through read-only maps of the
 // files, without a system call per read. A disk error while a mapped page is
-// read in ends the process (SIGBUS), as a failed read does (see NewSlot):
-// a restart prepares the reports again from the datastore. Freed slots are
+// read in ends the process (SIGBUS, without the message a failed read
+// prints before it stops the process, see NewSlot): a restart prepares the
+// reports again from the datastore. Freed slots are
 // reused; a task's files are closed, and their space freed, when its
 // last report leaves the cache. The files are unlinked as soon as they are made: nothing remains
 // after the process ends, whichever way it ends, and the reports are prepared again from the
