@@ -412,6 +412,14 @@ class Datastore {
   // run more than once: it must not have effects outside the transaction.
   // Errors: the body's, or kIoError when the backend fails.
   virtual Result<void> Run(const std::function<Result<void>(Transaction&)>& body) = 0;
+
+  // A count that moves on after every committed transaction that changed
+  // what a listing of a batch's reports shows (Transaction::ReportsInBatch):
+  // a report rejected (RecordRejectedReport) or marked held (PutHeldReport),
+  // or reports deleted (DeleteExpired). Read before a listing: while it has
+  // not moved, the listing still holds (uploads add reports, but never to a
+  // batch already collected).
+  virtual uint64_t ListingGeneration() const = 0;
 };
 
 // The bucket key of a time_interval report: its time, 8 bytes big-endian.

@@ -439,7 +439,7 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
 
 void LeaderDrivers::ForgetStaleListings() {
   const auto now = std::chrono::steady_clock::now();
-  const uint64_t generation = listing_generation_.load();
+  const uint64_t generation = datastore_.ListingGeneration();
   std::erase_if(batch_listings_, [&](const auto& entry) {
     const BatchListing& listing = entry.second;
     return listing.task.expired() || listing.generation != generation ||
@@ -469,7 +469,7 @@ Result<std::vector<ClientReportRow>> LeaderDrivers::ListBatchPage(
   auto holds = [&] {
     return listing != batch_listings_.end() && current != nullptr &&
            listing->second.task.lock() == current &&
-           listing->second.generation == listing_generation_.load();
+           listing->second.generation == datastore_.ListingGeneration();
   };
   if (holds()) {
     ++pages_from_memory_;
@@ -481,7 +481,7 @@ Result<std::vector<ClientReportRow>> LeaderDrivers::ListBatchPage(
     if (!read_whole || after > 0 || current == nullptr) return from_datastore(limit, after);
     BatchListing fresh;
     fresh.task = current;
-    fresh.generation = listing_generation_.load();  // Before reading.
+    fresh.generation = datastore_.ListingGeneration();  // Before reading.
     constexpr size_t kPage = 131072;
     for (uint64_t from = 0;;) {
       auto page = from_datastore(kPage, from);
@@ -896,7 +896,6 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
   // What the first step decided. A job that continues writes it together
   // with the next step's outcome (which writes the rows then), so nothing of
   // a job is stored between its steps.
-  bool batch_changed = false;  // A rejection or a held mark: see BatchesChanged.
   const Writes start_writes = [&](Transaction& tx) -> Result<void> {
     for (size_t i = 0; i < context.rows.size(); ++i) {
       const ReportAggregationRow& row = context.rows[i];
@@ -907,11 +906,9 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       // answers again from its stored answer.
       if (row.state == ReportAggregationState::kFailed && !was_dropped &&
           row.error != ReportError::kReportTooEarly) {
-        batch_changed = true;
         auto recorded = tx.RecordRejectedReport(task.id, row.report_id, row.error);
         if (!recorded) return recorded;
       } else if (row.state != ReportAggregationState::kFailed && to_hold[i]) {
-        batch_changed = true;
         auto kept = tx.PutHeldReport(*to_hold[i]);
         if (!kept) return kept;
       }
@@ -963,8 +960,6 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
     done = datastore_.Run(start_writes);
     if (done) metrics_.AggregationJob(Metrics::JobEvent::kFinished);
   }
-  // Committed (or failed: telling the listings then costs one listing).
-  if (batch_changed) BatchesChanged();
   if (!done) return done;
   if (task.multi_level()) {
     for (size_t i = 0; i < prepared.size(); ++i) {
@@ -1065,7 +1060,6 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context, const Writes* start
       waiting = true;
     }
   }
-  bool rejected_any = false;  // See BatchesChanged.
   auto commit = datastore_.Run([&](Transaction& tx) -> Result<void> {
     if (start_writes != nullptr) {
       auto written = (*start_writes)(tx);
@@ -1077,7 +1071,6 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context, const Writes* start
     for (size_t i : sent) {
       const ReportAggregationRow& row = context.rows[i];
       if (row.state == ReportAggregationState::kFailed) {
-        rejected_any = true;
         auto recorded = tx.RecordRejectedReport(task.id, row.report_id, row.error);
         if (!recorded) return recorded;
       }
@@ -1088,7 +1081,6 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context, const Writes* start
     context.job.state = waiting ? JobState::kInProgress : JobState::kFinished;
     return tx.PutAggregationJob(context.job);
   });
-  if (rejected_any) BatchesChanged();
   if (!commit) return commit;
   metrics_.AggregationJob(waiting ? Metrics::JobEvent::kStepped : Metrics::JobEvent::kFinished);
   return {};
@@ -1339,10 +1331,7 @@ Result<size_t> LeaderDrivers::CollectGarbage() {
   // given again (a new report takes the largest one left plus one): start
   // the listings anew, also after a failure (an earlier task's deletions may
   // have been committed).
-  if (!deleted || *deleted > 0) {
-    releases_.fetch_add(1);
-    BatchesChanged();
-  }
+  if (!deleted || *deleted > 0) releases_.fetch_add(1);
   return deleted;
 }
 

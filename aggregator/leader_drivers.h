@@ -151,10 +151,6 @@ class LeaderDrivers {
   // Forgets the batch listings that no longer hold or were not used for
   // kListingIdle.
   void ForgetStaleListings();
-  // Tells the batch listings kept in memory that a report was rejected or
-  // marked held, or reports were deleted: called after the transaction
-  // that did it committed.
-  void BatchesChanged() { listing_generation_.fetch_add(1); }
   // Multi-level tasks: whether any report of the batch (its bucket keys)
   // after upload position `after` is neither rejected nor taken for
   // `agg_param`. Errors: the datastore's.
@@ -222,13 +218,11 @@ class LeaderDrivers {
   // two index lookups a report (held? rejected?), seconds a level at a
   // million reports, while after the first level (which marks every report
   // held) the listing changes only when a report is rejected. A listing
-  // holds while `listing_generation_` is what it was when the listing was
-  // read (read before the datastore, so that a change that commits
-  // meanwhile is not missed) and the task is the same object; the
+  // holds while the datastore's ListingGeneration is what it was when the
+  // listing was read (read before the datastore, so that a change that
+  // commits meanwhile is not missed) and the task is the same object; the
   // datastore's batch itself cannot change: a batch is frozen at its first
-  // collection (docs/multi-level-collection.md). Every change to what the
-  // listing reads (the drivers' rejections and held marks, garbage
-  // collection) calls BatchesChanged after committing. 40 bytes a report;
+  // collection (docs/multi-level-collection.md). 40 bytes a report;
   // a listing goes once it no longer holds, its task is gone, or it was not
   // used for kListingIdle (a collector asks for the next level within
   // seconds of the last). Used by the thread that runs the passes only.
@@ -246,7 +240,6 @@ class LeaderDrivers {
   };
   using BatchListingKey = std::pair<TaskId, std::vector<Bytes>>;
   std::map<BatchListingKey, BatchListing> batch_listings_;
-  std::atomic<uint64_t> listing_generation_{0};
   static constexpr std::chrono::minutes kListingIdle{10};
   uint64_t pages_from_memory_ = 0;
   uint64_t batch_listings_read_ = 0;

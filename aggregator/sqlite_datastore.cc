@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -731,6 +732,10 @@ class SqliteTransaction final : public Transaction {
  public:
   SqliteTransaction(sqlite3* db, StatementCache& cache) : db_(db), cache_(cache) {}
 
+  // Whether the transaction changed what batch listings show (see
+  // Datastore::ListingGeneration).
+  bool changed_listings() const { return changed_listings_; }
+
   // Prepares `sql`; a failure to prepare is a programming error reported as
   // kIoError with SQLite's message.
   Result<std::unique_ptr<Statement>> Prepare(const char* sql) {
@@ -963,6 +968,7 @@ class SqliteTransaction final : public Transaction {
   }
 
   Result<void> PutHeldReport(const HeldReportRow& report) override {
+    changed_listings_ = true;
     auto s = Prepare(
         "INSERT OR REPLACE INTO held_reports (task_id, report_id, time, bucket_key, "
         "public_share, input_share) VALUES (?,?,?,?,?,?)");
@@ -1046,6 +1052,7 @@ class SqliteTransaction final : public Transaction {
 
   Result<void> RecordRejectedReport(const TaskId& task_id, const ReportId& report_id,
                                     dap::ReportError error) override {
+    changed_listings_ = true;
     auto s = Prepare(
         "INSERT OR IGNORE INTO rejected_reports (task_id, report_id, error) VALUES (?,?,?)");
     if (!s) return std::unexpected(s.error());
@@ -1564,6 +1571,7 @@ class SqliteTransaction final : public Transaction {
       CANOPY_TRY((*s)->Execute());
       deleted += static_cast<uint64_t>(sqlite3_changes(db_));
     }
+    if (deleted > 0) changed_listings_ = true;
     for (const char* sql : internal::kDeleteOldJobs) {
       auto s = Prepare(sql);
       if (!s) return std::unexpected(s.error());
@@ -1577,6 +1585,7 @@ class SqliteTransaction final : public Transaction {
  private:
   sqlite3* db_;
   StatementCache& cache_;
+  bool changed_listings_ = false;
 };
 
 class SqliteDatastore final : public Datastore {
@@ -1606,9 +1615,12 @@ class SqliteDatastore final : public Datastore {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return failure;
       }
+      if (transaction.changed_listings()) listing_generation_.fetch_add(1);
       return {};
     }
   }
+
+  uint64_t ListingGeneration() const override { return listing_generation_.load(); }
 
  private:
   Result<void> Fail(const char* what) {
@@ -1619,6 +1631,7 @@ class SqliteDatastore final : public Datastore {
   sqlite3* db_;
   std::mutex mutex_;
   StatementCache statements_{db_};
+  std::atomic<uint64_t> listing_generation_{0};
 };
 
 // SQL canopy_sha256(blob): the SHA-256 digest of a blob (NULL stays NULL).

@@ -357,6 +357,13 @@ std::vector<poplar::Measurement> AsMeasurements(const std::vector<BitString>& st
   return {strings.begin(), strings.end()};
 }
 
+// Bit strings spelled out ("0110").
+std::vector<BitString> Parsed(std::initializer_list<const char*> spellings) {
+  std::vector<BitString> strings;
+  for (const char* spelling : spellings) strings.push_back(*BitString::Parse(spelling));
+  return strings;
+}
+
 // The first level's candidates: both one-bit prefixes.
 std::vector<BitString> OneBitPrefixes() { return {*BitString::Parse("0"), *BitString::Parse("1")}; }
 
@@ -670,13 +677,8 @@ TEST(EndToEnd, Poplar1WalkSurvivesHelperRestartBetweenLevels) {
   const dap::TaskId task_id = added.id;
   const poplar::Poplar1& poplar1 = added.vdaf();
   dap::Time now = deployment.NowUnits(task_id);
-  std::vector<BitString> strings;
-  std::vector<poplar::Measurement> measurements;
-  for (const char* string : {"0110", "0110", "0111", "1000", "0110", "1111"}) {
-    strings.push_back(*BitString::Parse(string));
-    measurements.push_back(strings.back());
-  }
-  ASSERT_TRUE(deployment.Upload(task_id, measurements, now));
+  const std::vector<BitString> strings = Parsed({"0110", "0110", "0111", "1000", "0110", "1111"});
+  ASSERT_TRUE(deployment.Upload(task_id, AsMeasurements(strings), now));
   std::vector<BitString> level0 = {*BitString::Parse("0"), *BitString::Parse("1")};
   auto param0 = poplar1.MakeAggParam(0, level0, nullptr);
   ASSERT_TRUE(param0);
@@ -729,19 +731,11 @@ TEST(EndToEnd, ReportRejectedMidWalkLeavesTheListingKeptInMemory) {
   const dap::TaskId task_id = added.id;
   const poplar::Poplar1& poplar1 = added.vdaf();
   const dap::Time now = deployment.NowUnits(task_id);
-  std::vector<BitString> strings;
-  std::vector<poplar::Measurement> measurements;
-  for (const char* string : {"0110", "0110", "0111", "1000", "0110", "1111"}) {
-    strings.push_back(*BitString::Parse(string));
-    measurements.push_back(strings.back());
-  }
-  ASSERT_TRUE(deployment.Upload(task_id, measurements, now));
-  std::vector<std::vector<BitString>> levels = {
-      {*BitString::Parse("0"), *BitString::Parse("1")},
-      {*BitString::Parse("01"), *BitString::Parse("10"), *BitString::Parse("11")},
-      {*BitString::Parse("011"), *BitString::Parse("100"), *BitString::Parse("111")},
-      {*BitString::Parse("0110"), *BitString::Parse("0111"), *BitString::Parse("1000"),
-       *BitString::Parse("1111")}};
+  const std::vector<BitString> strings = Parsed({"0110", "0110", "0111", "1000", "0110", "1111"});
+  ASSERT_TRUE(deployment.Upload(task_id, AsMeasurements(strings), now));
+  const std::vector<std::vector<BitString>> levels = {
+      Parsed({"0", "1"}), Parsed({"01", "10", "11"}), Parsed({"011", "100", "111"}),
+      Parsed({"0110", "0111", "1000", "1111"})};
   std::vector<Bytes> params;
   std::shared_ptr<const poplar::Poplar1AggParam> previous;
   auto collect = [&](size_t level, const std::vector<BitString>& counted) {
