@@ -7,6 +7,7 @@
 
 #include "crypto/secure_wipe.h"
 #include "idpf/internal/level_xofs.h"
+#include "idpf/internal/scratch.h"
 
 namespace canopy::idpf {
 namespace {
@@ -51,29 +52,38 @@ inline Value FinishValue(const Value& y, uint8_t ctrl, const Value& correction, 
 // of a thread: with hundreds of reports verified per batch, per-evaluator
 // buffers would multiply the memory a level streams through (about 20 KB
 // per report at 256 candidates); shared ones stay in cache. They are wiped
-// after every walk, so they never hold a seed between calls.
+// after every walk, or when a batch under a DeferredScratchWipe ends, so
+// they never hold a seed past the call or batch that computed it.
 struct WalkScratch {
-  std::vector<Seed> parent_seeds;
-  std::vector<uint8_t> parent_ctrl;
-  std::vector<Seed> extended_seeds;
-  std::vector<Seed> child_inputs;
-  std::vector<Seed> child_seeds;
-  std::vector<uint8_t> child_ctrl;
+  internal::ScratchBuffer<Seed> parent_seeds;
+  internal::ScratchBuffer<uint8_t> parent_ctrl;
+  internal::ScratchBuffer<Seed> extended_seeds;
+  internal::ScratchBuffer<Seed> child_inputs;
+  internal::ScratchBuffer<Seed> child_seeds;
+  internal::ScratchBuffer<uint8_t> child_ctrl;
 
   void Wipe() {
-    crypto::SecureWipeVector(parent_seeds);
-    crypto::SecureWipeVector(parent_ctrl);
-    crypto::SecureWipeVector(extended_seeds);
-    crypto::SecureWipeVector(child_inputs);
-    crypto::SecureWipeVector(child_seeds);
-    crypto::SecureWipeVector(child_ctrl);
+    parent_seeds.Wipe();
+    parent_ctrl.Wipe();
+    extended_seeds.Wipe();
+    child_inputs.Wipe();
+    child_seeds.Wipe();
+    child_ctrl.Wipe();
   }
-  ~WalkScratch() { Wipe(); }
 };
 
 WalkScratch& ThreadScratch() {
   thread_local WalkScratch scratch;
   return scratch;
+}
+
+// How many DeferredScratchWipe objects are alive on this thread.
+thread_local int deferred_wipes = 0;
+
+// Wipes every working buffer of this thread's evaluations.
+void WipeThreadScratch() {
+  ThreadScratch().Wipe();
+  internal::WipeConvertScratch();
 }
 
 // The capacity of a few levels outlives HoldLevels(0, 0): a walk holds a
@@ -444,17 +454,21 @@ void CachedEvaluator::Walk(const EvaluationPlan& plan, std::span<InnerValue> inn
   const size_t target_level = plan.target()->level();
 
   // The starting nodes: cached ones, or the root.
+  std::span<Seed> parent_seeds;
+  std::span<uint8_t> parent_ctrl;
   if (plan.source() != nullptr) {
     const std::vector<uint32_t>& sources = plan.source_nodes();
-    scratch.parent_seeds.resize(sources.size());
-    scratch.parent_ctrl.resize(sources.size());
+    parent_seeds = scratch.parent_seeds.Take(sources.size());
+    parent_ctrl = scratch.parent_ctrl.Take(sources.size());
     for (size_t k = 0; k < sources.size(); ++k) {
-      scratch.parent_seeds[k] = cached_seeds_[sources[k]];
-      scratch.parent_ctrl[k] = cached_ctrl_[sources[k]];
+      parent_seeds[k] = cached_seeds_[sources[k]];
+      parent_ctrl[k] = cached_ctrl_[sources[k]];
     }
   } else {
-    scratch.parent_seeds.assign(1, key_);
-    scratch.parent_ctrl.assign(1, static_cast<uint8_t>(agg_id_));
+    parent_seeds = scratch.parent_seeds.Take(1);
+    parent_ctrl = scratch.parent_ctrl.Take(1);
+    parent_seeds[0] = key_;
+    parent_ctrl[0] = static_cast<uint8_t>(agg_id_);
   }
 
   const std::vector<EvaluationPlan::Step>& steps = plan.steps();
@@ -463,26 +477,26 @@ void CachedEvaluator::Walk(const EvaluationPlan& plan, std::span<InnerValue> inn
     const size_t depth = step.depth;
     const bool last = depth == target_level;
     const bool leaf = xofs_->IsLeaf(depth);
-    const size_t parents = scratch.parent_seeds.size();
+    const size_t parents = parent_seeds.size();
     const size_t children = step.parent.size();
 
     // extend every parent. The control bits are split off in the children's
     // loop below, which reads every extended seed it uses anyway.
-    scratch.extended_seeds.resize(2 * parents);
+    std::span<Seed> extended_seeds = scratch.extended_seeds.Take(2 * parents);
     if (parents > 0) {
       if (leaf) {
-        xofs_->ExtendLeafBatch(scratch.parent_seeds, scratch.extended_seeds.data());
+        xofs_->ExtendLeafBatch(parent_seeds, extended_seeds.data());
       } else {
-        xofs_->ExtendInnerBatch(scratch.parent_seeds, scratch.extended_seeds.data());
+        xofs_->ExtendInnerBatch(parent_seeds, extended_seeds.data());
       }
     }
     // Each child takes its side of its parent, corrected when the parent's
     // control bit is set; then all children are converted.
     const Seed& seed_cw = public_share_.seed_corrections[depth - levels_first_];
     const std::array<uint8_t, 2>& ctrl_cw = public_share_.ctrl_corrections[depth - levels_first_];
-    scratch.child_inputs.resize(children);
-    scratch.child_seeds.resize(children);
-    scratch.child_ctrl.resize(children);
+    std::span<Seed> child_inputs = scratch.child_inputs.Take(children);
+    std::span<Seed> child_seeds = scratch.child_seeds.Take(children);
+    std::span<uint8_t> child_ctrl = scratch.child_ctrl.Take(children);
     // Work on 64-bit words in registers: storing a seed and reloading it for
     // the correction stalls on store forwarding.
     uint64_t seed_cw_words[2];
@@ -495,27 +509,31 @@ void CachedEvaluator::Walk(const EvaluationPlan& plan, std::span<InnerValue> inn
     for (size_t c = 0; c < children; ++c) {
       const uint32_t parent = step.parent[c];
       const uint8_t bit = step.bit[c];
-      const uint8_t parent_ctrl = scratch.parent_ctrl[parent];
-      const uint64_t mask = static_cast<uint64_t>(0) - parent_ctrl;
+      const uint8_t parent_control = parent_ctrl[parent];
+      const uint64_t mask = static_cast<uint64_t>(0) - parent_control;
       uint64_t words[2];
-      std::memcpy(words, scratch.extended_seeds[2 * parent + bit].data(), kKeySize);
+      std::memcpy(words, extended_seeds[2 * parent + bit].data(), kKeySize);
       const uint8_t extended_ctrl = static_cast<uint8_t>((words[0] >> kCtrlShift) & 1);
       words[0] &= ~kCtrlBit;
       words[0] ^= seed_cw_words[0] & mask;
       words[1] ^= seed_cw_words[1] & mask;
-      std::memcpy(scratch.child_inputs[c].data(), words, kKeySize);
-      scratch.child_ctrl[c] = extended_ctrl ^ (ctrl_cw[bit] & parent_ctrl);
+      std::memcpy(child_inputs[c].data(), words, kKeySize);
+      child_ctrl[c] = extended_ctrl ^ (ctrl_cw[bit] & parent_control);
     }
+    // The target's next seeds are only needed when the plan caches them;
+    // otherwise convert computes the values alone (half its AES work).
+    const bool seeds_needed = !last || s == plan.cache_step();
+    Seed* next_seeds = seeds_needed ? child_seeds.data() : nullptr;
     if (leaf) {
-      xofs_->ConvertLeafBatch(scratch.child_inputs, scratch.child_seeds.data(),
-                              last ? leaf_out.data() : nullptr);
+      xofs_->ConvertLeafBatch(child_inputs, next_seeds, last ? leaf_out.data() : nullptr);
     } else if (children > 0) {
-      xofs_->ConvertInnerBatch(scratch.child_inputs, scratch.child_seeds.data(),
-                               last ? inner_out.data() : nullptr);
+      xofs_->ConvertInnerBatch(child_inputs, next_seeds, last ? inner_out.data() : nullptr);
     }
     nodes_computed_ += children;
-    std::swap(scratch.parent_seeds, scratch.child_seeds);
-    std::swap(scratch.parent_ctrl, scratch.child_ctrl);
+    scratch.parent_seeds.swap(scratch.child_seeds);
+    scratch.parent_ctrl.swap(scratch.child_ctrl);
+    parent_seeds = child_seeds;
+    parent_ctrl = child_ctrl;
     if (s == plan.cache_step()) {
       // The nodes the next plan starts from (the walk read the old ones
       // before its first step). The set goes first: if an allocation below
@@ -523,25 +541,25 @@ void CachedEvaluator::Walk(const EvaluationPlan& plan, std::span<InnerValue> inn
       cached_set_.reset();
       crypto::SecureWipeVector(cached_seeds_);
       crypto::SecureWipeVector(cached_ctrl_);
-      cached_seeds_.assign(scratch.parent_seeds.begin(), scratch.parent_seeds.end());
-      cached_ctrl_.assign(scratch.parent_ctrl.begin(), scratch.parent_ctrl.end());
+      cached_seeds_.assign(parent_seeds.begin(), parent_seeds.end());
+      cached_ctrl_.assign(parent_ctrl.begin(), parent_ctrl.end());
       cached_set_ = plan.cache_set();
     }
   }
 
-  // parent_* now hold one node per target prefix, in order.
+  // parent_ctrl now holds one control bit per target prefix, in order.
   if (!inner_out.empty()) {
     const InnerValue& correction =
         public_share_.inner_value_corrections[target_level - levels_first_];
     for (size_t i = 0; i < inner_out.size(); ++i) {
-      inner_out[i] = FinishValue(inner_out[i], scratch.parent_ctrl[i], correction, agg_id_);
+      inner_out[i] = FinishValue(inner_out[i], parent_ctrl[i], correction, agg_id_);
     }
   }
   for (size_t i = 0; i < leaf_out.size(); ++i) {
-    leaf_out[i] = FinishValue(leaf_out[i], scratch.parent_ctrl[i],
-                              public_share_.leaf_value_correction, agg_id_);
+    leaf_out[i] =
+        FinishValue(leaf_out[i], parent_ctrl[i], public_share_.leaf_value_correction, agg_id_);
   }
-  scratch.Wipe();
+  if (deferred_wipes == 0) WipeThreadScratch();
 }
 
 void CachedEvaluator::Prefetch(size_t level) const {
@@ -645,5 +663,15 @@ Result<void> CachedEvaluator::ImportLevel(size_t level, std::span<const uint8_t>
   return level + 1 == bits_ ? decode_into(public_share_.leaf_value_correction)
                             : decode_into(public_share_.inner_value_corrections[index]);
 }
+
+DeferredScratchWipe::DeferredScratchWipe() { ++deferred_wipes; }
+
+DeferredScratchWipe::~DeferredScratchWipe() {
+  if (--deferred_wipes == 0) WipeThreadScratch();
+}
+
+namespace internal {
+bool ScratchWipesDeferred() { return deferred_wipes > 0; }
+}  // namespace internal
 
 }  // namespace canopy::idpf

@@ -235,6 +235,21 @@ class CachedEvaluator {
   std::vector<uint8_t> cached_ctrl_;
 };
 
+// Evaluations share a few working buffers per thread, which hold the seeds
+// of the nodes just computed; by default every evaluation wipes them before
+// it returns. While a DeferredScratchWipe is alive on a thread, that
+// thread's evaluations leave them for the next one to overwrite, and the
+// last DeferredScratchWipe to end wipes them: a batch of many reports wipes
+// once instead of once per report. Create it on the stack of the thread
+// that evaluates; it must end on that thread.
+class DeferredScratchWipe {
+ public:
+  DeferredScratchWipe();
+  ~DeferredScratchWipe();
+  DeferredScratchWipe(const DeferredScratchWipe&) = delete;
+  DeferredScratchWipe& operator=(const DeferredScratchWipe&) = delete;
+};
+
 }  // namespace canopy::idpf
 
 #endif  // CANOPY_IDPF_IDPF_H_

@@ -748,6 +748,10 @@ void Poplar1::VerifyInitBatchAtLevel(std::span<const uint8_t> verify_key,
   const uint8_t level_bytes[2] = {static_cast<uint8_t>(param.level >> 8),
                                   static_cast<uint8_t>(param.level)};
 
+  // The IDPF's working buffers are wiped once, when the batch ends, not
+  // after each report.
+  idpf::DeferredScratchWipe deferred_wipe;
+
   // The reports that pass the per-report checks, verified four at a time.
   thread_local std::vector<size_t> valid;
   valid.clear();

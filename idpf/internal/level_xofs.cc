@@ -6,6 +6,7 @@
 #include "crypto/keccak_x4.h"
 #include "crypto/secure_wipe.h"
 #include "crypto/xof.h"
+#include "idpf/internal/scratch.h"
 
 namespace canopy::idpf::internal {
 namespace {
@@ -83,27 +84,64 @@ void LevelXofs::ExtendInnerBatch(std::span<const Seed> seeds, Seed* out) const {
   extend_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 2, out[0].data());
 }
 
+namespace {
+
+// The buffers of ConvertInnerBatch, shared by the thread's evaluators so
+// that they stay in cache.
+struct ConvertScratch {
+  ScratchBuffer<Seed> inputs;
+  ScratchBuffer<Seed> blocks;
+};
+
+ConvertScratch& ThreadConvertScratch() {
+  thread_local ConvertScratch scratch;
+  return scratch;
+}
+
+}  // namespace
+
+void WipeConvertScratch() {
+  ConvertScratch& scratch = ThreadConvertScratch();
+  scratch.inputs.Wipe();
+  scratch.blocks.Wipe();
+}
+
 void LevelXofs::ConvertInnerBatch(std::span<const Seed> seeds, Seed* next_seeds,
                                   InnerValue* values) const {
   if (seeds.empty()) return;
-  const size_t blocks_per_seed = values != nullptr ? 2 : 1;
   if (values == nullptr) {
     // Only the next seeds: block 0 of each stream, straight into place.
     convert_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 1, next_seeds[0].data());
     return;
   }
-  // Shared by the thread's evaluators so that it stays in cache, and wiped
-  // after use.
-  thread_local std::vector<Seed> blocks;
-  blocks.resize(blocks_per_seed * seeds.size());
-  convert_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 2, blocks[0].data());
+  ConvertScratch& scratch = ThreadConvertScratch();
+  std::span<Seed> blocks;
+  size_t blocks_per_seed;
+  if (next_seeds != nullptr) {
+    blocks_per_seed = 2;
+    blocks = scratch.blocks.Take(2 * seeds.size());
+    convert_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 2, blocks[0].data());
+  } else {
+    // The values alone: block 1 of each stream, which is block 0 of the
+    // stream of seed XOR le128(1).
+    blocks_per_seed = 1;
+    std::span<Seed> inputs = scratch.inputs.Take(seeds.size());
+    for (size_t i = 0; i < seeds.size(); ++i) {
+      XofFixedKeyAes128::InputBlock(seeds[i], 1, inputs[i].data());
+    }
+    blocks = scratch.blocks.Take(seeds.size());
+    convert_cipher_.HashCounterBlocks(inputs[0].data(), seeds.size(), 1, blocks[0].data());
+  }
   for (size_t i = 0; i < seeds.size(); ++i) {
-    next_seeds[i] = blocks[blocks_per_seed * i];
-    if (values != nullptr && !InnerValueFromBlock(blocks[2 * i + 1], &values[i])) {
-      ConvertInner(seeds[i], &next_seeds[i], &values[i]);  // A rejected draw: resample.
+    if (next_seeds != nullptr) next_seeds[i] = blocks[2 * i];
+    if (!InnerValueFromBlock(blocks[blocks_per_seed * i + blocks_per_seed - 1], &values[i])) {
+      // A rejected draw (probability about 2^-31): resample from the stream.
+      Seed next_seed;
+      ConvertInner(seeds[i], &next_seed, &values[i]);
+      crypto::SecureWipeObject(next_seed);
     }
   }
-  crypto::SecureWipeVector(blocks);
+  if (!ScratchWipesDeferred()) WipeConvertScratch();
 }
 
 template <size_t kOut, typename Use>
@@ -146,14 +184,18 @@ void LevelXofs::ConvertLeafBatch(std::span<const Seed> seeds, Seed* next_seeds,
                                  LeafValue* values) const {
   constexpr size_t kValueBytes = kValueLen * Field255::kEncodedSize;
   LeafXofBatch<kKeySize + kValueBytes>(convert_dst_, seeds, [&](size_t i, const uint8_t* bytes) {
-    std::memcpy(next_seeds[i].data(), bytes, kKeySize);
+    if (next_seeds != nullptr) std::memcpy(next_seeds[i].data(), bytes, kKeySize);
     if (values == nullptr) return;
     const bool first = Field255::FromSampledBytes(bytes + kKeySize, &values[i][0]);
     const bool second =
         Field255::FromSampledBytes(bytes + kKeySize + Field255::kEncodedSize, &values[i][1]);
     // A rejected draw (probability about 2^-250): resample from the
     // stream, one XOF at a time.
-    if (!first || !second) ConvertLeaf(seeds[i], &next_seeds[i], &values[i]);
+    if (!first || !second) {
+      Seed next_seed;
+      ConvertLeaf(seeds[i], &next_seed, &values[i]);
+      crypto::SecureWipeObject(next_seed);
+    }
   });
 }
 

@@ -49,14 +49,17 @@ class LevelXofs {
   // byte 0 (see SplitControlBit).
   void ExtendInnerBatch(std::span<const Seed> seeds, Seed* out) const;
 
-  // convert at an inner level for many seeds at once; `values` may be null.
+  // convert at an inner level for many seeds at once. Either `next_seeds`
+  // or `values` may be null, not both; without the seeds the values cost
+  // half the AES work.
   void ConvertInnerBatch(std::span<const Seed> seeds, Seed* next_seeds, InnerValue* values) const;
 
   // extend at the leaf level for many seeds at once, as ExtendInnerBatch:
   // four TurboSHAKE128 XOFs per 4-way permutation.
   void ExtendLeafBatch(std::span<const Seed> seeds, Seed* out) const;
 
-  // convert at the leaf level for many seeds at once; `values` may be null.
+  // convert at the leaf level for many seeds at once; either `next_seeds`
+  // or `values` may be null, not both.
   void ConvertLeafBatch(std::span<const Seed> seeds, Seed* next_seeds, LeafValue* values) const;
 
  private:

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -235,6 +236,54 @@ TEST(CachedEvaluator, AgreesWithEvaluationFromTheRootForEveryBitLength) {
         if (bits > 64) step += random() % 8;
         if (level + 1 < bits && level + step >= bits) step = bits - 1 - level;
         level += step;
+      }
+    }
+  }
+}
+
+// A batch evaluates many reports one after another under a
+// DeferredScratchWipe, so each walk starts with working buffers that hold
+// the previous report's nodes (of another size) instead of zeros: the
+// values must not depend on that. Reports are interleaved level by level,
+// as a batch of a heavy-hitters walk visits them.
+TEST(CachedEvaluator, ReportsOfOneBatchShareUnwipedBuffers) {
+  std::mt19937_64 random(23);
+  const size_t bits = 20;
+  Result<Idpf> idpf = Idpf::Create(bits);
+  ASSERT_TRUE(idpf);
+  struct Report {
+    RandomInstance instance;
+    GeneratedKeys keys;
+    std::optional<CachedEvaluator> evaluator;
+    std::vector<BitString> candidates;
+  };
+  std::vector<Report> reports(6);
+  for (Report& report : reports) {
+    report.instance = MakeInstance(bits, random);
+    report.keys = Generate(*idpf, report.instance);
+    auto evaluator = CachedEvaluator::Create(*idpf, 1, report.keys.public_share,
+                                             report.keys.keys[1], kCtx, report.instance.nonce);
+    ASSERT_TRUE(evaluator);
+    report.evaluator.emplace(std::move(*evaluator));
+  }
+  DeferredScratchWipe batch;
+  for (size_t level = 0; level < bits; level += 1 + random() % 3) {
+    DeferredScratchWipe nested;  // Nesting defers to the outermost.
+    for (Report& report : reports) {
+      report.candidates =
+          NextCandidates(report.candidates, level, report.instance.alpha, random, false);
+      if (level + 1 < bits) {
+        auto cached = report.evaluator->EvaluateInner(level, report.candidates);
+        auto reference = idpf->EvalInner(1, report.keys.public_share, report.keys.keys[1], level,
+                                         report.candidates, kCtx, report.instance.nonce);
+        ASSERT_TRUE(cached && reference);
+        ASSERT_EQ(*cached, *reference) << "level " << level;
+      } else {
+        auto cached = report.evaluator->EvaluateLeaf(report.candidates);
+        auto reference = idpf->EvalLeaf(1, report.keys.public_share, report.keys.keys[1],
+                                        report.candidates, kCtx, report.instance.nonce);
+        ASSERT_TRUE(cached && reference);
+        ASSERT_EQ(*cached, *reference) << "leaf";
       }
     }
   }
