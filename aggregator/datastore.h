@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -293,7 +294,11 @@ class Transaction {
                                      const Bytes& agg_param, bool any_param) = 0;
   virtual Result<void> RecordRejectedReport(const TaskId& task_id, const ReportId& report_id,
                                             dap::ReportError error) = 0;
-  virtual Result<bool> WasRejected(const TaskId& task_id, const ReportId& report_id) = 0;
+  // Which of `report_ids` RecordRejectedReport recorded for the task: entry
+  // i answers for report_ids[i]. One call for a job's reports, so that a
+  // backend can answer with one lookup when the task has few rejections.
+  virtual Result<std::vector<bool>> WhichRejected(const TaskId& task_id,
+                                                  std::span<const ReportId> report_ids) = 0;
   // The reports recorded with RecordAggregatedReport for `agg_param`
   // (multi-level tasks no longer record them: their jobs' records say which
   // reports each level took, see JobsWithParam).

@@ -463,6 +463,21 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
     std::set<Bytes> buckets_used;
     std::map<Bytes, bool> collected_now;  // Per bucket, as this transaction sees it.
     std::vector<ReportAggregationRow> report_rows;
+    // A held report rejected at an earlier level stays out: asked for the
+    // whole job at once.
+    std::vector<bool> rejected_before(outcomes.size(), false);
+    if (held_reports) {
+      std::vector<ReportId> ids;
+      std::vector<size_t> index_of;
+      for (size_t i = 0; i < outcomes.size(); ++i) {
+        if (outcomes[i].error) continue;
+        ids.push_back(outcomes[i].report_id);
+        index_of.push_back(i);
+      }
+      auto rejected = tx.WhichRejected(task.id, ids);
+      if (!rejected) return std::unexpected(rejected.error());
+      for (size_t k = 0; k < ids.size(); ++k) rejected_before[index_of[k]] = (*rejected)[k];
+    }
     for (size_t i = 0; i < outcomes.size(); ++i) {
       ReportOutcome& outcome = outcomes[i];
       std::optional<ReportError> error = outcome.error;
@@ -473,9 +488,7 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
       if (!error && held_reports) {
         // A held report was aggregated at an earlier level, so a collected
         // batch takes it. It was recorded as seen at that earlier level.
-        auto rejected = tx.WasRejected(task.id, outcome.report_id);
-        if (!rejected) return std::unexpected(rejected.error());
-        if (*rejected || !claimed_here) error = ReportError::kReportReplayed;
+        if (rejected_before[i] || !claimed_here) error = ReportError::kReportReplayed;
       } else if (!error) {
         auto history = tx.GetReportHistory(task.id, outcome.report_id, init->agg_param);
         if (!history) return std::unexpected(history.error());

@@ -387,6 +387,42 @@ TEST_F(SqliteDatastoreTest, AwaitingReportsOfABatchGoOnAfterAPosition) {
 
 // Multi-level tasks list a batch whatever was taken for a parameter (they
 // keep that in memory): only rejected reports stay out.
+// WhichRejected answers for a job's reports at once, by reading the task's
+// rejections when they are no more than the reports asked about and by a
+// lookup per report otherwise: both give the same answers, and another
+// task's rejections count for nothing.
+TEST_F(SqliteDatastoreTest, WhichRejectedAnswersWithFewAndWithManyRejections) {
+  auto datastore = Open();
+  TaskId other_task = SomeTask();
+  other_task[0] = 2;
+  auto id = [](uint8_t n) { return SomeReport(n, 0).report_id; };
+  auto reject = [&](Transaction& tx, const TaskId& task, uint8_t n) {
+    EXPECT_TRUE(tx.RecordRejectedReport(task, id(n), dap::ReportError::kVdafVerifyError));
+  };
+  const std::vector<ReportId> asked = {id(5), id(1), id(9), id(3)};
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    auto none = tx.WhichRejected(SomeTask(), asked);
+    EXPECT_TRUE(none && *none == std::vector<bool>(4, false));
+    auto empty = tx.WhichRejected(SomeTask(), {});
+    EXPECT_TRUE(empty && empty->empty());
+    // Few: two of this task's, one of another task's for a report asked about.
+    reject(tx, SomeTask(), 9);
+    reject(tx, SomeTask(), 3);
+    reject(tx, other_task, 5);
+    auto few = tx.WhichRejected(SomeTask(), asked);
+    EXPECT_TRUE(few && *few == (std::vector<bool>{false, false, true, true}));
+    // Many: more rejections than reports asked about.
+    for (uint8_t n = 20; n < 30; ++n) reject(tx, SomeTask(), n);
+    reject(tx, SomeTask(), 1);
+    // Report 29 sorts after the first five rejections: only a lookup finds it.
+    auto many = tx.WhichRejected(SomeTask(), std::vector<ReportId>{id(5), id(1), id(9), id(29)});
+    EXPECT_TRUE(many && *many == (std::vector<bool>{false, true, true, true}));
+    auto one = tx.WhichRejected(SomeTask(), std::vector<ReportId>{id(5)});
+    EXPECT_TRUE(one && *one == std::vector<bool>{false});
+    return {};
+  }));
+}
+
 TEST_F(SqliteDatastoreTest, ReportsInBatchLeaveOutOnlyRejectedOnes) {
   auto datastore = Open();
   const Bytes batch_a(32, 0xa), batch_b(32, 0xb);
