@@ -2,7 +2,7 @@
 // states the next level starts from, fixed AES keys and XOF positions), kept in memory
 // across the levels of a walk so that each level continues from the last
 // instead of starting from the HPKE ciphertext (docs/multi-level-collection.md,
-// rule 8). Bounded: the least recently used report is evicted first; an
+// rule 8). Bounded: about the least recently used report is evicted first; an
 // evicted report is prepared again from the datastore: the helper's held
 // share, or the leader's stored report, whose share it opens again.
 //

@@ -1,5 +1,5 @@
-// A bounded, thread-safe map of owned values that evicts the least recently
-// stored entry first: the shape of the aggregator's in-memory caches
+// A bounded, thread-safe map of owned values that evicts about the least
+// recently stored entry first (see Put): the shape of the aggregator's in-memory caches
 // (ReportCache, StepStateCache). Values are taken out, not borrowed, so one
 // value is never used by two threads; a caller puts it back when done.
 //
@@ -69,8 +69,17 @@ class LruCache {
   explicit LruCache(size_t capacity) : capacity_(capacity) {}
 
   // Stores `value` under `key`, replacing any value there, as the most
-  // recent entry; evicts the oldest beyond the capacity. A null value is
-  // not stored.
+  // recent entry; evicts the least recent beyond the capacity. A null value
+  // is not stored.
+  //
+  // Recency is kept the way CLOCK keeps it ("second chance"): storing under
+  // a key already present marks its entry used instead of moving it to the
+  // front of the order, and eviction moves a marked entry to the front (and
+  // clears the mark) instead of dropping it. That approximates LRU's order
+  // (an entry stored again gets one more round before it can go), and a
+  // walk that puts every report back at every level no longer touches three
+  // list nodes (the entry's and its
+  // neighbours', each a cache miss among a million reports) per report.
   void Put(const Key& key, std::unique_ptr<Value> value) {
     if (capacity_ == 0 || value == nullptr) return;
     std::vector<std::unique_ptr<Value>> dropped;  // Freed outside the lock.
@@ -80,14 +89,22 @@ class LruCache {
       recency_.push_front(key);
       entry->second.position = recency_.begin();
     } else {
-      recency_.splice(recency_.begin(), recency_, entry->second.position);
+      entry->second.used = true;
       if (entry->second.value != nullptr) dropped.push_back(Release(entry->second));
     }
     entry->second.value = std::move(value);
     ++stored_;
     // Entries whose value is taken out count too: they are the ones a walk
     // will put back.
-    while (entries_.size() > capacity_) dropped.push_back(Forget(entries_.find(recency_.back())));
+    while (entries_.size() > capacity_) {
+      auto oldest = entries_.find(recency_.back());
+      if (oldest->second.used) {
+        oldest->second.used = false;
+        recency_.splice(recency_.begin(), recency_, oldest->second.position);
+      } else {
+        dropped.push_back(Forget(oldest));
+      }
+    }
   }
 
   // Takes the value out (null when absent). The entry keeps its place until
@@ -131,6 +148,7 @@ class LruCache {
   struct Entry {
     std::unique_ptr<Value> value;
     typename std::list<Key>::iterator position;
+    bool used = false;  // Stored again since it last reached the front.
   };
 
   using Entries = std::unordered_map<Key, Entry, Hash>;
@@ -155,7 +173,7 @@ class LruCache {
   mutable std::mutex mutex_;
   Entries entries_;
   size_t stored_ = 0;       // Entries with a value.
-  std::list<Key> recency_;  // Most recently stored first.
+  std::list<Key> recency_;  // Most recently stored first, but for `used` marks.
 };
 
 }  // namespace canopy::aggregator::internal

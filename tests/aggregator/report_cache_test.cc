@@ -69,6 +69,26 @@ TEST(ReportCache, ReportsPutBackBecomeTheMostRecent) {
   EXPECT_EQ(cache.size(), 0u);
 }
 
+// A report put back is passed over once by eviction, which moves it to the
+// front of the order as if stored then; its mark is cleared, so it goes when
+// eviction reaches it again.
+TEST(ReportCache, ReportsPutBackArePassedOverOnce) {
+  ReportCache cache(3);
+  for (uint8_t n = 1; n <= 3; ++n) cache.Put(Task(1), Report(n), std::make_unique<Marked>(10 + n));
+  cache.Put(Task(1), Report(1), cache.Take(Task(1), Report(1)));
+  // Each eviction is checked as it happens (taking an absent report changes
+  // nothing).
+  cache.Put(Task(1), Report(4), std::make_unique<Marked>(14));  // Passes 1 over, evicts 2.
+  EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(2))), -1);
+  cache.Put(Task(1), Report(5), std::make_unique<Marked>(15));  // Evicts 3.
+  EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(3))), -1);
+  cache.Put(Task(1), Report(6), std::make_unique<Marked>(16));  // Evicts 4: 1 moved before it.
+  EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(4))), -1);
+  cache.Put(Task(1), Report(7), std::make_unique<Marked>(17));  // Evicts 1, its mark gone.
+  EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(1))), -1);
+  for (uint8_t kept : {5, 6, 7}) EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(kept))), 10 + kept);
+}
+
 // The same report ID in two tasks is two entries, and dropping one task's
 // reports leaves the other's.
 TEST(ReportCache, KeepsTasksApart) {
