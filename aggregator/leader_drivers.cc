@@ -544,6 +544,22 @@ struct LeaderDrivers::JobContext {
   AggregationJobRow job;
   std::vector<ReportAggregationRow> rows;
   std::shared_ptr<const poplar::AggregationParameter> agg_param;
+  // Per row, the output share that waits for the helper's confirmation
+  // between a job's two steps, when both run in memory (empty otherwise:
+  // the row's verify_state then holds it encoded). Encoding it into the row
+  // and decoding it back was 4 % of the leader's time in a walk's later
+  // levels; it is encoded only if the row is stored before it is added.
+  std::vector<poplar::FieldVector> pending_out_shares;
+
+  // Encodes the pending output shares into their rows, so that the rows
+  // can be stored as the datastore keeps them.
+  void EncodePendingOutShares() {
+    for (size_t i = 0; i < pending_out_shares.size(); ++i) {
+      if (poplar::FieldVectorSize(pending_out_shares[i]) == 0) continue;
+      rows[i].verify_state = poplar::EncodeFieldVector(pending_out_shares[i]);
+      pending_out_shares[i] = poplar::FieldVector();
+    }
+  }
 };
 
 Result<size_t> LeaderDrivers::DriveAggregationJobs() {
@@ -874,9 +890,13 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
         break;
       }
       case PingKind::kFinishedWithOutbound:
-        // Poplar1: the output share waits for the helper's confirmation.
+        // Poplar1: the output share waits for the helper's confirmation, in
+        // memory (ContinueJob runs next, in this pass).
         row.state = ReportAggregationState::kWaiting;
-        row.verify_state = poplar::EncodeFieldVector(next.out_share);
+        if (context.pending_out_shares.empty()) {
+          context.pending_out_shares.resize(context.rows.size());
+        }
+        context.pending_out_shares[sent[k]] = std::move(next.out_share);
         row.last_message = next.outbound;
         waiting = true;
         break;
@@ -992,6 +1012,7 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context, const Writes* start
       Log("abandoning aggregation job: " + answer.error().message());
       context.job.state = JobState::kAbandoned;
       metrics_.AggregationJob(Metrics::JobEvent::kAbandoned);
+      context.EncodePendingOutShares();
       return datastore_.Run([&](Transaction& tx) -> Result<void> {
         if (start_writes != nullptr) {
           auto written = (*start_writes)(tx);
@@ -1024,8 +1045,15 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context, const Writes* start
       continue;
     }
     if (it->second->type == dap::VerifyRespType::kFinish) {
-      // The stored output share of a FinishedWithOutbound state.
-      auto out_share = task.vdaf->DecodeAggShare(*context.agg_param, row.verify_state);
+      // The output share of a FinishedWithOutbound state: in memory, or
+      // stored in the row.
+      poplar::FieldVector pending = i < context.pending_out_shares.size()
+                                        ? std::move(context.pending_out_shares[i])
+                                        : poplar::FieldVector();
+      Result<poplar::FieldVector> out_share = std::move(pending);
+      if (poplar::FieldVectorSize(*out_share) == 0) {
+        out_share = task.vdaf->DecodeAggShare(*context.agg_param, row.verify_state);
+      }
       if (!out_share) {
         row.state = ReportAggregationState::kFailed;
         row.error = ReportError::kVdafVerifyError;
