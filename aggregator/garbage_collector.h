@@ -16,7 +16,8 @@
 namespace canopy::aggregator {
 
 // One pass over every task, one transaction each, at `now` (POSIX seconds).
-// Returns how many rows were deleted. Errors: the datastore's; the tasks
+// Logs a line when it deleted anything or took a second or more. Returns how
+// many rows were deleted. Errors: the datastore's; the tasks
 // before the failing one keep their deletions (committed).
 Result<size_t> CollectExpired(Datastore& datastore, const TaskRegistry& tasks, uint64_t now,
                               uint64_t report_expiry_seconds);
