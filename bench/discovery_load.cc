@@ -2,9 +2,10 @@
 // `canopy-aggregator` processes on loopback (each with its SQLite file), N
 // reports of URL-like strings drawn from a Zipf law uploaded as a client
 // does, then the collector's whole walk, as canopy-collector runs it. Prints
-// the time of each phase and, per round, the candidates, survivors, time and
+// the time of each phase and, per round, the candidates, survivors, time,
 // the bytes the aggregators exchanged (the helper's counters of request and
-// response bodies), and checks the result against the true counts.
+// response bodies) and each aggregator's processor time, and checks the
+// result against the true counts.
 //
 //   build/bench/discovery_load --reports 100000 [--bits 256] [--stride 4]
 //       [--first-round-bits 4] [--threshold 0.01] [--distinct 1000]
@@ -18,6 +19,8 @@
 //
 // Exit status: 0 when the heavy hitters equal the true counts, 1 otherwise or
 // on any failure, 2 for bad arguments.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -29,6 +32,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -187,6 +191,26 @@ uint64_t AnonymousMemoryOf(pid_t pid) {
     if (line.starts_with("RssAnon:")) return std::stoull(line.substr(8)) * 1024;
   }
   return 0;
+}
+
+// A process's processor time so far, user and system (fields 14 and 15 of
+// /proc/PID/stat), in seconds; 0 where it cannot be read. On a shared
+// machine a round's processor time moves less from run to run than its wall
+// time, and it says which aggregator did the work.
+double CpuSecondsOf(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string content;
+  std::getline(stat, content);
+  // Field 2, the command, is in parentheses and may hold spaces: count the
+  // fields after its closing one (field 3 first).
+  const size_t close = content.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(content.substr(close + 1));
+  std::vector<std::string> fields;
+  for (std::string field; rest >> field;) fields.push_back(field);
+  if (fields.size() < 13) return 0;
+  const double ticks = static_cast<double>(std::stoull(fields[11]) + std::stoull(fields[12]));
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // Samples the anonymous memory of some processes every second, keeping the
@@ -372,8 +396,12 @@ int Run(const Options& options) {
   }
   std::vector<PeerBytes> round_bytes;
   PeerBytes last = *before;
-  std::printf("%6s %6s %10s %9s %8s %14s %14s\n", "round", "level", "candidates", "survivors",
-              "seconds", "MB to helper", "MB to leader");
+  const pid_t leader_pid = (*deployment)->leader().pid();
+  const pid_t helper_pid = (*deployment)->helper().pid();
+  const double walk_cpu_start[2] = {CpuSecondsOf(leader_pid), CpuSecondsOf(helper_pid)};
+  double last_cpu[2] = {walk_cpu_start[0], walk_cpu_start[1]};
+  std::printf("%6s %6s %10s %9s %8s %14s %14s %10s %10s\n", "round", "level", "candidates",
+              "survivors", "seconds", "MB to helper", "MB to leader", "leader CPU", "helper CPU");
   collector::WalkObserver observer = [&](const collector::WalkProgress& progress) {
     if (progress.stage != collector::WalkProgress::Stage::kRoundFinished) return;
     auto now = ReadPeerBytes(*http, helper_url);
@@ -383,10 +411,14 @@ int Run(const Options& options) {
       last = *now;
     }
     round_bytes.push_back(delta);
-    std::printf("%6zu %6zu %10zu %9zu %8.2f %14s %14s\n", progress.round, progress.level,
-                progress.candidates, progress.survivors,
+    const double cpu[2] = {CpuSecondsOf(leader_pid), CpuSecondsOf(helper_pid)};
+    std::printf("%6zu %6zu %10zu %9zu %8.2f %14s %14s %10.2f %10.2f\n", progress.round,
+                progress.level, progress.candidates, progress.survivors,
                 static_cast<double>(progress.round_time.count()) / 1000.0,
-                Megabytes(delta.from_leader).c_str(), Megabytes(delta.to_leader).c_str());
+                Megabytes(delta.from_leader).c_str(), Megabytes(delta.to_leader).c_str(),
+                cpu[0] - last_cpu[0], cpu[1] - last_cpu[1]);
+    last_cpu[0] = cpu[0];
+    last_cpu[1] = cpu[1];
     std::fflush(stdout);
   };
   const auto walk_start = Clock::now();
@@ -416,9 +448,13 @@ int Run(const Options& options) {
   }
   const bool exact = found == expected;
   PeerBytes total{last.from_leader - before->from_leader, last.to_leader - before->to_leader};
+  char walk_cpu[96];
+  std::snprintf(walk_cpu, sizeof(walk_cpu), "%.1f s leader, %.1f s helper",
+                CpuSecondsOf(leader_pid) - walk_cpu_start[0],
+                CpuSecondsOf(helper_pid) - walk_cpu_start[1]);
   std::cout << "walk: " << result->rounds.size() << " rounds in " << Seconds(walk_time)
             << " s; the aggregators exchanged " << Megabytes(total.from_leader) << " MB + "
-            << Megabytes(total.to_leader) << " MB\n"
+            << Megabytes(total.to_leader) << " MB; processor time " << walk_cpu << "\n"
             << "output: " << result->heavy_hitters.size() << " heavy hitters in "
             << Seconds(output_time) * 1000.0 << " ms; "
             << (exact ? "exactly the strings whose true count meets the threshold"
