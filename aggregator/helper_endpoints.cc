@@ -69,11 +69,7 @@ struct ReportFacts {
 class CacheLoan {
  public:
   CacheLoan(ReportCache& cache, const dap::TaskId& task_id) : cache_(cache), task_id_(task_id) {}
-  ~CacheLoan() {
-    for (size_t i = 0; i < reports_.size(); ++i) {
-      if (reports_[i]) cache_.Put(task_id_, ids_[i], std::move(reports_[i]));
-    }
-  }
+  ~CacheLoan() { cache_.PutMany(task_id_, ids_, reports_); }
   CacheLoan(const CacheLoan&) = delete;
   CacheLoan& operator=(const CacheLoan&) = delete;
 
@@ -81,8 +77,9 @@ class CacheLoan {
   void TakeAll(std::span<const dap::VerifyInit> verify_inits) {
     for (const dap::VerifyInit& verify_init : verify_inits) {
       ids_.push_back(verify_init.report_share.metadata.report_id);
-      reports_.push_back(cache_.Take(task_id_, ids_.back()));
     }
+    reports_.resize(ids_.size());
+    cache_.TakeMany(task_id_, ids_, reports_);
   }
   bool Has(size_t i) const { return i < reports_.size() && reports_[i] != nullptr; }
   std::unique_ptr<poplar::PreparedReport> Release(size_t i) {
@@ -614,16 +611,20 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
     return again;
   }
   StepStateCache::States states;
+  std::vector<dap::ReportId> put_ids;
+  std::vector<std::unique_ptr<poplar::PreparedReport>> put_reports;
   for (ReportOutcome& outcome : outcomes) {
     if (outcome.error) metrics_.ReportRejected(*outcome.error);
     if (task.multi_level() && outcome.prepared) {
-      report_cache_.Put(task.id, outcome.report_id, std::move(outcome.prepared));
+      put_ids.push_back(outcome.report_id);
+      put_reports.push_back(std::move(outcome.prepared));
     }
     if (task.multi_level()) {
       // Only the waiting reports' states are used (and only then valid).
       states.push_back(outcome.error ? dap::PingPongState{} : std::move(outcome.state));
     }
   }
+  report_cache_.PutMany(task.id, put_ids, put_reports);
   if (task.multi_level()) step_states_.Put(task.id, job_id, std::move(states));
   metrics_.AggregationJob(Metrics::JobEvent::kCreated);
   ServerResponse created = internal::Message(201, "aggregation-job-resp", encoded_response);

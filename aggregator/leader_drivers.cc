@@ -661,11 +661,7 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
   // request carries only its metadata), which spares reading kilobytes per
   // report at every level of a walk.
   std::vector<std::unique_ptr<poplar::PreparedReport>> prepared(context.rows.size());
-  if (task.multi_level()) {
-    for (size_t i = 0; i < context.rows.size(); ++i) {
-      prepared[i] = report_cache_.Take(task.id, context.rows[i].report_id);
-    }
-  }
+  if (task.multi_level()) report_cache_.TakeMany(task.id, ReportIdsOf(context.rows), prepared);
   auto from_memory = [&](size_t i) { return context.job.held_reports && prepared[i] != nullptr; };
 
   // Load the other reports (and, multi-level, whether the helper holds them:
@@ -981,12 +977,7 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
     if (done) metrics_.AggregationJob(Metrics::JobEvent::kFinished);
   }
   if (!done) return done;
-  if (task.multi_level()) {
-    for (size_t i = 0; i < prepared.size(); ++i) {
-      if (prepared[i])
-        report_cache_.Put(task.id, context.rows[i].report_id, std::move(prepared[i]));
-    }
-  }
+  if (task.multi_level()) report_cache_.PutMany(task.id, ReportIdsOf(context.rows), prepared);
   return {};
 }
 

@@ -1,6 +1,7 @@
 #include "aggregator/report_cache.h"
 
 #include <iostream>
+#include <vector>
 
 namespace canopy::aggregator {
 
@@ -19,6 +20,26 @@ void ReportCache::Put(const dap::TaskId& task_id, const dap::ReportId& report_id
   if (capacity_ == 0 || report == nullptr) return;
   if (level_files_ != nullptr) ParkLevels(task_id, *report);
   cache_.Put({report_id, task_id}, std::move(report));
+}
+
+void ReportCache::TakeMany(const dap::TaskId& task_id, std::span<const dap::ReportId> report_ids,
+                           std::span<std::unique_ptr<poplar::PreparedReport>> out) {
+  std::vector<Key> keys;
+  keys.reserve(report_ids.size());
+  for (const dap::ReportId& report_id : report_ids) keys.emplace_back(report_id, task_id);
+  cache_.TakeMany(keys, out);
+}
+
+void ReportCache::PutMany(const dap::TaskId& task_id, std::span<const dap::ReportId> report_ids,
+                          std::span<std::unique_ptr<poplar::PreparedReport>> reports) {
+  if (capacity_ == 0) return;
+  std::vector<Key> keys;
+  keys.reserve(report_ids.size());
+  for (size_t i = 0; i < report_ids.size(); ++i) {
+    keys.emplace_back(report_ids[i], task_id);
+    if (level_files_ != nullptr && reports[i] != nullptr) ParkLevels(task_id, *reports[i]);
+  }
+  cache_.PutMany(keys, reports);
 }
 
 void ReportCache::ParkLevels(const dap::TaskId& task_id, poplar::PreparedReport& report) {
