@@ -32,7 +32,8 @@ Result<size_t> CollectExpired(Datastore& datastore, const TaskRegistry& tasks, u
     });
     if (!run) return std::unexpected(run.error());
   }
-  // A pass holds the datastore while it runs: a slow one is worth a line.
+  // Each task's deletions hold the datastore while they run: a slow pass is
+  // worth a line (its time includes any wait for the datastore).
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
   if (deleted > 0 || took >= kSlowPass) {

@@ -17,24 +17,31 @@ namespace {
 
 class Empty final : public poplar::PreparedReport {};
 
-void BM_ReportCacheTakeAndPut(benchmark::State& state) {
-  const size_t reports = static_cast<size_t>(state.range(0));
-  aggregator::ReportCache cache(reports);
-  dap::TaskId task_id{};
-  task_id.fill(7);
-  std::mt19937_64 random(1);
-  std::vector<dap::ReportId> ids(reports);
-  for (dap::ReportId& id : ids) {
-    for (uint8_t& byte : id) byte = static_cast<uint8_t>(random());
-    cache.Put(task_id, id, std::make_unique<Empty>());
+// A cache of `reports` empty reports of one task, and their IDs in the order
+// they were stored.
+struct FilledCache {
+  explicit FilledCache(size_t reports) : cache(reports), ids(reports) {
+    task_id.fill(7);
+    std::mt19937_64 random(1);
+    for (dap::ReportId& id : ids) {
+      for (uint8_t& byte : id) byte = static_cast<uint8_t>(random());
+      cache.Put(task_id, id, std::make_unique<Empty>());
+    }
   }
+  aggregator::ReportCache cache;
+  dap::TaskId task_id{};
+  std::vector<dap::ReportId> ids;
+};
+
+void BM_ReportCacheTakeAndPut(benchmark::State& state) {
+  FilledCache filled(static_cast<size_t>(state.range(0)));
   size_t next = 0;
   for (auto _ : state) {
-    const dap::ReportId& id = ids[next];
-    auto report = cache.Take(task_id, id);
+    const dap::ReportId& id = filled.ids[next];
+    auto report = filled.cache.Take(filled.task_id, id);
     benchmark::DoNotOptimize(report.get());
-    cache.Put(task_id, id, std::move(report));
-    if (++next == reports) next = 0;
+    filled.cache.Put(filled.task_id, id, std::move(report));
+    if (++next == filled.ids.size()) next = 0;
   }
   state.SetItemsProcessed(state.iterations());
 }
@@ -44,23 +51,16 @@ BENCHMARK(BM_ReportCacheTakeAndPut)->Arg(100000)->Arg(1000000);
 // (ReportCache::TakeMany and PutMany): items are reports.
 void BM_ReportCacheTakeAndPutByJob(benchmark::State& state) {
   constexpr size_t kJob = 500;
-  const size_t reports = static_cast<size_t>(state.range(0));
-  aggregator::ReportCache cache(reports);
-  dap::TaskId task_id{};
-  task_id.fill(7);
-  std::mt19937_64 random(1);
-  std::vector<dap::ReportId> ids(reports);
-  for (dap::ReportId& id : ids) {
-    for (uint8_t& byte : id) byte = static_cast<uint8_t>(random());
-    cache.Put(task_id, id, std::make_unique<Empty>());
-  }
+  FilledCache filled(static_cast<size_t>(state.range(0)));
+  const size_t reports = filled.ids.size();
   std::vector<std::unique_ptr<poplar::PreparedReport>> taken(kJob);
   size_t next = 0;
   for (auto _ : state) {
-    const std::span<const dap::ReportId> job(ids.data() + next, std::min(kJob, reports - next));
-    cache.TakeMany(task_id, job, std::span(taken.data(), job.size()));
+    const std::span<const dap::ReportId> job(filled.ids.data() + next,
+                                             std::min(kJob, reports - next));
+    filled.cache.TakeMany(filled.task_id, job, std::span(taken.data(), job.size()));
     benchmark::DoNotOptimize(taken.data());
-    cache.PutMany(task_id, job, std::span(taken.data(), job.size()));
+    filled.cache.PutMany(filled.task_id, job, std::span(taken.data(), job.size()));
     next += job.size();
     if (next == reports) next = 0;
   }

@@ -78,8 +78,8 @@ class LruCache {
   LruCache& operator=(const LruCache&) = delete;
 
   // Stores `value` under `key`, replacing any value there, as the most
-  // recent entry; evicts the least recent beyond the capacity. A null value
-  // is not stored.
+  // recent entry; a new entry at the capacity first evicts the least recent.
+  // A null value is not stored.
   //
   // Recency is kept the way CLOCK keeps it ("second chance"): storing under
   // a key already present marks its entry used instead of moving it to the
@@ -226,47 +226,54 @@ class LruCache {
   void PutLocked(const Key& key, uint64_t hash, std::unique_ptr<Value> value,
                  std::vector<std::unique_ptr<Value>>& dropped) {
     if (2 * (entries_ + 1) > slots_.size()) Grow();
-    const size_t slot = Find(key, hash);
-    Node* node = slots_[slot].node;
-    if (node == nullptr) {
-      node = new Node{key, hash};
-      slots_[slot] = {hash, node};
-      ++entries_;
-      LinkNewest(node);
-    } else {
+    Node* node = slots_[Find(key, hash)].node;
+    if (node != nullptr) {
       node->used = true;
       if (node->value != nullptr) {
-        --stored_;
         dropped.push_back(std::move(node->value));
+        --stored_;
       }
+    } else {
+      // Room first, then the new entry at the front: evicting after
+      // linking it could drop the new entry itself when every other one
+      // is marked. Entries whose value is taken out count too: they are the
+      // ones a walk will put back.
+      while (entries_ >= capacity_) EvictOne(dropped);
+      node = new Node{key, hash};
+      slots_[Find(key, hash)] = {hash, node};  // Eviction may have moved slots.
+      ++entries_;
+      LinkNewest(node);
     }
     node->value = std::move(value);
     ++stored_;
-    // Entries whose value is taken out count too: they are the ones a walk
-    // will put back.
-    while (entries_ > capacity_) {
-      Node* oldest = oldest_;
-      if (oldest->used) {
-        oldest->used = false;
-        Unlink(oldest);
-        LinkNewest(oldest);
-      } else {
-        dropped.push_back(Forget(Find(oldest->key, oldest->hash)));
-      }
+  }
+
+  // One step of CLOCK's hand at the back of the order: a marked entry goes
+  // to the front, unmarked; an unmarked one is removed.
+  void EvictOne(std::vector<std::unique_ptr<Value>>& dropped) {
+    Node* oldest = oldest_;
+    if (oldest->used) {
+      oldest->used = false;
+      Unlink(oldest);
+      LinkNewest(oldest);
+    } else {
+      dropped.push_back(Forget(Find(oldest->key, oldest->hash)));
     }
   }
 
   // Doubles the table (16 slots at first) and places every entry again.
+  // The new table is built before it replaces the old, so a failed
+  // allocation leaves the cache as it was.
   void Grow() {
-    std::vector<Slot> old = std::move(slots_);
-    slots_.assign(std::max<size_t>(16, 2 * old.size()), Slot{});
-    const size_t mask = slots_.size() - 1;
-    for (const Slot& at : old) {
+    std::vector<Slot> grown(std::max<size_t>(16, 2 * slots_.size()));
+    const size_t mask = grown.size() - 1;
+    for (const Slot& at : slots_) {
       if (at.node == nullptr) continue;
       size_t slot = at.hash & mask;
-      while (slots_[slot].node != nullptr) slot = (slot + 1) & mask;
-      slots_[slot] = at;
+      while (grown[slot].node != nullptr) slot = (slot + 1) & mask;
+      grown[slot] = at;
     }
+    slots_.swap(grown);
   }
 
   // Removes the entry in `slot` (under the lock) and returns its value, null

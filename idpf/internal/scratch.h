@@ -22,9 +22,16 @@ namespace canopy::idpf::internal {
 template <typename T>
 class ScratchBuffer {
  public:
-  // The first `count` elements, holding whatever the last use left there.
+  // The first `count` elements, holding whatever the last use left there
+  // (or zeros).
   std::span<T> Take(size_t count) {
-    if (storage_.size() < count) storage_.resize(count);
+    if (storage_.size() < count) {
+      // A larger buffer, the old one wiped before it is freed (no caller
+      // needs what a buffer held before a Take).
+      Wipe();
+      std::vector<T> grown(count);
+      storage_.swap(grown);
+    }
     used_ = std::max(used_, count);
     return std::span<T>(storage_.data(), count);
   }

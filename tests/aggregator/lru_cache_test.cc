@@ -36,8 +36,8 @@ struct CrowdedHash {
 };
 
 // The rules, kept the plain way: entries newest first; a stored-again entry
-// is marked; eviction takes the oldest unmarked entry, moving marked ones to
-// the front (unmarked) as it passes them.
+// is marked; a new entry at the capacity first evicts the oldest unmarked
+// entry, moving marked ones to the front (unmarked) as it passes them.
 class Model {
  public:
   explicit Model(size_t capacity) : capacity_(capacity) {}
@@ -45,13 +45,12 @@ class Model {
   void Put(const Key& key, int value) {
     if (capacity_ == 0) return;
     auto found = Find(key);
-    if (found == entries_.end()) {
-      entries_.push_front({key, value, false});
-    } else {
+    if (found != entries_.end()) {
       found->value = value;
       found->used = true;
+      return;
     }
-    while (entries_.size() > capacity_) {
+    while (entries_.size() >= capacity_) {
       Entry oldest = entries_.back();
       entries_.pop_back();
       if (oldest.used) {
@@ -59,6 +58,7 @@ class Model {
         entries_.push_front(oldest);
       }
     }
+    entries_.push_front({key, value, false});
   }
   std::optional<int> Take(const Key& key) {
     auto found = Find(key);

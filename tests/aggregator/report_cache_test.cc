@@ -70,8 +70,8 @@ TEST(ReportCache, ReportsPutBackBecomeTheMostRecent) {
 }
 
 // A report put back is passed over once by eviction, which moves it to the
-// front of the order as if stored then; its mark is cleared, so it goes when
-// eviction reaches it again.
+// front of the order (before the entry being stored); its mark is cleared,
+// so it goes when eviction reaches it again.
 TEST(ReportCache, ReportsPutBackArePassedOverOnce) {
   ReportCache cache(3);
   for (uint8_t n = 1; n <= 3; ++n) cache.Put(Task(1), Report(n), std::make_unique<Marked>(10 + n));
@@ -82,10 +82,10 @@ TEST(ReportCache, ReportsPutBackArePassedOverOnce) {
   EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(2))), -1);
   cache.Put(Task(1), Report(5), std::make_unique<Marked>(15));  // Evicts 3.
   EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(3))), -1);
-  cache.Put(Task(1), Report(6), std::make_unique<Marked>(16));  // Evicts 4: 1 moved before it.
-  EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(4))), -1);
-  cache.Put(Task(1), Report(7), std::make_unique<Marked>(17));  // Evicts 1, its mark gone.
+  cache.Put(Task(1), Report(6), std::make_unique<Marked>(16));  // Evicts 1, its mark gone.
   EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(1))), -1);
+  cache.Put(Task(1), Report(7), std::make_unique<Marked>(17));  // Evicts 4.
+  EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(4))), -1);
   for (uint8_t kept : {5, 6, 7}) EXPECT_EQ(MarkOf(cache.Take(Task(1), Report(kept))), 10 + kept);
 }
 

@@ -385,8 +385,6 @@ TEST_F(SqliteDatastoreTest, AwaitingReportsOfABatchGoOnAfterAPosition) {
   }));
 }
 
-// Multi-level tasks list a batch whatever was taken for a parameter (they
-// keep that in memory): only rejected reports stay out.
 // WhichRejected answers for a job's reports at once, by reading the task's
 // rejections when they are no more than the reports asked about and by a
 // lookup per report otherwise: both give the same answers, and another
@@ -423,6 +421,8 @@ TEST_F(SqliteDatastoreTest, WhichRejectedAnswersWithFewAndWithManyRejections) {
   }));
 }
 
+// Multi-level tasks list a batch whatever was taken for a parameter (they
+// keep that in memory): only rejected reports stay out.
 TEST_F(SqliteDatastoreTest, ReportsInBatchLeaveOutOnlyRejectedOnes) {
   auto datastore = Open();
   const Bytes batch_a(32, 0xa), batch_b(32, 0xb);
