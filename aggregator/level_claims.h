@@ -34,12 +34,11 @@
 #include <memory>
 #include <mutex>
 #include <span>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "aggregator/datastore.h"
-#include "aggregator/internal/lru_cache.h"
+#include "aggregator/internal/flat_id_map.h"
 
 namespace canopy::aggregator {
 
@@ -112,9 +111,9 @@ class LevelClaims {
   using LevelKey = std::pair<TaskId, Digest>;
   struct Level {
     // Each claim, and whether it is pending (its reservation not settled).
-    // One map, not a set of claims and one of pending ones: a claim is then
-    // one allocation, and settling it one lookup.
-    std::unordered_map<ReportId, bool, internal::KeyedIdHash> claimed;
+    // One map, not a set of claims and one of pending ones: settling a claim
+    // is then one lookup.
+    internal::FlatIdMap<16, bool> claimed;
     size_t pending = 0;
     size_t reservations = 0;
     uint64_t last_used = 0;

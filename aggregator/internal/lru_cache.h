@@ -62,6 +62,14 @@ struct KeyedIdHash {
   }
 };
 
+// For backward-shift deletion in a linear-probing table: whether the entry
+// in slot `next`, whose home slot is `home`, must stay where it is after slot
+// `hole` (earlier in its run) was emptied, i.e. whether `home` lies
+// cyclically in (hole, next]; otherwise it moves back into the hole.
+inline bool HomeStaysInRun(size_t hole, size_t next, size_t home) {
+  return hole <= next ? (home > hole && home <= next) : (home > hole || home <= next);
+}
+
 template <typename Key, typename Value, typename Hash = KeyedIdHash>
 class LruCache {
  public:
@@ -290,12 +298,7 @@ class LruCache {
     size_t hole = slot;
     slots_[hole] = Slot{};
     for (size_t next = (hole + 1) & mask; slots_[next].node != nullptr; next = (next + 1) & mask) {
-      const size_t home = slots_[next].hash & mask;
-      // The entry may move back to the hole unless its home lies cyclically
-      // in (hole, next].
-      const bool stays =
-          hole <= next ? (home > hole && home <= next) : (home > hole || home <= next);
-      if (stays) continue;
+      if (HomeStaysInRun(hole, next, slots_[next].hash & mask)) continue;
       slots_[hole] = slots_[next];
       slots_[next] = Slot{};
       hole = next;

@@ -35,6 +35,11 @@ struct CrowdedHash {
   size_t operator()(const Key& key) const { return (key.first[0] * 0x9e3779b97f4a7c15u) & 7u; }
 };
 
+// The same at the end of any table: every run wraps around to slot 0.
+struct WrappingHash {
+  size_t operator()(const Key& key) const { return ~CrowdedHash{}(key); }
+};
+
 // The rules, kept the plain way: entries newest first; a stored-again entry
 // is marked; a new entry at the capacity first evicts the oldest unmarked
 // entry, moving marked ones to the front (unmarked) as it passes them.
@@ -160,6 +165,7 @@ void RunRandomOperations(uint64_t seed, size_t capacity, uint32_t keys, int oper
 TEST(LruCache, CrowdedSlotsBehaveAsTheModel) {
   for (uint64_t seed = 1; seed <= 20; ++seed) {
     RunRandomOperations<CrowdedHash>(seed, 1 + seed % 12, 40, 3000);
+    RunRandomOperations<WrappingHash>(seed, 1 + seed % 12, 40, 3000);
   }
 }
 
