@@ -57,7 +57,9 @@ void RunRandomOperations(uint64_t seed, uint32_t keys, int operations) {
         const int* found = map.Find(id);
         auto expected = model.find(id);
         ASSERT_EQ(found != nullptr, expected != model.end()) << "step " << step;
-        if (found != nullptr) ASSERT_EQ(*found, expected->second);
+        if (found != nullptr) {
+          ASSERT_EQ(*found, expected->second);
+        }
         ASSERT_EQ(map.Contains(id), expected != model.end());
         if (int* writable = map.Find(id); writable != nullptr) {
           *writable = value;
