@@ -183,6 +183,15 @@ size_t LeaderDrivers::ReportsPerPass() const {
                   std::min(options_.max_reports_per_job * jobs, kMaxReportsPerPass));
 }
 
+size_t LeaderDrivers::JobsFor(size_t reports, bool held) const {
+  if (reports == 0) return 0;
+  auto jobs_of = [&](size_t size) { return (reports + size - 1) / size; };
+  const size_t full_size = std::max<size_t>(1, options_.max_reports_per_job);
+  const size_t largest = held ? std::max(full_size, options_.max_reports_per_held_job) : full_size;
+  const size_t enough = std::min(std::max<size_t>(1, options_.parallel_jobs), jobs_of(full_size));
+  return std::max(jobs_of(largest), enough);
+}
+
 std::optional<uint64_t> LeaderDrivers::ListingPosition(const TaskId& task_id,
                                                        const Bytes& agg_param) const {
   for (const auto& [key, end] : listing_ends_) {
@@ -390,7 +399,11 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
     }
     for (int kind = 0; kind < 2; ++kind) {
       const auto& group = kind == 0 ? full : held;
-      for (size_t start = 0; start < group.size(); start += options_.max_reports_per_job) {
+      // Jobs of about equal size (job j takes the reports from j * n / jobs).
+      const size_t jobs = JobsFor(group.size(), kind == 1);
+      for (size_t j = 0; j < jobs; ++j) {
+        const size_t start = j * group.size() / jobs;
+        const size_t end = (j + 1) * group.size() / jobs;
         auto job_id = RandomJobId();
         if (!job_id) return std::unexpected(job_id.error());
         AggregationJobRow job;
@@ -402,7 +415,6 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
         job.created_at = static_cast<int64_t>(internal::NowSeconds());
         auto put = tx.PutAggregationJob(job);
         if (!put) return put;
-        size_t end = std::min(group.size(), start + options_.max_reports_per_job);
         std::vector<ReportAggregationRow> rows;
         rows.reserve(end - start);
         for (size_t i = start; i < end; ++i) {

@@ -213,6 +213,7 @@ int Serve(const std::string& config_path, bool check_only) {
     driver_options.helper_url = config->peer_url();
     driver_options.peer_token = config->peer_token();
     driver_options.max_reports_per_job = config->max_reports_per_aggregation_job();
+    driver_options.max_reports_per_held_job = config->max_reports_per_held_aggregation_job();
     // Two jobs per core (at least four): a job spends much of its time
     // waiting for the helper, and another can verify meanwhile.
     driver_options.parallel_jobs = std::max(4u, 2 * cores);

@@ -9,7 +9,8 @@
 //
 //   build/bench/discovery_load --reports 100000 [--bits 256] [--stride 4]
 //       [--first-round-bits 4] [--threshold 0.01] [--distinct 1000]
-//       [--exponent 1.03] [--seed 1] [--job-size 500] [--workers 0]
+//       [--exponent 1.03] [--seed 1] [--job-size 500] [--held-job-size 4000]
+//       [--workers 0]
 //       [--levels-in-memory] [--keep] [--force]
 //
 // Both aggregators keep every report cached between levels (about 5 KB of
@@ -61,7 +62,8 @@ struct Options {
   double exponent = 1.03;
   uint64_t seed = 1;
   uint32_t job_size = 500;
-  uint32_t workers = 0;  // Each aggregator's VDAF threads; 0: its default.
+  uint32_t held_job_size = 0;  // 0: the aggregator's default.
+  uint32_t workers = 0;        // Each aggregator's VDAF threads; 0: its default.
   bool keep = false;
   bool force = false;             // Run even when the caches would not fit in memory.
   bool levels_in_memory = false;  // The aggregators' report_levels_in_memory.
@@ -107,6 +109,8 @@ bool ParseOptions(int argc, char** argv, Options& options) {
       options.workers = static_cast<uint32_t>(std::stoul(value));
     } else if (flag == "--job-size") {
       options.job_size = static_cast<uint32_t>(std::stoul(value));
+    } else if (flag == "--held-job-size") {
+      options.held_job_size = static_cast<uint32_t>(std::stoul(value));
     } else {
       std::cerr << "discovery_load: unknown flag " << flag << "\n";
       return false;
@@ -298,6 +302,7 @@ int Run(const Options& options) {
     settings->report_levels_in_memory = options.levels_in_memory;
     settings->report_cache_reports = std::max<uint64_t>(options.reports, 100000);
     settings->max_reports_per_aggregation_job = options.job_size;
+    settings->max_reports_per_held_aggregation_job = options.held_job_size;
   }
   auto deployment = testing::LocalDeployment::Create(deployment_options);
   if (!deployment) {
@@ -484,7 +489,8 @@ int main(int argc, char** argv) {
   if (!parsed) {
     std::cerr << "usage: discovery_load [--reports N] [--bits B] [--stride S] "
                  "[--first-round-bits F] [--threshold T] [--distinct D] [--exponent E] "
-                 "[--seed S] [--job-size J] [--workers W] [--levels-in-memory] [--keep] "
+                 "[--seed S] [--job-size J] [--held-job-size H] [--workers W] [--levels-in-memory] "
+                 "[--keep] "
                  "[--force]\n";
     return 2;
   }

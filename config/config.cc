@@ -445,6 +445,13 @@ void CheckAggregator(AggregatorConfig& config, const Where& where, const std::st
                "must be at most " + Str(kMaxReportsPerAggregationJob) + ", got " +
                    Str(config.max_reports_per_aggregation_job()));
   }
+  if (config.max_reports_per_held_aggregation_job() == 0) {
+    config.set_max_reports_per_held_aggregation_job(kDefaultMaxReportsPerHeldAggregationJob);
+  } else if (config.max_reports_per_held_aggregation_job() > kMaxReportsPerAggregationJob) {
+    where.Fail("max_reports_per_held_aggregation_job",
+               "must be at most " + Str(kMaxReportsPerAggregationJob) + ", got " +
+                   Str(config.max_reports_per_held_aggregation_job()));
+  }
 }
 
 // ---------------------------------------------------------------------------

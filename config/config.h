@@ -43,6 +43,7 @@ inline constexpr uint64_t kDefaultReportExpirySeconds = 7 * 24 * 3600;
 inline constexpr uint64_t kDefaultGarbageCollectionIntervalSeconds = 300;
 inline constexpr uint32_t kDefaultMaxReportsPerAggregationJob = 500;
 inline constexpr uint32_t kMaxReportsPerAggregationJob = 100000;
+inline constexpr uint32_t kDefaultMaxReportsPerHeldAggregationJob = 4000;
 inline constexpr uint64_t kDefaultReportCacheReports = 100000;
 // The heavy-hitters walk's stride when unset: the fastest for a 10,000-report
 // walk over 256-bit strings (docs/PERFORMANCE.md, "Heavy-hitters discovery").

@@ -107,6 +107,9 @@ void Deployment::RestartLeader() {
   LeaderDriverOptions options;
   options.peer_token = kPeerToken;
   options.max_reports_per_job = options_.max_reports_per_job;
+  options.max_reports_per_held_job = options_.max_reports_per_held_job != 0
+                                         ? options_.max_reports_per_held_job
+                                         : options_.max_reports_per_job;
   options.jobs_per_pass = options_.jobs_per_pass;
   options.lease_duration = std::chrono::milliseconds(1000);
   drivers_ = std::make_unique<LeaderDrivers>(

@@ -42,6 +42,9 @@ struct DeploymentOptions {
   size_t max_body_bytes = size_t{32} << 20;
   // The leader's reports per aggregation job.
   uint32_t max_reports_per_job = 40;
+  // Its reports per held_reports job; 0: max_reports_per_job, so that the
+  // tests' later levels also take many jobs.
+  uint32_t max_reports_per_held_job = 0;
   // The leader's jobs per pass: fewer than the default 256, so that tests
   // see a level created in several passes with a few hundred reports.
   size_t jobs_per_pass = 64;

@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <limits>
 #include <map>
 #include <optional>
 #include <random>
 #include <set>
+#include <vector>
 
 #include "aggregator/garbage_collector.h"
 #include "aggregator/internal/common.h"
@@ -506,6 +508,73 @@ TEST(EndToEnd, LevelsCreatedInSeveralPassesCountEveryReportOnce) {
   ASSERT_EQ(collected->status, 200) << collected->problem_type;
   EXPECT_EQ(collected->report_count, kReports);
   EXPECT_EQ(collected->result, PlainCounts(strings, leaves));
+}
+
+// A walk's later levels put the reports the helper holds into larger jobs
+// (max_reports_per_held_job) than the first level's, and a level's reports
+// are split into jobs of about equal size, not full jobs and a remainder.
+TEST(EndToEnd, HeldReportsGoIntoLargerJobsOfEqualSize) {
+  DeploymentOptions options;
+  options.max_reports_per_job = 40;
+  options.max_reports_per_held_job = 100;
+  Deployment deployment(options);
+  const Poplar1Task added = AddPoplar1Task(deployment, 5, 4, 4);
+  const dap::TaskId task_id = added.id;
+  const poplar::Poplar1& poplar1 = added.vdaf();
+  dap::Time now = deployment.NowUnits(task_id);
+  std::mt19937_64 random(7);
+  std::vector<BitString> strings;
+  std::vector<poplar::Measurement> measurements;
+  const size_t kReports = 250;
+  for (size_t i = 0; i < kReports; ++i) {
+    BitString string;
+    for (int b = 0; b < 4; ++b) string = string.Extended(random() % 3 == 0);
+    strings.push_back(string);
+    measurements.push_back(string);
+  }
+  ASSERT_TRUE(deployment.Upload(task_id, measurements, now));
+
+  // The sizes of the jobs that aggregated a level, smallest first.
+  auto job_sizes = [&](const Bytes& agg_param) {
+    std::vector<size_t> sizes;
+    auto read = deployment.leader().datastore->Run([&](Transaction& tx) -> Result<void> {
+      auto jobs = tx.JobsWithParam(task_id, agg_param);
+      if (!jobs) return std::unexpected(jobs.error());
+      for (const JobId& job_id : *jobs) {
+        auto rows = tx.GetJobReports(task_id, job_id);
+        if (!rows) return std::unexpected(rows.error());
+        sizes.push_back(rows->size());
+      }
+      return {};
+    });
+    EXPECT_TRUE(read) << read.error().ToString();
+    std::sort(sizes.begin(), sizes.end());
+    return sizes;
+  };
+
+  std::vector<BitString> candidates = {*BitString::Parse("0"), *BitString::Parse("1")};
+  auto first = poplar1.MakeAggParam(0, candidates, nullptr);
+  ASSERT_TRUE(first);
+  const Bytes first_param = poplar1.EncodeAggParam(**first);
+  auto collected = deployment.Collect(task_id, IntervalCollection(now, 1, first_param));
+  ASSERT_TRUE(collected) << collected.error().ToString();
+  ASSERT_EQ(collected->status, 200) << collected->problem_type;
+  EXPECT_EQ(collected->result, PlainCounts(strings, candidates));
+  // 250 reports in jobs of at most 40: seven, of 35 or 36.
+  EXPECT_EQ(job_sizes(first_param), (std::vector<size_t>{35, 35, 36, 36, 36, 36, 36}));
+
+  std::vector<BitString> next;
+  for (const char* prefix : {"00", "01", "10", "11"}) next.push_back(*BitString::Parse(prefix));
+  auto second = poplar1.MakeAggParam(1, next, first->get());
+  ASSERT_TRUE(second);
+  const Bytes second_param = poplar1.EncodeAggParam(**second);
+  collected = deployment.Collect(task_id, IntervalCollection(now, 1, second_param));
+  ASSERT_TRUE(collected) << collected.error().ToString();
+  ASSERT_EQ(collected->status, 200) << collected->problem_type;
+  EXPECT_EQ(collected->report_count, kReports);
+  EXPECT_EQ(collected->result, PlainCounts(strings, next));
+  // Held now: jobs of at most 100, three of 83 or 84.
+  EXPECT_EQ(job_sizes(second_param), (std::vector<size_t>{83, 83, 84}));
 }
 
 // Which reports a level took is kept in memory, and its jobs' records are

@@ -166,6 +166,32 @@ TEST_F(ConfigTest, LeaderExampleHasResolvedPathsAndDefaults) {
   EXPECT_EQ(helper->level_files_directory(), dir_.string());
 }
 
+TEST_F(ConfigTest, JobSizesHaveDefaultsAndBounds) {
+  Result<AggregatorConfig> defaults =
+      ParseAggregatorConfig(kGoodAggregator, (dir_ / "helper.textproto").string());
+  ASSERT_TRUE(defaults) << defaults.error().message();
+  EXPECT_EQ(defaults->max_reports_per_aggregation_job(), kDefaultMaxReportsPerAggregationJob);
+  EXPECT_EQ(defaults->max_reports_per_held_aggregation_job(),
+            kDefaultMaxReportsPerHeldAggregationJob);
+
+  Result<AggregatorConfig> set = ParseAggregatorConfig(
+      std::string(kGoodAggregator) + "max_reports_per_held_aggregation_job: 100000\n",
+      "h.textproto");
+  ASSERT_TRUE(set) << set.error().message();
+  EXPECT_EQ(set->max_reports_per_held_aggregation_job(), 100000u);
+
+  for (const char* field :
+       {"max_reports_per_aggregation_job", "max_reports_per_held_aggregation_job"}) {
+    Result<AggregatorConfig> too_large =
+        ParseAggregatorConfig(std::string(kGoodAggregator) + field + ": 100001\n", "h.textproto");
+    ASSERT_FALSE(too_large) << field;
+    EXPECT_NE(too_large.error().message().find(std::string("h.textproto:6: ") + field +
+                                               ": must be at most 100000, got 100001"),
+              std::string::npos)
+        << too_large.error().message();
+  }
+}
+
 TEST_F(ConfigTest, LevelFilesDirectory) {
   fs::create_directories(dir_ / "levels");
   Result<AggregatorConfig> relative =
@@ -187,9 +213,9 @@ TEST_F(ConfigTest, LevelFilesDirectory) {
             std::string::npos)
       << missing.error().message();
   Write("a-file", "");
-  Result<AggregatorConfig> file = ParseAggregatorConfig(
-      std::string(kGoodAggregator) + "level_files_directory: \"a-file\"\n",
-      (dir_ / "helper.textproto").string());
+  Result<AggregatorConfig> file =
+      ParseAggregatorConfig(std::string(kGoodAggregator) + "level_files_directory: \"a-file\"\n",
+                            (dir_ / "helper.textproto").string());
   ASSERT_FALSE(file);
   EXPECT_NE(file.error().message().find(":6: level_files_directory: not a directory"),
             std::string::npos)

@@ -261,6 +261,7 @@ Result<void> LocalDeployment::WriteAggregatorConfig(bool leader) const {
     config.set_peer_url(helper_->url());
     config.set_collector_token(collector_token_);
     config.set_max_reports_per_aggregation_job(settings.max_reports_per_aggregation_job);
+    config.set_max_reports_per_held_aggregation_job(settings.max_reports_per_held_aggregation_job);
   }
   config.set_report_cache_reports(settings.report_cache_reports);
   config.set_report_levels_in_memory(settings.report_levels_in_memory);

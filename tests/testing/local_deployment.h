@@ -50,6 +50,8 @@ struct AggregatorSettings {
   uint32_t worker_threads = 2;
   // Leader only: reports per aggregation job.
   uint32_t max_reports_per_aggregation_job = 0;
+  // Leader only: reports per held_reports job (a walk's later levels).
+  uint32_t max_reports_per_held_aggregation_job = 0;
   // Poplar1 reports kept in memory across the levels of a walk.
   uint64_t report_cache_reports = 0;
   // Their levels too, instead of level files beside the database.
