@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -1030,24 +1031,26 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context, const Writes* start
     if (!decoded) return MakeError(ErrorCode::kVerifyFailed, "malformed helper response");
     response = std::move(*decoded);
   }
-  // The helper answers for the continued reports, in order.
-  std::map<dap::ReportId, const dap::VerifyResp*> answers;
-  if (response) {
-    for (const auto& verify_resp : response->verify_resps) {
-      answers[verify_resp.report_id] = &verify_resp;
-    }
-  }
+  // The helper answers for the continued reports, in their order: a report
+  // whose answer is not next in line (left out, or out of order) failed.
+  // (Matched in one pass: a map of thousands of IDs was 4 % of the leader.)
+  std::span<const dap::VerifyResp> answers;
+  if (response) answers = response->verify_resps;
+  size_t next_answer = 0;
   internal::OutputAccumulator accumulator(task, *context.agg_param, context.job.agg_param);
   bool waiting = false;
   for (size_t i : sent) {
     ReportAggregationRow& row = context.rows[i];
-    auto it = answers.find(row.report_id);
-    if (it == answers.end() || it->second->type == dap::VerifyRespType::kReject) {
+    const dap::VerifyResp* answer = nullptr;
+    if (next_answer < answers.size() && answers[next_answer].report_id == row.report_id) {
+      answer = &answers[next_answer++];
+    }
+    if (answer == nullptr || answer->type == dap::VerifyRespType::kReject) {
       row.state = ReportAggregationState::kFailed;
-      row.error = it == answers.end() ? ReportError::kVdafVerifyError : it->second->report_error;
+      row.error = answer == nullptr ? ReportError::kVdafVerifyError : answer->report_error;
       continue;
     }
-    if (it->second->type == dap::VerifyRespType::kFinish) {
+    if (answer->type == dap::VerifyRespType::kFinish) {
       // The output share of a FinishedWithOutbound state: in memory, or
       // stored in the row.
       poplar::FieldVector pending = i < context.pending_out_shares.size()
@@ -1073,7 +1076,7 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context, const Writes* start
     dap::PingPongState next;
     if (stored) {
       next = dap::PingPongContinued(*task.vdaf, true, task.vdaf_context, *context.agg_param,
-                                    std::move(stored->state), stored->round, it->second->payload);
+                                    std::move(stored->state), stored->round, answer->payload);
     }
     if (next.kind == PingKind::kFinished) {
       auto added = accumulator.Add(row.bucket_key, row.time, row.report_id, next.out_share);

@@ -959,16 +959,24 @@ TEST_F(HostileInputTest, HelperInitRefusesInvalidPoplar1Parameters) {
 TEST_F(HostileInputTest, HelperContinueRefusals) {
   const dap::TaskId task_id = AddPoplar1Task(false);
   const dap::Time now = deployment_.NowUnits(task_id);
-  std::vector<dap::Report> reports = Reports(task_id, 3, now);
+  std::vector<dap::Report> reports = Reports(task_id, 4, now);
   const dap::Bytes param = Poplar1Param(task_id, 0, {"0", "1"});
   auto agg_param = AggParam(task_id, param);
   LeaderInit leader = PlayLeaderInit(task_id, reports, *agg_param);
+  // The last report is refused at init (an unknown HPKE configuration):
+  // its row is not waiting, and a continuation may not name it.
+  leader.verify_inits[3].report_share.encrypted_input_share.config_id ^= 0xff;
   auto created = PostInit(task_id, {0, param, {}, leader.verify_inits});
   ASSERT_TRUE(HasStatus(created, 201));
   const std::string url = HelperUrl(created->location.substr(1));
   auto init_resp = dap::Decode<dap::AggregationJobResp>(created->body);
   ASSERT_TRUE(init_resp);
-  auto continuation = PlayLeaderContinue(task_id, reports, *agg_param, leader, *init_resp);
+  ASSERT_EQ(init_resp->verify_resps.size(), 4u);
+  EXPECT_EQ(init_resp->verify_resps[3].type, dap::VerifyRespType::kReject);
+  init_resp->verify_resps.pop_back();
+  const std::vector<dap::Report> continued_reports(reports.begin(), reports.begin() + 3);
+  auto continuation =
+      PlayLeaderContinue(task_id, continued_reports, *agg_param, leader, *init_resp);
   ASSERT_TRUE(continuation);
   const dap::AggregationJobContinueReq good = *continuation;
   auto post = [&](const dap::AggregationJobContinueReq& request) {
@@ -991,6 +999,11 @@ TEST_F(HostileInputTest, HelperContinueRefusals) {
   dap::AggregationJobContinueReq reordered = good;
   std::swap(reordered.verify_continues[0], reordered.verify_continues[1]);
   EXPECT_TRUE(IsProblem(post(reordered), 400, "invalidMessage", &task_id));
+  ASSERT_EQ(good.verify_continues.size(), 3u);
+  dap::AggregationJobContinueReq not_waiting = good;
+  not_waiting.verify_continues.push_back(
+      {reports[3].metadata.report_id, good.verify_continues[2].payload});
+  EXPECT_TRUE(IsProblem(post(not_waiting), 400, "invalidMessage", &task_id));
   ExpectServing();
   // Polling reports the job where it is.
   EXPECT_TRUE(HasStatus(Send(HttpMethod::kGet, url + "?step=0", {}, {}, kPeerToken), 200));
