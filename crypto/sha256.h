@@ -19,6 +19,12 @@ inline constexpr size_t kSha256DigestSize = 32;
 // SHA-256 unavailable); `out` is then zeroed.
 Result<void> Sha256(std::span<const uint8_t> data, std::span<uint8_t, kSha256DigestSize> out);
 
+// out = SHA-256 of the parts one after the other, without joining them
+// first (a request body of megabytes need not be copied to put an ID before
+// it). Errors: as above.
+Result<void> Sha256OfParts(std::span<const std::span<const uint8_t>> parts,
+                           std::span<uint8_t, kSha256DigestSize> out);
+
 }  // namespace canopy::crypto
 
 #endif  // CANOPY_CRYPTO_SHA256_H_

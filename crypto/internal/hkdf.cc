@@ -148,9 +148,14 @@ Result<void> HkdfSha256Expand(std::span<const uint8_t> prk, ByteParts info,
 namespace canopy::crypto {
 
 Result<void> Sha256(std::span<const uint8_t> data, std::span<uint8_t, kSha256DigestSize> out) {
+  const std::span<const uint8_t> parts[] = {data};
+  return Sha256OfParts(parts, out);
+}
+
+Result<void> Sha256OfParts(std::span<const std::span<const uint8_t>> parts,
+                           std::span<uint8_t, kSha256DigestSize> out) {
   // HMAC's fetched algorithm and per-thread context serve plain hashing too.
   EVP_MD_CTX* ctx = internal::ThreadMdCtx();
-  const std::span<const uint8_t> parts[] = {data};
   if (ctx == nullptr || internal::Sha256() == nullptr || !internal::Hash(ctx, {}, parts, out)) {
     return internal::OpenSslFailure(out);
   }

@@ -26,6 +26,21 @@ TEST(Sha256, KnownAnswers) {
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
+// A job's ID is the first 16 bytes of SHA-256(task ID || request body): a
+// retried request must find the job its first attempt made, also across an
+// upgrade, so the derivation may never change.
+TEST(ContentDerivedId, IsTheHashOfTaskIdAndBody) {
+  dap::TaskId task_id;
+  for (size_t i = 0; i < task_id.size(); ++i) task_id[i] = static_cast<uint8_t>(i);
+  const std::vector<uint8_t> body = Bytes("an aggregation job's request");
+  std::vector<uint8_t> joined(task_id.begin(), task_id.end());
+  joined.insert(joined.end(), body.begin(), body.end());
+  const std::array<uint8_t, 32> digest = Sha256(joined);
+  const JobId id = ContentDerivedId(task_id, body);
+  EXPECT_EQ(Hex(id), Hex(std::span<const uint8_t>(digest).first(16)));
+  EXPECT_NE(ContentDerivedId(task_id, Bytes("another request")), id);
+}
+
 // Each thread has its own context: hashing at once gives each its own digest.
 TEST(Sha256, ThreadsHashAtOnce) {
   std::vector<std::thread> threads;

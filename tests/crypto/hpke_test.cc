@@ -259,6 +259,25 @@ TEST(HpkeHkdf, Sha256KnownAnswers) {
   EXPECT_EQ(BytesToHex(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
+// Parts hash as their concatenation, whichever way a message is split into
+// three (some empty).
+TEST(HpkeHkdf, Sha256OfPartsHashesTheirConcatenation) {
+  const std::vector<uint8_t> message =
+      Text("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq");
+  const std::span<const uint8_t> whole = message;
+  for (size_t first = 0; first <= whole.size(); ++first) {
+    for (size_t second = first; second <= whole.size(); ++second) {
+      const std::span<const uint8_t> parts[] = {
+          whole.first(first), whole.subspan(first, second - first), whole.subspan(second)};
+      std::array<uint8_t, 32> digest{};
+      ASSERT_TRUE(crypto::Sha256OfParts(parts, digest));
+      ASSERT_EQ(BytesToHex(digest),
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+          << "split at " << first << " and " << second;
+    }
+  }
+}
+
 // RFC 7748 section 6.1: public keys computed through the ladder shortcut.
 TEST(HpkeX25519, Rfc7748PublicKeys) {
   Result<std::vector<uint8_t>> alice = PublicKeyFromPrivate(
