@@ -952,8 +952,11 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       auto put = tx.PutAggregationJob(context.job);
       if (!put) return put;
     }
-    if (!dropped.empty()) {
-      // Sent again in full, in a job of their own (the extension's fallback).
+    // Sent again in full, in jobs of their own (the extension's fallback):
+    // jobs of full reports' size, since a held job is larger and the
+    // reports' shares would make its request too large for the helper.
+    const size_t retry_jobs = JobsFor(dropped.size(), /*held=*/false);
+    for (size_t j = 0; j < retry_jobs; ++j) {
       auto job_id = RandomJobId();
       if (!job_id) return std::unexpected(job_id.error());
       AggregationJobRow retry = context.job;
@@ -965,10 +968,12 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       auto created = tx.PutAggregationJob(retry);
       if (!created) return created;
       std::vector<ReportAggregationRow> retried;
-      for (size_t k = 0; k < dropped.size(); ++k) {
+      const size_t start = j * dropped.size() / retry_jobs;
+      const size_t end = (j + 1) * dropped.size() / retry_jobs;
+      for (size_t k = start; k < end; ++k) {
         ReportAggregationRow row = context.rows[dropped[k]];
         row.job_id = *job_id;
-        row.ord = static_cast<uint32_t>(k);
+        row.ord = static_cast<uint32_t>(k - start);
         row.state = ReportAggregationState::kStart;
         row.verify_state.clear();
         row.last_message.clear();
@@ -1031,19 +1036,30 @@ Result<void> LeaderDrivers::ContinueJob(JobContext& context, const Writes* start
     if (!decoded) return MakeError(ErrorCode::kVerifyFailed, "malformed helper response");
     response = std::move(*decoded);
   }
-  // The helper answers for the continued reports, in their order: a report
-  // whose answer is not next in line (left out, or out of order) failed.
-  // (Matched in one pass: a map of thousands of IDs was 4 % of the leader.)
+  // The helper's answer for each continued report: the k-th answer when
+  // the answers name the sent reports in order, as the helper is to give
+  // them (a map of thousands of IDs was 4 % of the leader); otherwise
+  // looked up by ID, and a report without one failed.
   std::span<const dap::VerifyResp> answers;
   if (response) answers = response->verify_resps;
-  size_t next_answer = 0;
+  bool in_order = answers.size() == sent.size();
+  for (size_t k = 0; in_order && k < sent.size(); ++k) {
+    in_order = answers[k].report_id == context.rows[sent[k]].report_id;
+  }
+  std::map<dap::ReportId, const dap::VerifyResp*> by_id;
+  if (!in_order) {
+    for (const dap::VerifyResp& verify_resp : answers) by_id[verify_resp.report_id] = &verify_resp;
+  }
   internal::OutputAccumulator accumulator(task, *context.agg_param, context.job.agg_param);
   bool waiting = false;
-  for (size_t i : sent) {
+  for (size_t k = 0; k < sent.size(); ++k) {
+    const size_t i = sent[k];
     ReportAggregationRow& row = context.rows[i];
     const dap::VerifyResp* answer = nullptr;
-    if (next_answer < answers.size() && answers[next_answer].report_id == row.report_id) {
-      answer = &answers[next_answer++];
+    if (in_order) {
+      answer = &answers[k];
+    } else if (auto found = by_id.find(row.report_id); found != by_id.end()) {
+      answer = found->second;
     }
     if (answer == nullptr || answer->type == dap::VerifyRespType::kReject) {
       row.state = ReportAggregationState::kFailed;

@@ -510,38 +510,53 @@ TEST(EndToEnd, LevelsCreatedInSeveralPassesCountEveryReportOnce) {
   EXPECT_EQ(collected->result, PlainCounts(strings, leaves));
 }
 
-// A walk's later levels put the reports the helper holds into larger jobs
-// (max_reports_per_held_job) than the first level's, and a level's reports
-// are split into jobs of about equal size, not full jobs and a remainder.
-TEST(EndToEnd, HeldReportsGoIntoLargerJobsOfEqualSize) {
-  DeploymentOptions options;
-  options.max_reports_per_job = 40;
-  options.max_reports_per_held_job = 100;
-  Deployment deployment(options);
-  const Poplar1Task added = AddPoplar1Task(deployment, 5, 4, 4);
-  const dap::TaskId task_id = added.id;
-  const poplar::Poplar1& poplar1 = added.vdaf();
-  dap::Time now = deployment.NowUnits(task_id);
-  std::mt19937_64 random(7);
-  std::vector<BitString> strings;
-  std::vector<poplar::Measurement> measurements;
-  const size_t kReports = 250;
-  for (size_t i = 0; i < kReports; ++i) {
-    BitString string;
-    for (int b = 0; b < 4; ++b) string = string.Extended(random() % 3 == 0);
-    strings.push_back(string);
-    measurements.push_back(string);
+// A walk on a deployment whose leader makes jobs of at most 40 reports, and
+// held_reports jobs of at most 100: uploads `count` random 4-bit strings and
+// collects levels, checking each against the plain counts.
+class JobSizeWalk {
+ public:
+  explicit JobSizeWalk(size_t count) : deployment_(Options()) {
+    task_ = AddPoplar1Task(deployment_, 5, 4, 4);
+    task_id_ = task_.id;
+    now_ = deployment_.NowUnits(task_id_);
+    std::mt19937_64 random(7);
+    std::vector<poplar::Measurement> measurements;
+    for (size_t i = 0; i < count; ++i) {
+      BitString string;
+      for (int b = 0; b < 4; ++b) string = string.Extended(random() % 3 == 0);
+      strings_.push_back(string);
+      measurements.push_back(string);
+    }
+    EXPECT_TRUE(deployment_.Upload(task_id_, measurements, now_));
   }
-  ASSERT_TRUE(deployment.Upload(task_id, measurements, now));
 
-  // The sizes of the jobs that aggregated a level, smallest first.
-  auto job_sizes = [&](const Bytes& agg_param) {
+  // Collects the counts of every prefix of `level` + 1 bits; returns the
+  // sizes of the jobs that aggregated it, smallest first.
+  std::vector<size_t> Collect(uint32_t level) {
+    std::vector<BitString> candidates;
+    for (uint32_t value = 0; value < (2u << level); ++value) {
+      BitString prefix;
+      for (int b = static_cast<int>(level); b >= 0; --b) prefix = prefix.Extended((value >> b) & 1);
+      candidates.push_back(prefix);
+    }
+    const poplar::Poplar1& poplar1 = task_.vdaf();
+    auto agg_param = poplar1.MakeAggParam(level, candidates, last_.get());
+    EXPECT_TRUE(agg_param);
+    if (!agg_param) return {};
+    last_ = std::move(*agg_param);
+    const Bytes encoded = poplar1.EncodeAggParam(*last_);
+    auto collected = deployment_.Collect(task_id_, IntervalCollection(now_, 1, encoded));
+    EXPECT_TRUE(collected) << collected.error().ToString();
+    if (!collected) return {};
+    EXPECT_EQ(collected->status, 200) << collected->problem_type;
+    EXPECT_EQ(collected->report_count, strings_.size());
+    EXPECT_EQ(collected->result, PlainCounts(strings_, candidates));
     std::vector<size_t> sizes;
-    auto read = deployment.leader().datastore->Run([&](Transaction& tx) -> Result<void> {
-      auto jobs = tx.JobsWithParam(task_id, agg_param);
+    auto read = deployment_.leader().datastore->Run([&](Transaction& tx) -> Result<void> {
+      auto jobs = tx.JobsWithParam(task_id_, encoded);
       if (!jobs) return std::unexpected(jobs.error());
       for (const JobId& job_id : *jobs) {
-        auto rows = tx.GetJobReports(task_id, job_id);
+        auto rows = tx.GetJobReports(task_id_, job_id);
         if (!rows) return std::unexpected(rows.error());
         sizes.push_back(rows->size());
       }
@@ -550,31 +565,60 @@ TEST(EndToEnd, HeldReportsGoIntoLargerJobsOfEqualSize) {
     EXPECT_TRUE(read) << read.error().ToString();
     std::sort(sizes.begin(), sizes.end());
     return sizes;
-  };
+  }
 
-  std::vector<BitString> candidates = {*BitString::Parse("0"), *BitString::Parse("1")};
-  auto first = poplar1.MakeAggParam(0, candidates, nullptr);
-  ASSERT_TRUE(first);
-  const Bytes first_param = poplar1.EncodeAggParam(**first);
-  auto collected = deployment.Collect(task_id, IntervalCollection(now, 1, first_param));
-  ASSERT_TRUE(collected) << collected.error().ToString();
-  ASSERT_EQ(collected->status, 200) << collected->problem_type;
-  EXPECT_EQ(collected->result, PlainCounts(strings, candidates));
+  Deployment& deployment() { return deployment_; }
+
+ private:
+  static DeploymentOptions Options() {
+    DeploymentOptions options;
+    options.max_reports_per_job = 40;
+    options.max_reports_per_held_job = 100;
+    return options;
+  }
+
+  Deployment deployment_;
+  Poplar1Task task_;  // Keeps its VDAF alive.
+  dap::TaskId task_id_;
+  dap::Time now_ = 0;
+  std::vector<BitString> strings_;
+  std::shared_ptr<const poplar::Poplar1AggParam> last_;  // The last level collected.
+};
+
+// A walk's later levels put the reports the helper holds into larger jobs
+// (max_reports_per_held_job) than the first level's, and a level's reports
+// are split into jobs of about equal size, not full jobs and a remainder.
+// Reports the helper no longer holds (its held shares gone, its cache
+// emptied by a restart) are sent again with their shares, in jobs of the
+// first level's size: a held job's size of full reports could exceed the
+// helper's request size limit.
+TEST(EndToEnd, HeldReportsGoIntoLargerJobsAndLostOnesIntoFullSizedJobs) {
+  JobSizeWalk walk(250);
   // 250 reports in jobs of at most 40: seven, of 35 or 36.
-  EXPECT_EQ(job_sizes(first_param), (std::vector<size_t>{35, 35, 36, 36, 36, 36, 36}));
-
-  std::vector<BitString> next;
-  for (const char* prefix : {"00", "01", "10", "11"}) next.push_back(*BitString::Parse(prefix));
-  auto second = poplar1.MakeAggParam(1, next, first->get());
-  ASSERT_TRUE(second);
-  const Bytes second_param = poplar1.EncodeAggParam(**second);
-  collected = deployment.Collect(task_id, IntervalCollection(now, 1, second_param));
-  ASSERT_TRUE(collected) << collected.error().ToString();
-  ASSERT_EQ(collected->status, 200) << collected->problem_type;
-  EXPECT_EQ(collected->report_count, kReports);
-  EXPECT_EQ(collected->result, PlainCounts(strings, next));
+  EXPECT_EQ(walk.Collect(0), (std::vector<size_t>{35, 35, 36, 36, 36, 36, 36}));
   // Held now: jobs of at most 100, three of 83 or 84.
-  EXPECT_EQ(job_sizes(second_param), (std::vector<size_t>{83, 83, 84}));
+  EXPECT_EQ(walk.Collect(1), (std::vector<size_t>{83, 83, 84}));
+
+  walk.deployment().RestartHelper();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((walk.deployment().folder() + "/helper.sqlite").c_str(), &db), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(db, "DELETE FROM held_reports", nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  EXPECT_EQ(sqlite3_changes(db), 250);
+  sqlite3_close(db);
+  const uint64_t opened = walk.deployment().helper().metrics.input_shares_opened();
+  // The three held jobs are refused whole (report_dropped), and each one's
+  // 83 or 84 reports go again into three jobs of 27 or 28.
+  EXPECT_EQ(walk.Collect(2), (std::vector<size_t>{27, 27, 28, 28, 28, 28, 28, 28, 28, 83, 83, 84}));
+  EXPECT_EQ(walk.deployment().helper().metrics.input_shares_opened(), opened + 250);
+}
+
+// A pass makes at least as many jobs as the leader drives at once (two
+// here) while each gets as many reports as a full job may hold.
+TEST(EndToEnd, ASmallLevelStillGoesIntoAJobPerParallelDriver) {
+  JobSizeWalk walk(60);
+  EXPECT_EQ(walk.Collect(0), (std::vector<size_t>{30, 30}));
+  EXPECT_EQ(walk.Collect(1), (std::vector<size_t>{30, 30}));
 }
 
 // Which reports a level took is kept in memory, and its jobs' records are

@@ -160,6 +160,7 @@ Result<void> ProcessDeployment::Start() {
       config.set_peer_url(helper_->url());
       config.set_collector_token(kCollectorToken);
       config.set_max_reports_per_aggregation_job(options_.max_reports_per_aggregation_job);
+      config.set_max_reports_per_held_aggregation_job(options_.max_reports_per_aggregation_job);
     }
     config::HpkeKeyFiles* key = config.add_hpke_keys();
     key->set_config_id(leader ? 1 : 2);

@@ -44,7 +44,9 @@ struct Collection {
 };
 
 struct ProcessDeploymentOptions {
-  // The leader's max_reports_per_aggregation_job.
+  // The leader's max_reports_per_aggregation_job, and its
+  // max_reports_per_held_aggregation_job too: a walk's later levels then
+  // also take many jobs, each a moment for a test to kill a party in.
   uint32_t max_reports_per_aggregation_job = 50;
 };
 
