@@ -44,8 +44,7 @@ std::vector<uint8_t> Levels(const std::vector<uint8_t>& all, std::span<const siz
   return {all.begin() + static_cast<ptrdiff_t>(from), all.begin() + static_cast<ptrdiff_t>(to)};
 }
 
-// Level files in a new temporary folder (which the caller leaves to the
-// system's cleaning of temporary folders, as the other tests do).
+// Level files in a new temporary folder (removed when the tests end).
 std::unique_ptr<LevelFiles> OpenInNewFolder() {
   auto files = LevelFiles::Open(canopy::testing::MakeTempFolder("canopy-level-files"));
   EXPECT_TRUE(files) << files.error().ToString();

@@ -16,7 +16,8 @@ namespace canopy::testing {
 Result<std::string> CreateTempFolder(std::string_view prefix);
 
 // CreateTempFolder for a GoogleTest test: a failure fails the current test
-// and returns "".
+// and returns "". The folder, with everything in it, is removed when the
+// test program exits.
 std::string MakeTempFolder(std::string_view prefix);
 
 }  // namespace canopy::testing
