@@ -60,6 +60,9 @@ using boost::system::error_code;
 
 // Beast's default, stated here because the header promises it.
 constexpr uint32_t kHeaderLimit = 8 * 1024;
+// Beast's largest read of a request's body, and so the room a session's
+// buffer keeps for a large body (once, for the connection's life).
+constexpr uint64_t kBodyReadBytes = 64 * 1024;
 
 // After an error answer the client may still be sending (the rest of an
 // oversized body). Closing a socket with unread data makes the kernel reset
@@ -330,6 +333,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
+    // Beast reads as much as the buffer has room for (at least 512 bytes,
+    // at most 64 KiB a call), and the buffer does not grow while a body
+    // streams through it: without room made here, a first round's request
+    // of megabytes took a system call every 512 bytes, 14 % of the helper's
+    // time in that round.
+    if (const auto length = parser_->content_length(); length && *length > buffer_.capacity()) {
+      buffer_.reserve(static_cast<size_t>(std::min<uint64_t>(*length, kBodyReadBytes)));
+    }
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](error_code ec, size_t) {
                        if (ec) return self->OnReadError(ec);

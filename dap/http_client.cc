@@ -106,6 +106,12 @@ std::string Milliseconds(std::chrono::milliseconds duration) {
 // One keep-alive connection. It owns its io_context so that a thread can run
 // it without disturbing other connections.
 struct Connection {
+  Connection() {
+    // Room for Beast's largest read (64 KiB): it reads as much as the
+    // buffer has room for, at least 512 bytes, and the buffer does not grow
+    // while a body streams through it.
+    buffer.reserve(64 * 1024);
+  }
   asio::io_context io{1};
   tcp::socket socket{io};
   boost::beast::flat_buffer buffer;
