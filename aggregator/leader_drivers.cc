@@ -64,6 +64,12 @@ BatchScope ScopeOf(const Task& task, const std::vector<Bytes>& bucket_keys) {
   return {BucketTime(bucket_keys.front()), BucketTime(bucket_keys.back()) + 1, {}};
 }
 
+// Reports [first, second) of `count` split into `jobs` jobs of about equal
+// size: job j takes those from j * count / jobs.
+std::pair<size_t, size_t> JobRange(size_t count, size_t jobs, size_t j) {
+  return {j * count / jobs, (j + 1) * count / jobs};
+}
+
 // The report IDs of listed reports or of a job's rows, in order.
 template <typename Row>
 std::vector<ReportId> ReportIdsOf(const std::vector<Row>& rows) {
@@ -400,11 +406,9 @@ Result<size_t> LeaderDrivers::CreateJobs(const Task& task, const Bytes& agg_para
     }
     for (int kind = 0; kind < 2; ++kind) {
       const auto& group = kind == 0 ? full : held;
-      // Jobs of about equal size (job j takes the reports from j * n / jobs).
       const size_t jobs = JobsFor(group.size(), kind == 1);
       for (size_t j = 0; j < jobs; ++j) {
-        const size_t start = j * group.size() / jobs;
-        const size_t end = (j + 1) * group.size() / jobs;
+        const auto [start, end] = JobRange(group.size(), jobs, j);
         auto job_id = RandomJobId();
         if (!job_id) return std::unexpected(job_id.error());
         AggregationJobRow job;
@@ -674,7 +678,9 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
   // request carries only its metadata), which spares reading kilobytes per
   // report at every level of a walk.
   std::vector<std::unique_ptr<poplar::PreparedReport>> prepared(context.rows.size());
-  if (task.multi_level()) report_cache_.TakeMany(task.id, ReportIdsOf(context.rows), prepared);
+  const std::vector<ReportId> report_ids =
+      task.multi_level() ? ReportIdsOf(context.rows) : std::vector<ReportId>();
+  if (task.multi_level()) report_cache_.TakeMany(task.id, report_ids, prepared);
   auto from_memory = [&](size_t i) { return context.job.held_reports && prepared[i] != nullptr; };
 
   // Load the other reports (and, multi-level, whether the helper holds them:
@@ -968,8 +974,7 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       auto created = tx.PutAggregationJob(retry);
       if (!created) return created;
       std::vector<ReportAggregationRow> retried;
-      const size_t start = j * dropped.size() / retry_jobs;
-      const size_t end = (j + 1) * dropped.size() / retry_jobs;
+      const auto [start, end] = JobRange(dropped.size(), retry_jobs, j);
       for (size_t k = start; k < end; ++k) {
         ReportAggregationRow row = context.rows[dropped[k]];
         row.job_id = *job_id;
@@ -995,7 +1000,7 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
     if (done) metrics_.AggregationJob(Metrics::JobEvent::kFinished);
   }
   if (!done) return done;
-  if (task.multi_level()) report_cache_.PutMany(task.id, ReportIdsOf(context.rows), prepared);
+  if (task.multi_level()) report_cache_.PutMany(task.id, report_ids, prepared);
   return {};
 }
 

@@ -438,20 +438,21 @@ void CheckAggregator(AggregatorConfig& config, const Where& where, const std::st
                                               config.level_files_directory());
     }
   }
-  if (config.max_reports_per_aggregation_job() == 0) {
-    config.set_max_reports_per_aggregation_job(kDefaultMaxReportsPerAggregationJob);
-  } else if (config.max_reports_per_aggregation_job() > kMaxReportsPerAggregationJob) {
-    where.Fail("max_reports_per_aggregation_job",
-               "must be at most " + Str(kMaxReportsPerAggregationJob) + ", got " +
-                   Str(config.max_reports_per_aggregation_job()));
-  }
-  if (config.max_reports_per_held_aggregation_job() == 0) {
-    config.set_max_reports_per_held_aggregation_job(kDefaultMaxReportsPerHeldAggregationJob);
-  } else if (config.max_reports_per_held_aggregation_job() > kMaxReportsPerAggregationJob) {
-    where.Fail("max_reports_per_held_aggregation_job",
-               "must be at most " + Str(kMaxReportsPerAggregationJob) + ", got " +
-                   Str(config.max_reports_per_held_aggregation_job()));
-  }
+  // A job size: 0 means the default; at most kMaxReportsPerAggregationJob.
+  auto job_size = [&](std::string_view field, uint32_t size, uint32_t default_size) {
+    if (size == 0) return default_size;
+    if (size > kMaxReportsPerAggregationJob) {
+      where.Fail(field,
+                 "must be at most " + Str(kMaxReportsPerAggregationJob) + ", got " + Str(size));
+    }
+    return size;
+  };
+  config.set_max_reports_per_aggregation_job(job_size("max_reports_per_aggregation_job",
+                                                      config.max_reports_per_aggregation_job(),
+                                                      kDefaultMaxReportsPerAggregationJob));
+  config.set_max_reports_per_held_aggregation_job(job_size(
+      "max_reports_per_held_aggregation_job", config.max_reports_per_held_aggregation_job(),
+      kDefaultMaxReportsPerHeldAggregationJob));
 }
 
 // ---------------------------------------------------------------------------

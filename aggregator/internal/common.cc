@@ -15,9 +15,12 @@ std::string DapMediaType(std::string_view message) {
   return "application/ppm-dap;message=" + std::string(message);
 }
 
-std::array<uint8_t, 32> Sha256(std::span<const uint8_t> data) {
+namespace {
+
+// SHA-256 of the parts one after the other, or the end of the process.
+std::array<uint8_t, 32> Sha256OfPartsOrAbort(std::span<const std::span<const uint8_t>> parts) {
   std::array<uint8_t, 32> digest{};
-  if (Result<void> hashed = crypto::Sha256(data, digest); !hashed) {
+  if (Result<void> hashed = crypto::Sha256OfParts(parts, digest); !hashed) {
     // Only when out of memory: a wrong digest would break the checksums
     // both aggregators compare, or make two requests look alike.
     std::cerr << "canopy-aggregator: " << hashed.error().message() << "; stopping\n";
@@ -26,15 +29,18 @@ std::array<uint8_t, 32> Sha256(std::span<const uint8_t> data) {
   return digest;
 }
 
+}  // namespace
+
+std::array<uint8_t, 32> Sha256(std::span<const uint8_t> data) {
+  const std::span<const uint8_t> parts[] = {data};
+  return Sha256OfPartsOrAbort(parts);
+}
+
 JobId ContentDerivedId(const dap::TaskId& task_id, std::span<const uint8_t> body) {
   // Hashed in two parts: a first level's request body is megabytes, and
   // copying it behind the task ID was 2 % of the helper's first round.
   const std::span<const uint8_t> parts[] = {task_id, body};
-  std::array<uint8_t, 32> digest{};
-  if (Result<void> hashed = crypto::Sha256OfParts(parts, digest); !hashed) {
-    std::cerr << "canopy-aggregator: " << hashed.error().message() << "; stopping\n";
-    std::abort();
-  }
+  const std::array<uint8_t, 32> digest = Sha256OfPartsOrAbort(parts);
   JobId id;
   std::copy_n(digest.begin(), id.size(), id.begin());
   return id;

@@ -143,8 +143,9 @@ class LruCache {
   std::unique_ptr<Value> Remove(const Key& key) {
     const uint64_t hash = Hash{}(key);
     std::lock_guard<std::mutex> lock(mutex_);
+    if (slots_.empty()) return nullptr;
     const size_t slot = Find(key, hash);
-    return slots_.empty() || slots_[slot].node == nullptr ? nullptr : Forget(slot);
+    return slots_[slot].node == nullptr ? nullptr : Forget(slot);
   }
 
   // Drops every entry whose key satisfies `predicate`.
@@ -215,7 +216,6 @@ class LruCache {
   // The slot holding `key`, or the empty slot where it would go (under the
   // lock; the table must not be empty).
   size_t Find(const Key& key, uint64_t hash) const {
-    if (slots_.empty()) return 0;
     const size_t mask = slots_.size() - 1;
     for (size_t slot = hash & mask;; slot = (slot + 1) & mask) {
       const Slot& at = slots_[slot];

@@ -355,6 +355,19 @@ std::vector<BitString> NumberedStrings(int count) {
   return strings;
 }
 
+// `count` random strings of 4 bits, each bit 1 with probability 1/3, from
+// `seed`.
+std::vector<BitString> RandomStrings(size_t count, uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::vector<BitString> strings;
+  for (size_t i = 0; i < count; ++i) {
+    BitString string;
+    for (int b = 0; b < 4; ++b) string = string.Extended(random() % 3 == 0);
+    strings.push_back(string);
+  }
+  return strings;
+}
+
 std::vector<poplar::Measurement> AsMeasurements(const std::vector<BitString>& strings) {
   return {strings.begin(), strings.end()};
 }
@@ -471,17 +484,9 @@ TEST(EndToEnd, LevelsCreatedInSeveralPassesCountEveryReportOnce) {
   const dap::TaskId task_id = added.id;
   const poplar::Poplar1& poplar1 = added.vdaf();
   dap::Time now = deployment.NowUnits(task_id);
-  std::mt19937_64 random(5);
-  std::vector<BitString> strings;
-  std::vector<poplar::Measurement> measurements;
   const size_t kReports = 150;
-  for (size_t i = 0; i < kReports; ++i) {
-    BitString string;
-    for (int b = 0; b < 4; ++b) string = string.Extended(random() % 3 == 0);
-    strings.push_back(string);
-    measurements.push_back(string);
-  }
-  ASSERT_TRUE(deployment.Upload(task_id, measurements, now));
+  const std::vector<BitString> strings = RandomStrings(kReports, 5);
+  ASSERT_TRUE(deployment.Upload(task_id, AsMeasurements(strings), now));
 
   std::vector<BitString> candidates = {*BitString::Parse("0"), *BitString::Parse("1")};
   auto first = poplar1.MakeAggParam(0, candidates, nullptr);
@@ -519,15 +524,8 @@ class JobSizeWalk {
     task_ = AddPoplar1Task(deployment_, 5, 4, 4);
     task_id_ = task_.id;
     now_ = deployment_.NowUnits(task_id_);
-    std::mt19937_64 random(7);
-    std::vector<poplar::Measurement> measurements;
-    for (size_t i = 0; i < count; ++i) {
-      BitString string;
-      for (int b = 0; b < 4; ++b) string = string.Extended(random() % 3 == 0);
-      strings_.push_back(string);
-      measurements.push_back(string);
-    }
-    EXPECT_TRUE(deployment_.Upload(task_id_, measurements, now_));
+    strings_ = RandomStrings(count, 7);
+    EXPECT_TRUE(deployment_.Upload(task_id_, AsMeasurements(strings_), now_));
   }
 
   // Collects the counts of every prefix of `level` + 1 bits; returns the
