@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "aggregator/internal/common.h"
+#include "aggregator/internal/wal_checkpointer.h"
 
 namespace canopy::aggregator {
 namespace {
@@ -1616,9 +1617,23 @@ class SqliteTransaction final : public Transaction {
 class SqliteDatastore final : public Datastore {
  public:
   explicit SqliteDatastore(sqlite3* db) : db_(db) {}
-  // sqlite3_close_v2 defers the close until the cached statements, which
-  // are finalised after this body, are gone.
-  ~SqliteDatastore() override { sqlite3_close_v2(db_); }
+  // The checkpointer stops before the connection closes (its hook points
+  // here). sqlite3_close_v2 defers the close until the cached statements,
+  // which are finalised after this body, are gone.
+  ~SqliteDatastore() override {
+    checkpointer_.reset();
+    sqlite3_close_v2(db_);
+  }
+
+  // Moves the WAL's checkpoints to a thread of their own (see
+  // internal/wal_checkpointer.h). Errors: those of WalCheckpointer::Start.
+  Result<void> CheckpointInBackground(const SqliteOptions& options) {
+    auto started = internal::WalCheckpointer::Start(
+        db_, mutex_, options.path, options.checkpoint_pages, options.synchronous_full);
+    if (!started) return std::unexpected(started.error());
+    checkpointer_ = std::move(*started);
+    return {};
+  }
 
   Result<void> Run(const std::function<Result<void>(Transaction&)>& body) override {
     std::lock_guard lock(mutex_);
@@ -1657,6 +1672,7 @@ class SqliteDatastore final : public Datastore {
   std::mutex mutex_;
   StatementCache statements_{db_};
   std::atomic<uint64_t> listing_generation_{0};
+  std::unique_ptr<internal::WalCheckpointer> checkpointer_;
 };
 
 // SQL canopy_sha256(blob): the SHA-256 digest of a blob (NULL stays NULL).
@@ -1734,6 +1750,10 @@ const char* ReportsInBatchQuery(bool by_batch_key, bool after) {
 }  // namespace internal
 
 Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& options) {
+  if (options.checkpoint_pages < 1) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "database " + options.path + ": checkpoint_pages must be at least 1");
+  }
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(options.path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
@@ -1754,7 +1774,8 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
   // several times per level (created, stepped, finished) once.
   std::string pragmas =
       "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; "
-      "PRAGMA mmap_size = 1073741824; PRAGMA wal_autocheckpoint = 16384; ";
+      "PRAGMA mmap_size = 1073741824; PRAGMA wal_autocheckpoint = " +
+      std::to_string(options.checkpoint_pages) + "; ";
   pragmas +=
       options.synchronous_full ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;";
   CANOPY_TRY(Exec(db, options.path, pragmas.c_str()));
@@ -1764,6 +1785,10 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
   }
   CANOPY_TRY(Migrate(db, options.path,
                      options.schema_version == 0 ? kSchemaVersion : options.schema_version));
+  // An in-memory database has no log; it keeps SQLite's own checkpoints.
+  if (options.path != ":memory:" && !options.path.empty()) {
+    CANOPY_TRY(datastore->CheckpointInBackground(options));
+  }
   return std::unique_ptr<Datastore>(std::move(datastore));
 }
 

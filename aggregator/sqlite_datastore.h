@@ -7,8 +7,10 @@
 // operators who need that guarantee set `synchronous_full`.
 //
 // Concurrency: one connection, and transactions are serialised by a mutex
-// (SQLite has one writer at a time anyway). Several processes must not share
-// one file: each aggregator owns its database.
+// (SQLite has one writer at a time anyway); a second connection only copies
+// the WAL into the database file, on a thread of its own, while
+// transactions go on. Several processes must not share one file: each
+// aggregator owns its database.
 #ifndef CANOPY_AGGREGATOR_SQLITE_DATASTORE_H_
 #define CANOPY_AGGREGATOR_SQLITE_DATASTORE_H_
 
@@ -32,6 +34,10 @@ struct SqliteOptions {
   // build's (kSchemaVersion). Only tests of the migrations set it: the
   // datastore's methods expect the latest schema.
   int schema_version = 0;
+  // The WAL's size in pages (4 KiB each) at which a checkpoint copies it
+  // into the database file, on a thread of its own (see
+  // internal/wal_checkpointer.h). At least 1.
+  int checkpoint_pages = 16384;
 };
 
 // The schema version this build writes. Opening a database with a newer

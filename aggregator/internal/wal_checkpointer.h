@@ -1,0 +1,89 @@
+// Checkpoints of a SQLite database's write-ahead log, on a thread of their
+// own.
+//
+// SQLite's automatic checkpoint runs inside the commit that crosses its
+// threshold: that transaction copies the whole log (64 MiB here) into the
+// database file and syncs it, while the datastore's mutex holds every other
+// transaction back. During a walk's first round the helper commits
+// megabytes of held shares a job, and its checkpoints were 13 % of its
+// processor time, all of it spent with every other job waiting.
+//
+// WalCheckpointer replaces that: a commit that finds the log past the
+// threshold only wakes this thread, which copies the log through a
+// connection of its own while transactions go on, then takes the writer's
+// mutex for a second, short pass over the frames committed meanwhile. A log
+// copied to its end is restarted by the next transaction instead of growing,
+// so the log stays near the threshold as before.
+//
+// Durability is SQLite's: a checkpoint never changes what a committed
+// transaction wrote, and one cut short (kill -9) is redone from the log.
+#ifndef CANOPY_AGGREGATOR_INTERNAL_WAL_CHECKPOINTER_H_
+#define CANOPY_AGGREGATOR_INTERNAL_WAL_CHECKPOINTER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "crypto/error.h"
+
+struct sqlite3;
+
+namespace canopy::aggregator::internal {
+
+class WalCheckpointer {
+ public:
+  // Opens a second connection to the database at `path` and starts the
+  // thread. `writer` is the connection whose commits grow the log (its WAL
+  // hook is replaced, which also ends its automatic checkpoints) and
+  // `writer_mutex` serialises that connection's transactions. A checkpoint
+  // starts once the log holds `threshold_pages` pages. `synchronous_full`
+  // mirrors the writer's setting (both sync the log before a checkpoint and
+  // the database after it). Errors: kIoError naming the path when the
+  // second connection cannot be opened.
+  static Result<std::unique_ptr<WalCheckpointer>> Start(sqlite3* writer, std::mutex& writer_mutex,
+                                                        const std::string& path,
+                                                        int threshold_pages, bool synchronous_full);
+
+  // Stops the thread (a checkpoint under way finishes first), gives the
+  // writer its automatic checkpoints back and closes the second connection.
+  ~WalCheckpointer();
+
+  WalCheckpointer(const WalCheckpointer&) = delete;
+  WalCheckpointer& operator=(const WalCheckpointer&) = delete;
+
+  // How many checkpoints this thread has completed (for tests and logs).
+  uint64_t completed() const { return completed_.load(); }
+
+ private:
+  WalCheckpointer(sqlite3* writer, std::mutex& writer_mutex, sqlite3* own, std::string path,
+                  int threshold_pages);
+
+  // The writer's WAL hook: called after each commit with the log's size.
+  static int OnCommit(void* self, sqlite3* db, const char* schema, int pages);
+
+  void Loop();
+  // One checkpoint: most of the log concurrently, the rest under the mutex.
+  void Checkpoint();
+
+  sqlite3* const writer_;
+  std::mutex& writer_mutex_;
+  sqlite3* const own_;
+  const std::string path_;
+  const int threshold_pages_;
+
+  std::mutex wake_mutex_;
+  std::condition_variable wake_;
+  bool requested_ = false;
+  bool stopping_ = false;
+  std::atomic<uint64_t> completed_{0};
+  bool failure_logged_ = false;
+  std::thread thread_;
+};
+
+}  // namespace canopy::aggregator::internal
+
+#endif  // CANOPY_AGGREGATOR_INTERNAL_WAL_CHECKPOINTER_H_

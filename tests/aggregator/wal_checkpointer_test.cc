@@ -1,0 +1,116 @@
+// The WAL's checkpoints on a thread of their own: they copy the log while the
+// writer's mutex is held elsewhere, finish under it, and hand the writer its
+// automatic checkpoints back when they stop.
+#include "aggregator/internal/wal_checkpointer.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "tests/testing/temp_folder.h"
+
+namespace canopy::aggregator::internal {
+namespace {
+
+// Waits up to 30 seconds for `done`; true when it came.
+bool EventuallyTrue(const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+class WalCheckpointerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    folder_ = canopy::testing::MakeTempFolder("canopy-checkpointer");
+    path_ = folder_ + "/test.sqlite";
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &writer_), SQLITE_OK);
+    Exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; CREATE TABLE t(b BLOB)");
+  }
+  void TearDown() override {
+    sqlite3_close(writer_);
+    std::filesystem::remove_all(folder_);
+  }
+
+  void Exec(const char* sql) {
+    ASSERT_EQ(sqlite3_exec(writer_, sql, nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(writer_);
+  }
+  // One transaction of 64 KiB: 16 pages of log.
+  void WriteOneTransaction() { Exec("INSERT INTO t VALUES (randomblob(65536))"); }
+
+  uintmax_t DatabaseBytes() const { return std::filesystem::file_size(path_); }
+  uintmax_t LogBytes() const { return std::filesystem::file_size(path_ + "-wal"); }
+
+  std::string folder_;
+  std::string path_;
+  sqlite3* writer_ = nullptr;
+  std::mutex writer_mutex_;
+};
+
+TEST_F(WalCheckpointerTest, CopiesTheLogWhileTheWriterIsHeldAndFinishesAfter) {
+  auto checkpointer = WalCheckpointer::Start(writer_, writer_mutex_, path_, 4, false);
+  ASSERT_TRUE(checkpointer) << checkpointer.error().ToString();
+  const uintmax_t before = DatabaseBytes();
+  {
+    // The commit only wakes the thread; the copy happens while this test
+    // still holds the writer's mutex, so it is not the commit's.
+    std::lock_guard held(writer_mutex_);
+    WriteOneTransaction();
+    EXPECT_TRUE(EventuallyTrue([&] { return DatabaseBytes() >= before + 65536; }));
+    // The second pass waits for the mutex.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ((*checkpointer)->completed(), 0u);
+  }
+  EXPECT_TRUE(EventuallyTrue([&] { return (*checkpointer)->completed() == 1; }));
+}
+
+TEST_F(WalCheckpointerTest, ALogCopiedToItsEndIsWrittenAgainFromItsStart) {
+  auto checkpointer = WalCheckpointer::Start(writer_, writer_mutex_, path_, 4, false);
+  ASSERT_TRUE(checkpointer) << checkpointer.error().ToString();
+  for (uint64_t i = 1; i <= 20; ++i) {
+    {
+      std::lock_guard held(writer_mutex_);
+      WriteOneTransaction();
+    }
+    ASSERT_TRUE(EventuallyTrue([&] { return (*checkpointer)->completed() >= i; }));
+  }
+  // Twenty transactions of 64 KiB went through a log that never held more
+  // than about one of them.
+  EXPECT_LT(LogBytes(), 4 * 65536u);
+  EXPECT_GE(DatabaseBytes(), 20 * 65536u);
+}
+
+TEST_F(WalCheckpointerTest, TheWriterCheckpointsItselfAgainOnceItStops) {
+  Exec("PRAGMA wal_autocheckpoint = 1000000");
+  {
+    auto checkpointer = WalCheckpointer::Start(writer_, writer_mutex_, path_, 4, false);
+    ASSERT_TRUE(checkpointer) << checkpointer.error().ToString();
+  }
+  // Without the thread, the commit that crosses 4 pages copies the log
+  // itself, before it returns.
+  const uintmax_t before = DatabaseBytes();
+  WriteOneTransaction();
+  EXPECT_GE(DatabaseBytes(), before + 65536);
+}
+
+TEST_F(WalCheckpointerTest, RefusesADatabaseItCannotOpen) {
+  auto refused =
+      WalCheckpointer::Start(writer_, writer_mutex_, folder_ + "/missing/x.sqlite", 4, false);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kIoError);
+  EXPECT_NE(refused.error().message().find("missing/x.sqlite"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace canopy::aggregator::internal
