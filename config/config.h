@@ -45,9 +45,10 @@ inline constexpr uint32_t kDefaultMaxReportsPerAggregationJob = 500;
 inline constexpr uint32_t kMaxReportsPerAggregationJob = 100000;
 inline constexpr uint32_t kDefaultMaxReportsPerHeldAggregationJob = 4000;
 inline constexpr uint64_t kDefaultReportCacheReports = 100000;
-// The heavy-hitters walk's stride when unset: the fastest for a 10,000-report
-// walk over 256-bit strings (docs/PERFORMANCE.md, "Heavy-hitters discovery").
-inline constexpr uint32_t kDefaultBitsPerRound = 4;
+// The heavy-hitters walk's stride when unset: the fastest for walks of 10,000
+// to 1,000,000 reports over 256-bit strings (docs/PERFORMANCE.md, "Three bits
+// a round").
+inline constexpr uint32_t kDefaultBitsPerRound = 3;
 inline constexpr uint64_t kMaxReportCacheReports = 100000000;
 inline constexpr uint32_t kDefaultPollIntervalSeconds = 5;
 inline constexpr uint32_t kDefaultCollectionTimeoutSeconds = 3600;

@@ -70,10 +70,10 @@ TEST(WalkSettingsTest, AppliesDefaults) {
   config.set_bits(12);
   config.set_relative_threshold(0.25);
   WalkSettings settings = Settings(config);
-  EXPECT_EQ(settings.bits_per_round, 4u);
-  EXPECT_EQ(settings.first_round_bits, 4u);
+  EXPECT_EQ(settings.bits_per_round, 3u);
+  EXPECT_EQ(settings.first_round_bits, 3u);
   EXPECT_EQ(settings.default_threshold, Threshold::Fraction(0.25));
-  EXPECT_EQ(settings.PlannedRounds(), 3u);
+  EXPECT_EQ(settings.PlannedRounds(), 4u);
 
   config.set_bits_per_round(5);
   settings = Settings(config);

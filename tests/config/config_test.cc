@@ -471,8 +471,8 @@ TEST_F(ConfigTest, CollectorRelativeThresholdOutOfRangeIsNamed) {
 TEST_F(ConfigTest, CollectorThresholdsAreChecked) {
   Result<CollectorConfig> good = ParseCollectorConfig(kGoodCollector, "c.textproto");
   ASSERT_TRUE(good) << good.error().message();
-  EXPECT_EQ(good->heavy_hitters().bits_per_round(), 4u);
-  EXPECT_EQ(good->heavy_hitters().first_round_bits(), 4u);
+  EXPECT_EQ(good->heavy_hitters().bits_per_round(), 3u);
+  EXPECT_EQ(good->heavy_hitters().first_round_bits(), 3u);
   EXPECT_EQ(good->output_format(), CollectorConfig::TEXT);
 
   std::string text = Replace(kGoodCollector, "  default_threshold",
@@ -494,7 +494,7 @@ TEST_F(ConfigTest, CollectorThresholdsAreChecked) {
            "c.textproto:12: heavy_hitters.prefix_thresholds[3].bits: the same prefix as "
            "prefix_thresholds[2]",
            "c.textproto:13: heavy_hitters.max_candidates_per_level: must be 0 (no cap) or at "
-           "least 16",
+           "least 8",
        }) {
     EXPECT_NE(message.find(needle), std::string::npos) << "no \"" << needle << "\" in:\n"
                                                        << message;
