@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <iostream>
 #include <mutex>
 #include <span>
 #include <string>
@@ -1626,13 +1627,18 @@ class SqliteDatastore final : public Datastore {
   }
 
   // Moves the WAL's checkpoints to a thread of their own (see
-  // internal/wal_checkpointer.h). Errors: those of WalCheckpointer::Start.
-  Result<void> CheckpointInBackground(const SqliteOptions& options) {
-    auto started = internal::WalCheckpointer::Start(
-        db_, mutex_, options.path, options.checkpoint_pages, options.synchronous_full);
-    if (!started) return std::unexpected(started.error());
+  // internal/wal_checkpointer.h). A database without a file keeps SQLite's
+  // own; so does one whose second connection cannot open, with a line on
+  // stderr: the datastore works either way, only slower.
+  void CheckpointInBackground(const SqliteOptions& options) {
+    auto started = internal::WalCheckpointer::Start(db_, mutex_, options.checkpoint_pages,
+                                                    options.synchronous_full);
+    if (!started) {
+      std::cerr << "canopy-aggregator: " << started.error().message()
+                << "; SQLite checkpoints in its commits instead\n";
+      return;
+    }
     checkpointer_ = std::move(*started);
-    return {};
   }
 
   Result<void> Run(const std::function<Result<void>(Transaction&)>& body) override {
@@ -1785,10 +1791,7 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
   }
   CANOPY_TRY(Migrate(db, options.path,
                      options.schema_version == 0 ? kSchemaVersion : options.schema_version));
-  // An in-memory database has no log; it keeps SQLite's own checkpoints.
-  if (options.path != ":memory:" && !options.path.empty()) {
-    CANOPY_TRY(datastore->CheckpointInBackground(options));
-  }
+  datastore->CheckpointInBackground(options);
   return std::unique_ptr<Datastore>(std::move(datastore));
 }
 

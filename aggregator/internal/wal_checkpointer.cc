@@ -3,17 +3,22 @@
 #include <sqlite3.h>
 
 #include <iostream>
+#include <system_error>
 #include <utility>
 
 namespace canopy::aggregator::internal {
 
 Result<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(sqlite3* writer,
                                                                 std::mutex& writer_mutex,
-                                                                const std::string& path,
                                                                 int threshold_pages,
                                                                 bool synchronous_full) {
+  // The file SQLite resolved (a URI or a relative path included); empty for
+  // a database in memory or a temporary one.
+  const char* file = sqlite3_db_filename(writer, "main");
+  if (file == nullptr || file[0] == '\0') return nullptr;
+  const std::string path = file;
   sqlite3* own = nullptr;
-  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
   const char* pragma =
       synchronous_full ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;";
   if (sqlite3_open_v2(path.c_str(), &own, flags, nullptr) != SQLITE_OK ||
@@ -23,8 +28,14 @@ Result<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(sqlite3* writer,
     return MakeError(ErrorCode::kIoError,
                      "database " + path + ": checkpoint connection: " + message);
   }
-  std::unique_ptr<WalCheckpointer> checkpointer(
-      new WalCheckpointer(writer, writer_mutex, own, path, threshold_pages));
+  std::unique_ptr<WalCheckpointer> checkpointer;
+  try {
+    checkpointer.reset(new WalCheckpointer(writer, writer_mutex, own, path, threshold_pages));
+  } catch (const std::system_error& error) {
+    sqlite3_close_v2(own);
+    return MakeError(ErrorCode::kInternal,
+                     "database " + path + ": checkpoint thread: " + error.what());
+  }
   // The hook goes in under the writer's mutex: no commit is under way.
   std::lock_guard lock(writer_mutex);
   sqlite3_wal_hook(writer, &WalCheckpointer::OnCommit, checkpointer.get());
@@ -55,7 +66,7 @@ WalCheckpointer::~WalCheckpointer() {
   sqlite3_close_v2(own_);
 }
 
-int WalCheckpointer::OnCommit(void* self, sqlite3*, const char*, int pages) {
+int WalCheckpointer::OnCommit(void* self, sqlite3*, const char*, int pages) noexcept {
   auto* checkpointer = static_cast<WalCheckpointer*>(self);
   if (pages >= checkpointer->threshold_pages_) {
     {
@@ -81,24 +92,46 @@ void WalCheckpointer::Loop() {
 
 void WalCheckpointer::Checkpoint() {
   // PASSIVE copies every frame it can without waiting for anyone: with the
-  // writer's transactions going on, all but the ones committed meanwhile.
-  int rc = sqlite3_wal_checkpoint_v2(own_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  // writer's transactions going on, all but the ones committed meanwhile. A
+  // busy writer may have added much during a pass, so a few passes run
+  // before the writer is held back for what is left.
+  constexpr int kUnlockedPasses = 3;
+  int log_frames = 0;
+  int copied_frames = 0;
+  int rc = SQLITE_OK;
+  for (int pass = 0; pass < kUnlockedPasses; ++pass) {
+    rc = sqlite3_wal_checkpoint_v2(own_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                   &copied_frames);
+    if (rc != SQLITE_OK || log_frames - copied_frames <= threshold_pages_ / 4) break;
+  }
+  unlocked_passes_done_.fetch_add(1);
   if (rc == SQLITE_OK) {
-    // Those few, with the writer held back: the log is then copied to its
+    // The rest, with the writer held back: the log is then copied to its
     // end, and the next transaction writes it again from its start.
     std::lock_guard lock(writer_mutex_);
-    rc = sqlite3_wal_checkpoint_v2(own_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    rc = sqlite3_wal_checkpoint_v2(own_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                   &copied_frames);
   }
-  if (rc == SQLITE_OK) {
+  if (rc != SQLITE_OK) {
+    ReportProblem(std::string("failed: ") + sqlite3_errmsg(own_) + " (" + sqlite3_errstr(rc) + ")");
+  } else if (copied_frames != log_frames) {
+    // Another connection (a backup, a shell) reads an older snapshot: the
+    // frames it may still need stay, as with SQLite's own checkpoints.
+    ReportProblem("left " + std::to_string(log_frames - copied_frames) + " of " +
+                  std::to_string(log_frames) +
+                  " pages in the log: another connection reads an older snapshot");
+  } else {
     completed_.fetch_add(1);
-    failure_logged_ = false;
-  } else if (!failure_logged_) {
-    // The log keeps growing until a later checkpoint succeeds: said once,
-    // not at every commit.
-    std::cerr << "canopy-aggregator: checkpoint of " << path_ << " failed: " << sqlite3_errmsg(own_)
-              << "\n";
-    failure_logged_ = true;
+    problem_logged_ = false;
   }
+}
+
+void WalCheckpointer::ReportProblem(const std::string& what) {
+  // The log keeps growing until a later checkpoint completes: said once, not
+  // at every commit.
+  if (problem_logged_) return;
+  std::cerr << "canopy-aggregator: checkpoint of " << path_ << " " << what << "\n";
+  problem_logged_ = true;
 }
 
 }  // namespace canopy::aggregator::internal

@@ -36,38 +36,47 @@ namespace canopy::aggregator::internal {
 
 class WalCheckpointer {
  public:
-  // Opens a second connection to the database at `path` and starts the
-  // thread. `writer` is the connection whose commits grow the log (its WAL
-  // hook is replaced, which also ends its automatic checkpoints) and
-  // `writer_mutex` serialises that connection's transactions. A checkpoint
-  // starts once the log holds `threshold_pages` pages. `synchronous_full`
-  // mirrors the writer's setting (both sync the log before a checkpoint and
-  // the database after it). Errors: kIoError naming the path when the
-  // second connection cannot be opened.
+  // Opens a second connection to the file of `writer`'s main database and
+  // starts the thread; null for a database without a file (in memory or
+  // temporary), which keeps SQLite's own checkpoints. `writer` is the
+  // connection whose commits grow the log (its WAL hook is replaced, which
+  // also ends its automatic checkpoints) and `writer_mutex` serialises that
+  // connection's transactions. A checkpoint starts once the log holds
+  // `threshold_pages` pages. `synchronous_full` mirrors the writer's setting
+  // (both sync the log before a checkpoint and the database after it).
+  // Errors: kIoError naming the file when the second connection cannot be
+  // opened; kInternal when the thread cannot start.
   static Result<std::unique_ptr<WalCheckpointer>> Start(sqlite3* writer, std::mutex& writer_mutex,
-                                                        const std::string& path,
                                                         int threshold_pages, bool synchronous_full);
 
   // Stops the thread (a checkpoint under way finishes first), gives the
   // writer its automatic checkpoints back and closes the second connection.
+  // Must not run with the writer's mutex held: it takes it, and so may the
+  // checkpoint it waits for.
   ~WalCheckpointer();
 
   WalCheckpointer(const WalCheckpointer&) = delete;
   WalCheckpointer& operator=(const WalCheckpointer&) = delete;
 
-  // How many checkpoints this thread has completed (for tests and logs).
+  // How many checkpoints this thread has completed, the log copied to its
+  // end (for tests).
   uint64_t completed() const { return completed_.load(); }
+  // How many checkpoints have finished their passes without the writer's
+  // mutex (for tests).
+  uint64_t unlocked_passes_done() const { return unlocked_passes_done_.load(); }
 
  private:
   WalCheckpointer(sqlite3* writer, std::mutex& writer_mutex, sqlite3* own, std::string path,
                   int threshold_pages);
 
   // The writer's WAL hook: called after each commit with the log's size.
-  static int OnCommit(void* self, sqlite3* db, const char* schema, int pages);
+  static int OnCommit(void* self, sqlite3* db, const char* schema, int pages) noexcept;
 
   void Loop();
   // One checkpoint: most of the log concurrently, the rest under the mutex.
   void Checkpoint();
+  // Says once, until a checkpoint completes again, why the log keeps growing.
+  void ReportProblem(const std::string& what);
 
   sqlite3* const writer_;
   std::mutex& writer_mutex_;
@@ -80,7 +89,8 @@ class WalCheckpointer {
   bool requested_ = false;
   bool stopping_ = false;
   std::atomic<uint64_t> completed_{0};
-  bool failure_logged_ = false;
+  std::atomic<uint64_t> unlocked_passes_done_{0};
+  bool problem_logged_ = false;
   std::thread thread_;
 };
 

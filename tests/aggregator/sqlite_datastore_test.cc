@@ -6,8 +6,10 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/testing/temp_folder.h"
@@ -783,6 +785,56 @@ TEST_F(SqliteDatastoreTest, GarbageCollectionDeletesOldReportsAndFinishedJobs) {
     EXPECT_TRUE(tx.GetClientReport(SomeTask(), SomeReport(2, 0).report_id)->has_value());
     EXPECT_FALSE(tx.GetAggregationJob(SomeTask(), old_job.job_id)->has_value());
     EXPECT_TRUE(tx.GetAggregationJob(SomeTask(), running.job_id)->has_value());
+    return {};
+  }));
+}
+
+TEST_F(SqliteDatastoreTest, RefusesCheckpointPagesBelowOne) {
+  SqliteOptions options{path_};
+  options.checkpoint_pages = 0;
+  auto refused = OpenSqliteDatastore(options);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(refused.error().message().find("checkpoint_pages"), std::string::npos);
+}
+
+// With a small threshold, the log is copied into the database file many
+// times while reports are written (by the checkpoint thread), and every
+// report is there after the datastore is closed and opened again.
+TEST_F(SqliteDatastoreTest, CheckpointsAsItGoesAndLosesNoWrite) {
+  constexpr int kReports = 100;
+  constexpr size_t kReportBytes = 16384;
+  {
+    SqliteOptions options{path_};
+    options.checkpoint_pages = 4;
+    auto datastore = OpenSqliteDatastore(options);
+    ASSERT_TRUE(datastore) << datastore.error().ToString();
+    for (int n = 0; n < kReports; ++n) {
+      ClientReportRow row = SomeReport(static_cast<uint8_t>(n), n);
+      row.encoded_report.assign(kReportBytes, static_cast<uint8_t>(n));
+      ASSERT_TRUE((*datastore)->Run([&](Transaction& tx) -> Result<void> {
+        auto inserted = tx.InsertClientReport(row);
+        if (!inserted) return std::unexpected(inserted.error());
+        return {};
+      }));
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::filesystem::file_size(path_) < kReports * kReportBytes &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_GE(std::filesystem::file_size(path_), kReports * kReportBytes);
+  }
+  auto datastore = Open();
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    for (int n = 0; n < kReports; ++n) {
+      auto report =
+          tx.GetClientReport(SomeTask(), SomeReport(static_cast<uint8_t>(n), 0).report_id);
+      EXPECT_TRUE(report && report->has_value()) << n;
+      if (report && report->has_value()) {
+        EXPECT_EQ((*report)->encoded_report, Bytes(kReportBytes, static_cast<uint8_t>(n))) << n;
+      }
+    }
     return {};
   }));
 }

@@ -59,7 +59,7 @@ class WalCheckpointerTest : public ::testing::Test {
 };
 
 TEST_F(WalCheckpointerTest, CopiesTheLogWhileTheWriterIsHeldAndFinishesAfter) {
-  auto checkpointer = WalCheckpointer::Start(writer_, writer_mutex_, path_, 4, false);
+  auto checkpointer = WalCheckpointer::Start(writer_, writer_mutex_, 4, false);
   ASSERT_TRUE(checkpointer) << checkpointer.error().ToString();
   const uintmax_t before = DatabaseBytes();
   {
@@ -67,8 +67,9 @@ TEST_F(WalCheckpointerTest, CopiesTheLogWhileTheWriterIsHeldAndFinishesAfter) {
     // still holds the writer's mutex, so it is not the commit's.
     std::lock_guard held(writer_mutex_);
     WriteOneTransaction();
-    EXPECT_TRUE(EventuallyTrue([&] { return DatabaseBytes() >= before + 65536; }));
-    // The second pass waits for the mutex.
+    EXPECT_TRUE(EventuallyTrue([&] { return (*checkpointer)->unlocked_passes_done() == 1; }));
+    EXPECT_GE(DatabaseBytes(), before + 65536);
+    // The last pass waits for the mutex.
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     EXPECT_EQ((*checkpointer)->completed(), 0u);
   }
@@ -76,7 +77,7 @@ TEST_F(WalCheckpointerTest, CopiesTheLogWhileTheWriterIsHeldAndFinishesAfter) {
 }
 
 TEST_F(WalCheckpointerTest, ALogCopiedToItsEndIsWrittenAgainFromItsStart) {
-  auto checkpointer = WalCheckpointer::Start(writer_, writer_mutex_, path_, 4, false);
+  auto checkpointer = WalCheckpointer::Start(writer_, writer_mutex_, 4, false);
   ASSERT_TRUE(checkpointer) << checkpointer.error().ToString();
   for (uint64_t i = 1; i <= 20; ++i) {
     {
@@ -94,7 +95,7 @@ TEST_F(WalCheckpointerTest, ALogCopiedToItsEndIsWrittenAgainFromItsStart) {
 TEST_F(WalCheckpointerTest, TheWriterCheckpointsItselfAgainOnceItStops) {
   Exec("PRAGMA wal_autocheckpoint = 1000000");
   {
-    auto checkpointer = WalCheckpointer::Start(writer_, writer_mutex_, path_, 4, false);
+    auto checkpointer = WalCheckpointer::Start(writer_, writer_mutex_, 4, false);
     ASSERT_TRUE(checkpointer) << checkpointer.error().ToString();
   }
   // Without the thread, the commit that crosses 4 pages copies the log
@@ -104,12 +105,22 @@ TEST_F(WalCheckpointerTest, TheWriterCheckpointsItselfAgainOnceItStops) {
   EXPECT_GE(DatabaseBytes(), before + 65536);
 }
 
-TEST_F(WalCheckpointerTest, RefusesADatabaseItCannotOpen) {
-  auto refused =
-      WalCheckpointer::Start(writer_, writer_mutex_, folder_ + "/missing/x.sqlite", 4, false);
+TEST_F(WalCheckpointerTest, RefusesADatabaseWhoseFileIsGone) {
+  std::filesystem::remove(path_);
+  auto refused = WalCheckpointer::Start(writer_, writer_mutex_, 4, false);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code(), ErrorCode::kIoError);
-  EXPECT_NE(refused.error().message().find("missing/x.sqlite"), std::string::npos);
+  EXPECT_NE(refused.error().message().find("test.sqlite"), std::string::npos);
+}
+
+TEST(WalCheckpointer, LeavesADatabaseInMemoryToSqlite) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);
+  std::mutex mutex;
+  auto started = WalCheckpointer::Start(db, mutex, 4, false);
+  ASSERT_TRUE(started) << started.error().ToString();
+  EXPECT_EQ(*started, nullptr);
+  sqlite3_close(db);
 }
 
 }  // namespace
