@@ -7,8 +7,8 @@
 // response bodies) and each aggregator's processor time, and checks the
 // result against the true counts.
 //
-//   build/bench/discovery_load --reports 100000 [--bits 256] [--stride 4]
-//       [--first-round-bits 4] [--threshold 0.01] [--distinct 1000]
+//   build/bench/discovery_load --reports 100000 [--bits 256] [--stride 3]
+//       [--first-round-bits 3] [--threshold 0.01] [--distinct 1000]
 //       [--exponent 1.03] [--seed 1] [--job-size 500] [--held-job-size 4000]
 //       [--workers 0]
 //       [--levels-in-memory] [--keep] [--force]
@@ -46,6 +46,7 @@
 #include "collector_app/collector.h"
 #include "collector_app/configured_walk.h"
 #include "collector_app/walk_output.h"
+#include "config/config.h"
 #include "dap/http_client.h"
 #include "tests/testing/local_deployment.h"
 
@@ -55,7 +56,7 @@ namespace {
 struct Options {
   uint64_t reports = 10000;
   uint32_t bits = 256;
-  uint32_t stride = 4;
+  uint32_t stride = config::kDefaultBitsPerRound;  // The walk's own default.
   uint32_t first_round_bits = 0;  // 0: the stride.
   double threshold = 0.01;
   size_t distinct = 1000;
