@@ -34,7 +34,7 @@ struct SqliteOptions {
   // build's (kSchemaVersion). Only tests of the migrations set it: the
   // datastore's methods expect the latest schema.
   int schema_version = 0;
-  // The WAL's size in pages (4 KiB each) at which a checkpoint copies it
+  // The WAL's size in pages (4 KiB by default) at which a checkpoint copies it
   // into the database file, on a thread of its own (see
   // internal/wal_checkpointer.h). At least 1.
   int checkpoint_pages = 16384;

@@ -10,10 +10,11 @@
 //
 // WalCheckpointer replaces that: a commit that finds the log past the
 // threshold only wakes this thread, which copies the log through a
-// connection of its own while transactions go on, then takes the writer's
-// mutex for a second, short pass over the frames committed meanwhile. A log
-// copied to its end is restarted by the next transaction instead of growing,
-// so the log stays near the threshold as before.
+// connection of its own while transactions go on (again, up to three times,
+// while the writer adds much meanwhile), then takes the writer's mutex for a
+// last, short pass over the frames committed since. A log copied to its end
+// is restarted by the next transaction instead of growing, so the log stays
+// near the threshold as before.
 //
 // Durability is SQLite's: a checkpoint never changes what a committed
 // transaction wrote, and one cut short (kill -9) is redone from the log.
