@@ -6,12 +6,11 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
-#include <chrono>
 #include <filesystem>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "tests/testing/eventually.h"
 #include "tests/testing/temp_folder.h"
 
 namespace canopy::aggregator {
@@ -818,11 +817,8 @@ TEST_F(SqliteDatastoreTest, CheckpointsAsItGoesAndLosesNoWrite) {
         return {};
       }));
     }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (std::filesystem::file_size(path_) < kReports * kReportBytes &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    canopy::testing::EventuallyTrue(
+        [&] { return std::filesystem::file_size(path_) >= kReports * kReportBytes; });
     EXPECT_GE(std::filesystem::file_size(path_), kReports * kReportBytes);
   }
   auto datastore = Open();

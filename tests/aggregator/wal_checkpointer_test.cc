@@ -9,25 +9,17 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
 
+#include "tests/testing/eventually.h"
 #include "tests/testing/temp_folder.h"
 
 namespace canopy::aggregator::internal {
 namespace {
 
-// Waits up to 30 seconds for `done`; true when it came.
-bool EventuallyTrue(const std::function<bool()>& done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
+using canopy::testing::EventuallyTrue;
 
 class WalCheckpointerTest : public ::testing::Test {
  protected:
