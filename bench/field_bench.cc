@@ -1,6 +1,7 @@
 // Benchmarks of field arithmetic: multiplication throughput (independent
 // products over a vector), multiplication latency (a dependent chain),
-// addition throughput and inversion, for Field64, Field128 and Field255.
+// addition throughput and inversion, for Field64, Field128 and Field255; and
+// Field64's vector addition.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -78,6 +79,29 @@ void BM_FieldAddThroughput(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(kVectorSize));
   cycles.Report(state, kVectorSize, "cycles_per_add");
 }
+
+// sum += addend for a vector of range(0) Field64 elements (200: an output
+// share of 25 survivors at three bits a round), through AddField64Vectors
+// (range(1) = 1) or its portable loop (0).
+void BM_Field64AddVectors(benchmark::State& state) {
+  const size_t length = static_cast<size_t>(state.range(0));
+  const bool dispatched = state.range(1) == 1;
+  std::vector<Field64> sum = RandomElements<Field64>(length, 9);
+  const std::vector<Field64> addend = RandomElements<Field64>(length, 10);
+  bench::TscCycles cycles;
+  for (auto _ : state) {
+    if (dispatched) {
+      AddField64Vectors(sum, addend);
+    } else {
+      AddField64VectorsPortable(sum, addend);
+    }
+    benchmark::DoNotOptimize(sum.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(length));
+  cycles.Report(state, static_cast<double>(length), "cycles_per_add");
+}
+BENCHMARK(BM_Field64AddVectors)->Args({200, 0})->Args({200, 1});
 
 // x = x.Inverse() + y: a dependent chain of inversions.
 template <typename F>

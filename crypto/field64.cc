@@ -1,8 +1,67 @@
 #include "crypto/field64.h"
 
+#include <immintrin.h>
+
 #include <string>
 
 namespace canopy::crypto {
+namespace {
+
+// The AVX2 body carries a target attribute, so the rest of the project
+// builds for the baseline instruction set and runs on processors without it.
+#define CANOPY_AVX2 __attribute__((target("avx2")))
+
+// Four lanes of Field64's operator+: a carry out of the 64-bit sum adds
+// 2^64 mod p (which cannot carry again, and leaves a value below p);
+// otherwise a sum at or above p loses p. AVX2 compares signed lanes, so
+// unsigned comparisons flip the sign bits first.
+CANOPY_AVX2 __m256i AddLanes(__m256i a, __m256i b) {
+  const __m256i sign = _mm256_set1_epi64x(static_cast<long long>(0x8000000000000000ULL));
+  const __m256i epsilon = _mm256_set1_epi64x(0xffffffffLL);
+  const __m256i modulus = _mm256_set1_epi64x(static_cast<long long>(Field64::kModulus));
+  const __m256i modulus_minus_one_flipped =
+      _mm256_set1_epi64x(static_cast<long long>((Field64::kModulus - 1) ^ 0x8000000000000000ULL));
+  __m256i sum = _mm256_add_epi64(a, b);
+  const __m256i carried =
+      _mm256_cmpgt_epi64(_mm256_xor_si256(a, sign), _mm256_xor_si256(sum, sign));  // a > sum
+  sum = _mm256_add_epi64(sum, _mm256_and_si256(carried, epsilon));
+  const __m256i at_least_modulus =
+      _mm256_cmpgt_epi64(_mm256_xor_si256(sum, sign), modulus_minus_one_flipped);
+  return _mm256_sub_epi64(sum, _mm256_and_si256(at_least_modulus, modulus));
+}
+
+CANOPY_AVX2 void AddField64VectorsAvx2(std::span<Field64> sum, std::span<const Field64> addend) {
+  const size_t count = sum.size();
+  size_t i = 0;
+  for (; i + 4 <= count; i += 4) {
+    auto* out = reinterpret_cast<__m256i*>(sum.data() + i);
+    const auto* in = reinterpret_cast<const __m256i*>(addend.data() + i);
+    _mm256_storeu_si256(out, AddLanes(_mm256_loadu_si256(out), _mm256_loadu_si256(in)));
+  }
+  for (; i < count; ++i) sum[i] += addend[i];
+}
+
+bool HasAvx2() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return has;
+}
+
+}  // namespace
+
+void AddField64Vectors(std::span<Field64> sum, std::span<const Field64> addend) {
+  if (HasAvx2()) {
+    AddField64VectorsAvx2(sum, addend);
+  } else {
+    AddField64VectorsPortable(sum, addend);
+  }
+}
+
+void AddField64VectorsPortable(std::span<Field64> sum, std::span<const Field64> addend) {
+  for (size_t i = 0; i < sum.size(); ++i) sum[i] += addend[i];
+}
 
 std::unexpected<Error> Field64::DecodeError(size_t length) {
   if (length != kEncodedSize) {

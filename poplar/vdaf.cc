@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 namespace canopy::poplar {
 namespace {
@@ -27,7 +28,11 @@ Result<void> AddVectors(std::vector<F>& sum, const std::vector<F>& addend) {
                                                       std::to_string(sum.size()) + " and " +
                                                       std::to_string(addend.size()));
   }
-  for (size_t i = 0; i < sum.size(); ++i) sum[i] = sum[i] + addend[i];
+  if constexpr (std::is_same_v<F, crypto::Field64>) {
+    crypto::AddField64Vectors(sum, addend);
+  } else {
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] = sum[i] + addend[i];
+  }
   return {};
 }
 

@@ -1,5 +1,5 @@
 // Field arithmetic added for speed, against the plain operations: Field64's
-// unreduced accumulator, and Field255's add-with-carry path against its
+// unreduced accumulator and vector addition, and Field255's add-with-carry path against its
 // portable loops (which constant evaluation runs).
 #include "crypto/field255.h"
 
@@ -7,6 +7,7 @@
 
 #include <array>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "crypto/field64.h"
@@ -62,6 +63,35 @@ TEST(Field64Accumulator, LargestTermsCarryIntoTheTopWord) {
     expected += big * big;
   }
   EXPECT_EQ(accumulator.Reduce(), expected);
+}
+
+TEST(Field64Vectors, AddEqualsModularSums) {
+  std::mt19937_64 random(2);
+  // Lengths around the four-lane step, and an output share's length.
+  for (size_t length : {0, 1, 3, 4, 5, 7, 8, 9, 13, 200}) {
+    std::vector<Field64> sum(length), addend(length);
+    for (Field64& element : sum) element = RandomField64(random);
+    for (Field64& element : addend) element = RandomField64(random);
+    std::vector<Field64> vectorized = sum, portable = sum;
+    AddField64Vectors(vectorized, addend);
+    AddField64VectorsPortable(portable, addend);
+    for (size_t i = 0; i < length; ++i) {
+      const unsigned __int128 exact =
+          static_cast<unsigned __int128>(sum[i].value()) + addend[i].value();
+      const uint64_t expected = static_cast<uint64_t>(exact % Field64::kModulus);
+      EXPECT_EQ(vectorized[i].value(), expected) << "length " << length << ", element " << i;
+      EXPECT_EQ(portable[i].value(), expected) << "length " << length << ", element " << i;
+    }
+  }
+}
+
+TEST(Field64Vectors, AddLeavesAddendAndLaterElementsAlone) {
+  // The sum's length decides; a longer addend is read no further.
+  std::vector<Field64> sum(6, Field64::One());
+  const std::vector<Field64> addend(10, Field64::FromUint64(Field64::kModulus - 1));
+  AddField64Vectors(std::span<Field64>(sum).first(5), addend);
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(sum[i], Field64::Zero()) << i;
+  EXPECT_EQ(sum[5], Field64::One());
 }
 
 TEST(Field64, MaskedIsMultiplicationByABit) {
