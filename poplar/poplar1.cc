@@ -26,9 +26,14 @@ constexpr size_t kSeedSize = crypto::XofTurboShake128::kSeedSize;
 constexpr size_t kNonceSize = 16;
 constexpr size_t kVerifyKeySize = 32;
 
-// Verification steps of the draft's state machine.
+// Verification steps of the draft's state machine. The first step's memory
+// holds the output share and three more elements: (A, B, aggregator ID)
+// after the share (kStepEvaluateSketchTail, written now: dropping them
+// leaves the share where it is) or before it (kStepEvaluateSketch, written
+// by earlier versions into states a datastore may still hold).
 constexpr uint8_t kStepEvaluateSketch = 0;
 constexpr uint8_t kStepRevealSketch = 1;
+constexpr uint8_t kStepEvaluateSketchTail = 2;
 
 std::string Str(size_t value) { return std::to_string(value); }
 
@@ -568,13 +573,15 @@ Poplar1Report* AsPoplar1Report(PreparedReport& prepared) {
                                                    : nullptr;
 }
 
-// The vector of `F` in `vector`, made to hold `size` elements. An existing
-// vector of that field keeps its allocation.
+// The vector of `F` in `vector`, emptied, with room for `size` elements. An
+// existing vector of that field keeps its allocation. (Filled by push_back:
+// resize would first zero what is written over next.)
 template <typename F>
-std::vector<F>& ResizeFieldVector(FieldVector& vector, size_t size) {
+std::vector<F>& EmptyFieldVector(FieldVector& vector, size_t size) {
   auto* elements = std::get_if<std::vector<F>>(&vector);
   if (elements == nullptr) elements = &vector.template emplace<std::vector<F>>();
-  elements->resize(size);
+  elements->clear();
+  elements->reserve(size);
   return *elements;
 }
 
@@ -641,14 +648,17 @@ Result<void> Poplar1::VerifyInitWithRand(const Poplar1AggParam& param, Poplar1Re
     big_ab = report.InnerAB(level);
   }
 
-  // The sketch share: (a + sum r y, b + sum r^2 y, c + sum r k). The sums are
-  // kept in locals so they stay in registers (stores into the memory vector
-  // would otherwise force them back to the stack on every candidate).
-  std::vector<F>& memory = ResizeFieldVector<F>(out.state.memory, 3 + count);
-  memory[0] = big_ab[0];
-  memory[1] = big_ab[1];
-  memory[2] = F::FromUint64(static_cast<uint64_t>(report.agg_id()));
-  F* out_share = memory.data() + 3;
+  // The verification memory: the output share (the candidates' data
+  // shares), then the (A, B) shares and the aggregator's ID. Copied before
+  // the sketch's loop, which then stores nothing: stores into the vector
+  // would force the sums out of their registers on every candidate.
+  std::vector<F>& memory = EmptyFieldVector<F>(out.state.memory, count + 3);
+  for (size_t i = 0; i < count; ++i) memory.push_back(values[i][0]);
+  memory.push_back(big_ab[0]);
+  memory.push_back(big_ab[1]);
+  memory.push_back(F::FromUint64(static_cast<uint64_t>(report.agg_id())));
+
+  // The sketch share: (a + sum r y, b + sum r^2 y, c + sum r k).
   F sum_ry = F::Zero(), sum_rry = F::Zero(), sum_rk = F::Zero();
   if constexpr (kLeaf) {
     for (size_t i = 0; i < count; ++i) {
@@ -658,7 +668,6 @@ Result<void> Poplar1::VerifyInitWithRand(const Poplar1AggParam& param, Poplar1Re
       sum_ry += r_data;
       sum_rry += r * r_data;
       sum_rk += r * values[i][1];
-      out_share[i] = data;
     }
   } else {
     // Unreduced sums: one reduction per candidate (r * y, needed for
@@ -671,7 +680,6 @@ Result<void> Poplar1::VerifyInitWithRand(const Poplar1AggParam& param, Poplar1Re
       ry.Add(r_data);
       rry.AddProduct(r, r_data);
       rk.AddProduct(r, values[i][1]);
-      out_share[i] = data;
     }
     sum_ry = ry.Reduce();
     sum_rry = rry.Reduce();
@@ -680,7 +688,7 @@ Result<void> Poplar1::VerifyInitWithRand(const Poplar1AggParam& param, Poplar1Re
   const F sketch[3] = {abc[0] + sum_ry, abc[1] + sum_rry, abc[2] + sum_rk};
 
   out.finished = false;
-  out.state.step = kStepEvaluateSketch;
+  out.state.step = kStepEvaluateSketchTail;
   out.state.level = static_cast<uint32_t>(level);
   out.state.agg_id = report.agg_id();
   out.state.seed.clear();
@@ -896,7 +904,7 @@ Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, VerifySta
                                              std::span<const uint8_t> message) const {
   auto next = [&](auto& memory, VerifyTransition& transition) -> Result<void> {
     using F = typename std::decay_t<decltype(memory)>::value_type;
-    if (state.step == kStepEvaluateSketch) {
+    if (state.step == kStepEvaluateSketch || state.step == kStepEvaluateSketchTail) {
       if (memory.size() < 3) return MakeError(ErrorCode::kDecodeError, "malformed Poplar1 state");
       if (message.size() != 3 * F::kEncodedSize) {
         return MakeError(ErrorCode::kVerifyFailed,
@@ -909,9 +917,16 @@ Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, VerifySta
         sketch[i] = *element;
       }
       const F& s0 = sketch[0];
-      const F big_a = memory[0], big_b = memory[1], agg_id = memory[2];
+      const bool tail = state.step == kStepEvaluateSketchTail;
+      const F* ab_id = tail ? memory.data() + memory.size() - 3 : memory.data();
+      const F big_a = ab_id[0], big_b = ab_id[1], agg_id = ab_id[2];
       const F share = agg_id * (s0 * s0 - sketch[1] - sketch[2]) + big_a * s0 + big_b;
-      memory.erase(memory.begin(), memory.begin() + 3);  // Keep only the output share.
+      // Keep only the output share.
+      if (tail) {
+        memory.resize(memory.size() - 3);
+      } else {
+        memory.erase(memory.begin(), memory.begin() + 3);
+      }
       transition.state = std::move(state);
       transition.state.step = kStepRevealSketch;
       transition.verifier_share = std::vector<uint8_t>(F::kEncodedSize);

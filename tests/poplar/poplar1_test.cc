@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
@@ -442,6 +443,76 @@ TEST(Poplar1, BatchVerifyInitEqualsSingle) {
     previous = *param;
     if (level + 1 < bits) {
       candidates = NextCandidates(candidates, PlainCounts(measurements, candidates), 10, random);
+    }
+  }
+}
+
+// The first step's state as versions before the (A, B, ID) tail wrote it:
+// those three elements first, then the output share, under step 0.
+VerifyState WithHeadLayout(VerifyState state) {
+  EXPECT_EQ(state.step, 2);
+  std::visit(
+      [](auto& memory) {
+        ASSERT_GE(memory.size(), 3u);
+        std::rotate(memory.begin(), memory.end() - 3, memory.end());
+      },
+      state.memory);
+  state.step = 0;
+  return state;
+}
+
+TEST(Poplar1, StatesInTheEarlierLayoutStillVerify) {
+  // A datastore may hold first-step states written before the layout changed:
+  // they verify to the same shares, at an inner level and at the leaf, and a
+  // tampered report is still rejected through them.
+  std::mt19937_64 random(13);
+  const size_t bits = 4;
+  auto vdaf = Poplar1::Create(bits);
+  ASSERT_TRUE(vdaf);
+  std::vector<BitString> measurements;
+  for (int i = 0; i < 6; ++i) measurements.push_back(RandomString(random, bits));
+  std::vector<Report> reports = MakeReports(**vdaf, measurements, random);
+  reports[4].shares.input_shares[0][48 + 16 * 2] ^= 0x40;  // Level 2's correlation shares.
+  reports[4].prepared[0] =
+      std::move(*(*vdaf)->PrepareReport(0, kCtx, reports[4].nonce, reports[4].shares.public_share,
+                                        reports[4].shares.input_shares[0]));
+  const std::vector<uint8_t> verify_key = RandomBytes(random, 32);
+  std::vector<BitString> candidates = {BitString().Extended(false), BitString().Extended(true)};
+  std::shared_ptr<const AggregationParameter> previous;
+  for (size_t level = 0; level < bits; ++level) {
+    auto param = (*vdaf)->MakeAggParam(level, candidates, previous.get());
+    ASSERT_TRUE(param);
+    for (size_t r = 0; r < reports.size(); ++r) {
+      Result<VerifyTransition> init[2];
+      for (int agg = 0; agg < 2; ++agg) {
+        init[agg] = (*vdaf)->VerifyInit(verify_key, kCtx, **param, *reports[r].prepared[agg]);
+        ASSERT_TRUE(init[agg]);
+      }
+      std::vector<std::vector<uint8_t>> round0 = {init[0]->verifier_share, init[1]->verifier_share};
+      auto message0 = (*vdaf)->VerifierSharesToMessage(kCtx, **param, round0);
+      ASSERT_TRUE(message0);
+      Result<VerifyTransition> current[2], earlier[2];
+      for (int agg = 0; agg < 2; ++agg) {
+        current[agg] = (*vdaf)->VerifyNext(kCtx, init[agg]->state, *message0);
+        earlier[agg] = (*vdaf)->VerifyNext(kCtx, WithHeadLayout(init[agg]->state), *message0);
+        ASSERT_TRUE(current[agg] && earlier[agg]);
+        EXPECT_EQ(earlier[agg]->verifier_share, current[agg]->verifier_share);
+        EXPECT_EQ(EncodeVerifyState(earlier[agg]->state), EncodeVerifyState(current[agg]->state));
+      }
+      std::vector<std::vector<uint8_t>> round1 = {earlier[0]->verifier_share,
+                                                  earlier[1]->verifier_share};
+      auto message1 = (*vdaf)->VerifierSharesToMessage(kCtx, **param, round1);
+      EXPECT_EQ(message1.has_value(), !(r == 4 && level == 2)) << "level " << level;
+      if (!message1) continue;
+      for (int agg = 0; agg < 2; ++agg) {
+        auto done = (*vdaf)->VerifyNext(kCtx, earlier[agg]->state, *message1);
+        ASSERT_TRUE(done && done->finished);
+        EXPECT_EQ(FieldVectorSize(done->out_share), candidates.size());
+      }
+    }
+    previous = *param;
+    if (level + 1 < bits) {
+      candidates = NextCandidates(candidates, PlainCounts(measurements, candidates), 6, random);
     }
   }
 }
