@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <span>
 #include <string>
@@ -1630,9 +1633,9 @@ class SqliteDatastore final : public Datastore {
   // internal/wal_checkpointer.h). A database without a file keeps SQLite's
   // own; so does one whose second connection cannot open, with a line on
   // stderr: the datastore works either way, only slower.
-  void CheckpointInBackground(const SqliteOptions& options) {
-    auto started = internal::WalCheckpointer::Start(db_, mutex_, options.checkpoint_pages,
-                                                    options.synchronous_full);
+  void CheckpointInBackground(const SqliteOptions& options, int checkpoint_pages) {
+    auto started =
+        internal::WalCheckpointer::Start(db_, mutex_, checkpoint_pages, options.synchronous_full);
     if (!started) {
       std::cerr << "canopy-aggregator: " << started.error().message()
                 << "; SQLite checkpoints in its commits instead\n";
@@ -1714,6 +1717,18 @@ Result<int> UserVersion(sqlite3* db, const std::string& path) {
   return static_cast<int>(s.Int(0));
 }
 
+// The file's page size, in bytes.
+Result<int64_t> ReadPageSize(sqlite3* db, const std::string& path) {
+  Statement s(db, "PRAGMA page_size");
+  if (!s.ok())
+    return MakeError(ErrorCode::kIoError, "database " + path + ": " + sqlite3_errmsg(db));
+  auto row = s.Step();
+  if (!row || !*row || s.Int(0) <= 0) {
+    return MakeError(ErrorCode::kIoError, "database " + path + ": cannot read the page size");
+  }
+  return s.Int(0);
+}
+
 Result<void> Migrate(sqlite3* db, const std::string& path, int target_version) {
   auto version = UserVersion(db, path);
   if (!version) return std::unexpected(version.error());
@@ -1756,9 +1771,15 @@ const char* ReportsInBatchQuery(bool by_batch_key, bool after) {
 }  // namespace internal
 
 Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& options) {
-  if (options.checkpoint_pages < 1) {
+  if (options.checkpoint_bytes < 1) {
     return MakeError(ErrorCode::kInvalidArgument,
-                     "database " + options.path + ": checkpoint_pages must be at least 1");
+                     "database " + options.path + ": checkpoint_bytes must be at least 1");
+  }
+  if (options.page_size < 512 || options.page_size > 65536 ||
+      !std::has_single_bit(static_cast<unsigned>(options.page_size))) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "database " + options.path + ": page_size must be a power of two from 512 " +
+                         "to 65536, not " + std::to_string(options.page_size));
   }
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -1773,15 +1794,25 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
                               SqlSha256, nullptr, nullptr) != SQLITE_OK) {
     return MakeError(ErrorCode::kIoError, "database " + options.path + ": " + sqlite3_errmsg(db));
   }
+  // The page size first: it takes effect only on a file with nothing in it
+  // yet, and not once the file is in WAL mode.
+  CANOPY_TRY(Exec(db, options.path,
+                  ("PRAGMA page_size = " + std::to_string(options.page_size) + ";").c_str()));
+  CANOPY_TRY(Exec(db, options.path, "PRAGMA journal_mode = WAL;"));
+  // What the file has: the size asked for, or the one it was created with.
+  auto page_size = ReadPageSize(db, options.path);
+  if (!page_size) return std::unexpected(page_size.error());
+  const int checkpoint_pages = static_cast<int>(std::clamp<int64_t>(
+      options.checkpoint_bytes / *page_size, 1, std::numeric_limits<int>::max()));
   // A walk rewrites each report's rows at every level. A page cache of 64
   // MiB (SQLite's default is 2 MiB) keeps the indexes it touches in memory;
   // reading through a memory map saves a copy per page read; checkpointing
   // every 64 MiB of WAL instead of every 4 MiB writes a page rewritten
   // several times per level (created, stepped, finished) once.
   std::string pragmas =
-      "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; "
+      "PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; "
       "PRAGMA mmap_size = 1073741824; PRAGMA wal_autocheckpoint = " +
-      std::to_string(options.checkpoint_pages) + "; ";
+      std::to_string(checkpoint_pages) + "; ";
   pragmas +=
       options.synchronous_full ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;";
   CANOPY_TRY(Exec(db, options.path, pragmas.c_str()));
@@ -1791,7 +1822,7 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
   }
   CANOPY_TRY(Migrate(db, options.path,
                      options.schema_version == 0 ? kSchemaVersion : options.schema_version));
-  datastore->CheckpointInBackground(options);
+  datastore->CheckpointInBackground(options, checkpoint_pages);
   return std::unique_ptr<Datastore>(std::move(datastore));
 }
 

@@ -14,6 +14,7 @@
 #ifndef CANOPY_AGGREGATOR_SQLITE_DATASTORE_H_
 #define CANOPY_AGGREGATOR_SQLITE_DATASTORE_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -34,10 +35,17 @@ struct SqliteOptions {
   // build's (kSchemaVersion). Only tests of the migrations set it: the
   // datastore's methods expect the latest schema.
   int schema_version = 0;
-  // The WAL's size in pages (4 KiB by default) at which a checkpoint copies it
-  // into the database file, on a thread of its own (see
-  // internal/wal_checkpointer.h). At least 1.
-  int checkpoint_pages = 16384;
+  // The WAL's size in bytes at which a checkpoint copies it into the
+  // database file, on a thread of its own (see internal/wal_checkpointer.h);
+  // rounded down to whole pages, at least one. At least 1.
+  int64_t checkpoint_bytes = int64_t{64} << 20;
+  // The size of a database page in bytes, for a file created now: a power of
+  // two from 512 to 65536. A file keeps the page size it was created with
+  // (SQLite cannot change it in WAL mode). 16 KiB, not SQLite's 4 KiB: a
+  // stored report of a 256-bit Poplar1 task (17 KB) then spans two pages
+  // instead of five, and a job's record of thousands of reports a quarter
+  // of the pages (see docs/PERFORMANCE.md).
+  int page_size = 16384;
 };
 
 // The schema version this build writes. Opening a database with a newer

@@ -788,13 +788,69 @@ TEST_F(SqliteDatastoreTest, GarbageCollectionDeletesOldReportsAndFinishedJobs) {
   }));
 }
 
-TEST_F(SqliteDatastoreTest, RefusesCheckpointPagesBelowOne) {
+TEST_F(SqliteDatastoreTest, RefusesCheckpointBytesBelowOne) {
   SqliteOptions options{path_};
-  options.checkpoint_pages = 0;
+  options.checkpoint_bytes = 0;
   auto refused = OpenSqliteDatastore(options);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_NE(refused.error().message().find("checkpoint_pages"), std::string::npos);
+  EXPECT_NE(refused.error().message().find("checkpoint_bytes"), std::string::npos);
+}
+
+// The page size of the file at `path`, as SQLite reports it.
+int64_t PageSizeOf(const std::string& path) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* statement = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &statement, nullptr), SQLITE_OK);
+  EXPECT_EQ(sqlite3_step(statement), SQLITE_ROW);
+  const int64_t size = sqlite3_column_int64(statement, 0);
+  sqlite3_finalize(statement);
+  sqlite3_close(db);
+  return size;
+}
+
+TEST_F(SqliteDatastoreTest, RefusesPageSizesSqliteDoesNotHave) {
+  for (int page_size : {0, 256, 1000, 131072}) {
+    SqliteOptions options{path_};
+    options.page_size = page_size;
+    auto refused = OpenSqliteDatastore(options);
+    ASSERT_FALSE(refused) << page_size;
+    EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(refused.error().message().find("page_size"), std::string::npos);
+  }
+  EXPECT_FALSE(std::filesystem::exists(path_));  // Refused before any file is made.
+}
+
+TEST_F(SqliteDatastoreTest, NewFilesTakeThePageSizeAndOldOnesKeepTheirs) {
+  // A file made by default has 16 KiB pages.
+  { ASSERT_TRUE(OpenSqliteDatastore({path_})); }
+  EXPECT_EQ(PageSizeOf(path_), 16384);
+  // One made with 4 KiB pages (as before the option) keeps them when opened
+  // with the default, and what it holds reads back.
+  const std::string old_path = folder_ + "/old.sqlite";
+  const ClientReportRow report = SomeReport(7, 70);
+  {
+    SqliteOptions options{old_path};
+    options.page_size = 4096;
+    auto datastore = OpenSqliteDatastore(options);
+    ASSERT_TRUE(datastore) << datastore.error().ToString();
+    ASSERT_TRUE((*datastore)->Run([&](Transaction& tx) -> Result<void> {
+      auto inserted = tx.InsertClientReport(report);
+      if (!inserted) return std::unexpected(inserted.error());
+      return {};
+    }));
+  }
+  EXPECT_EQ(PageSizeOf(old_path), 4096);
+  auto reopened = OpenSqliteDatastore({old_path});
+  ASSERT_TRUE(reopened) << reopened.error().ToString();
+  EXPECT_EQ(PageSizeOf(old_path), 4096);
+  ASSERT_TRUE((*reopened)->Run([&](Transaction& tx) -> Result<void> {
+    auto read = tx.GetClientReport(report.task_id, report.report_id);
+    EXPECT_TRUE(read && read->has_value());
+    if (read && read->has_value()) EXPECT_EQ((*read)->encoded_report, report.encoded_report);
+    return {};
+  }));
 }
 
 // With a small threshold, the log is copied into the database file many
@@ -805,7 +861,7 @@ TEST_F(SqliteDatastoreTest, CheckpointsAsItGoesAndLosesNoWrite) {
   constexpr size_t kReportBytes = 16384;
   {
     SqliteOptions options{path_};
-    options.checkpoint_pages = 4;
+    options.checkpoint_bytes = 4 * 16384;  // Four pages.
     auto datastore = OpenSqliteDatastore(options);
     ASSERT_TRUE(datastore) << datastore.error().ToString();
     for (int n = 0; n < kReports; ++n) {
