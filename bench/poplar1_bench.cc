@@ -10,6 +10,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cassert>
 #include <memory>
 #include <random>
 #include <set>
@@ -213,6 +214,7 @@ void VerifyBatchBoth(const Poplar1& vdaf, const AggregationParameter& param,
 // Distinct reports for a batch: the same measurement under different nonces
 // (so every report has its own keys and randomness).
 std::vector<TwoAggregatorReport> PrepareBatch(const Fixture& fixture, size_t count) {
+  assert(count <= 65536);  // Two bytes of the nonce tell the reports apart.
   std::vector<TwoAggregatorReport> batch;
   std::vector<uint8_t> rand(Poplar1::kRandSize, 5);
   for (size_t i = 0; i < count; ++i) {

@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include <cassert>
 #include <string>
 
 namespace canopy::crypto {
@@ -52,6 +53,7 @@ bool HasAvx2() {
 }  // namespace
 
 void AddField64Vectors(std::span<Field64> sum, std::span<const Field64> addend) {
+  assert(addend.size() >= sum.size());
   if (HasAvx2()) {
     AddField64VectorsAvx2(sum, addend);
   } else {
@@ -60,6 +62,7 @@ void AddField64Vectors(std::span<Field64> sum, std::span<const Field64> addend) 
 }
 
 void AddField64VectorsPortable(std::span<Field64> sum, std::span<const Field64> addend) {
+  assert(addend.size() >= sum.size());
   for (size_t i = 0; i < sum.size(); ++i) sum[i] += addend[i];
 }
 

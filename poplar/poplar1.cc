@@ -921,8 +921,10 @@ Result<VerifyTransition> Poplar1::VerifyNext(std::span<const uint8_t>, VerifySta
       const F* ab_id = tail ? memory.data() + memory.size() - 3 : memory.data();
       const F big_a = ab_id[0], big_b = ab_id[1], agg_id = ab_id[2];
       const F share = agg_id * (s0 * s0 - sketch[1] - sketch[2]) + big_a * s0 + big_b;
-      // Keep only the output share.
+      // Keep only the output share. (A, B) are secret shares: zeroed before
+      // they are left in the vector's spare capacity.
       if (tail) {
+        std::fill(memory.end() - 3, memory.end(), F::Zero());
         memory.resize(memory.size() - 3);
       } else {
         memory.erase(memory.begin(), memory.begin() + 3);

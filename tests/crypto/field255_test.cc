@@ -85,8 +85,8 @@ TEST(Field64Vectors, AddEqualsModularSums) {
   }
 }
 
-TEST(Field64Vectors, AddLeavesAddendAndLaterElementsAlone) {
-  // The sum's length decides; a longer addend is read no further.
+TEST(Field64Vectors, AddStopsAtTheSumsLength) {
+  // The sum's length decides: elements past it are left alone.
   std::vector<Field64> sum(6, Field64::One());
   const std::vector<Field64> addend(10, Field64::FromUint64(Field64::kModulus - 1));
   AddField64Vectors(std::span<Field64>(sum).first(5), addend);
