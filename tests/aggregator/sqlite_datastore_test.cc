@@ -848,7 +848,9 @@ TEST_F(SqliteDatastoreTest, NewFilesTakeThePageSizeAndOldOnesKeepTheirs) {
   ASSERT_TRUE((*reopened)->Run([&](Transaction& tx) -> Result<void> {
     auto read = tx.GetClientReport(report.task_id, report.report_id);
     EXPECT_TRUE(read && read->has_value());
-    if (read && read->has_value()) EXPECT_EQ((*read)->encoded_report, report.encoded_report);
+    if (read && read->has_value()) {
+      EXPECT_EQ((*read)->encoded_report, report.encoded_report);
+    }
     return {};
   }));
 }
