@@ -494,7 +494,10 @@ TEST(Poplar1, StatesInTheEarlierLayoutStillVerify) {
       Result<VerifyTransition> current[2], earlier[2];
       for (int agg = 0; agg < 2; ++agg) {
         current[agg] = (*vdaf)->VerifyNext(kCtx, init[agg]->state, *message0);
-        earlier[agg] = (*vdaf)->VerifyNext(kCtx, WithHeadLayout(init[agg]->state), *message0);
+        // As a datastore holds it: encoded, and decoded again.
+        auto stored = DecodeVerifyState(EncodeVerifyState(WithHeadLayout(init[agg]->state)));
+        ASSERT_TRUE(stored);
+        earlier[agg] = (*vdaf)->VerifyNext(kCtx, *stored, *message0);
         ASSERT_TRUE(current[agg] && earlier[agg]);
         EXPECT_EQ(earlier[agg]->verifier_share, current[agg]->verifier_share);
         EXPECT_EQ(EncodeVerifyState(earlier[agg]->state), EncodeVerifyState(current[agg]->state));
