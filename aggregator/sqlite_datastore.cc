@@ -1706,27 +1706,24 @@ Result<void> Exec(sqlite3* db, const std::string& path, const char* sql) {
   return {};
 }
 
-Result<int> UserVersion(sqlite3* db, const std::string& path) {
-  Statement s(db, "PRAGMA user_version");
+// The integer a pragma without argument returns (`pragma` is its SQL);
+// `what` names it in the error.
+Result<int64_t> ReadIntegerPragma(sqlite3* db, const std::string& path, const char* pragma,
+                                  const std::string& what) {
+  Statement s(db, pragma);
   if (!s.ok())
     return MakeError(ErrorCode::kIoError, "database " + path + ": " + sqlite3_errmsg(db));
   auto row = s.Step();
   if (!row || !*row) {
-    return MakeError(ErrorCode::kIoError, "database " + path + ": cannot read schema version");
-  }
-  return static_cast<int>(s.Int(0));
-}
-
-// The file's page size, in bytes.
-Result<int64_t> ReadPageSize(sqlite3* db, const std::string& path) {
-  Statement s(db, "PRAGMA page_size");
-  if (!s.ok())
-    return MakeError(ErrorCode::kIoError, "database " + path + ": " + sqlite3_errmsg(db));
-  auto row = s.Step();
-  if (!row || !*row || s.Int(0) <= 0) {
-    return MakeError(ErrorCode::kIoError, "database " + path + ": cannot read the page size");
+    return MakeError(ErrorCode::kIoError, "database " + path + ": cannot read " + what);
   }
   return s.Int(0);
+}
+
+Result<int> UserVersion(sqlite3* db, const std::string& path) {
+  auto version = ReadIntegerPragma(db, path, "PRAGMA user_version", "schema version");
+  if (!version) return std::unexpected(version.error());
+  return static_cast<int>(*version);
 }
 
 Result<void> Migrate(sqlite3* db, const std::string& path, int target_version) {
@@ -1800,7 +1797,7 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
                   ("PRAGMA page_size = " + std::to_string(options.page_size) + ";").c_str()));
   CANOPY_TRY(Exec(db, options.path, "PRAGMA journal_mode = WAL;"));
   // What the file has: the size asked for, or the one it was created with.
-  auto page_size = ReadPageSize(db, options.path);
+  auto page_size = ReadIntegerPragma(db, options.path, "PRAGMA page_size", "the page size");
   if (!page_size) return std::unexpected(page_size.error());
   const int checkpoint_pages = static_cast<int>(std::clamp<int64_t>(
       options.checkpoint_bytes / *page_size, 1, std::numeric_limits<int>::max()));
@@ -1814,8 +1811,7 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
       "PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; "
       "PRAGMA mmap_size = 1073741824; PRAGMA wal_autocheckpoint = " +
       std::to_string(checkpoint_pages) + "; ";
-  pragmas +=
-      options.synchronous_full ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;";
+  pragmas += internal::SynchronousPragma(options.synchronous_full);
   CANOPY_TRY(Exec(db, options.path, pragmas.c_str()));
   if (options.schema_version < 0 || options.schema_version > kSchemaVersion) {
     return MakeError(ErrorCode::kInvalidArgument,

@@ -37,7 +37,8 @@ struct SqliteOptions {
   int schema_version = 0;
   // The WAL's size in bytes at which a checkpoint copies it into the
   // database file, on a thread of its own (see internal/wal_checkpointer.h);
-  // rounded down to whole pages of the file, at least one. At least 1.
+  // rounded down to whole pages of the file (one at least). Must be at
+  // least 1.
   int64_t checkpoint_bytes = int64_t{64} << 20;
   // The size of a database page in bytes, for a file created now: a power of
   // two from 512 to 65536. A file keeps the page size it was created with

@@ -19,10 +19,9 @@ Result<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(sqlite3* writer,
   const std::string path = file;
   sqlite3* own = nullptr;
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
-  const char* pragma =
-      synchronous_full ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;";
   if (sqlite3_open_v2(path.c_str(), &own, flags, nullptr) != SQLITE_OK ||
-      sqlite3_exec(own, pragma, nullptr, nullptr, nullptr) != SQLITE_OK) {
+      sqlite3_exec(own, SynchronousPragma(synchronous_full), nullptr, nullptr, nullptr) !=
+          SQLITE_OK) {
     std::string message = own != nullptr ? sqlite3_errmsg(own) : "out of memory";
     sqlite3_close_v2(own);
     return MakeError(ErrorCode::kIoError,

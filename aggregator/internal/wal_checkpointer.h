@@ -35,6 +35,12 @@ struct sqlite3;
 
 namespace canopy::aggregator::internal {
 
+// The SQL that sets a connection's `synchronous` mode: FULL or NORMAL. The
+// writer and the checkpoint connection must agree.
+inline const char* SynchronousPragma(bool full) {
+  return full ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;";
+}
+
 class WalCheckpointer {
  public:
   // Opens a second connection to the file of `writer`'s main database and

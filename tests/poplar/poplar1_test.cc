@@ -28,6 +28,13 @@ BitString RandomString(std::mt19937_64& random, size_t bits) {
   return string;
 }
 
+// `count` random strings of `bits` bits.
+std::vector<BitString> RandomStrings(std::mt19937_64& random, size_t count, size_t bits) {
+  std::vector<BitString> strings;
+  for (size_t i = 0; i < count; ++i) strings.push_back(RandomString(random, bits));
+  return strings;
+}
+
 // One client's report as both aggregators hold it.
 struct Report {
   BitString measurement;
@@ -200,8 +207,7 @@ TEST(Poplar1, SkippedLevelsAndFreshReportsAgree) {
   const size_t bits = 32;
   auto vdaf = Poplar1::Create(bits);
   ASSERT_TRUE(vdaf);
-  std::vector<BitString> measurements;
-  for (int i = 0; i < 12; ++i) measurements.push_back(RandomString(random, bits));
+  const std::vector<BitString> measurements = RandomStrings(random, 12, bits);
   std::vector<Report> kept = MakeReports(**vdaf, measurements, random);
   const std::vector<uint8_t> verify_key = RandomBytes(random, 32);
   std::shared_ptr<const AggregationParameter> previous;
@@ -268,8 +274,7 @@ TEST(Poplar1, ReportsWithLevelsInASlotVerifyAsInMemory) {
   const size_t bits = 16;
   auto vdaf = Poplar1::Create(bits);
   ASSERT_TRUE(vdaf);
-  std::vector<BitString> measurements;
-  for (int i = 0; i < 8; ++i) measurements.push_back(RandomString(random, bits));
+  const std::vector<BitString> measurements = RandomStrings(random, 8, bits);
   std::vector<Report> kept = MakeReports(**vdaf, measurements, random);
   std::vector<Report> slotted;
   std::vector<MemorySlot*> slots;
@@ -358,8 +363,7 @@ TEST(Poplar1, BatchVerifyInitEqualsSingle) {
   const size_t bits = 12;
   auto vdaf = Poplar1::Create(bits);
   ASSERT_TRUE(vdaf);
-  std::vector<BitString> measurements;
-  for (int i = 0; i < 11; ++i) measurements.push_back(RandomString(random, bits));
+  const std::vector<BitString> measurements = RandomStrings(random, 11, bits);
   std::vector<Report> single = MakeReports(**vdaf, measurements, random);
   // Tamper with the leader's correlation shares of some levels (bytes 48 on
   // hold two elements per inner level): those reports fail at that level.
@@ -469,8 +473,7 @@ TEST(Poplar1, StatesInTheEarlierLayoutStillVerify) {
   const size_t bits = 4;
   auto vdaf = Poplar1::Create(bits);
   ASSERT_TRUE(vdaf);
-  std::vector<BitString> measurements;
-  for (int i = 0; i < 6; ++i) measurements.push_back(RandomString(random, bits));
+  const std::vector<BitString> measurements = RandomStrings(random, 6, bits);
   std::vector<Report> reports = MakeReports(**vdaf, measurements, random);
   reports[4].shares.input_shares[0][48 + 16 * 2] ^= 0x40;  // Level 2's correlation shares.
   reports[4].prepared[0] =
