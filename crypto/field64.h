@@ -4,6 +4,7 @@
 #ifndef CANOPY_CRYPTO_FIELD64_H_
 #define CANOPY_CRYPTO_FIELD64_H_
 
+#include <array>
 #include <bit>
 #include <cstdint>
 #include <cstring>
@@ -231,6 +232,19 @@ void AddField64Vectors(std::span<Field64> sum, std::span<const Field64> addend);
 // AddField64Vectors without AVX2, whatever the processor: for tests that
 // compare the two.
 void AddField64VectorsPortable(std::span<Field64> sum, std::span<const Field64> addend);
+
+// For every i below bits.size(): the pair (values[2i], values[2i + 1]) gains
+// `addend` when bits[i] is 1 (nothing when it is 0), and is then negated when
+// `negate` is true. `values` must hold 2 * bits.size() elements. The bits may
+// be secret (the IDPF's control bits): branch-free in them, four elements at
+// a time with AVX2 where the processor has it; `negate` is public.
+void AddSelectedPairs(std::span<Field64> values, std::span<const uint8_t> bits,
+                      const std::array<Field64, 2>& addend, bool negate);
+
+// AddSelectedPairs without AVX2, whatever the processor: for tests that
+// compare the two.
+void AddSelectedPairsPortable(std::span<Field64> values, std::span<const uint8_t> bits,
+                              const std::array<Field64, 2>& addend, bool negate);
 
 }  // namespace canopy::crypto
 

@@ -86,6 +86,70 @@ void WipeThreadScratch() {
   internal::WipeConvertScratch();
 }
 
+// The control bit is the low bit of a seed's byte 0: bit 0 or bit 56 of its
+// first 64-bit word, depending on byte order.
+constexpr uint64_t kCtrlBit =
+    std::endian::native == std::endian::little ? uint64_t{1} : uint64_t{1} << 56;
+constexpr int kCtrlShift = std::endian::native == std::endian::little ? 0 : 56;
+
+// One child of a node: its extended seed (control bit still inside) taken
+// out of `extended`, the control bit split off, the seed correction applied
+// under `mask` (all ones when the parent's control bit is set) and written
+// to `input`; returns the extended control bit. Works on 64-bit words in
+// registers: storing a seed and reloading it for the correction would stall
+// on store forwarding.
+inline uint8_t CorrectChild(const Seed& extended, const uint64_t seed_cw_words[2], uint64_t mask,
+                            Seed& input) {
+  uint64_t words[2];
+  std::memcpy(words, extended.data(), kKeySize);
+  const uint8_t extended_ctrl = static_cast<uint8_t>((words[0] >> kCtrlShift) & 1);
+  words[0] &= ~kCtrlBit;
+  words[0] ^= seed_cw_words[0] & mask;
+  words[1] ^= seed_cw_words[1] & mask;
+  std::memcpy(input.data(), words, kKeySize);
+  return extended_ctrl;
+}
+
+// The children of a step that takes some children of some parents: child c
+// is side step.bit[c] of parent step.parent[c], gathered out of `extended`
+// (two seeds per parent) into `inputs`, with its control bit in `ctrl`.
+void GatherChildren(const EvaluationPlan::Step& step, const Seed& seed_cw,
+                    const std::array<uint8_t, 2>& ctrl_cw, std::span<const Seed> extended,
+                    std::span<const uint8_t> parent_ctrl, std::span<Seed> inputs,
+                    std::span<uint8_t> ctrl) {
+  uint64_t seed_cw_words[2];
+  std::memcpy(seed_cw_words, seed_cw.data(), kKeySize);
+  for (size_t c = 0; c < inputs.size(); ++c) {
+    const uint32_t parent = step.parent[c];
+    const uint8_t bit = step.bit[c];
+    const uint8_t parent_control = parent_ctrl[parent];
+    const uint64_t mask = static_cast<uint64_t>(0) - parent_control;
+    const uint8_t extended_ctrl =
+        CorrectChild(extended[2 * parent + bit], seed_cw_words, mask, inputs[c]);
+    ctrl[c] = extended_ctrl ^ (ctrl_cw[bit] & parent_control);
+  }
+}
+
+// The children of a step that takes both children of every parent: the
+// extended seeds are the children in order, corrected where they lie
+// (no gather, no second buffer), with their control bits in `ctrl`.
+void CorrectEveryChild(const Seed& seed_cw, const std::array<uint8_t, 2>& ctrl_cw,
+                       std::span<const uint8_t> parent_ctrl, std::span<Seed> children,
+                       std::span<uint8_t> ctrl) {
+  uint64_t seed_cw_words[2];
+  std::memcpy(seed_cw_words, seed_cw.data(), kKeySize);
+  for (size_t parent = 0; parent < parent_ctrl.size(); ++parent) {
+    const uint8_t parent_control = parent_ctrl[parent];
+    const uint64_t mask = static_cast<uint64_t>(0) - parent_control;
+    Seed& left = children[2 * parent];
+    Seed& right = children[2 * parent + 1];
+    const uint8_t left_ctrl = CorrectChild(left, seed_cw_words, mask, left);
+    const uint8_t right_ctrl = CorrectChild(right, seed_cw_words, mask, right);
+    ctrl[2 * parent] = left_ctrl ^ (ctrl_cw[0] & parent_control);
+    ctrl[2 * parent + 1] = right_ctrl ^ (ctrl_cw[1] & parent_control);
+  }
+}
+
 // The capacity of a few levels outlives HoldLevels(0, 0): a walk holds a
 // round's few levels, drops them and holds the next round's, and would
 // otherwise free and allocate four vectors per report and round.
@@ -494,31 +558,16 @@ void CachedEvaluator::Walk(const EvaluationPlan& plan, std::span<InnerValue> inn
     // control bit is set; then all children are converted.
     const Seed& seed_cw = public_share_.seed_corrections[depth - levels_first_];
     const std::array<uint8_t, 2>& ctrl_cw = public_share_.ctrl_corrections[depth - levels_first_];
-    std::span<Seed> child_inputs = scratch.child_inputs.Take(children);
     std::span<Seed> child_seeds = scratch.child_seeds.Take(children);
     std::span<uint8_t> child_ctrl = scratch.child_ctrl.Take(children);
-    // Work on 64-bit words in registers: storing a seed and reloading it for
-    // the correction stalls on store forwarding.
-    uint64_t seed_cw_words[2];
-    std::memcpy(seed_cw_words, seed_cw.data(), kKeySize);
-    // The control bit is the low bit of the seed's byte 0: bit 0 or bit 56 of
-    // its first word, depending on byte order.
-    constexpr uint64_t kCtrlBit =
-        std::endian::native == std::endian::little ? uint64_t{1} : uint64_t{1} << 56;
-    constexpr int kCtrlShift = std::endian::native == std::endian::little ? 0 : 56;
-    for (size_t c = 0; c < children; ++c) {
-      const uint32_t parent = step.parent[c];
-      const uint8_t bit = step.bit[c];
-      const uint8_t parent_control = parent_ctrl[parent];
-      const uint64_t mask = static_cast<uint64_t>(0) - parent_control;
-      uint64_t words[2];
-      std::memcpy(words, extended_seeds[2 * parent + bit].data(), kKeySize);
-      const uint8_t extended_ctrl = static_cast<uint8_t>((words[0] >> kCtrlShift) & 1);
-      words[0] &= ~kCtrlBit;
-      words[0] ^= seed_cw_words[0] & mask;
-      words[1] ^= seed_cw_words[1] & mask;
-      std::memcpy(child_inputs[c].data(), words, kKeySize);
-      child_ctrl[c] = extended_ctrl ^ (ctrl_cw[bit] & parent_control);
+    std::span<Seed> child_inputs;
+    if (step.every_child) {
+      // The extended seeds are the children, in order: corrected in place.
+      child_inputs = extended_seeds;
+      CorrectEveryChild(seed_cw, ctrl_cw, parent_ctrl, child_inputs, child_ctrl);
+    } else {
+      child_inputs = scratch.child_inputs.Take(children);
+      GatherChildren(step, seed_cw, ctrl_cw, extended_seeds, parent_ctrl, child_inputs, child_ctrl);
     }
     // The target's next seeds are only needed when the plan caches them;
     // otherwise convert computes the values alone (half its AES work).
@@ -551,9 +600,10 @@ void CachedEvaluator::Walk(const EvaluationPlan& plan, std::span<InnerValue> inn
   if (!inner_out.empty()) {
     const InnerValue& correction =
         public_share_.inner_value_corrections[target_level - levels_first_];
-    for (size_t i = 0; i < inner_out.size(); ++i) {
-      inner_out[i] = FinishValue(inner_out[i], parent_ctrl[i], correction, agg_id_);
-    }
+    // FinishValue for every prefix, four elements at a time.
+    static_assert(sizeof(InnerValue) == kValueLen * sizeof(Field64));
+    crypto::AddSelectedPairs(std::span<Field64>(inner_out.front().data(), 2 * inner_out.size()),
+                             parent_ctrl.first(inner_out.size()), correction, agg_id_ == 1);
   }
   for (size_t i = 0; i < leaf_out.size(); ++i) {
     leaf_out[i] =

@@ -48,6 +48,15 @@ std::array<uint8_t, 32> Digest(const PrefixSet& set) {
   return digest;
 }
 
+// Whether `step` holds both children of each of `parents` nodes, in order.
+bool IsEveryChild(const EvaluationPlan::Step& step, size_t parents) {
+  if (step.parent.size() != 2 * parents) return false;
+  for (size_t c = 0; c < step.parent.size(); ++c) {
+    if (step.parent[c] != c / 2 || step.bit[c] != c % 2) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<std::shared_ptr<const PrefixSet>> PrefixSet::Create(size_t level,
@@ -125,6 +134,7 @@ std::shared_ptr<EvaluationPlan> EvaluationPlan::Build(std::shared_ptr<const Pref
       step.parent[c] = parent;
       step.bit[c] = set.prefixes()[child_starts[c]].Bit(depth);
     }
+    step.every_child = IsEveryChild(step, parent_starts.size());
     plan->steps_.push_back(std::move(step));
     parent_starts = std::move(child_starts);
   }

@@ -64,6 +64,11 @@ class EvaluationPlan {
     size_t depth;
     std::vector<uint32_t> parent;
     std::vector<uint8_t> bit;
+    // True when this depth holds both children of every parent, in order
+    // (node c is child c % 2 of parent c / 2), as the levels a round adds
+    // below its survivors do: an evaluator can then correct the extended
+    // seeds where they lie instead of gathering them.
+    bool every_child = false;
   };
 
   // A plan from `source` when every target prefix extends one of its

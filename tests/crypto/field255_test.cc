@@ -94,6 +94,50 @@ TEST(Field64Vectors, AddStopsAtTheSumsLength) {
   EXPECT_EQ(sum[5], Field64::One());
 }
 
+TEST(Field64Vectors, AddSelectedPairsEqualsTheScalarDefinition) {
+  std::mt19937_64 random(5);
+  // Pair counts around the two-pair step; zero appears as a value and as a
+  // sum (negating zero must give zero).
+  for (size_t pairs : {0, 1, 2, 3, 4, 5, 8, 9, 96}) {
+    std::vector<Field64> values(2 * pairs);
+    std::vector<uint8_t> bits(pairs);
+    for (Field64& element : values) element = RandomField64(random);
+    for (uint8_t& bit : bits) bit = static_cast<uint8_t>(random() & 1);
+    const std::array<Field64, 2> addend = {RandomField64(random), RandomField64(random)};
+    if (pairs >= 2) {
+      values[0] = Field64::Zero();  // Stays zero unless its bit adds.
+      values[2] = -addend[0];       // Sums to zero when its bit adds.
+      bits[0] = 0;
+      bits[1] = 1;
+    }
+    for (bool negate : {false, true}) {
+      std::vector<Field64> vectorized = values, portable = values;
+      AddSelectedPairs(vectorized, bits, addend, negate);
+      AddSelectedPairsPortable(portable, bits, addend, negate);
+      for (size_t i = 0; i < 2 * pairs; ++i) {
+        const unsigned __int128 sum = static_cast<unsigned __int128>(values[i].value()) +
+                                      (bits[i / 2] ? addend[i % 2].value() : 0);
+        uint64_t expected = static_cast<uint64_t>(sum % Field64::kModulus);
+        if (negate && expected != 0) expected = Field64::kModulus - expected;
+        EXPECT_EQ(vectorized[i].value(), expected)
+            << pairs << " pairs, element " << i << ", negate " << negate;
+        EXPECT_EQ(portable[i].value(), expected)
+            << pairs << " pairs, element " << i << ", negate " << negate;
+      }
+    }
+  }
+}
+
+TEST(Field64Vectors, AddSelectedPairsStopsAtTheBitsLength) {
+  std::vector<Field64> values(6, Field64::One());
+  const std::vector<uint8_t> bits = {1, 1, 1};
+  AddSelectedPairs(values, std::span<const uint8_t>(bits).first(2),
+                   {Field64::One(), Field64::One()}, false);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(values[i], Field64::FromUint64(2)) << i;
+  EXPECT_EQ(values[4], Field64::One());
+  EXPECT_EQ(values[5], Field64::One());
+}
+
 TEST(Field64, MaskedIsMultiplicationByABit) {
   std::mt19937_64 random(3);
   for (int i = 0; i < 100; ++i) {

@@ -405,6 +405,17 @@ TEST(CachedEvaluator, KeepsTheNodesOfAnIntermediateLevel) {
   auto third = EvaluationPlan::Create(set_of(11, Extensions(next, 4)), second->cache_set(), 8);
   ASSERT_NE(third->source(), nullptr);
   EXPECT_EQ(nodes_of(*third), 2u + 2 + 2 + 4 + 8 + 16 + 32);
+  // The paths take one child of each node; the levels below the survivors
+  // take both, which evaluators correct in place. From the root, every
+  // level of round 1 takes both.
+  auto every_child_of = [](const EvaluationPlan& plan) {
+    std::vector<bool> flags;
+    for (const EvaluationPlan::Step& step : plan.steps()) flags.push_back(step.every_child);
+    return flags;
+  };
+  EXPECT_EQ(every_child_of(*third),
+            (std::vector<bool>{false, false, false, true, true, true, true}));
+  EXPECT_EQ(every_child_of(*first), (std::vector<bool>{true, true, true, true}));
   before = evaluator->nodes_computed();
   evaluate(*third);
   EXPECT_EQ(evaluator->nodes_computed() - before, nodes_of(*third));  // Not from the root.
