@@ -573,15 +573,15 @@ Poplar1Report* AsPoplar1Report(PreparedReport& prepared) {
                                                    : nullptr;
 }
 
-// The vector of `F` in `vector`, emptied, with room for `size` elements. An
-// existing vector of that field keeps its allocation. (Filled by push_back:
-// resize would first zero what is written over next.)
+// The vector of `F` in `vector`, `size` elements long, to be written over.
+// An existing vector of that field keeps its allocation. (Resized, which
+// zeroes it first: filling it by push_back instead costs more than the
+// zeroing, since each push_back stores the vector's end back to memory.)
 template <typename F>
-std::vector<F>& EmptyFieldVector(FieldVector& vector, size_t size) {
+std::span<F> FieldVectorToFill(FieldVector& vector, size_t size) {
   auto* elements = std::get_if<std::vector<F>>(&vector);
   if (elements == nullptr) elements = &vector.template emplace<std::vector<F>>();
-  elements->clear();
-  elements->reserve(size);
+  elements->resize(size);
   return *elements;
 }
 
@@ -652,11 +652,11 @@ Result<void> Poplar1::VerifyInitWithRand(const Poplar1AggParam& param, Poplar1Re
   // shares), then the (A, B) shares and the aggregator's ID. Copied before
   // the sketch's loop, which then stores nothing: stores into the vector
   // would force the sums out of their registers on every candidate.
-  std::vector<F>& memory = EmptyFieldVector<F>(out.state.memory, count + 3);
-  for (size_t i = 0; i < count; ++i) memory.push_back(values[i][0]);
-  memory.push_back(big_ab[0]);
-  memory.push_back(big_ab[1]);
-  memory.push_back(F::FromUint64(static_cast<uint64_t>(report.agg_id())));
+  const std::span<F> memory = FieldVectorToFill<F>(out.state.memory, count + 3);
+  for (size_t i = 0; i < count; ++i) memory[i] = values[i][0];
+  memory[count] = big_ab[0];
+  memory[count + 1] = big_ab[1];
+  memory[count + 2] = F::FromUint64(static_cast<uint64_t>(report.agg_id()));
 
   // The sketch share: (a + sum r y, b + sum r^2 y, c + sum r k).
   F sum_ry = F::Zero(), sum_rry = F::Zero(), sum_rk = F::Zero();
@@ -671,16 +671,17 @@ Result<void> Poplar1::VerifyInitWithRand(const Poplar1AggParam& param, Poplar1Re
     }
   } else {
     // Unreduced sums: one reduction per candidate (r * y, needed for
-    // r^2 * y) instead of three, and short dependency chains.
+    // r^2 * y) instead of three, and short dependency chains. Two loops:
+    // three sums of three words each do not fit the registers, and spilling
+    // them cost more than reading the candidates twice.
     Field64::Accumulator ry, rry, rk;
     for (size_t i = 0; i < count; ++i) {
       const F r = verify_rand[i];
-      const F data = values[i][0];
-      const F r_data = r * data;
+      const F r_data = r * values[i][0];
       ry.Add(r_data);
       rry.AddProduct(r, r_data);
-      rk.AddProduct(r, values[i][1]);
     }
+    for (size_t i = 0; i < count; ++i) rk.AddProduct(verify_rand[i], values[i][1]);
     sum_ry = ry.Reduce();
     sum_rry = rry.Reduce();
     sum_rk = rk.Reduce();
