@@ -92,17 +92,18 @@ CANOPY_AESNI void AesniRun(const uint8_t* round_keys, const uint8_t* in, uint8_t
   for (; done < count; ++done) AesniBlocks<1, kHash>(keys, in + 16 * done, out + 16 * done);
 }
 
-// Hashes seed XOR le128(j) for j < kBlocksPerSeed, for kSeeds seeds, all in
-// flight together (kSeeds * kBlocksPerSeed <= 8).
+// Hashes seed XOR le128(first_counter + j) for j < kBlocksPerSeed, for kSeeds
+// seeds, all in flight together (kSeeds * kBlocksPerSeed <= 8).
 template <size_t kSeeds, size_t kBlocksPerSeed>
 CANOPY_AESNI inline void AesniCounterGroup(const __m128i* keys, const uint8_t* seeds,
-                                           uint8_t* out) {
+                                           uint64_t first_counter, uint8_t* out) {
   constexpr size_t kWidth = kSeeds * kBlocksPerSeed;
   __m128i input[kWidth], state[kWidth];
   for (size_t s = 0; s < kSeeds; ++s) {
     const __m128i seed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(seeds + 16 * s));
     for (size_t j = 0; j < kBlocksPerSeed; ++j) {
-      __m128i block = _mm_xor_si128(seed, _mm_cvtsi64_si128(static_cast<long long>(j)));
+      __m128i block =
+          _mm_xor_si128(seed, _mm_cvtsi64_si128(static_cast<long long>(first_counter + j)));
       input[s * kBlocksPerSeed + j] = Sigma(block);
     }
   }
@@ -118,20 +119,22 @@ CANOPY_AESNI inline void AesniCounterGroup(const __m128i* keys, const uint8_t* s
 
 template <size_t kBlocksPerSeed>
 CANOPY_AESNI void AesniCounterRun(const __m128i* keys, const uint8_t* seeds, size_t seed_count,
-                                  uint8_t* out) {
+                                  uint64_t first_counter, uint8_t* out) {
   constexpr size_t kSeedsPerGroup = 8 / kBlocksPerSeed;
   size_t s = 0;
   for (; s + kSeedsPerGroup <= seed_count; s += kSeedsPerGroup) {
-    AesniCounterGroup<kSeedsPerGroup, kBlocksPerSeed>(keys, seeds + 16 * s,
+    AesniCounterGroup<kSeedsPerGroup, kBlocksPerSeed>(keys, seeds + 16 * s, first_counter,
                                                       out + 16 * kBlocksPerSeed * s);
   }
   for (; s < seed_count; ++s) {
-    AesniCounterGroup<1, kBlocksPerSeed>(keys, seeds + 16 * s, out + 16 * kBlocksPerSeed * s);
+    AesniCounterGroup<1, kBlocksPerSeed>(keys, seeds + 16 * s, first_counter,
+                                         out + 16 * kBlocksPerSeed * s);
   }
 }
 
 CANOPY_AESNI void AesniHashCounterBlocks(const uint8_t* round_keys, const uint8_t* seeds,
-                                         size_t seed_count, size_t blocks_per_seed, uint8_t* out);
+                                         size_t seed_count, size_t blocks_per_seed,
+                                         uint64_t first_counter, uint8_t* out);
 
 // ---- VAES path (AVX2 registers: two blocks per instruction) ----------------
 
@@ -163,7 +166,8 @@ CANOPY_VAES inline void VaesHashPairs(const __m256i* keys, __m256i* inputs, uint
 // The VAES form of AesniHashCounterBlocks for one or two blocks per seed:
 // sixteen blocks in flight in eight registers.
 CANOPY_VAES bool VaesHashCounterBlocks(const uint8_t* round_keys, const uint8_t* seeds,
-                                       size_t seed_count, size_t blocks_per_seed, uint8_t* out) {
+                                       size_t seed_count, size_t blocks_per_seed,
+                                       uint64_t first_counter, uint8_t* out) {
   if (blocks_per_seed != 1 && blocks_per_seed != 2) return false;
   __m256i keys[11];
   for (int i = 0; i < 11; ++i) {
@@ -175,8 +179,10 @@ CANOPY_VAES bool VaesHashCounterBlocks(const uint8_t* round_keys, const uint8_t*
   size_t block = 0;
   __m256i inputs[kRegisters];
   if (blocks_per_seed == 2) {
-    // One seed per register: counters 0 and 1 in its two lanes.
-    const __m256i counters = _mm256_set_epi64x(0, 1, 0, 0);
+    // One seed per register: counters first_counter and first_counter + 1
+    // in its two lanes.
+    const auto counter = static_cast<long long>(first_counter);
+    const __m256i counters = _mm256_set_epi64x(0, counter + 1, 0, counter);
     for (; block + 2 * kRegisters <= total; block += 2 * kRegisters) {
       for (size_t i = 0; i < kRegisters; ++i) {
         const __m128i seed =
@@ -186,11 +192,14 @@ CANOPY_VAES bool VaesHashCounterBlocks(const uint8_t* round_keys, const uint8_t*
       VaesHashPairs<kRegisters>(keys, inputs, out + 16 * block);
     }
   } else {
-    // Two consecutive seeds per register, counter 0 for both.
+    // Two consecutive seeds per register, first_counter for both.
+    const auto counter = static_cast<long long>(first_counter);
+    const __m256i counters = _mm256_set_epi64x(0, counter, 0, counter);
     for (; block + 2 * kRegisters <= total; block += 2 * kRegisters) {
       for (size_t i = 0; i < kRegisters; ++i) {
-        inputs[i] =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(seeds + 16 * (block + 2 * i)));
+        inputs[i] = _mm256_xor_si256(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(seeds + 16 * (block + 2 * i))),
+            counters);
       }
       VaesHashPairs<kRegisters>(keys, inputs, out + 16 * block);
     }
@@ -199,32 +208,33 @@ CANOPY_VAES bool VaesHashCounterBlocks(const uint8_t* round_keys, const uint8_t*
   if (block < total) {
     const size_t done_seeds = block / blocks_per_seed;
     AesniHashCounterBlocks(round_keys, seeds + 16 * done_seeds, seed_count - done_seeds,
-                           blocks_per_seed, out + 16 * block);
+                           blocks_per_seed, first_counter, out + 16 * block);
   }
   return true;
 }
 
-// Hashes seed XOR le128(j) for every seed and j < blocks_per_seed, eight
-// blocks in flight at a time.
+// Hashes seed XOR le128(first_counter + j) for every seed and
+// j < blocks_per_seed, eight blocks in flight at a time.
 CANOPY_AESNI void AesniHashCounterBlocks(const uint8_t* round_keys, const uint8_t* seeds,
-                                         size_t seed_count, size_t blocks_per_seed, uint8_t* out) {
+                                         size_t seed_count, size_t blocks_per_seed,
+                                         uint64_t first_counter, uint8_t* out) {
   __m128i keys[11];
   for (int i = 0; i < 11; ++i) {
     keys[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(round_keys + 16 * i));
   }
   switch (blocks_per_seed) {
     case 1:
-      AesniCounterRun<1>(keys, seeds, seed_count, out);
+      AesniCounterRun<1>(keys, seeds, seed_count, first_counter, out);
       return;
     case 2:
-      AesniCounterRun<2>(keys, seeds, seed_count, out);
+      AesniCounterRun<2>(keys, seeds, seed_count, first_counter, out);
       return;
     default:
       for (size_t s = 0; s < seed_count; ++s) {
         for (size_t j = 0; j < blocks_per_seed; ++j) {
           alignas(16) uint8_t block[16];
           __m128i seed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(seeds + 16 * s));
-          seed = _mm_xor_si128(seed, _mm_cvtsi64_si128(static_cast<long long>(j)));
+          seed = _mm_xor_si128(seed, _mm_cvtsi64_si128(static_cast<long long>(first_counter + j)));
           _mm_store_si128(reinterpret_cast<__m128i*>(block), seed);
           AesniBlocks<1, true>(keys, block, out + 16 * (s * blocks_per_seed + j));
         }
@@ -336,13 +346,15 @@ void FixedKeyAes128::EncryptBlocks(const uint8_t* in, uint8_t* out, size_t count
 }
 
 void FixedKeyAes128::HashCounterBlocks(const uint8_t* seeds, size_t seed_count,
-                                       size_t blocks_per_seed, uint8_t* out) const {
-  if (use_vaes_ &&
-      VaesHashCounterBlocks(round_keys_.data(), seeds, seed_count, blocks_per_seed, out)) {
+                                       size_t blocks_per_seed, uint8_t* out,
+                                       uint64_t first_counter) const {
+  if (use_vaes_ && VaesHashCounterBlocks(round_keys_.data(), seeds, seed_count, blocks_per_seed,
+                                         first_counter, out)) {
     return;
   }
   if (use_aesni_) {
-    AesniHashCounterBlocks(round_keys_.data(), seeds, seed_count, blocks_per_seed, out);
+    AesniHashCounterBlocks(round_keys_.data(), seeds, seed_count, blocks_per_seed, first_counter,
+                           out);
     return;
   }
   // Portable: build the inputs in `out`, then hash in place.
@@ -350,7 +362,8 @@ void FixedKeyAes128::HashCounterBlocks(const uint8_t* seeds, size_t seed_count,
     for (size_t j = 0; j < blocks_per_seed; ++j) {
       uint8_t* block = out + 16 * (s * blocks_per_seed + j);
       std::memcpy(block, seeds + 16 * s, 16);
-      for (size_t b = 0; b < 8; ++b) block[b] ^= static_cast<uint8_t>(uint64_t{j} >> (8 * b));
+      const uint64_t counter = first_counter + j;
+      for (size_t b = 0; b < 8; ++b) block[b] ^= static_cast<uint8_t>(counter >> (8 * b));
     }
   }
   HashBlocks(out, out, seed_count * blocks_per_seed);

@@ -48,10 +48,12 @@ class FixedKeyAes128 {
 
   // The hash of counter blocks, which is what XofFixedKeyAes128 computes:
   // for each of `seed_count` 16-byte seeds and each j < blocks_per_seed,
-  // out[seed * blocks_per_seed + j] = Hash(seed XOR le128(j)). Building the
-  // inputs in registers saves a pass over memory on the IDPF's hot path.
+  // out[seed * blocks_per_seed + j] = Hash(seed XOR le128(first_counter +
+  // j)): block first_counter + j of each seed's stream. Building the inputs in
+  // registers saves a pass over memory on the IDPF's hot path. `out` must not
+  // overlap `seeds`.
   void HashCounterBlocks(const uint8_t* seeds, size_t seed_count, size_t blocks_per_seed,
-                         uint8_t* out) const;
+                         uint8_t* out, uint64_t first_counter = 0) const;
 
   // True when this instance runs on the AES-NI path.
   bool uses_aesni() const { return use_aesni_; }

@@ -81,10 +81,7 @@ WalkScratch& ThreadScratch() {
 thread_local int deferred_wipes = 0;
 
 // Wipes every working buffer of this thread's evaluations.
-void WipeThreadScratch() {
-  ThreadScratch().Wipe();
-  internal::WipeConvertScratch();
-}
+void WipeThreadScratch() { ThreadScratch().Wipe(); }
 
 // The control bit is the low bit of a seed's byte 0: bit 0 or bit 56 of its
 // first 64-bit word, depending on byte order.
@@ -719,9 +716,5 @@ DeferredScratchWipe::DeferredScratchWipe() { ++deferred_wipes; }
 DeferredScratchWipe::~DeferredScratchWipe() {
   if (--deferred_wipes == 0) WipeThreadScratch();
 }
-
-namespace internal {
-bool ScratchWipesDeferred() { return deferred_wipes > 0; }
-}  // namespace internal
 
 }  // namespace canopy::idpf

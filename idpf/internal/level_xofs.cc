@@ -6,7 +6,6 @@
 #include "crypto/keccak_x4.h"
 #include "crypto/secure_wipe.h"
 #include "crypto/xof.h"
-#include "idpf/internal/scratch.h"
 
 namespace canopy::idpf::internal {
 namespace {
@@ -28,14 +27,6 @@ std::vector<uint8_t> IdpfDst(uint16_t usage, std::span<const uint8_t> ctx) {
 
 constexpr uint16_t kExtendUsage = 0;
 constexpr uint16_t kConvertUsage = 1;
-
-// Reads two Field64 values from one 16-byte block; false if either draw is
-// rejected (probability about 2^-31), in which case the caller resamples.
-bool InnerValueFromBlock(const Seed& block, InnerValue* value) {
-  bool first = Field64::FromSampledBytes(block.data(), &(*value)[0]);
-  bool second = Field64::FromSampledBytes(block.data() + 8, &(*value)[1]);
-  return first && second;
-}
 
 }  // namespace
 
@@ -84,67 +75,31 @@ void LevelXofs::ExtendInnerBatch(std::span<const Seed> seeds, Seed* out) const {
   extend_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 2, out[0].data());
 }
 
-namespace {
-
-// The buffers of ConvertInnerBatch, shared by the thread's evaluators so
-// that they stay in cache.
-struct ConvertScratch {
-  ScratchBuffer<Seed> inputs;
-  ScratchBuffer<Seed> blocks;
-};
-
-ConvertScratch& ThreadConvertScratch() {
-  thread_local ConvertScratch scratch;
-  return scratch;
-}
-
-}  // namespace
-
-void WipeConvertScratch() {
-  ConvertScratch& scratch = ThreadConvertScratch();
-  scratch.inputs.Wipe();
-  scratch.blocks.Wipe();
-}
-
 void LevelXofs::ConvertInnerBatch(std::span<const Seed> seeds, Seed* next_seeds,
                                   InnerValue* values) const {
   if (seeds.empty()) return;
-  if (values == nullptr) {
-    // Only the next seeds: block 0 of each stream, straight into place.
-    convert_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 1, next_seeds[0].data());
-    return;
-  }
-  ConvertScratch& scratch = ThreadConvertScratch();
-  std::span<Seed> blocks;
-  size_t blocks_per_seed;
+  // Block 0 of each stream is the next seed, block 1 the value: each is
+  // hashed straight into its place, one block per seed.
   if (next_seeds != nullptr) {
-    blocks_per_seed = 2;
-    blocks = scratch.blocks.Take(2 * seeds.size());
-    convert_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 2, blocks[0].data());
-  } else {
-    // The values alone: block 1 of each stream, which is block 0 of the
-    // stream of seed XOR le128(1), the counter XofFixedKeyAes128 adds (one
-    // byte; XofFixedKeyAes128::InputBlock, a call per seed, cost more than
-    // the AES block saved).
-    blocks_per_seed = 1;
-    std::span<Seed> inputs = scratch.inputs.Take(seeds.size());
-    for (size_t i = 0; i < seeds.size(); ++i) {
-      inputs[i] = seeds[i];
-      inputs[i][0] ^= 1;
-    }
-    blocks = scratch.blocks.Take(seeds.size());
-    convert_cipher_.HashCounterBlocks(inputs[0].data(), seeds.size(), 1, blocks[0].data());
+    convert_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 1, next_seeds[0].data());
   }
+  if (values == nullptr) return;
+  // The value's block lands in the value's own bytes, then is sampled there
+  // (each element is read before it is written).
+  static_assert(sizeof(InnerValue) == kKeySize);
+  auto* value_bytes = reinterpret_cast<uint8_t*>(values);
+  convert_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 1, value_bytes, 1);
   for (size_t i = 0; i < seeds.size(); ++i) {
-    if (next_seeds != nullptr) next_seeds[i] = blocks[2 * i];
-    if (!InnerValueFromBlock(blocks[blocks_per_seed * i + blocks_per_seed - 1], &values[i])) {
+    const uint8_t* block = value_bytes + kKeySize * i;
+    const bool first = Field64::FromSampledBytes(block, &values[i][0]);
+    const bool second = Field64::FromSampledBytes(block + Field64::kEncodedSize, &values[i][1]);
+    if (!first || !second) {
       // A rejected draw (probability about 2^-31): resample from the stream.
       Seed next_seed;
       ConvertInner(seeds[i], &next_seed, &values[i]);
       crypto::SecureWipeObject(next_seed);
     }
   }
-  if (!ScratchWipesDeferred()) WipeConvertScratch();
 }
 
 template <size_t kOut, typename Use>

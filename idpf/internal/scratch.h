@@ -54,13 +54,6 @@ class ScratchBuffer {
   size_t used_ = 0;
 };
 
-// Whether a DeferredScratchWipe (idpf.h) is alive on this thread: the
-// buffers are then wiped when the last one ends, not after each use.
-bool ScratchWipesDeferred();
-
-// Wipes this thread's buffers of LevelXofs's batch conversions.
-void WipeConvertScratch();
-
 }  // namespace canopy::idpf::internal
 
 #endif  // CANOPY_IDPF_INTERNAL_SCRATCH_H_

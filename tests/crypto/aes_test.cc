@@ -68,28 +68,39 @@ TEST_P(AesTest, HashMatchesDefinition) {
   }
 }
 
-// HashCounterBlocks equals HashBlocks on seed XOR le128(j), for every width
-// the AES-NI path specialises and a few it does not.
+// HashCounterBlocks equals HashBlocks on seed XOR le128(first_counter + j),
+// for every width the AES-NI and VAES paths specialise and a few they do not,
+// from counter 0 and from later counters (a counter above 255 changes more
+// than the first byte).
 TEST_P(AesTest, CounterBlocksMatchHashBlocks) {
   FixedKeyAes128 aes(Key("00112233445566778899aabbccddeeff"), GetParam());
   std::mt19937_64 random(9);
-  for (size_t blocks_per_seed : {1, 2, 3, 5}) {
-    for (size_t seed_count : {1, 2, 3, 4, 5, 8, 9, 16, 17, 31, 64, 100}) {
-      std::vector<uint8_t> seeds(16 * seed_count);
-      for (uint8_t& byte : seeds) byte = static_cast<uint8_t>(random());
-      std::vector<uint8_t> inputs;
-      for (size_t s = 0; s < seed_count; ++s) {
-        for (size_t j = 0; j < blocks_per_seed; ++j) {
-          for (size_t b = 0; b < 16; ++b) {
-            uint8_t counter_byte = b < 8 ? static_cast<uint8_t>(uint64_t{j} >> (8 * b)) : 0;
-            inputs.push_back(seeds[16 * s + b] ^ counter_byte);
+  for (uint64_t first_counter : {uint64_t{0}, uint64_t{1}, uint64_t{0x1234567}}) {
+    for (size_t blocks_per_seed : {1, 2, 3, 5}) {
+      for (size_t seed_count : {1, 2, 3, 4, 5, 8, 9, 16, 17, 31, 64, 100}) {
+        std::vector<uint8_t> seeds(16 * seed_count);
+        for (uint8_t& byte : seeds) byte = static_cast<uint8_t>(random());
+        std::vector<uint8_t> inputs;
+        for (size_t s = 0; s < seed_count; ++s) {
+          for (size_t j = 0; j < blocks_per_seed; ++j) {
+            const uint64_t counter = first_counter + j;
+            for (size_t b = 0; b < 16; ++b) {
+              uint8_t counter_byte = b < 8 ? static_cast<uint8_t>(counter >> (8 * b)) : 0;
+              inputs.push_back(seeds[16 * s + b] ^ counter_byte);
+            }
           }
         }
+        std::vector<uint8_t> expected(inputs.size()), actual(inputs.size());
+        aes.HashBlocks(inputs.data(), expected.data(), seed_count * blocks_per_seed);
+        if (first_counter == 0) {
+          aes.HashCounterBlocks(seeds.data(), seed_count, blocks_per_seed, actual.data());
+        } else {
+          aes.HashCounterBlocks(seeds.data(), seed_count, blocks_per_seed, actual.data(),
+                                first_counter);
+        }
+        EXPECT_EQ(actual, expected) << seed_count << " seeds, " << blocks_per_seed
+                                    << " blocks, from counter " << first_counter;
       }
-      std::vector<uint8_t> expected(inputs.size()), actual(inputs.size());
-      aes.HashBlocks(inputs.data(), expected.data(), seed_count * blocks_per_seed);
-      aes.HashCounterBlocks(seeds.data(), seed_count, blocks_per_seed, actual.data());
-      EXPECT_EQ(actual, expected) << seed_count << " seeds, " << blocks_per_seed << " blocks";
     }
   }
 }
