@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ranges>
 #include <set>
 #include <typeinfo>
 
@@ -573,15 +574,14 @@ Poplar1Report* AsPoplar1Report(PreparedReport& prepared) {
                                                    : nullptr;
 }
 
-// The vector of `F` in `vector`, `size` elements long, to be written over.
-// An existing vector of that field keeps its allocation. (Resized, which
-// zeroes it first: filling it by push_back instead costs more than the
-// zeroing, since each push_back stores the vector's end back to memory.)
+// The vector of `F` in `vector`, emptied, with room for `size` elements. An
+// existing vector of that field keeps its allocation.
 template <typename F>
-std::span<F> FieldVectorToFill(FieldVector& vector, size_t size) {
+std::vector<F>& EmptyFieldVector(FieldVector& vector, size_t size) {
   auto* elements = std::get_if<std::vector<F>>(&vector);
   if (elements == nullptr) elements = &vector.template emplace<std::vector<F>>();
-  elements->resize(size);
+  elements->clear();
+  elements->reserve(size);
   return *elements;
 }
 
@@ -652,11 +652,15 @@ Result<void> Poplar1::VerifyInitWithRand(const Poplar1AggParam& param, Poplar1Re
   // shares), then the (A, B) shares and the aggregator's ID. Copied before
   // the sketch's loop, which then stores nothing: stores into the vector
   // would force the sums out of their registers on every candidate.
-  const std::span<F> memory = FieldVectorToFill<F>(out.state.memory, count + 3);
-  for (size_t i = 0; i < count; ++i) memory[i] = values[i][0];
-  memory[count] = big_ab[0];
-  memory[count + 1] = big_ab[1];
-  memory[count + 2] = F::FromUint64(static_cast<uint64_t>(report.agg_id()));
+  // The data shares go in by one ranged insert: it neither zeroes the memory
+  // first (as resize would) nor stores the vector's end per element (as
+  // push_back does), either of which cost more than the copy itself.
+  std::vector<F>& memory = EmptyFieldVector<F>(out.state.memory, count + 3);
+  const auto data_shares = std::span(values.data(), count) | std::views::elements<0>;
+  memory.insert(memory.end(), data_shares.begin(), data_shares.end());
+  memory.push_back(big_ab[0]);
+  memory.push_back(big_ab[1]);
+  memory.push_back(F::FromUint64(static_cast<uint64_t>(report.agg_id())));
 
   // The sketch share: (a + sum r y, b + sum r^2 y, c + sum r k).
   F sum_ry = F::Zero(), sum_rry = F::Zero(), sum_rk = F::Zero();
