@@ -163,8 +163,30 @@ CANOPY_VAES inline void VaesHashPairs(const __m256i* keys, __m256i* inputs, uint
   }
 }
 
+// Hashes kRegisters registers of two counter blocks each into out: with
+// one seed per register (its blocks first_counter and first_counter + 1),
+// or two consecutive seeds per register (block first_counter of each);
+// `counters` holds the counters in the lanes' low words.
+template <size_t kRegisters>
+CANOPY_VAES inline void VaesCounterRegisters(const __m256i* keys, const uint8_t* seeds,
+                                             bool one_seed_per_register, __m256i counters,
+                                             uint8_t* out) {
+  __m256i inputs[kRegisters];
+  for (size_t i = 0; i < kRegisters; ++i) {
+    const __m256i blocks =
+        one_seed_per_register
+            ? _mm256_broadcastsi128_si256(
+                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(seeds + 16 * i)))
+            : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(seeds + 32 * i));
+    inputs[i] = _mm256_xor_si256(blocks, counters);
+  }
+  VaesHashPairs<kRegisters>(keys, inputs, out);
+}
+
 // The VAES form of AesniHashCounterBlocks for one or two blocks per seed:
-// sixteen blocks in flight in eight registers.
+// sixteen blocks in flight in eight registers, then the rest in four, two
+// and one register (a report's batches are small: their tails are a large
+// part of them), and an odd last block on the 128-bit path.
 CANOPY_VAES bool VaesHashCounterBlocks(const uint8_t* round_keys, const uint8_t* seeds,
                                        size_t seed_count, size_t blocks_per_seed,
                                        uint64_t first_counter, uint8_t* out) {
@@ -174,41 +196,39 @@ CANOPY_VAES bool VaesHashCounterBlocks(const uint8_t* round_keys, const uint8_t*
     keys[i] = _mm256_broadcastsi128_si256(
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(round_keys + 16 * i)));
   }
-  constexpr size_t kRegisters = 8;
+  const bool one_seed_per_register = blocks_per_seed == 2;
+  const auto counter = static_cast<long long>(first_counter);
+  const __m256i counters = one_seed_per_register ? _mm256_set_epi64x(0, counter + 1, 0, counter)
+                                                 : _mm256_set_epi64x(0, counter, 0, counter);
+  // Each register takes 32 bytes of seeds (two seeds) or 16 (one), and
+  // writes 32 bytes of output.
+  const size_t seed_bytes_per_register = one_seed_per_register ? 16 : 32;
   const size_t total = seed_count * blocks_per_seed;
-  size_t block = 0;
-  __m256i inputs[kRegisters];
-  if (blocks_per_seed == 2) {
-    // One seed per register: counters first_counter and first_counter + 1
-    // in its two lanes.
-    const auto counter = static_cast<long long>(first_counter);
-    const __m256i counters = _mm256_set_epi64x(0, counter + 1, 0, counter);
-    for (; block + 2 * kRegisters <= total; block += 2 * kRegisters) {
-      for (size_t i = 0; i < kRegisters; ++i) {
-        const __m128i seed =
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(seeds + 16 * (block / 2 + i)));
-        inputs[i] = _mm256_xor_si256(_mm256_broadcastsi128_si256(seed), counters);
-      }
-      VaesHashPairs<kRegisters>(keys, inputs, out + 16 * block);
-    }
-  } else {
-    // Two consecutive seeds per register, first_counter for both.
-    const auto counter = static_cast<long long>(first_counter);
-    const __m256i counters = _mm256_set_epi64x(0, counter, 0, counter);
-    for (; block + 2 * kRegisters <= total; block += 2 * kRegisters) {
-      for (size_t i = 0; i < kRegisters; ++i) {
-        inputs[i] = _mm256_xor_si256(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(seeds + 16 * (block + 2 * i))),
-            counters);
-      }
-      VaesHashPairs<kRegisters>(keys, inputs, out + 16 * block);
-    }
+  const size_t registers = total / 2;
+  size_t done = 0;
+  for (; done + 8 <= registers; done += 8) {
+    VaesCounterRegisters<8>(keys, seeds + seed_bytes_per_register * done, one_seed_per_register,
+                            counters, out + 32 * done);
   }
-  // The tail (fewer than sixteen blocks) goes through the 128-bit path.
-  if (block < total) {
-    const size_t done_seeds = block / blocks_per_seed;
-    AesniHashCounterBlocks(round_keys, seeds + 16 * done_seeds, seed_count - done_seeds,
-                           blocks_per_seed, first_counter, out + 16 * block);
+  if (done + 4 <= registers) {
+    VaesCounterRegisters<4>(keys, seeds + seed_bytes_per_register * done, one_seed_per_register,
+                            counters, out + 32 * done);
+    done += 4;
+  }
+  if (done + 2 <= registers) {
+    VaesCounterRegisters<2>(keys, seeds + seed_bytes_per_register * done, one_seed_per_register,
+                            counters, out + 32 * done);
+    done += 2;
+  }
+  if (done < registers) {
+    VaesCounterRegisters<1>(keys, seeds + seed_bytes_per_register * done, one_seed_per_register,
+                            counters, out + 32 * done);
+    ++done;
+  }
+  if (2 * done < total) {
+    // One seed's single block is left (one block per seed, an odd count).
+    AesniHashCounterBlocks(round_keys, seeds + 16 * (seed_count - 1), 1, 1, first_counter,
+                           out + 16 * (total - 1));
   }
   return true;
 }
