@@ -111,16 +111,6 @@ bool HasRepeatedReportId(std::span<const dap::VerifyInit> verify_inits) {
   return std::adjacent_find(ids.begin(), ids.end()) != ids.end();
 }
 
-// The helper's stored answer to a job's init request with this hash, or
-// null: the last answer while the job is at step 0, the kept one after.
-const Bytes* StoredInitAnswer(const AggregationJobRow& job, const Bytes& request_hash) {
-  if (job.step == 0 && job.last_request_hash == request_hash) return &job.last_response;
-  if (!job.init_request_hash.empty() && job.init_request_hash == request_hash) {
-    return &job.init_response;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 ServerResponse AggregatorService::InitAggregationJob(const Task& task,
@@ -130,9 +120,11 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
   }
   auto init = dap::Decode<dap::AggregationJobInitReq>(request.body);
   if (!init) return Problem(ProblemType::kInvalidMessage, init.error().message(), &task.id);
-  const JobId job_id = internal::ContentDerivedId(task.id, request.body);
-  const auto request_hash = internal::Sha256(request.body);
-  const Bytes request_hash_bytes(request_hash.begin(), request_hash.end());
+  // The job's ID and the request's hash (which a retry must match) from one
+  // digest: one pass over a first round's megabytes of body.
+  const std::array<uint8_t, 32> content_digest = internal::ContentDigest(task.id, request.body);
+  const JobId job_id = internal::IdOfContentDigest(content_digest);
+  const Bytes request_hash_bytes(content_digest.begin(), content_digest.end());
   const std::string location = JobLocation(task, "aggregation_jobs", job_id);
 
   // Extensions: strictly increasing; the batch ID (leader_selected) and
@@ -232,7 +224,8 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
   if (existing) {
     // The same init again (a retry, or a leader redoing the job from its
     // start after a crash, also once the job has moved on): the same answer.
-    if (const Bytes* answer = StoredInitAnswer(*existing, request_hash_bytes)) {
+    if (const Bytes* answer =
+            internal::StoredInitAnswer(*existing, request_hash_bytes, request.body)) {
       ServerResponse response = internal::Message(201, "aggregation-job-resp", *answer);
       response.SetHeader("Location", location);
       return response;
@@ -614,7 +607,7 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
   // and all of them when the job was there already, are given back).
   if (reservation && !raced) reservation->Keep(accepted);
   if (raced) {
-    const Bytes* answer = StoredInitAnswer(*existing, request_hash_bytes);
+    const Bytes* answer = internal::StoredInitAnswer(*existing, request_hash_bytes, request.body);
     if (answer == nullptr) {
       return Problem(ProblemType::kStepMismatch,
                      "the aggregation job exists with another init request", &task.id);

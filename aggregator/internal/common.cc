@@ -36,14 +36,40 @@ std::array<uint8_t, 32> Sha256(std::span<const uint8_t> data) {
   return Sha256OfPartsOrAbort(parts);
 }
 
-JobId ContentDerivedId(const dap::TaskId& task_id, std::span<const uint8_t> body) {
+std::array<uint8_t, 32> ContentDigest(const dap::TaskId& task_id, std::span<const uint8_t> body) {
   // Hashed in two parts: a first level's request body is megabytes, and
   // copying it behind the task ID was 2 % of the helper's first round.
   const std::span<const uint8_t> parts[] = {task_id, body};
-  const std::array<uint8_t, 32> digest = Sha256OfPartsOrAbort(parts);
+  return Sha256OfPartsOrAbort(parts);
+}
+
+JobId IdOfContentDigest(const std::array<uint8_t, 32>& digest) {
   JobId id;
   std::copy_n(digest.begin(), id.size(), id.begin());
   return id;
+}
+
+JobId ContentDerivedId(const dap::TaskId& task_id, std::span<const uint8_t> body) {
+  return IdOfContentDigest(ContentDigest(task_id, body));
+}
+
+namespace {
+
+const Bytes* StoredInitAnswerForHash(const AggregationJobRow& job, const Bytes& request_hash) {
+  if (job.step == 0 && job.last_request_hash == request_hash) return &job.last_response;
+  if (!job.init_request_hash.empty() && job.init_request_hash == request_hash) {
+    return &job.init_response;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+const Bytes* StoredInitAnswer(const AggregationJobRow& job, const Bytes& request_hash,
+                              std::span<const uint8_t> body) {
+  if (const Bytes* answer = StoredInitAnswerForHash(job, request_hash)) return answer;
+  const std::array<uint8_t, 32> body_hash = Sha256(body);
+  return StoredInitAnswerForHash(job, Bytes(body_hash.begin(), body_hash.end()));
 }
 
 void UpdateChecksum(Checksum& checksum, const dap::ReportId& report_id) {

@@ -28,6 +28,20 @@ std::array<uint8_t, 32> Sha256(std::span<const uint8_t> data);
 // 16 bytes of SHA-256(task_id || body).
 JobId ContentDerivedId(const dap::TaskId& task_id, std::span<const uint8_t> body);
 
+// SHA-256(task_id || body), whose first 16 bytes are the ContentDerivedId
+// (IdOfContentDigest). The helper also keeps it as an init request's hash,
+// so that a first round's megabytes of body are hashed once, not twice.
+std::array<uint8_t, 32> ContentDigest(const dap::TaskId& task_id, std::span<const uint8_t> body);
+JobId IdOfContentDigest(const std::array<uint8_t, 32>& digest);
+
+// The helper's stored answer to the init request of `job` whose hash is
+// `request_hash` (its ContentDigest) and body `body`, or null: the last
+// answer while the job is at step 0, the one kept for the init after. Jobs
+// stored by earlier builds hold SHA-256(body) as the hash; it is computed
+// and tried only when `request_hash` matches nothing.
+const Bytes* StoredInitAnswer(const AggregationJobRow& job, const Bytes& request_hash,
+                              std::span<const uint8_t> body);
+
 // XORs SHA-256(report_id) into `checksum` (DAP-19's report checksum).
 void UpdateChecksum(Checksum& checksum, const dap::ReportId& report_id);
 

@@ -39,6 +39,48 @@ TEST(ContentDerivedId, IsTheHashOfTaskIdAndBody) {
   const JobId id = ContentDerivedId(task_id, body);
   EXPECT_EQ(Hex(id), Hex(std::span<const uint8_t>(digest).first(16)));
   EXPECT_NE(ContentDerivedId(task_id, Bytes("another request")), id);
+  EXPECT_EQ(ContentDigest(task_id, body), digest);
+  EXPECT_EQ(IdOfContentDigest(digest), id);
+}
+
+// A retried init finds its stored answer by the request's content digest,
+// and, for a job stored by an earlier build, by SHA-256 of the body alone;
+// another request's hash finds nothing.
+TEST(StoredInitAnswer, MatchesTheContentDigestAndTheEarlierBodyHash) {
+  dap::TaskId task_id{};
+  const std::vector<uint8_t> body = Bytes("an init request");
+  const std::array<uint8_t, 32> digest = ContentDigest(task_id, body);
+  const std::array<uint8_t, 32> body_hash = Sha256(body);
+  const std::vector<uint8_t> digest_bytes(digest.begin(), digest.end());
+
+  AggregationJobRow at_init;  // Step 0: the last answer is the init's.
+  at_init.last_response = Bytes("answer at init");
+  at_init.last_request_hash = digest_bytes;
+  ASSERT_NE(StoredInitAnswer(at_init, digest_bytes, body), nullptr);
+  EXPECT_EQ(*StoredInitAnswer(at_init, digest_bytes, body), at_init.last_response);
+  EXPECT_EQ(StoredInitAnswer(at_init, digest_bytes, Bytes("another request")),
+            &at_init.last_response)
+      << "the digest decides while it matches";
+
+  AggregationJobRow earlier = at_init;  // Stored by a build that hashed the body alone.
+  earlier.last_request_hash = std::vector<uint8_t>(body_hash.begin(), body_hash.end());
+  EXPECT_EQ(StoredInitAnswer(earlier, digest_bytes, body), &earlier.last_response);
+
+  AggregationJobRow moved_on;  // Past its init: the kept init answer.
+  moved_on.step = 1;
+  moved_on.last_request_hash = Bytes("a continuation's hash");
+  moved_on.last_response = Bytes("answer at step 1");
+  moved_on.init_request_hash = std::vector<uint8_t>(body_hash.begin(), body_hash.end());
+  moved_on.init_response = Bytes("answer at init");
+  EXPECT_EQ(StoredInitAnswer(moved_on, digest_bytes, body), &moved_on.init_response);
+
+  const std::array<uint8_t, 32> other = ContentDigest(task_id, Bytes("another request"));
+  EXPECT_EQ(StoredInitAnswer(at_init, std::vector<uint8_t>(other.begin(), other.end()),
+                             Bytes("another request")),
+            nullptr);
+  EXPECT_EQ(StoredInitAnswer(moved_on, std::vector<uint8_t>(other.begin(), other.end()),
+                             Bytes("another request")),
+            nullptr);
 }
 
 // Each thread has its own context: hashing at once gives each its own digest.
