@@ -826,6 +826,20 @@ void Poplar1::VerifyInitBatchAtLevel(std::span<const uint8_t> verify_key,
       for (size_t k = 0; k < lanes; ++k) {
         F* lane_rand = verify_rand.data() + k * count;
         const uint8_t* lane_bytes = data + k * bytes;
+        if (filled[k] == 0 && draws == count) {
+          // Almost always every draw of the first squeeze is kept (a draw
+          // is rejected with probability about 2^-32): one pass without
+          // the loop below's chain from each draw to the next one's place.
+          // On a rejection the lane starts over below, draw by draw.
+          bool all_kept = true;
+          for (size_t d = 0; d < count; ++d) {
+            all_kept &= F::FromSampledBytes(lane_bytes + d * F::kEncodedSize, &lane_rand[d]);
+          }
+          if (all_kept) {
+            filled[k] = count;
+            continue;
+          }
+        }
         for (size_t d = 0; d < draws && filled[k] < count; ++d) {
           if (F::FromSampledBytes(lane_bytes + d * F::kEncodedSize, &lane_rand[filled[k]])) {
             ++filled[k];
