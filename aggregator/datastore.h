@@ -102,7 +102,9 @@ struct AggregationJobRow {
   std::string helper_url;
   // Leader: whether the job names held reports (multi-level extension).
   bool held_reports = false;
-  // Helper: SHA-256 of the last request handled and the answer given.
+  // Helper: the hash of the last request handled and the answer given: for
+  // an init request its ContentDigest, SHA-256(task ID || body) (builds
+  // before 2026-11-27 stored SHA-256(body)); for a continuation SHA-256(body).
   Bytes last_request_hash;
   Bytes last_response;
   // Helper: the same for the job's init request, kept after the job has

@@ -198,7 +198,8 @@ CANOPY_VAES bool VaesHashCounterBlocks(const uint8_t* round_keys, const uint8_t*
   }
   const bool one_seed_per_register = blocks_per_seed == 2;
   const auto counter = static_cast<long long>(first_counter);
-  const __m256i counters = one_seed_per_register ? _mm256_set_epi64x(0, counter + 1, 0, counter)
+  const auto next_counter = static_cast<long long>(first_counter + 1);  // Unsigned: wraps.
+  const __m256i counters = one_seed_per_register ? _mm256_set_epi64x(0, next_counter, 0, counter)
                                                  : _mm256_set_epi64x(0, counter, 0, counter);
   // Each register takes 32 bytes of seeds (two seeds) or 16 (one), and
   // writes 32 bytes of output.

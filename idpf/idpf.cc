@@ -597,7 +597,9 @@ void CachedEvaluator::Walk(const EvaluationPlan& plan, std::span<InnerValue> inn
   if (!inner_out.empty()) {
     const InnerValue& correction =
         public_share_.inner_value_corrections[target_level - levels_first_];
-    // FinishValue for every prefix, four elements at a time.
+    // FinishValue for every prefix, four elements at a time, over the values
+    // seen as one array of 2 * n elements (std::array has no padding: the
+    // assertion below; ConvertInnerBatch writes these same bytes).
     static_assert(sizeof(InnerValue) == kValueLen * sizeof(Field64));
     crypto::AddSelectedPairs(std::span<Field64>(inner_out.front().data(), 2 * inner_out.size()),
                              parent_ctrl.first(inner_out.size()), correction, agg_id_ == 1);

@@ -32,6 +32,9 @@ JobId ContentDerivedId(const dap::TaskId& task_id, std::span<const uint8_t> body
 // (IdOfContentDigest). The helper also keeps it as an init request's hash,
 // so that a first round's megabytes of body are hashed once, not twice.
 std::array<uint8_t, 32> ContentDigest(const dap::TaskId& task_id, std::span<const uint8_t> body);
+
+// The first 16 bytes of `digest`: the ContentDerivedId of the request it is
+// the ContentDigest of.
 JobId IdOfContentDigest(const std::array<uint8_t, 32>& digest);
 
 // The helper's stored answer to the init request of `job` whose hash is

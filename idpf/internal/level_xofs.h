@@ -51,7 +51,7 @@ class LevelXofs {
 
   // convert at an inner level for many seeds at once. Either `next_seeds`
   // or `values` may be null, not both; without the seeds the values cost
-  // half the AES work.
+  // half the AES work. Neither output may overlap `seeds`.
   void ConvertInnerBatch(std::span<const Seed> seeds, Seed* next_seeds, InnerValue* values) const;
 
   // extend at the leaf level for many seeds at once, as ExtendInnerBatch:

@@ -74,6 +74,17 @@ TEST(StoredInitAnswer, MatchesTheContentDigestAndTheEarlierBodyHash) {
   moved_on.init_response = Bytes("answer at init");
   EXPECT_EQ(StoredInitAnswer(moved_on, digest_bytes, body), &moved_on.init_response);
 
+  AggregationJobRow moved_on_here = moved_on;  // Its init stored by this build.
+  moved_on_here.init_request_hash = digest_bytes;
+  EXPECT_EQ(StoredInitAnswer(moved_on_here, digest_bytes, body), &moved_on_here.init_response);
+
+  // Past its init, the last request is a continuation: even if its hash were
+  // the init body's, the answer found is the init's, never the last one.
+  AggregationJobRow continued = moved_on;
+  continued.last_request_hash = std::vector<uint8_t>(body_hash.begin(), body_hash.end());
+  continued.init_request_hash = Bytes("an older init's hash");
+  EXPECT_EQ(StoredInitAnswer(continued, digest_bytes, body), nullptr);
+
   const std::array<uint8_t, 32> other = ContentDigest(task_id, Bytes("another request"));
   EXPECT_EQ(StoredInitAnswer(at_init, std::vector<uint8_t>(other.begin(), other.end()),
                              Bytes("another request")),
