@@ -1,6 +1,7 @@
 #include "idpf/internal/level_xofs.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "crypto/keccak_x4.h"
@@ -89,6 +90,18 @@ void LevelXofs::ConvertInnerBatch(std::span<const Seed> seeds, Seed* next_seeds,
   static_assert(sizeof(InnerValue) == kKeySize);
   auto* value_bytes = reinterpret_cast<uint8_t*>(values);
   convert_cipher_.HashCounterBlocks(seeds[0].data(), seeds.size(), 1, value_bytes, 1);
+  if constexpr (std::endian::native == std::endian::little) {
+    // A Field64 holds its value as a native 64-bit word, which on this byte
+    // order is the draw's bytes as they are: when every draw is below p
+    // (almost always; a rejection has probability about 2^-32), the values
+    // are already in place, and one comparison pass without stores says so.
+    bool all_below = true;
+    for (size_t i = 0; i < seeds.size(); ++i) {
+      all_below &= values[i][0].value() < Field64::kModulus;
+      all_below &= values[i][1].value() < Field64::kModulus;
+    }
+    if (all_below) return;
+  }
   for (size_t i = 0; i < seeds.size(); ++i) {
     const uint8_t* block = value_bytes + kKeySize * i;
     const bool first = Field64::FromSampledBytes(block, &values[i][0]);

@@ -10,6 +10,9 @@
 #include <random>
 #include <set>
 
+#include "crypto/aes.h"
+#include "crypto/xof.h"
+#include "idpf/internal/level_xofs.h"
 #include "tests/testing/prefixes.h"
 #include "tests/testing/vectors.h"
 
@@ -522,6 +525,49 @@ TEST(CachedEvaluator, RefusesBadPrefixSets) {
   ASSERT_TRUE(other);
   EXPECT_FALSE(
       CachedEvaluator::Create(*other, 0, keys.public_share, keys.keys[0], kCtx, instance.nonce));
+}
+
+// The batch convert samples each value where its AES block lands and takes
+// a fast path when every draw is below p; a draw at or above p (probability
+// about 2^-32 each) must be resampled from the stream exactly as the
+// one-seed convert does. The rejecting seed was found by a search over
+// seeds for this context and nonce.
+TEST(LevelXofs, BatchConvertResamplesARejectedDraw) {
+  std::array<uint8_t, kNonceSize> nonce;
+  for (size_t i = 0; i < nonce.size(); ++i) nonce[i] = static_cast<uint8_t>(i);
+  const Seed rejecting = {0x83, 0xed, 0x87, 0x5f, 0x00, 0x00, 0x00, 0x00,
+                          0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a};
+  {
+    // The seed's value block (block 1 of its convert stream) really holds a
+    // word at or above p: VDAF's convert DST (version 18, IDPF, usage 1).
+    std::vector<uint8_t> dst = {18, 1, 0, 0, 0, 0, 0, 1};
+    dst.insert(dst.end(), kCtx.begin(), kCtx.end());
+    const crypto::FixedKeyAes128 cipher = crypto::XofFixedKeyAes128::DeriveFixedKey(dst, nonce);
+    std::array<uint8_t, 16> block;
+    cipher.HashCounterBlocks(rejecting.data(), 1, 1, block.data(), 1);
+    uint64_t first_word = 0;
+    for (int b = 7; b >= 0; --b) first_word = first_word << 8 | block[static_cast<size_t>(b)];
+    ASSERT_GE(first_word, Field64::kModulus);
+  }
+  const internal::LevelXofs xofs(16, kCtx, nonce);
+  std::mt19937_64 random(13);
+  std::vector<Seed> seeds(9);
+  for (Seed& seed : seeds) {
+    for (uint8_t& byte : seed) byte = static_cast<uint8_t>(random());
+  }
+  seeds[4] = rejecting;
+  std::vector<Seed> next_seeds(seeds.size());
+  std::vector<InnerValue> values(seeds.size()), values_alone(seeds.size());
+  xofs.ConvertInnerBatch(seeds, next_seeds.data(), values.data());
+  xofs.ConvertInnerBatch(seeds, nullptr, values_alone.data());
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    Seed expected_seed;
+    InnerValue expected_value;
+    xofs.ConvertInner(seeds[i], &expected_seed, &expected_value);
+    EXPECT_EQ(next_seeds[i], expected_seed) << i;
+    EXPECT_EQ(values[i], expected_value) << i;
+    EXPECT_EQ(values_alone[i], expected_value) << i;
+  }
 }
 
 TEST(Idpf, RefusesBadBitLengths) {
