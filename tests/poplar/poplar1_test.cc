@@ -9,6 +9,10 @@
 #include <random>
 #include <set>
 
+#include "crypto/field64.h"
+#include "crypto/xof.h"
+#include "tests/testing/prefixes.h"
+
 namespace canopy::poplar {
 namespace {
 
@@ -447,6 +451,68 @@ TEST(Poplar1, BatchVerifyInitEqualsSingle) {
     previous = *param;
     if (level + 1 < bits) {
       candidates = NextCandidates(candidates, PlainCounts(measurements, candidates), 10, random);
+    }
+  }
+}
+
+// The batch form samples each report's verification randomness in one pass
+// when its first squeeze is all kept; a report with a rejected draw
+// (probability about 2^-32 each) starts over draw by draw and must draw
+// exactly what VerifyInit does. The nonce below was found by a search: at
+// level 11 with all 4096 candidates, verify key 0x00..0x1f and this file's
+// context, its draw 1976 is at or above p.
+TEST(Poplar1, BatchVerifyInitResamplesARejectedRandomnessDraw) {
+  std::mt19937_64 random(17);
+  const size_t bits = 16, level = 11, rejected_draw = 1976;
+  auto vdaf = Poplar1::Create(bits);
+  ASSERT_TRUE(vdaf);
+  std::vector<uint8_t> verify_key(32);
+  for (size_t i = 0; i < verify_key.size(); ++i) verify_key[i] = static_cast<uint8_t>(i);
+  const std::vector<uint8_t> rejecting_nonce = {0x8e, 0xe8, 0x2b, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                                0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5};
+  {
+    // The draw really is rejected: the draft's verification-randomness XOF
+    // (usage 4), binder nonce || level.
+    const std::vector<uint8_t> dst = VdafDomainSeparationTag(Poplar1::kAlgorithmId, 4, kCtx);
+    std::vector<uint8_t> binder = rejecting_nonce;
+    binder.push_back(static_cast<uint8_t>(level >> 8));
+    binder.push_back(static_cast<uint8_t>(level));
+    crypto::XofTurboShake128 xof(verify_key, dst, binder);
+    std::vector<uint8_t> draws(8 * (rejected_draw + 1));
+    xof.Next(draws);
+    crypto::Field64 ignored;
+    ASSERT_FALSE(crypto::Field64::FromSampledBytes(&draws[8 * rejected_draw], &ignored));
+  }
+  // Six reports, the third with that nonce: in the batch's first group of
+  // four, next to lanes that keep their first squeeze.
+  std::vector<Report> reports = MakeReports(**vdaf, RandomStrings(random, 6, bits), random);
+  {
+    Report& report = reports[2];
+    report.nonce = rejecting_nonce;
+    auto shares = (*vdaf)->Shard(kCtx, report.measurement, report.nonce, RandomBytes(random, 128));
+    ASSERT_TRUE(shares);
+    report.shares = std::move(*shares);
+    for (int agg = 0; agg < 2; ++agg) {
+      report.prepared[agg] = std::move(*(*vdaf)->PrepareReport(
+          agg, kCtx, report.nonce, report.shares.public_share, report.shares.input_shares[agg]));
+    }
+  }
+  auto param = (*vdaf)->MakeAggParam(level, testing::Extensions({BitString()}, level + 1), nullptr);
+  ASSERT_TRUE(param);
+  ASSERT_EQ((*param)->prefixes.size(), 4096u);
+  for (int agg = 0; agg < 2; ++agg) {
+    std::vector<Report> batched;
+    std::vector<PreparedReport*> entries;
+    for (const Report& report : reports) batched.push_back(PreparedAgain(**vdaf, report));
+    for (Report& report : batched) entries.push_back(report.prepared[agg].get());
+    std::vector<Result<VerifyTransition>> outs(entries.size());
+    (*vdaf)->VerifyInitBatch(verify_key, kCtx, **param, entries, outs);
+    for (size_t r = 0; r < reports.size(); ++r) {
+      auto expected = (*vdaf)->VerifyInit(verify_key, kCtx, **param, *reports[r].prepared[agg]);
+      ASSERT_TRUE(expected);
+      ASSERT_TRUE(outs[r]) << outs[r].error().ToString();
+      EXPECT_EQ(outs[r]->verifier_share, expected->verifier_share) << "report " << r;
+      EXPECT_EQ(EncodeVerifyState(outs[r]->state), EncodeVerifyState(expected->state));
     }
   }
 }
