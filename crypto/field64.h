@@ -115,7 +115,23 @@ class Field64 {
       high_ += __builtin_add_overflow(low_, product, &low_);
     }
     // Adds a.
-    void Add(Field64 a) { high_ += __builtin_add_overflow(low_, a.value_, &low_); }
+    void Add(Field64 a) { AddWord(a.value_); }
+
+    // a * b reduced only in part: a word below 2^64, congruent to a * b mod
+    // p but possibly not below p (the reduction's last conditional
+    // subtraction is skipped). AddWord and AddProductWithWord take it as they
+    // would take the element: sums of products of products (r * (r * y))
+    // need one reduction a term, and this is the cheapest one.
+    static uint64_t PartialProduct(Field64 a, Field64 b) {
+      return Reduce128Partly(static_cast<unsigned __int128>(a.value_) * b.value_);
+    }
+    // Adds a word from PartialProduct (or any word: it counts mod p).
+    void AddWord(uint64_t word) { high_ += __builtin_add_overflow(low_, word, &low_); }
+    // Adds a * word, for a word from PartialProduct (or any word).
+    void AddProductWithWord(Field64 a, uint64_t word) {
+      const unsigned __int128 product = static_cast<unsigned __int128>(a.value_) * word;
+      high_ += __builtin_add_overflow(low_, product, &low_);
+    }
     // The sum mod p, using 2^128 = -2^32 (mod p).
     Field64 Reduce() const {
       return FromReduced(Reduce128(low_)) -
@@ -201,6 +217,12 @@ class Field64 {
   // copy, and the call costs as much as the reduction on the per-candidate
   // path.
   __attribute__((always_inline)) static constexpr uint64_t Reduce128(unsigned __int128 x) {
+    return ConditionalSubtractModulus(Reduce128Partly(x));
+  }
+
+  // Reduce128 without its last step: a word below 2^64 congruent to x, for
+  // any 128-bit x.
+  __attribute__((always_inline)) static constexpr uint64_t Reduce128Partly(unsigned __int128 x) {
     uint64_t low = static_cast<uint64_t>(x);
     uint64_t high = static_cast<uint64_t>(x >> 64);
     uint64_t high_high = high >> 32;
@@ -213,7 +235,7 @@ class Field64 {
     uint64_t t2 = t0 + t1;
     uint64_t carry = -static_cast<uint64_t>(t2 < t1);
     t2 += kEpsilon & carry;  // Adding 2^64 is adding epsilon; this cannot overflow.
-    return ConditionalSubtractModulus(t2);
+    return t2;
   }
 
   uint64_t value_ = 0;

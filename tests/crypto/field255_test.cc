@@ -1,6 +1,6 @@
 // Field arithmetic added for speed, against the plain operations: Field64's
-// unreduced accumulator and vector addition, and Field255's add-with-carry path against its
-// portable loops (which constant evaluation runs).
+// unreduced accumulator (and its partial products) and vector addition, and Field255's
+// add-with-carry path against its portable loops (which constant evaluation runs).
 #include "crypto/field255.h"
 
 #include <gtest/gtest.h>
@@ -63,6 +63,63 @@ TEST(Field64Accumulator, LargestTermsCarryIntoTheTopWord) {
     expected += big * big;
   }
   EXPECT_EQ(accumulator.Reduce(), expected);
+}
+
+// The exact a * b mod p, by 128-bit division.
+uint64_t ExactProduct(Field64 a, Field64 b) {
+  return static_cast<uint64_t>(static_cast<unsigned __int128>(a.value()) * b.value() %
+                               Field64::kModulus);
+}
+
+TEST(Field64Accumulator, PartialProductsAreCongruent) {
+  std::mt19937_64 random(3);
+  for (int i = 0; i < 100000; ++i) {
+    const Field64 a = RandomField64(random), b = RandomField64(random);
+    EXPECT_EQ(Field64::Accumulator::PartialProduct(a, b) % Field64::kModulus, ExactProduct(a, b))
+        << a.value() << " * " << b.value();
+  }
+}
+
+TEST(Field64Accumulator, PartialProductAtOrAboveTheModulusCountsModP) {
+  // 2^32 * (2^33 - 1) = 2^65 - 2^32: the partial reduction leaves 2^64 - 1,
+  // which is p + 2^32 - 2 (a word that random factors hit with probability
+  // about 2^-32). The sums must count it as 2^32 - 2.
+  const Field64 a = Field64::FromUint64(uint64_t{1} << 32);
+  const Field64 b = Field64::FromUint64((uint64_t{1} << 33) - 1);
+  const uint64_t word = Field64::Accumulator::PartialProduct(a, b);
+  ASSERT_GE(word, Field64::kModulus);  // The case this test is for.
+  EXPECT_EQ(word % Field64::kModulus, ExactProduct(a, b));
+
+  Field64::Accumulator words, products;
+  words.AddWord(word);
+  words.AddWord(word);
+  products.AddProductWithWord(b, word);
+  EXPECT_EQ(words.Reduce(), a * b + a * b);
+  EXPECT_EQ(products.Reduce(), b * (a * b));
+}
+
+TEST(Field64Accumulator, SketchSumsEqualReducedSums) {
+  // The sums of Poplar1's sketch, (r y, r^2 y, r k), as its inner levels
+  // compute them, against the reduced field operations.
+  std::mt19937_64 random(4);
+  for (size_t terms : {0, 1, 2, 7, 184, 5000}) {
+    Field64::Accumulator ry, rry, rk;
+    Field64 expected_ry = Field64::Zero(), expected_rry = Field64::Zero(),
+            expected_rk = Field64::Zero();
+    for (size_t i = 0; i < terms; ++i) {
+      const Field64 r = RandomField64(random), y = RandomField64(random), k = RandomField64(random);
+      const uint64_t r_y = Field64::Accumulator::PartialProduct(r, y);
+      ry.AddWord(r_y);
+      rry.AddProductWithWord(r, r_y);
+      rk.AddProduct(r, k);
+      expected_ry += r * y;
+      expected_rry += r * (r * y);
+      expected_rk += r * k;
+    }
+    EXPECT_EQ(ry.Reduce(), expected_ry) << terms << " terms";
+    EXPECT_EQ(rry.Reduce(), expected_rry) << terms << " terms";
+    EXPECT_EQ(rk.Reduce(), expected_rk) << terms << " terms";
+  }
 }
 
 TEST(Field64Vectors, AddEqualsModularSums) {
