@@ -49,11 +49,22 @@ struct TaskRow {
 };
 
 // An uploaded report, at the leader.
+// How a ClientReportRow's encoded_report holds its report.
+enum class StoredReportForm : uint8_t {
+  // The dap::Report as uploaded: the leader's input share still encrypted.
+  // Rows stored before schema version 7 are all of this form.
+  kAsUploaded = 0,
+  // The leader opened its input share at upload:
+  // internal::EncodeOpenedReport's encoding, with the share in plaintext.
+  kLeaderShareOpened = 1,
+};
+
 struct ClientReportRow {
   TaskId task_id{};
   ReportId report_id{};
   dap::Time time = 0;
-  Bytes encoded_report;  // The dap::Report, as uploaded.
+  Bytes encoded_report;  // The report, in `form`.
+  StoredReportForm form = StoredReportForm::kAsUploaded;
   // leader_selected tasks: the batch the leader put the report in (empty
   // until then).
   Bytes batch_key;

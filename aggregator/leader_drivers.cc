@@ -16,6 +16,7 @@
 #include "aggregator/garbage_collector.h"
 #include "aggregator/internal/aggregation.h"
 #include "aggregator/internal/common.h"
+#include "aggregator/internal/opened_report.h"
 #include "aggregator/work_signal.h"
 #include "crypto/random.h"
 #include "crypto/secure_wipe.h"
@@ -736,34 +737,41 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       fail(ReportError::kReportDropped);  // Expired and deleted meanwhile.
       continue;
     }
-    auto report = dap::Decode<dap::Report>(reports[i]->encoded_report);
-    if (!report) {
+    auto stored = internal::DecodeStoredReport(*reports[i]);
+    if (!stored) {
       fail(ReportError::kInvalidMessage);
       continue;
     }
+    const dap::Report& report = stored->report;
     if (prepared[i] == nullptr) {
-      // Opened at the report's first level, and again at a later one when
-      // the report is no longer prepared in memory (after a restart, or
-      // evicted from a cache smaller than the batch): the leader keeps no
-      // decrypted share at rest, since its stored report has the encrypted
-      // one. (Shares stored by earlier versions in held rows are not used.)
-      auto opened =
-          dap::OpenInputShare(task.id, task.configuration, report->metadata, report->public_share,
-                              report->leader_encrypted_input_share, dap::Role::kLeader, keys);
-      if (auto* error = std::get_if<ReportError>(&opened)) {
-        fail(*error);
-        continue;
+      // Prepared at the report's first level, and again at a later one when
+      // it is no longer prepared in memory (after a restart, or evicted from
+      // a cache smaller than the batch), from the stored report: its share
+      // opened at upload, or (a report stored by an earlier build) opened
+      // now. (Shares stored by earlier versions in held rows are not used.)
+      std::span<const uint8_t> leader_input_share = stored->leader_input_share;
+      Bytes opened_now;
+      if (leader_input_share.empty()) {
+        auto opened =
+            dap::OpenInputShare(task.id, task.configuration, report.metadata, report.public_share,
+                                report.leader_encrypted_input_share, dap::Role::kLeader, keys);
+        if (auto* error = std::get_if<ReportError>(&opened)) {
+          fail(*error);
+          continue;
+        }
+        auto& plaintext = std::get<dap::PlaintextInputShare>(opened);
+        if (!plaintext.private_extensions.empty()) {
+          crypto::SecureWipeVector(plaintext.payload);
+          fail(ReportError::kUnsupportedExtension);
+          continue;
+        }
+        metrics_.InputShareOpened();
+        opened_now = std::move(plaintext.payload);
+        leader_input_share = opened_now;
       }
-      auto& plaintext = std::get<dap::PlaintextInputShare>(opened);
-      if (!plaintext.private_extensions.empty()) {
-        crypto::SecureWipeVector(plaintext.payload);
-        fail(ReportError::kUnsupportedExtension);
-        continue;
-      }
-      metrics_.InputShareOpened();
       auto decoded = task.vdaf->PrepareReport(0, task.vdaf_context, row.report_id,
-                                              report->public_share, plaintext.payload);
-      crypto::SecureWipeVector(plaintext.payload);
+                                              report.public_share, leader_input_share);
+      crypto::SecureWipeVector(opened_now);
       if (!decoded) {
         fail(ReportError::kInvalidMessage);
         continue;
@@ -773,10 +781,11 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
     if (task.multi_level() && !held[i]) {
       // A mark that the helper holds the report once this level accepts it
       // (later levels name it by ID); no shares: the leader's client_reports
-      // row has the report, and later levels open it from there if they must.
+      // row has the report, and later levels prepare it from there if they
+      // must.
       to_hold[i] = HeldReportRow{task.id, row.report_id, row.time, row.bucket_key, {}, {}};
     }
-    reports_in_job[i] = std::move(*report);
+    reports_in_job[i] = std::move(stored->report);
   }
   // The leader's first VDAF step for every report at once (the VDAF shares
   // the per-parameter work and hashes four reports together), then the

@@ -25,10 +25,10 @@
 // datastore after a restart.
 //
 // The files are trusted as memory is: no checksums. They hold the levels'
-// correlated-randomness shares in the clear (the helper's datastore holds
-// its input shares too; the leader's only the encrypted reports), unlinked,
-// so they vanish with the process; a freed slot is overwritten only when
-// reused.
+// correlated-randomness shares in the clear (both datastores hold the input
+// shares they come from: the helper's held reports, the leader's reports
+// opened at upload), unlinked, so they vanish with the process; a freed slot
+// is overwritten only when reused.
 #ifndef CANOPY_AGGREGATOR_LEVEL_FILES_H_
 #define CANOPY_AGGREGATOR_LEVEL_FILES_H_
 

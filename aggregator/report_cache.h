@@ -4,7 +4,7 @@
 // instead of starting from the HPKE ciphertext (docs/multi-level-collection.md,
 // rule 8). Bounded: about the least recently used report is evicted first; an
 // evicted report is prepared again from the datastore: the helper's held
-// share, or the leader's stored report, whose share it opens again.
+// share, or the leader's stored report (its share opened at upload).
 //
 // With LevelFiles, a report's per-level data (Poplar1: 12.6 KB at 256 bits)
 // waits in files while the report is in the cache, and a verification reads

@@ -395,6 +395,12 @@ CREATE INDEX held_reports_by_time ON held_reports (task_id, time);
 CREATE INDEX aggregation_jobs_by_creation ON aggregation_jobs (task_id, created_at);
 CREATE INDEX collection_jobs_by_creation ON collection_jobs (task_id, created_at);
 )sql",
+    // Version 7: the form of a report's bytes (StoredReportForm): the
+    // leader opens its input share at upload and stores it opened; rows
+    // stored before keep the report as uploaded (0).
+    R"sql(
+ALTER TABLE report_bodies ADD COLUMN form INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 static_assert(std::size(kMigrations) == kSchemaVersion);
@@ -798,10 +804,14 @@ class SqliteTransaction final : public Transaction {
     CANOPY_TRY((*row)->Execute());
     if (sqlite3_changes(db_) == 0) return false;
     auto body = Prepare(
-        "INSERT INTO report_bodies (id, encoded_report) VALUES ((SELECT body FROM client_reports "
-        "WHERE task_id = ?1 AND report_id = ?2), ?3)");
+        "INSERT INTO report_bodies (id, encoded_report, form) VALUES ((SELECT body FROM "
+        "client_reports WHERE task_id = ?1 AND report_id = ?2), ?3, ?4)");
     if (!body) return std::unexpected(body.error());
-    (*body)->Bind(1, report.task_id).Bind(2, report.report_id).Bind(3, report.encoded_report);
+    (*body)
+        ->Bind(1, report.task_id)
+        .Bind(2, report.report_id)
+        .Bind(3, report.encoded_report)
+        .BindInt(4, static_cast<int64_t>(report.form));
     CANOPY_TRY((*body)->Execute());
     return true;
   }
@@ -831,15 +841,31 @@ class SqliteTransaction final : public Transaction {
   Result<std::optional<ClientReportRow>> GetClientReport(const TaskId& task_id,
                                                          const ReportId& report_id) override {
     auto s = Prepare(
-        "SELECT c.task_id, c.report_id, c.time, b.encoded_report, c.batch_key "
+        "SELECT c.task_id, c.report_id, c.time, b.encoded_report, c.batch_key, b.form "
         "FROM client_reports c JOIN report_bodies b ON b.id = c.body "
         "WHERE c.task_id = ? AND c.report_id = ?");
     if (!s) return std::unexpected(s.error());
     (*s)->Bind(1, task_id).Bind(2, report_id);
-    auto rows = ReadClientReports(**s);
-    if (!rows) return std::unexpected(rows.error());
-    if (rows->empty()) return std::nullopt;
-    return std::move(rows->front());
+    auto row = (*s)->Step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return std::nullopt;
+    ClientReportRow report;
+    auto task = (*s)->FixedBlob<32>(0);
+    auto id = (*s)->FixedBlob<16>(1);
+    const int64_t form = (*s)->Int(5);
+    if (!task || !id) return MakeError(ErrorCode::kInternal, "stored report identifiers");
+    if (form != static_cast<int64_t>(StoredReportForm::kAsUploaded) &&
+        form != static_cast<int64_t>(StoredReportForm::kLeaderShareOpened)) {
+      return MakeError(ErrorCode::kInternal,
+                       "stored report of unknown form " + std::to_string(form));
+    }
+    report.task_id = *task;
+    report.report_id = *id;
+    report.time = static_cast<dap::Time>((*s)->Int(2));
+    report.encoded_report = (*s)->Blob(3);
+    report.batch_key = (*s)->Blob(4);
+    report.form = static_cast<StoredReportForm>(form);
+    return report;
   }
 
   // Binds what the awaiting-report queries share: the task (?1), the

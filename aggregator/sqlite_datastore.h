@@ -51,7 +51,7 @@ struct SqliteOptions {
 
 // The schema version this build writes. Opening a database with a newer
 // version is refused.
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 
 // Opens (creating if needed) and migrates the database. Errors: kIoError
 // naming the path when it cannot be opened or migrated; kUnsupported when

@@ -1,11 +1,14 @@
 // The leader's upload endpoint (DAP-19, "Uploading Reports"): checks each
-// report, stores the good ones and answers the others' errors.
-#include <algorithm>
+// report, opens the leader's input share, stores the good ones (with that
+// share opened) and answers the others' errors.
 #include <future>
 #include <utility>
+#include <variant>
 
 #include "aggregator/internal/common.h"
+#include "aggregator/internal/opened_report.h"
 #include "aggregator/service.h"
+#include "crypto/secure_wipe.h"
 #include "dap/base64url.h"
 #include "dap/http_client.h"
 
@@ -22,14 +25,9 @@ void AggregatorService::UploadAsync(std::shared_ptr<const Task> task_pointer,
     respond(internal::WrongMediaType("upload-req", task.id));
     return;
   }
-  // Each report is decoded and also kept as the exact bytes it arrived in,
-  // which is what is stored (the encoding is canonical, so they are the
-  // bytes re-encoding would give, without the copy).
   std::vector<dap::Report> reports;
-  std::vector<std::span<const uint8_t>> raw_reports;
   dap::Reader reader(request.body);
   while (!reader.empty()) {
-    const size_t start = request.body.size() - reader.remaining();
     dap::Report report;
     if (!dap::Read(reader, report)) {
       respond(Problem(ProblemType::kInvalidMessage,
@@ -37,11 +35,11 @@ void AggregatorService::UploadAsync(std::shared_ptr<const Task> task_pointer,
                       &task.id));
       return;
     }
-    const size_t end = request.body.size() - reader.remaining();
-    raw_reports.push_back(std::span<const uint8_t>(request.body).subspan(start, end - start));
     reports.push_back(std::move(report));
   }
   const uint64_t now = Now();
+  std::vector<const dap::AggregatorHpkeKey*> keys;
+  for (const auto& key : hpke_keys_) keys.push_back(&key);
 
   // Checks that need no datastore; the writer does the rest.
   std::vector<std::optional<ReportError>> errors(reports.size());
@@ -63,19 +61,35 @@ void AggregatorService::UploadAsync(std::shared_ptr<const Task> task_pointer,
       errors[i] = ReportError::kUnsupportedExtension;
       continue;
     }
-    const uint8_t config_id = report.leader_encrypted_input_share.config_id;
-    bool known =
-        std::any_of(hpke_keys_.begin(), hpke_keys_.end(),
-                    [&](const dap::AggregatorHpkeKey& key) { return key.config.id == config_id; });
-    if (!known) {
-      errors[i] = ReportError::kHpkeUnknownConfigId;
+    // The leader's share is opened now, once, rather than at the report's
+    // first aggregation (DAP-19 allows either): the walk's first round then
+    // does no HPKE, and a report that cannot be opened is refused to its
+    // client instead of failing later.
+    auto opened =
+        dap::OpenInputShare(task.id, task.configuration, report.metadata, report.public_share,
+                            report.leader_encrypted_input_share, dap::Role::kLeader, keys);
+    if (auto* error = std::get_if<ReportError>(&opened)) {
+      errors[i] = *error;
       continue;
     }
-    rows[i] = {task.id,
-               report.metadata.report_id,
-               report.metadata.time,
-               Bytes(raw_reports[i].begin(), raw_reports[i].end()),
-               {}};
+    auto& plaintext = std::get<dap::PlaintextInputShare>(opened);
+    if (!plaintext.private_extensions.empty()) {
+      crypto::SecureWipeVector(plaintext.payload);
+      errors[i] = ReportError::kUnsupportedExtension;
+      continue;
+    }
+    Result<Bytes> stored = internal::EncodeOpenedReport(report, plaintext.payload);
+    crypto::SecureWipeVector(plaintext.payload);
+    if (!stored) {
+      errors[i] = ReportError::kInvalidMessage;
+      continue;
+    }
+    metrics_.InputShareOpened();
+    rows[i].task_id = task.id;
+    rows[i].report_id = report.metadata.report_id;
+    rows[i].time = report.metadata.time;
+    rows[i].encoded_report = std::move(*stored);
+    rows[i].form = StoredReportForm::kLeaderShareOpened;
   }
 
   UploadWriter::Pending pending;

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "aggregator/internal/opened_report.h"
+
 namespace canopy::aggregator {
 namespace {
 
@@ -28,9 +30,10 @@ Result<void> StoreRequest(Transaction& tx, const UploadWriter::Pending& pending,
     if (*inserted) continue;
     auto existing = tx.GetClientReport(task.id, row.report_id);
     if (!existing) return std::unexpected(existing.error());
-    if (!existing->has_value() || (*existing)->encoded_report != row.encoded_report) {
+    if (!existing->has_value() || !internal::SameUploadedReport(**existing, row)) {
       errors[i] = dap::ReportError::kReportReplayed;
     }
+    if (existing->has_value()) internal::WipeIfOpened(**existing);
   }
   return {};
 }
@@ -79,6 +82,10 @@ void UploadWriter::Store(std::vector<Pending>& batch) {
     }
     return {};
   });
+  // The rows hold the leader's opened shares: wiped before the requests go.
+  for (Pending& pending : batch) {
+    for (ClientReportRow& row : pending.rows) internal::WipeIfOpened(row);
+  }
   for (size_t i = 0; i < batch.size(); ++i) {
     if (stored) {
       batch[i].done(std::move(errors[i]));

@@ -790,6 +790,8 @@ TEST(EndToEnd, Poplar1WalkSurvivesHelperRestartBetweenLevels) {
   dap::Time now = deployment.NowUnits(task_id);
   const std::vector<BitString> strings = Parsed({"0110", "0110", "0111", "1000", "0110", "1111"});
   ASSERT_TRUE(deployment.Upload(task_id, AsMeasurements(strings), now));
+  // The leader opens its shares at upload, once.
+  EXPECT_EQ(deployment.leader().metrics.input_shares_opened(), strings.size());
   std::vector<BitString> level0 = {*BitString::Parse("0"), *BitString::Parse("1")};
   auto param0 = poplar1.MakeAggParam(0, level0, nullptr);
   ASSERT_TRUE(param0);
@@ -798,6 +800,8 @@ TEST(EndToEnd, Poplar1WalkSurvivesHelperRestartBetweenLevels) {
   ASSERT_TRUE(first);
   ASSERT_EQ(first->status, 200) << first->problem_type;
   EXPECT_EQ(first->result, PlainCounts(strings, level0));
+  // None opened again: the first round does no HPKE at the leader.
+  EXPECT_EQ(deployment.leader().metrics.input_shares_opened(), strings.size());
 
   // Both restart: the in-memory caches are gone; the helper's held shares
   // and the leader's stored reports are not.
@@ -812,9 +816,10 @@ TEST(EndToEnd, Poplar1WalkSurvivesHelperRestartBetweenLevels) {
   ASSERT_EQ(second->status, 200) << second->problem_type;
   EXPECT_EQ(second->result, PlainCounts(strings, level2));
   EXPECT_EQ(deployment.helper().metrics.input_shares_opened(), 0u);  // Held, not re-opened.
-  // The leader keeps no decrypted share at rest: it opened each of its
-  // stored reports again, and its held rows only mark what the helper holds.
-  EXPECT_EQ(deployment.leader().metrics.input_shares_opened(), strings.size());
+  // The leader stored its shares opened at upload: it prepared its reports
+  // again from them, with no HPKE (the restarted process's count is 0), and
+  // its held rows only mark what the helper holds.
+  EXPECT_EQ(deployment.leader().metrics.input_shares_opened(), 0u);
   auto marks = deployment.leader().datastore->Run([&](Transaction& tx) -> Result<void> {
     auto listed = tx.ReportsInBatch(task_id, 0, std::numeric_limits<dap::Time>::max(), {}, 100, 0);
     if (!listed) return std::unexpected(listed.error());

@@ -747,6 +747,50 @@ TEST_F(HostileInputTest, UnknownAggregationJob) {
   ExpectServing();
 }
 
+// Reports that builds before schema 7 stored as uploaded (the leader's
+// share still encrypted) are still aggregated, their share opened then; a
+// retry of one is recognized across the two forms.
+TEST_F(HostileInputTest, ReportsStoredAsUploadedAreOpenedWhenAggregated) {
+  const dap::TaskId task_id = AddPrio3CountTask();
+  const dap::Time now = deployment_.NowUnits(task_id);
+  const std::vector<dap::Report> reports = Reports(task_id, 12, now);  // Six ones.
+  auto stored = deployment_.leader().datastore->Run([&](Transaction& tx) -> Result<void> {
+    for (size_t i = 0; i < 4; ++i) {
+      ClientReportRow row;
+      row.task_id = task_id;
+      row.report_id = reports[i].metadata.report_id;
+      row.time = reports[i].metadata.time;
+      row.encoded_report = EncodeOrDie(reports[i]);
+      row.form = StoredReportForm::kAsUploaded;
+      auto inserted = tx.InsertClientReport(row);
+      if (!inserted) return std::unexpected(inserted.error());
+      EXPECT_TRUE(*inserted);
+    }
+    return {};
+  });
+  ASSERT_TRUE(stored) << stored.error().ToString();
+  const Metrics& metrics = deployment_.leader().metrics;
+  const uint64_t opened_before = metrics.input_shares_opened();
+
+  EXPECT_TRUE(UploadErrors(task_id, {reports.begin() + 4, reports.end()}).empty());
+  EXPECT_TRUE(UploadErrors(task_id, {reports[0]}).empty());  // A retry, byte for byte.
+  dap::Report changed = reports[1];
+  changed.helper_encrypted_input_share.payload[0] ^= 1;
+  auto errors = UploadErrors(task_id, {changed});
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].error, ReportError::kReportReplayed);
+  // Opened at upload: the eight new reports, the retry and the changed one.
+  EXPECT_EQ(metrics.input_shares_opened(), opened_before + 10);
+
+  auto collected = deployment_.Collect(task_id, IntervalCollection(now, 1));
+  ASSERT_TRUE(collected) << collected.error().ToString();
+  ASSERT_EQ(collected->status, 200) << collected->problem_type;
+  EXPECT_EQ(collected->report_count, 12u);
+  EXPECT_EQ(collected->result[0], 6u);
+  // Only the four stored as uploaded were opened by the aggregation.
+  EXPECT_EQ(metrics.input_shares_opened(), opened_before + 14);
+}
+
 TEST_F(HostileInputTest, UploadReportErrors) {
   const dap::TaskId task_id = AddPrio3CountTask();
   const dap::Time now = deployment_.NowUnits(task_id);
@@ -757,13 +801,26 @@ TEST_F(HostileInputTest, UploadReportErrors) {
   EXPECT_TRUE(UploadErrors(task_id, {reports[0]}).empty());
   ExpectServing();
 
-  // The same ID with other content is a replay.
-  dap::Report replay = Reports(task_id, 1, now)[0];
-  replay.metadata.report_id = reports[0].metadata.report_id;
+  // The same ID with other content is a replay: here another helper share
+  // (the leader's share still opens: its AAD is the metadata and the
+  // public share).
+  dap::Report replay = reports[0];
+  replay.helper_encrypted_input_share.payload[0] ^= 1;
   auto errors = UploadErrors(task_id, {replay});
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(errors[0].report_id, reports[0].metadata.report_id);
   EXPECT_EQ(errors[0].error, ReportError::kReportReplayed);
+
+  // The leader opens its share at upload: one that does not open is refused
+  // then (here another report's share under this ID, which its AAD binds).
+  dap::Report foreign = Reports(task_id, 1, now)[0];
+  foreign.metadata.report_id = reports[1].metadata.report_id;
+  errors = UploadErrors(task_id, {foreign});
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].report_id, reports[1].metadata.report_id);
+  EXPECT_EQ(errors[0].error, ReportError::kHpkeDecryptError);
+  // Nothing was stored: the report itself is accepted afterwards.
+  EXPECT_TRUE(UploadErrors(task_id, {reports[1]}).empty());
 
   // One request, several faults: only the bad reports are listed, in order.
   std::vector<dap::Report> mixed = Reports(task_id, 5, now);

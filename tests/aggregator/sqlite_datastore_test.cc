@@ -554,6 +554,7 @@ TEST_F(SqliteDatastoreTest, MigratesVersionFiveReportsToBodiesApart) {
       EXPECT_TRUE(stored && stored->has_value());
       if (!stored || !stored->has_value()) continue;
       EXPECT_EQ((*stored)->encoded_report, SomeReport(n, 0).encoded_report);
+      EXPECT_EQ((*stored)->form, StoredReportForm::kAsUploaded);
       EXPECT_EQ((*stored)->time, 10u + n);
     }
     EXPECT_TRUE(tx.InsertClientReport(SomeReport(4, 14)));
@@ -569,6 +570,75 @@ TEST_F(SqliteDatastoreTest, MigratesVersionFiveReportsToBodiesApart) {
     return {};
   }));
   EXPECT_EQ(StoredReportBodies(path_), 4);
+}
+
+// Runs one statement on the file, outside any datastore.
+void ExecSql(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &error), SQLITE_OK) << error;
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+// Stores a report as a version 6 datastore did: its row and its bytes, no
+// form.
+void InsertVersionSixReport(const std::string& path, const ClientReportRow& report) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* insert = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "INSERT INTO client_reports (task_id, report_id, time, batch_key, "
+                               "seq, body) VALUES (?, ?, ?, x'', 1, 1)",
+                               -1, &insert, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_bind_blob(insert, 1, report.task_id.data(), 32, SQLITE_TRANSIENT);
+  sqlite3_bind_blob(insert, 2, report.report_id.data(), 16, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(insert, 3, static_cast<int64_t>(report.time));
+  EXPECT_EQ(sqlite3_step(insert), SQLITE_DONE) << sqlite3_errmsg(db);
+  sqlite3_finalize(insert);
+  ASSERT_EQ(sqlite3_prepare_v2(db, "INSERT INTO report_bodies (id, encoded_report) VALUES (1, ?)",
+                               -1, &insert, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_bind_blob(insert, 1, report.encoded_report.data(),
+                    static_cast<int>(report.encoded_report.size()), SQLITE_TRANSIENT);
+  EXPECT_EQ(sqlite3_step(insert), SQLITE_DONE) << sqlite3_errmsg(db);
+  sqlite3_finalize(insert);
+  sqlite3_close(db);
+}
+
+// Version 7 records the form of a report's bytes: a version 6 file's
+// reports were stored as uploaded, and new ones keep the form they are
+// given; a form this build does not know is an error, not a guess.
+TEST_F(SqliteDatastoreTest, MigratesVersionSixReportsAsUploaded) {
+  Open(6);
+  InsertVersionSixReport(path_, SomeReport(1, 11));
+  auto datastore = Open();
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    auto old = tx.GetClientReport(SomeTask(), SomeReport(1, 0).report_id);
+    EXPECT_TRUE(old && old->has_value() && (*old)->form == StoredReportForm::kAsUploaded &&
+                (*old)->encoded_report == SomeReport(1, 0).encoded_report);
+    ClientReportRow opened = SomeReport(2, 12);
+    opened.form = StoredReportForm::kLeaderShareOpened;
+    EXPECT_TRUE(tx.InsertClientReport(opened));
+    auto fresh = tx.GetClientReport(SomeTask(), opened.report_id);
+    EXPECT_TRUE(fresh && fresh->has_value() &&
+                (*fresh)->form == StoredReportForm::kLeaderShareOpened &&
+                (*fresh)->encoded_report == opened.encoded_report);
+    return {};
+  }));
+  datastore.reset();
+  ExecSql(path_, "UPDATE report_bodies SET form = 9");
+  datastore = Open();
+  ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+    auto unknown = tx.GetClientReport(SomeTask(), SomeReport(1, 0).report_id);
+    EXPECT_FALSE(unknown);
+    if (!unknown) EXPECT_EQ(unknown.error().code(), ErrorCode::kInternal);
+    return {};
+  }));
 }
 
 // A report's bytes go with its row: a duplicate writes none, and deleted
