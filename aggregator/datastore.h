@@ -87,9 +87,10 @@ struct HeldReportRow {
   Bytes bucket_key;
   // The helper's. The leader keeps both empty: the row marks a report the
   // helper holds, and the leader's client_reports row has the report (its
-  // own input share encrypted), which it opens again after a restart.
+  // own input share opened at upload, or encrypted in rows stored before
+  // schema 7), from which it prepares the report again after a restart.
   // Earlier versions of the leader kept its decrypted input share here;
-  // such rows are still used.
+  // such rows still count as marks, and their shares are not read.
   Bytes public_share;
   Bytes input_share;  // The VDAF input share (secret).
 };
