@@ -48,7 +48,6 @@ struct TaskRow {
   std::string source;  // "file" or "admin": where it came from.
 };
 
-// An uploaded report, at the leader.
 // How a ClientReportRow's encoded_report holds its report.
 enum class StoredReportForm : uint8_t {
   // The dap::Report as uploaded: the leader's input share still encrypted.
@@ -59,6 +58,9 @@ enum class StoredReportForm : uint8_t {
   kLeaderShareOpened = 1,
 };
 
+// An uploaded report, at the leader. In the kLeaderShareOpened form,
+// encoded_report holds the leader's plaintext share: whoever reads such a
+// row wipes it after use (internal::WipeIfOpened).
 struct ClientReportRow {
   TaskId task_id{};
   ReportId report_id{};

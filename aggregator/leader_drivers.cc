@@ -687,12 +687,23 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
   // Load the other reports (and, multi-level, whether the helper holds them:
   // the leader's held_reports mark).
   std::vector<std::optional<ClientReportRow>> reports(context.rows.size());
+  // Rows in the opened form hold the leader's share: wiped however this
+  // function leaves (DecodeStoredReport wipes those it decodes).
+  struct WipeOpenedRows {
+    std::vector<std::optional<ClientReportRow>>& rows;
+    ~WipeOpenedRows() {
+      for (auto& row : rows) {
+        if (row) internal::WipeIfOpened(*row);
+      }
+    }
+  } wipe_opened_rows{reports};
   std::vector<bool> held(context.rows.size());
   auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
     for (size_t i = 0; i < context.rows.size(); ++i) {
       if (from_memory(i)) continue;
       auto report = tx.GetClientReport(task.id, context.rows[i].report_id);
       if (!report) return std::unexpected(report.error());
+      if (reports[i]) internal::WipeIfOpened(*reports[i]);  // A transaction run again.
       reports[i] = std::move(*report);
       if (task.multi_level()) {
         // Only the mark counts (a share stored in it by an earlier version

@@ -574,6 +574,15 @@ class Statement {
                       static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
     return *this;
   }
+  // Binds `bytes` without SQLite copying them: for secrets (SQLite would
+  // free its copy unwiped) and large blobs. `bytes` must stay alive and
+  // unchanged until this Statement is destroyed (which resets it).
+  Statement& BindBorrowed(int index, std::span<const uint8_t> bytes) {
+    static const uint8_t kEmpty = 0;
+    sqlite3_bind_blob(stmt_, index, bytes.empty() ? &kEmpty : bytes.data(),
+                      static_cast<int>(bytes.size()), SQLITE_STATIC);
+    return *this;
+  }
   template <size_t N>
   Statement& Bind(int index, const std::array<uint8_t, N>& bytes) {
     return Bind(index, std::span<const uint8_t>(bytes));
@@ -810,7 +819,7 @@ class SqliteTransaction final : public Transaction {
     (*body)
         ->Bind(1, report.task_id)
         .Bind(2, report.report_id)
-        .Bind(3, report.encoded_report)
+        .BindBorrowed(3, report.encoded_report)
         .BindInt(4, static_cast<int64_t>(report.form));
     CANOPY_TRY((*body)->Execute());
     return true;
@@ -1009,8 +1018,8 @@ class SqliteTransaction final : public Transaction {
         .Bind(2, report.report_id)
         .BindInt(3, static_cast<int64_t>(report.time))
         .Bind(4, report.bucket_key)
-        .Bind(5, report.public_share)
-        .Bind(6, report.input_share);
+        .BindBorrowed(5, report.public_share)
+        .BindBorrowed(6, report.input_share);
     return (*s)->Execute();
   }
 

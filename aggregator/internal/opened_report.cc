@@ -4,6 +4,7 @@
 #include <optional>
 #include <utility>
 
+#include "aggregator/internal/common.h"
 #include "crypto/secure_wipe.h"
 #include "dap/codec.h"
 
@@ -14,41 +15,56 @@ constexpr uint64_t kMax32 = 0xffffffffULL;
 
 bool Read(dap::Reader& r, OpenedReport& m) {
   return dap::Read(r, m.metadata) && r.Opaque(m.public_share, 4, 0, kMax32, "public_share") &&
+         r.Fixed(m.leader_ciphertext_digest, "leader_ciphertext_digest") &&
          r.Opaque(m.leader_input_share, 4, 1, kMax32, "leader_input_share") &&
          dap::Read(r, m.helper_encrypted_input_share);
 }
 
-// The parts of a stored row that both forms keep: metadata, public share,
-// helper's ciphertext.
-struct SharedParts {
+// What identifies an upload in either form, without the opened share.
+struct UploadIdentity {
   dap::ReportMetadata metadata;
   Bytes public_share;
+  std::array<uint8_t, 32> leader_ciphertext_digest{};
   dap::HpkeCiphertext helper_encrypted_input_share;
-  friend bool operator==(const SharedParts&, const SharedParts&) = default;
+  friend bool operator==(const UploadIdentity&, const UploadIdentity&) = default;
 };
 
-std::optional<SharedParts> SharedPartsOf(const ClientReportRow& row) {
+std::optional<UploadIdentity> UploadIdentityOf(const ClientReportRow& row) {
   if (row.form == StoredReportForm::kLeaderShareOpened) {
     auto opened = DecodeOpenedReport(row.encoded_report);
     if (!opened) return std::nullopt;
-    return SharedParts{std::move(opened->metadata), std::move(opened->public_share),
-                       std::move(opened->helper_encrypted_input_share)};
+    return UploadIdentity{std::move(opened->metadata), std::move(opened->public_share),
+                          opened->leader_ciphertext_digest,
+                          std::move(opened->helper_encrypted_input_share)};
   }
   auto report = dap::Decode<dap::Report>(row.encoded_report);
   if (!report) return std::nullopt;
-  return SharedParts{std::move(report->metadata), std::move(report->public_share),
-                     std::move(report->helper_encrypted_input_share)};
+  return UploadIdentity{std::move(report->metadata), std::move(report->public_share),
+                        LeaderCiphertextDigest(report->leader_encrypted_input_share),
+                        std::move(report->helper_encrypted_input_share)};
 }
 
 }  // namespace
 
 OpenedReport::~OpenedReport() { crypto::SecureWipeVector(leader_input_share); }
 
+std::array<uint8_t, 32> LeaderCiphertextDigest(const dap::HpkeCiphertext& ciphertext) {
+  dap::Writer writer;
+  dap::Write(writer, ciphertext);
+  auto encoded = std::move(writer).Finish();
+  // A ciphertext that decoded always encodes; an empty digest would match
+  // no real one.
+  return encoded ? Sha256(*encoded) : std::array<uint8_t, 32>{};
+}
+
 Result<Bytes> EncodeOpenedReport(const dap::Report& report,
                                  std::span<const uint8_t> leader_input_share) {
+  const std::array<uint8_t, 32> digest =
+      LeaderCiphertextDigest(report.leader_encrypted_input_share);
   auto write = [&](dap::Writer& w) {
     dap::Write(w, report.metadata);
     w.Opaque(report.public_share, 4, 0, kMax32, "public_share");
+    w.Fixed(digest);
     w.Opaque(leader_input_share, 4, 1, kMax32, "leader_input_share");
     dap::Write(w, report.helper_encrypted_input_share);
   };
@@ -85,10 +101,9 @@ Result<StoredReport> DecodeStoredReport(ClientReportRow& row) {
 }
 
 bool SameUploadedReport(const ClientReportRow& stored, const ClientReportRow& retry) {
-  if (stored.form == retry.form) return stored.encoded_report == retry.encoded_report;
-  std::optional<SharedParts> stored_parts = SharedPartsOf(stored);
-  std::optional<SharedParts> retry_parts = SharedPartsOf(retry);
-  return stored_parts && retry_parts && *stored_parts == *retry_parts;
+  std::optional<UploadIdentity> stored_identity = UploadIdentityOf(stored);
+  std::optional<UploadIdentity> retry_identity = UploadIdentityOf(retry);
+  return stored_identity && retry_identity && *stored_identity == *retry_identity;
 }
 
 void WipeIfOpened(ClientReportRow& row) {

@@ -7,6 +7,8 @@
 #ifndef CANOPY_AGGREGATOR_INTERNAL_OPENED_REPORT_H_
 #define CANOPY_AGGREGATOR_INTERNAL_OPENED_REPORT_H_
 
+#include <array>
+#include <cstdint>
 #include <span>
 
 #include "aggregator/datastore.h"
@@ -20,6 +22,10 @@ namespace canopy::aggregator::internal {
 struct OpenedReport {
   dap::ReportMetadata metadata;
   Bytes public_share;
+  // SHA-256 of the leader's HpkeCiphertext as uploaded (its encoding), which
+  // is not kept: a retry of the upload is recognized by it, so that the
+  // comparison never reads the plaintext (LeaderCiphertextDigest).
+  std::array<uint8_t, 32> leader_ciphertext_digest{};
   // The payload of the leader's PlaintextInputShare (the VDAF's encoding of
   // its input share). Its private extensions are not kept: a report with
   // any is refused at upload. Secret.
@@ -32,10 +38,14 @@ struct OpenedReport {
   ~OpenedReport();
 };
 
+// SHA-256 of the HpkeCiphertext's DAP encoding.
+std::array<uint8_t, 32> LeaderCiphertextDigest(const dap::HpkeCiphertext& ciphertext);
+
 // The stored encoding of `report` with `leader_input_share` in place of its
-// leader's ciphertext: ReportMetadata, opaque public_share<0..2^32-1>,
-// opaque leader_input_share<1..2^32-1>, HpkeCiphertext of the helper's share
-// (DAP's encodings). The result holds the secret share: the caller wipes it.
+// leader's ciphertext: ReportMetadata, opaque public_share<0..2^32-1>, the
+// 32-byte LeaderCiphertextDigest of the leader's ciphertext, opaque
+// leader_input_share<1..2^32-1>, HpkeCiphertext of the helper's share (DAP's
+// encodings). The result holds the secret share: the caller wipes it.
 // Errors: kInvalidArgument when a field is out of its range.
 Result<Bytes> EncodeOpenedReport(const dap::Report& report,
                                  std::span<const uint8_t> leader_input_share);
@@ -63,11 +73,11 @@ struct StoredReport {
 Result<StoredReport> DecodeStoredReport(ClientReportRow& row);
 
 // Whether `retry`, uploaded now, is the report `stored` holds, for the
-// upload's idempotency (a report uploaded again is accepted again). Rows of
-// one form compare byte for byte. Across forms (a report stored as uploaded
-// by an earlier build, its retry opened by this one) the leader's share
-// cannot be compared, since one side has only its ciphertext: the rest must
-// match. Either way the stored report is the one aggregated.
+// upload's idempotency (a report uploaded again byte for byte is accepted
+// again), in either form: metadata, public share and helper's ciphertext
+// compared as they are, the leader's ciphertext by its digest. The opened
+// share is never compared: an answer that depended on it would let whoever
+// knows the rest of a report test guesses of the leader's share.
 bool SameUploadedReport(const ClientReportRow& stored, const ClientReportRow& retry);
 
 // Wipes the row's bytes when they hold an opened share (any other form's

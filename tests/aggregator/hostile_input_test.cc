@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "aggregator/internal/common.h"
+#include "crypto/hpke.h"
 #include "crypto/random.h"
 #include "dap/base64url.h"
 #include "dap/ping_pong.h"
@@ -789,6 +790,44 @@ TEST_F(HostileInputTest, ReportsStoredAsUploadedAreOpenedWhenAggregated) {
   EXPECT_EQ(collected->result[0], 6u);
   // Only the four stored as uploaded were opened by the aggregation.
   EXPECT_EQ(metrics.input_shares_opened(), opened_before + 14);
+}
+
+// The leader opens its share at upload: a plaintext with private extensions
+// (Canopy defines none) or one that is not a PlaintextInputShare is refused
+// then, and nothing is stored.
+TEST_F(HostileInputTest, UploadRefusesLeaderSharesThatOpenToBadPlaintexts) {
+  const dap::TaskId task_id = AddPrio3CountTask();
+  const Task& task = LeaderTask(task_id);
+  const dap::Time now = deployment_.NowUnits(task_id);
+  const auto& keys = deployment_.leader().service->hpke_keys();
+  const dap::AggregatorHpkeKey* key_pointers[] = {&keys[0]};
+  // A report whose leader share is `plaintext`, sealed as a client would.
+  auto with_leader_plaintext = [&](dap::Report report, const dap::Bytes& plaintext) {
+    const dap::Bytes aad = EncodeOrDie(
+        dap::InputShareAad{task.id, task.configuration, report.metadata, report.public_share});
+    auto sealed = crypto::hpke::Seal(dap::SuiteOf(keys[0].config), keys[0].config.public_key,
+                                     dap::InputShareInfo(dap::Role::kLeader), aad, plaintext);
+    EXPECT_TRUE(sealed);
+    report.leader_encrypted_input_share = {keys[0].config.id, sealed->enc, sealed->ciphertext};
+    return report;
+  };
+  std::vector<dap::Report> reports = Reports(task_id, 2, now);
+  auto opened = dap::OpenInputShare(
+      task.id, task.configuration, reports[0].metadata, reports[0].public_share,
+      reports[0].leader_encrypted_input_share, dap::Role::kLeader, key_pointers);
+  ASSERT_TRUE(std::holds_alternative<dap::PlaintextInputShare>(opened));
+  dap::PlaintextInputShare plaintext = std::get<dap::PlaintextInputShare>(opened);
+  plaintext.private_extensions = {{0x4242, {1}}};
+  const dap::Report extended = with_leader_plaintext(reports[0], EncodeOrDie(plaintext));
+  const dap::Report garbled = with_leader_plaintext(reports[1], {1, 2, 3});
+  auto errors = UploadErrors(task_id, {extended, garbled});
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].report_id, extended.metadata.report_id);
+  EXPECT_EQ(errors[0].error, ReportError::kUnsupportedExtension);
+  EXPECT_EQ(errors[1].report_id, garbled.metadata.report_id);
+  EXPECT_EQ(errors[1].error, ReportError::kInvalidMessage);
+  // Nothing was stored: the reports as the client built them are accepted.
+  EXPECT_TRUE(UploadErrors(task_id, reports).empty());
 }
 
 TEST_F(HostileInputTest, UploadReportErrors) {

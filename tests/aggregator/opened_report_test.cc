@@ -1,12 +1,14 @@
 // The leader's stored form of a report opened at upload: its encoding, both
-// forms' decoding, the upload's idempotency across forms, and the wiping of
-// the opened share.
+// forms' decoding, the upload's idempotency across forms (never by the opened
+// share), and the wiping of the opened share.
 #include "aggregator/internal/opened_report.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <vector>
+
+#include "aggregator/internal/common.h"
 
 namespace canopy::aggregator::internal {
 namespace {
@@ -45,13 +47,18 @@ TEST(OpenedReport, RoundTripsWithoutTheLeadersCiphertext) {
   const dap::Report report = SomeReport();
   auto encoded = EncodeOpenedReport(report, kLeaderShare);
   ASSERT_TRUE(encoded);
-  // Metadata (16 + 8 + 2), public share (4 + 300), leader share (4 + 64),
-  // helper ciphertext (1 + 2 + 32 + 4 + 90).
-  EXPECT_EQ(encoded->size(), 26u + 304 + 68 + 129);
+  // Metadata (16 + 8 + 2), public share (4 + 300), the leader ciphertext's
+  // digest (32), leader share (4 + 64), helper ciphertext (1 + 2 + 32 + 4 +
+  // 90).
+  EXPECT_EQ(encoded->size(), 26u + 304 + 32 + 68 + 129);
   auto decoded = DecodeOpenedReport(*encoded);
   ASSERT_TRUE(decoded) << decoded.error().ToString();
   EXPECT_EQ(decoded->metadata, report.metadata);
   EXPECT_EQ(decoded->public_share, report.public_share);
+  EXPECT_EQ(decoded->leader_ciphertext_digest,
+            LeaderCiphertextDigest(report.leader_encrypted_input_share));
+  EXPECT_EQ(decoded->leader_ciphertext_digest,
+            Sha256(*dap::Encode(report.leader_encrypted_input_share)));
   EXPECT_EQ(decoded->leader_input_share, kLeaderShare);
   EXPECT_EQ(decoded->helper_encrypted_input_share, report.helper_encrypted_input_share);
 }
@@ -75,8 +82,9 @@ TEST(OpenedReport, AnEmptyLeaderShareIsNeitherEncodedNorDecoded) {
   // An empty share would read as "not opened" (StoredReport's convention).
   EXPECT_FALSE(EncodeOpenedReport(SomeReport(), {}));
   Bytes encoded = *EncodeOpenedReport(SomeReport(), Bytes{1});
-  // The share's length prefix follows the metadata and the public share.
-  const size_t share_length = 26 + 304;
+  // The share's length prefix follows the metadata, the public share and
+  // the digest.
+  const size_t share_length = 26 + 304 + 32;
   ASSERT_EQ(encoded[share_length + 3], 1);
   encoded[share_length + 3] = 0;
   encoded.erase(encoded.begin() + share_length + 4);
@@ -112,21 +120,30 @@ TEST(StoredReport, DecodesBothFormsAndWipesTheOpenedRow) {
 
 TEST(StoredReport, RetriesAreRecognizedWithinAndAcrossForms) {
   const dap::Report report = SomeReport();
-  // One form: byte for byte.
   EXPECT_TRUE(SameUploadedReport(OpenedRow(report, kLeaderShare), OpenedRow(report, kLeaderShare)));
-  EXPECT_FALSE(
-      SameUploadedReport(OpenedRow(report, kLeaderShare), OpenedRow(report, Bytes(64, 0x98))));
   EXPECT_TRUE(SameUploadedReport(AsUploadedRow(report), AsUploadedRow(report)));
-  // Across forms: all but the leader's share.
   EXPECT_TRUE(SameUploadedReport(AsUploadedRow(report), OpenedRow(report, kLeaderShare)));
-  for (int part = 0; part < 3; ++part) {
+  EXPECT_TRUE(SameUploadedReport(OpenedRow(report, kLeaderShare), AsUploadedRow(report)));
+  // The opened share is never compared (its ciphertext, by digest, is):
+  // here two shares under one ciphertext, which HPKE would not give.
+  EXPECT_TRUE(
+      SameUploadedReport(OpenedRow(report, kLeaderShare), OpenedRow(report, Bytes(64, 0x98))));
+  for (int part = 0; part < 4; ++part) {
     dap::Report other = report;
     if (part == 0) other.metadata.time += 1;
     if (part == 1) other.public_share[7] ^= 1;
     if (part == 2) other.helper_encrypted_input_share.payload[0] ^= 1;
+    // The leader's share encrypted again: another upload, even if its
+    // plaintext were the same.
+    if (part == 3) other.leader_encrypted_input_share.enc[0] ^= 1;
     EXPECT_FALSE(SameUploadedReport(AsUploadedRow(report), OpenedRow(other, kLeaderShare)))
         << "part " << part;
     EXPECT_FALSE(SameUploadedReport(OpenedRow(other, kLeaderShare), AsUploadedRow(report)))
+        << "part " << part;
+    EXPECT_FALSE(
+        SameUploadedReport(OpenedRow(report, kLeaderShare), OpenedRow(other, kLeaderShare)))
+        << "part " << part;
+    EXPECT_FALSE(SameUploadedReport(AsUploadedRow(report), AsUploadedRow(other)))
         << "part " << part;
   }
   // A stored row that no longer decodes matches nothing.
