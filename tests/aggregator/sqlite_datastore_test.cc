@@ -636,7 +636,9 @@ TEST_F(SqliteDatastoreTest, MigratesVersionSixReportsAsUploaded) {
   ASSERT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
     auto unknown = tx.GetClientReport(SomeTask(), SomeReport(1, 0).report_id);
     EXPECT_FALSE(unknown);
-    if (!unknown) EXPECT_EQ(unknown.error().code(), ErrorCode::kInternal);
+    if (!unknown) {
+      EXPECT_EQ(unknown.error().code(), ErrorCode::kInternal);
+    }
     return {};
   }));
 }
