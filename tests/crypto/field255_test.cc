@@ -98,6 +98,25 @@ TEST(Field64Accumulator, PartialProductAtOrAboveTheModulusCountsModP) {
   EXPECT_EQ(products.Reduce(), b * (a * b));
 }
 
+TEST(Field64Accumulator, LargestWordsCarryIntoTheTopWord) {
+  // (p - 1) * (2^64 - 1), the largest product AddProductWithWord can see,
+  // many times: the low 128 bits overflow again and again. And as many
+  // words of 2^64 - 1, the largest AddWord can see.
+  const Field64 big = Field64::FromUint64(Field64::kModulus - 1);
+  const uint64_t word = ~uint64_t{0};  // 2^64 - 1 = p + 2^32 - 2.
+  const Field64 word_mod_p = Field64::FromUint64(word);
+  Field64::Accumulator products, words;
+  Field64 expected_products = Field64::Zero(), expected_words = Field64::Zero();
+  for (int i = 0; i < 100000; ++i) {
+    products.AddProductWithWord(big, word);
+    words.AddWord(word);
+    expected_products += big * word_mod_p;
+    expected_words += word_mod_p;
+  }
+  EXPECT_EQ(products.Reduce(), expected_products);
+  EXPECT_EQ(words.Reduce(), expected_words);
+}
+
 TEST(Field64Accumulator, SketchSumsEqualReducedSums) {
   // The sums of Poplar1's sketch, (r y, r^2 y, r k), as its inner levels
   // compute them, against the reduced field operations.
