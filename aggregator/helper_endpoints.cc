@@ -346,7 +346,7 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
         input_share = fact.held_shares->input_share;
       }
     } else {
-      auto opened = dap::OpenInputShare(
+      auto opened = internal::OpenInputSharePayload(
           task.id, task.configuration, share.metadata, share.public_share,
           share.encrypted_input_share, dap::Role::kHelper,
           std::span<const dap::AggregatorHpkeKey* const>(key_pointers, key_count));
@@ -354,13 +354,8 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
         reject(*error);
         continue;
       }
-      auto& plaintext = std::get<dap::PlaintextInputShare>(opened);
-      if (!plaintext.private_extensions.empty()) {
-        reject(ReportError::kUnsupportedExtension);
-        continue;
-      }
       metrics_.InputShareOpened();
-      opened_payload = std::move(plaintext.payload);
+      opened_payload = std::move(std::get<Bytes>(opened));
       input_share = opened_payload;
     }
     if (task.multi_level() && outcome.prepared == nullptr) {

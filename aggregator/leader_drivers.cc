@@ -763,21 +763,15 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       std::span<const uint8_t> leader_input_share = stored->leader_input_share;
       Bytes opened_now;
       if (leader_input_share.empty()) {
-        auto opened =
-            dap::OpenInputShare(task.id, task.configuration, report.metadata, report.public_share,
-                                report.leader_encrypted_input_share, dap::Role::kLeader, keys);
+        auto opened = internal::OpenInputSharePayload(
+            task.id, task.configuration, report.metadata, report.public_share,
+            report.leader_encrypted_input_share, dap::Role::kLeader, keys);
         if (auto* error = std::get_if<ReportError>(&opened)) {
           fail(*error);
           continue;
         }
-        auto& plaintext = std::get<dap::PlaintextInputShare>(opened);
-        if (!plaintext.private_extensions.empty()) {
-          crypto::SecureWipeVector(plaintext.payload);
-          fail(ReportError::kUnsupportedExtension);
-          continue;
-        }
         metrics_.InputShareOpened();
-        opened_now = std::move(plaintext.payload);
+        opened_now = std::move(std::get<Bytes>(opened));
         leader_input_share = opened_now;
       }
       auto decoded = task.vdaf->PrepareReport(0, task.vdaf_context, row.report_id,

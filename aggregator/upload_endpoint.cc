@@ -65,21 +65,16 @@ void AggregatorService::UploadAsync(std::shared_ptr<const Task> task_pointer,
     // first aggregation (DAP-19 allows either): the walk's first round then
     // does no HPKE, and a report that cannot be opened is refused to its
     // client instead of failing later.
-    auto opened =
-        dap::OpenInputShare(task.id, task.configuration, report.metadata, report.public_share,
-                            report.leader_encrypted_input_share, dap::Role::kLeader, keys);
+    auto opened = internal::OpenInputSharePayload(
+        task.id, task.configuration, report.metadata, report.public_share,
+        report.leader_encrypted_input_share, dap::Role::kLeader, keys);
     if (auto* error = std::get_if<ReportError>(&opened)) {
       errors[i] = *error;
       continue;
     }
-    auto& plaintext = std::get<dap::PlaintextInputShare>(opened);
-    if (!plaintext.private_extensions.empty()) {
-      crypto::SecureWipeVector(plaintext.payload);
-      errors[i] = ReportError::kUnsupportedExtension;
-      continue;
-    }
-    Result<Bytes> stored = internal::EncodeOpenedReport(report, plaintext.payload);
-    crypto::SecureWipeVector(plaintext.payload);
+    Bytes& payload = std::get<Bytes>(opened);
+    Result<Bytes> stored = internal::EncodeOpenedReport(report, payload);
+    crypto::SecureWipeVector(payload);
     if (!stored) {
       errors[i] = ReportError::kInvalidMessage;
       continue;

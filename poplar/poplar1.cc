@@ -669,7 +669,7 @@ Result<void> Poplar1::VerifyInitWithRand(const Poplar1AggParam& param, Poplar1Re
 
   // The verification memory: the output share (the candidates' data
   // shares), then the (A, B) shares and the aggregator's ID. Copied before
-  // the sketch's loops, which then store nothing: stores into the vector
+  // the sketch's sums, which then store nothing: stores into the vector
   // would force the sums out of their registers on every candidate.
   // The data shares go in by one ranged insert: it neither zeroes the memory
   // first (as resize would) nor stores the vector's end per element (as

@@ -6,8 +6,10 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "crypto/secure_wipe.h"
 #include "crypto/sha256.h"
 #include "dap/http_client.h"
+#include "dap/report.h"
 
 namespace canopy::aggregator::internal {
 
@@ -70,6 +72,22 @@ const Bytes* StoredInitAnswer(const AggregationJobRow& job, const Bytes& request
   if (const Bytes* answer = StoredInitAnswerForHash(job, request_hash)) return answer;
   const std::array<uint8_t, 32> body_hash = Sha256(body);
   return StoredInitAnswerForHash(job, Bytes(body_hash.begin(), body_hash.end()));
+}
+
+std::variant<Bytes, dap::ReportError> OpenInputSharePayload(
+    const dap::TaskId& task_id, const dap::TaskConfiguration& task_configuration,
+    const dap::ReportMetadata& metadata, std::span<const uint8_t> public_share,
+    const dap::HpkeCiphertext& ciphertext, dap::Role role,
+    std::span<const dap::AggregatorHpkeKey* const> keys) {
+  auto opened = dap::OpenInputShare(task_id, task_configuration, metadata, public_share, ciphertext,
+                                    role, keys);
+  if (auto* error = std::get_if<dap::ReportError>(&opened)) return *error;
+  auto& plaintext = std::get<dap::PlaintextInputShare>(opened);
+  if (!plaintext.private_extensions.empty()) {
+    crypto::SecureWipeVector(plaintext.payload);
+    return dap::ReportError::kUnsupportedExtension;
+  }
+  return std::move(plaintext.payload);
 }
 
 void UpdateChecksum(Checksum& checksum, const dap::ReportId& report_id) {

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "aggregator/datastore.h"
@@ -15,6 +16,10 @@
 #include "crypto/error.h"
 #include "dap/messages.h"
 #include "dap/problem.h"
+
+namespace canopy::dap {
+struct AggregatorHpkeKey;
+}  // namespace canopy::dap
 
 namespace canopy::aggregator::internal {
 
@@ -44,6 +49,17 @@ JobId IdOfContentDigest(const std::array<uint8_t, 32>& digest);
 // and tried only when `request_hash` matches nothing.
 const Bytes* StoredInitAnswer(const AggregationJobRow& job, const Bytes& request_hash,
                               std::span<const uint8_t> body);
+
+// Opens an aggregator's input share (dap::OpenInputShare) and returns its
+// payload, the VDAF's encoding of the share (secret: the caller wipes it).
+// Besides OpenInputShare's errors, a plaintext with private extensions is
+// refused with unsupported_extension: Canopy defines none. Its payload is
+// wiped then.
+std::variant<Bytes, dap::ReportError> OpenInputSharePayload(
+    const dap::TaskId& task_id, const dap::TaskConfiguration& task_configuration,
+    const dap::ReportMetadata& metadata, std::span<const uint8_t> public_share,
+    const dap::HpkeCiphertext& ciphertext, dap::Role role,
+    std::span<const dap::AggregatorHpkeKey* const> keys);
 
 // XORs SHA-256(report_id) into `checksum` (DAP-19's report checksum).
 void UpdateChecksum(Checksum& checksum, const dap::ReportId& report_id);
