@@ -1,8 +1,11 @@
 #include "aggregator/internal/wal_checkpointer.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <iostream>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -11,7 +14,8 @@ namespace canopy::aggregator::internal {
 Result<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(sqlite3* writer,
                                                                 std::mutex& writer_mutex,
                                                                 int threshold_pages,
-                                                                bool synchronous_full) {
+                                                                bool synchronous_full,
+                                                                ReadGate* read_gate) {
   // The file SQLite resolved (a URI or a relative path included); empty for
   // a database in memory or a temporary one.
   const char* file = sqlite3_db_filename(writer, "main");
@@ -29,7 +33,8 @@ Result<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(sqlite3* writer,
   }
   std::unique_ptr<WalCheckpointer> checkpointer;
   try {
-    checkpointer.reset(new WalCheckpointer(writer, writer_mutex, own, path, threshold_pages));
+    checkpointer.reset(
+        new WalCheckpointer(writer, writer_mutex, read_gate, own, path, threshold_pages));
   } catch (const std::system_error& error) {
     sqlite3_close_v2(own);
     return MakeError(ErrorCode::kInternal,
@@ -41,10 +46,11 @@ Result<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(sqlite3* writer,
   return checkpointer;
 }
 
-WalCheckpointer::WalCheckpointer(sqlite3* writer, std::mutex& writer_mutex, sqlite3* own,
-                                 std::string path, int threshold_pages)
+WalCheckpointer::WalCheckpointer(sqlite3* writer, std::mutex& writer_mutex, ReadGate* read_gate,
+                                 sqlite3* own, std::string path, int threshold_pages)
     : writer_(writer),
       writer_mutex_(writer_mutex),
+      read_gate_(read_gate),
       own_(own),
       path_(std::move(path)),
       threshold_pages_(threshold_pages),
@@ -92,21 +98,32 @@ void WalCheckpointer::Loop() {
 void WalCheckpointer::Checkpoint() {
   // PASSIVE copies every frame it can without waiting for anyone: with the
   // writer's transactions going on, all but the ones committed meanwhile. A
-  // busy writer may have added much during a pass, so a few passes run
-  // before the writer is held back for what is left.
-  constexpr int kUnlockedPasses = 3;
+  // busy writer may have added much during a pass, so passes go on, each
+  // shorter than the last, until little is left; only that little is copied
+  // with the writer held back.
   int log_frames = 0;
   int copied_frames = 0;
   int rc = SQLITE_OK;
-  for (int pass = 0; pass < kUnlockedPasses; ++pass) {
+  for (int pass = 0; pass < kMaxUnlockedPasses; ++pass) {
     rc = sqlite3_wal_checkpoint_v2(own_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
                                    &copied_frames);
-    if (rc != SQLITE_OK || log_frames - copied_frames <= threshold_pages_ / 4) break;
+    if (rc != SQLITE_OK || log_frames - copied_frames <= LockedPassPages()) break;
   }
   unlocked_passes_done_.fetch_add(1);
   if (rc == SQLITE_OK) {
+    // A pass syncs the log before it copies it. Synced here, the log's
+    // frames committed since the last pass reach the disk while the writer
+    // goes on, and the locked pass's own sync has almost nothing left to
+    // write: under a busy disk that sync took a fifth of a second, all of it
+    // with every transaction waiting.
+    SyncLog();
     // The rest, with the writer held back: the log is then copied to its
     // end, and the next transaction writes it again from its start.
+    // Readers on other connections are held back too (first, so that the
+    // writer does not wait for them): one reading an older snapshot would
+    // keep its frames in the log.
+    std::optional<ReadGate::Closed> readers_held;
+    if (read_gate_ != nullptr) readers_held.emplace(*read_gate_);
     std::lock_guard lock(writer_mutex_);
     rc = sqlite3_wal_checkpoint_v2(own_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
                                    &copied_frames);
@@ -123,6 +140,17 @@ void WalCheckpointer::Checkpoint() {
     completed_.fetch_add(1);
     problem_logged_ = false;
   }
+}
+
+void WalCheckpointer::SyncLog() const {
+  // Another descriptor of the same file: fdatasync writes the file's dirty
+  // pages whichever descriptor wrote them. A failure here is not the
+  // checkpoint's: its own sync of the log fails the same way and is
+  // reported.
+  const int fd = open((path_ + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  fdatasync(fd);
+  close(fd);
 }
 
 void WalCheckpointer::ReportProblem(const std::string& what) {

@@ -10,17 +10,19 @@
 //
 // WalCheckpointer replaces that: a commit that finds the log past the
 // threshold only wakes this thread, which copies the log through a
-// connection of its own while transactions go on (again, up to three times,
-// while the writer adds much meanwhile), then takes the writer's mutex for a
-// last, short pass over the frames committed since. A log copied to its end
-// is restarted by the next transaction instead of growing, so the log stays
-// near the threshold as before.
+// connection of its own while transactions go on (again, while the writer
+// added much meanwhile, up to eight passes), syncs the log's newest frames
+// itself, then takes the writer's mutex for a last, short pass over the
+// frames committed since. A log copied to its end is restarted by the next
+// transaction instead of growing, so the log stays near the threshold as
+// before.
 //
 // Durability is SQLite's: a checkpoint never changes what a committed
 // transaction wrote, and one cut short (kill -9) is redone from the log.
 #ifndef CANOPY_AGGREGATOR_INTERNAL_WAL_CHECKPOINTER_H_
 #define CANOPY_AGGREGATOR_INTERNAL_WAL_CHECKPOINTER_H_
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -29,6 +31,7 @@
 #include <string>
 #include <thread>
 
+#include "aggregator/internal/read_gate.h"
 #include "crypto/error.h"
 
 struct sqlite3;
@@ -51,10 +54,13 @@ class WalCheckpointer {
   // connection's transactions. A checkpoint starts once the log holds
   // `threshold_pages` pages. `synchronous_full` mirrors the writer's setting
   // (both sync the log before a checkpoint and the database after it).
-  // Errors: kIoError naming the file when the second connection cannot be
+  // `read_gate`, when given, is closed during the last pass, so that no
+  // reader on another connection keeps an older snapshot of the log then
+  // (see read_gate.h). Errors: kIoError naming the file when the second connection cannot be
   // opened; kInternal when the thread cannot start.
   static Result<std::unique_ptr<WalCheckpointer>> Start(sqlite3* writer, std::mutex& writer_mutex,
-                                                        int threshold_pages, bool synchronous_full);
+                                                        int threshold_pages, bool synchronous_full,
+                                                        ReadGate* read_gate = nullptr);
 
   // Stops the thread (a checkpoint under way finishes first), gives the
   // writer its automatic checkpoints back and closes the second connection.
@@ -73,8 +79,8 @@ class WalCheckpointer {
   uint64_t unlocked_passes_done() const { return unlocked_passes_done_.load(); }
 
  private:
-  WalCheckpointer(sqlite3* writer, std::mutex& writer_mutex, sqlite3* own, std::string path,
-                  int threshold_pages);
+  WalCheckpointer(sqlite3* writer, std::mutex& writer_mutex, ReadGate* read_gate, sqlite3* own,
+                  std::string path, int threshold_pages);
 
   // The writer's WAL hook: called after each commit with the log's size.
   static int OnCommit(void* self, sqlite3* db, const char* schema, int pages) noexcept;
@@ -82,11 +88,18 @@ class WalCheckpointer {
   void Loop();
   // One checkpoint: most of the log concurrently, the rest under the mutex.
   void Checkpoint();
+  // Passes without the mutex stop once at most this many pages are left
+  // (or after kMaxUnlockedPasses).
+  int LockedPassPages() const { return std::max(1, threshold_pages_ / 32); }
+  static constexpr int kMaxUnlockedPasses = 8;
+  // Syncs the log file to disk, through a descriptor of this object's own.
+  void SyncLog() const;
   // Says once, until a checkpoint completes again, why the log keeps growing.
   void ReportProblem(const std::string& what);
 
   sqlite3* const writer_;
   std::mutex& writer_mutex_;
+  ReadGate* const read_gate_;
   sqlite3* const own_;
   const std::string path_;
   const int threshold_pages_;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -103,6 +104,56 @@ TEST_F(WalCheckpointerTest, RefusesADatabaseWhoseFileIsGone) {
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code(), ErrorCode::kIoError);
   EXPECT_NE(refused.error().message().find("test.sqlite"), std::string::npos);
+}
+
+// The last pass waits for readers under way (another connection reading an
+// older snapshot would keep frames in the log), without holding the writer
+// back meanwhile.
+TEST_F(WalCheckpointerTest, TheLastPassWaitsForReadersUnderWay) {
+  ReadGate gate;
+  auto checkpointer = WalCheckpointer::Start(writer_, writer_mutex_, 4, false, &gate);
+  ASSERT_TRUE(checkpointer) << checkpointer.error().ToString();
+  {
+    ReadGate::Reading reading(gate);
+    {
+      std::lock_guard held(writer_mutex_);
+      WriteOneTransaction();
+    }
+    EXPECT_TRUE(EventuallyTrue([&] { return (*checkpointer)->unlocked_passes_done() == 1; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ((*checkpointer)->completed(), 0u);
+    // The writer is not held back while the pass waits for the reader.
+    std::lock_guard held(writer_mutex_);
+  }
+  EXPECT_TRUE(EventuallyTrue([&] { return (*checkpointer)->completed() == 1; }));
+}
+
+// A closed gate holds new readers back until it opens, and closing waits for
+// the readers already through.
+TEST(ReadGate, ClosingWaitsForReadersAndHoldsNewOnesBack) {
+  ReadGate gate;
+  std::atomic<bool> closed{false};
+  std::atomic<bool> second_reader_in{false};
+  std::thread closer;
+  {
+    ReadGate::Reading first(gate);
+    closer = std::thread([&] {
+      ReadGate::Closed held(gate);
+      closed = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      EXPECT_FALSE(second_reader_in.load());
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_FALSE(closed.load());  // The first reader is still through.
+  }
+  EXPECT_TRUE(EventuallyTrue([&] { return closed.load(); }));
+  std::thread second([&] {
+    ReadGate::Reading reading(gate);
+    second_reader_in = true;
+  });
+  closer.join();
+  second.join();
+  EXPECT_TRUE(second_reader_in.load());
 }
 
 TEST(WalCheckpointer, LeavesADatabaseInMemoryToSqlite) {
