@@ -434,6 +434,18 @@ class Datastore {
   // Errors: the body's, or kIoError when the backend fails.
   virtual Result<void> Run(const std::function<Result<void>(Transaction&)>& body) = 0;
 
+  // Runs `body` in one read-only transaction, which sees what the
+  // transactions of Run committed before it began. A backend with
+  // concurrent readers runs it beside Run's transactions and other reads,
+  // neither waiting for them nor holding them back: for reads that would
+  // otherwise hold the writer's lock while they wait for the disk (stored
+  // reports at the leader, a job's records). This default runs it as Run.
+  // `body` must only read (a write fails with kIoError) and may run more
+  // than once. Errors: as Run's.
+  virtual Result<void> Read(const std::function<Result<void>(Transaction&)>& body) {
+    return Run(body);
+  }
+
   // A count that moves on after every committed transaction that changed
   // what a listing of a batch's reports shows (Transaction::ReportsInBatch):
   // a report rejected (RecordRejectedReport) or marked held (PutHeldReport),

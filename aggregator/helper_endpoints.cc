@@ -175,7 +175,9 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
   std::map<Bytes, std::vector<Bytes>> histories;
   std::map<Bytes, bool> collected;
   std::vector<ReportFacts> facts(init->verify_inits.size());
-  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+  // A lookup or more per report, outside the writer's lock: phase 3
+  // re-checks what matters under it.
+  auto read = datastore_.Read([&](Transaction& tx) -> Result<void> {
     auto job = tx.GetAggregationJob(task.id, job_id);
     if (!job) return std::unexpected(job.error());
     existing = std::move(*job);
@@ -643,7 +645,7 @@ ServerResponse AggregatorService::ContinueAggregationJob(const Task& task, const
 
   std::optional<AggregationJobRow> job;
   std::vector<ReportAggregationRow> rows;
-  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+  auto read = datastore_.Read([&](Transaction& tx) -> Result<void> {
     auto found = tx.GetAggregationJob(task.id, job_id);
     if (!found) return std::unexpected(found.error());
     job = std::move(*found);
@@ -882,7 +884,7 @@ Result<std::vector<dap::PingPongState>> AggregatorService::ContinuedStates(
   for (size_t m = 0; m < missing.size(); ++m) {
     prepared[m] = report_cache_.Take(task.id, rows[missing[m]].report_id);
   }
-  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+  auto read = datastore_.Read([&](Transaction& tx) -> Result<void> {
     for (size_t m = 0; m < missing.size(); ++m) {
       if (prepared[m] != nullptr) continue;
       auto found = tx.GetHeldReport(task.id, rows[missing[m]].report_id);

@@ -647,7 +647,7 @@ Result<void> LeaderDrivers::DriveAggregationJob(const Lease& lease) {
   context.task = tasks_.Find(lease.task_id);
   if (context.task == nullptr) return MakeError(ErrorCode::kInvalidArgument, "unknown task");
   std::optional<AggregationJobRow> job;
-  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+  auto read = datastore_.Read([&](Transaction& tx) -> Result<void> {
     auto found = tx.GetAggregationJob(lease.task_id, lease.job_id);
     if (!found) return std::unexpected(found.error());
     job = std::move(*found);
@@ -698,7 +698,9 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
     }
   } wipe_opened_rows{reports};
   std::vector<bool> held(context.rows.size());
-  auto read = datastore_.Run([&](Transaction& tx) -> Result<void> {
+  // Kilobytes a report, which a large datastore reads from the disk: on a
+  // reader connection, so that the writer's transactions go on meanwhile.
+  auto read = datastore_.Read([&](Transaction& tx) -> Result<void> {
     for (size_t i = 0; i < context.rows.size(); ++i) {
       if (from_memory(i)) continue;
       auto report = tx.GetClientReport(task.id, context.rows[i].report_id);

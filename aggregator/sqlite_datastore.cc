@@ -6,10 +6,12 @@
 #include <atomic>
 #include <bit>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <iostream>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
@@ -1653,6 +1655,108 @@ class SqliteTransaction final : public Transaction {
   bool changed_listings_ = false;
 };
 
+// SQL canopy_sha256(blob), registered on every connection (defined below).
+void SqlSha256(sqlite3_context* context, int, sqlite3_value** values);
+
+// Connections that only read, for Datastore::Read: in WAL mode each reads a
+// snapshot of its own beside the writer's transactions and the other
+// readers'. Opened as they are first needed, up to a capacity.
+class ReaderPool {
+ public:
+  struct Reader {
+    sqlite3* db = nullptr;
+    std::unique_ptr<StatementCache> statements;
+  };
+
+  ReaderPool(std::string path, int busy_timeout_ms, size_t capacity)
+      : path_(std::move(path)), busy_timeout_ms_(busy_timeout_ms), capacity_(capacity) {}
+  ~ReaderPool() {
+    for (std::unique_ptr<Reader>& reader : readers_) {
+      reader->statements.reset();  // Finalised before their connection closes.
+      sqlite3_close_v2(reader->db);
+    }
+  }
+  ReaderPool(const ReaderPool&) = delete;
+  ReaderPool& operator=(const ReaderPool&) = delete;
+
+  // A reader for one transaction, to hand back with Release: a free one, a
+  // new one while fewer than the capacity are open, or else the next one
+  // released. Null when none is open and none can be (said once on stderr):
+  // the caller then reads as the writer does.
+  Reader* Acquire() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      if (!free_.empty()) {
+        Reader* reader = free_.back();
+        free_.pop_back();
+        return reader;
+      }
+      if (readers_.size() < capacity_ && !open_failed_) break;
+      if (readers_.empty()) return nullptr;
+      released_.wait(lock);
+    }
+    auto opened = Open();
+    if (!opened) {
+      std::cerr << "canopy-aggregator: " << opened.error().message()
+                << "; reads wait for the writer instead\n";
+      open_failed_ = true;
+      if (readers_.empty()) return nullptr;
+      released_.wait(lock, [this] { return !free_.empty(); });
+      Reader* reader = free_.back();
+      free_.pop_back();
+      return reader;
+    }
+    readers_.push_back(std::move(*opened));
+    return readers_.back().get();
+  }
+
+  void Release(Reader* reader) {
+    {
+      std::lock_guard lock(mutex_);
+      free_.push_back(reader);
+    }
+    released_.notify_one();
+  }
+
+ private:
+  Result<std::unique_ptr<Reader>> Open() const {
+    sqlite3* db = nullptr;
+    // Read-write with query_only rather than read-only: a read-only
+    // connection to a WAL database has rules of its own for the shared
+    // memory file; this one shares it as the writer does and refuses writes.
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
+    bool ok = sqlite3_open_v2(path_.c_str(), &db, flags, nullptr) == SQLITE_OK;
+    ok = ok && sqlite3_busy_timeout(db, busy_timeout_ms_) == SQLITE_OK;
+    ok = ok && sqlite3_create_function(db, "canopy_sha256", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                       nullptr, SqlSha256, nullptr, nullptr) == SQLITE_OK;
+    // A smaller page cache than the writer's 64 MiB: the readers read
+    // stored reports and job records once each; the map serves the rest.
+    ok = ok && sqlite3_exec(db,
+                            "PRAGMA query_only = ON; PRAGMA cache_size = -16384; "
+                            "PRAGMA mmap_size = 1073741824;",
+                            nullptr, nullptr, nullptr) == SQLITE_OK;
+    if (!ok) {
+      std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+      sqlite3_close_v2(db);
+      return MakeError(ErrorCode::kIoError,
+                       "database " + path_ + ": reader connection: " + message);
+    }
+    auto reader = std::make_unique<Reader>();
+    reader->db = db;
+    reader->statements = std::make_unique<StatementCache>(db);
+    return reader;
+  }
+
+  const std::string path_;
+  const int busy_timeout_ms_;
+  const size_t capacity_;
+  std::mutex mutex_;
+  std::condition_variable released_;
+  std::vector<std::unique_ptr<Reader>> readers_;
+  std::vector<Reader*> free_;
+  bool open_failed_ = false;
+};
+
 class SqliteDatastore final : public Datastore {
  public:
   explicit SqliteDatastore(sqlite3* db) : db_(db) {}
@@ -1661,6 +1765,7 @@ class SqliteDatastore final : public Datastore {
   // which are finalised after this body, are gone.
   ~SqliteDatastore() override {
     checkpointer_.reset();
+    readers_.reset();
     sqlite3_close_v2(db_);
   }
 
@@ -1669,14 +1774,24 @@ class SqliteDatastore final : public Datastore {
   // own; so does one whose second connection cannot open, with a line on
   // stderr: the datastore works either way, only slower.
   void CheckpointInBackground(const SqliteOptions& options, int checkpoint_pages) {
-    auto started =
-        internal::WalCheckpointer::Start(db_, mutex_, checkpoint_pages, options.synchronous_full);
+    auto started = internal::WalCheckpointer::Start(db_, mutex_, checkpoint_pages,
+                                                    options.synchronous_full, &read_gate_);
     if (!started) {
       std::cerr << "canopy-aggregator: " << started.error().message()
                 << "; SQLite checkpoints in its commits instead\n";
       return;
     }
     checkpointer_ = std::move(*started);
+  }
+
+  // Gives Read connections of its own (up to `options.readers`), once the
+  // checkpoints run on their thread: their last pass keeps the readers out
+  // (internal::ReadGate), so that the log still starts again from its
+  // beginning. Without them, Read runs as Run.
+  void ReadConcurrently(const SqliteOptions& options) {
+    if (checkpointer_ == nullptr || options.readers == 0) return;
+    readers_ = std::make_unique<ReaderPool>(options.path, options.busy_timeout_ms,
+                                            static_cast<size_t>(options.readers));
   }
 
   Result<void> Run(const std::function<Result<void>(Transaction&)>& body) override {
@@ -1704,19 +1819,43 @@ class SqliteDatastore final : public Datastore {
     }
   }
 
+  Result<void> Read(const std::function<Result<void>(Transaction&)>& body) override {
+    ReaderPool::Reader* reader = readers_ != nullptr ? readers_->Acquire() : nullptr;
+    if (reader == nullptr) return Run(body);
+    struct GiveBack {
+      ReaderPool& pool;
+      ReaderPool::Reader* reader;
+      ~GiveBack() { pool.Release(reader); }
+    } give_back{*readers_, reader};
+    internal::ReadGate::Reading reading(read_gate_);
+    if (sqlite3_exec(reader->db, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return FailOn(reader->db, "begin");
+    }
+    SqliteTransaction transaction(reader->db, *reader->statements);
+    Result<void> result = body(transaction);
+    // Ends the snapshot; nothing was written, so either way is the same.
+    if (sqlite3_exec(reader->db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      sqlite3_exec(reader->db, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    return result;
+  }
+
   uint64_t ListingGeneration() const override { return listing_generation_.load(); }
 
  private:
-  Result<void> Fail(const char* what) {
+  Result<void> Fail(const char* what) { return FailOn(db_, what); }
+  static Result<void> FailOn(sqlite3* db, const char* what) {
     return MakeError(ErrorCode::kIoError,
-                     std::string("sqlite ") + what + ": " + sqlite3_errmsg(db_));
+                     std::string("sqlite ") + what + ": " + sqlite3_errmsg(db));
   }
 
   sqlite3* db_;
   std::mutex mutex_;
   StatementCache statements_{db_};
   std::atomic<uint64_t> listing_generation_{0};
+  internal::ReadGate read_gate_;
   std::unique_ptr<internal::WalCheckpointer> checkpointer_;
+  std::unique_ptr<ReaderPool> readers_;
 };
 
 // SQL canopy_sha256(blob): the SHA-256 digest of a blob (NULL stays NULL).
@@ -1855,6 +1994,7 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
   CANOPY_TRY(Migrate(db, options.path,
                      options.schema_version == 0 ? kSchemaVersion : options.schema_version));
   datastore->CheckpointInBackground(options, checkpoint_pages);
+  datastore->ReadConcurrently(options);
   return std::unique_ptr<Datastore>(std::move(datastore));
 }
 

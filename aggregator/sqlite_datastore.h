@@ -6,11 +6,13 @@
 // file before Run returns. Only a power loss can undo the last transactions;
 // operators who need that guarantee set `synchronous_full`.
 //
-// Concurrency: one connection, and transactions are serialised by a mutex
-// (SQLite has one writer at a time anyway); a second connection only copies
-// the WAL into the database file, on a thread of its own, while
-// transactions go on. Several processes must not share one file: each
-// aggregator owns its database.
+// Concurrency: one connection writes, and its transactions are serialised
+// by a mutex (SQLite has one writer at a time anyway); Read's transactions
+// run on connections of their own (up to SqliteOptions::readers), each on a
+// snapshot, beside the writer's; another connection only copies the WAL
+// into the database file, on a thread of its own, while transactions go on.
+// Several processes must not share one file: each aggregator owns its
+// database.
 #ifndef CANOPY_AGGREGATOR_SQLITE_DATASTORE_H_
 #define CANOPY_AGGREGATOR_SQLITE_DATASTORE_H_
 
@@ -47,6 +49,10 @@ struct SqliteOptions {
   // instead of five, and a job's record of thousands of reports a quarter
   // of the pages (see docs/PERFORMANCE.md).
   int page_size = 16384;
+  // Connections for Datastore::Read, opened as needed: reads that run beside
+  // the writer's transactions. 0: Read runs as Run. A database without a
+  // file has none.
+  int readers = 4;
 };
 
 // The schema version this build writes. Opening a database with a newer

@@ -6,8 +6,11 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <chrono>
 #include <filesystem>
+#include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/testing/eventually.h"
@@ -963,6 +966,130 @@ TEST_F(SqliteDatastoreTest, CheckpointsAsItGoesAndLosesNoWrite) {
     }
     return {};
   }));
+}
+
+// Read runs on a connection of its own: it sees what the writer committed,
+// not what a transaction still under way wrote, and it does not wait for
+// that transaction (which holds the writer's lock until the test lets it
+// go).
+TEST_F(SqliteDatastoreTest, ReadsRunBesideTheWriterAndSeeWhatItCommitted) {
+  auto datastore = Open();
+  ASSERT_TRUE(datastore->Run([](Transaction& tx) -> Result<void> {
+    auto inserted = tx.InsertClientReport(SomeReport(1, 10));
+    if (!inserted) return std::unexpected(inserted.error());
+    return {};
+  }));
+  std::promise<void> written;
+  std::promise<void> let_go;
+  std::shared_future<void> let_go_signal = let_go.get_future().share();
+  std::thread writer([&] {
+    EXPECT_TRUE(datastore->Run([&](Transaction& tx) -> Result<void> {
+      auto inserted = tx.InsertClientReport(SomeReport(2, 20));
+      if (!inserted) return std::unexpected(inserted.error());
+      written.set_value();
+      let_go_signal.wait();
+      return {};
+    }));
+  });
+  written.get_future().wait();
+  auto seen = [&](uint8_t n) {
+    bool found = false;
+    EXPECT_TRUE(datastore->Read([&](Transaction& tx) -> Result<void> {
+      auto report = tx.GetClientReport(SomeTask(), SomeReport(n, 0).report_id);
+      if (!report) return std::unexpected(report.error());
+      found = report->has_value();
+      return {};
+    }));
+    return found;
+  };
+  // Both answered while the writer's transaction is still open (a read that
+  // waited for the writer would wait for the test to let it go).
+  auto reads = std::async(std::launch::async, [&] { return std::pair(seen(1), seen(2)); });
+  const bool answered = reads.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  let_go.set_value();
+  writer.join();
+  ASSERT_TRUE(answered) << "the reads waited for the writer";
+  EXPECT_EQ(reads.get(), std::pair(true, false));
+  EXPECT_TRUE(seen(2));
+}
+
+TEST_F(SqliteDatastoreTest, ReadsRefuseToWrite) {
+  auto datastore = Open();
+  auto refused = datastore->Read([](Transaction& tx) -> Result<void> {
+    auto inserted = tx.InsertClientReport(SomeReport(1, 10));
+    if (!inserted) return std::unexpected(inserted.error());
+    return {};
+  });
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kIoError);
+  ASSERT_TRUE(datastore->Run([](Transaction& tx) -> Result<void> {
+    auto report = tx.GetClientReport(SomeTask(), SomeReport(1, 10).report_id);
+    EXPECT_TRUE(report && !report->has_value());
+    return {};
+  }));
+}
+
+// Without reader connections (none asked for, or a database in memory),
+// Read is Run: it still reads, and waits for the writer.
+TEST_F(SqliteDatastoreTest, ReadsWithoutReaderConnectionsRunAsTransactions) {
+  SqliteOptions no_readers{path_};
+  no_readers.readers = 0;
+  for (const SqliteOptions& options : {no_readers, SqliteOptions{":memory:"}}) {
+    auto datastore = OpenSqliteDatastore(options);
+    ASSERT_TRUE(datastore) << datastore.error().ToString();
+    ASSERT_TRUE((*datastore)->Run([](Transaction& tx) -> Result<void> {
+      auto inserted = tx.InsertClientReport(SomeReport(1, 10));
+      if (!inserted) return std::unexpected(inserted.error());
+      return {};
+    }));
+    bool found = false;
+    ASSERT_TRUE((*datastore)->Read([&](Transaction& tx) -> Result<void> {
+      auto report = tx.GetClientReport(SomeTask(), SomeReport(1, 10).report_id);
+      if (!report) return std::unexpected(report.error());
+      found = report->has_value();
+      return {};
+    }));
+    EXPECT_TRUE(found) << options.path;
+  }
+}
+
+// Many reads between the writes, from several threads, while the log is
+// checkpointed every few pages (the checkpoint's last pass holds the readers
+// back): every read sees every report committed before it began.
+TEST_F(SqliteDatastoreTest, ReadsBetweenCheckpointsSeeEveryCommittedReport) {
+  constexpr int kReports = 60;
+  constexpr size_t kReportBytes = 16384;
+  SqliteOptions options{path_};
+  options.checkpoint_bytes = 4 * 16384;
+  auto opened = OpenSqliteDatastore(options);
+  ASSERT_TRUE(opened) << opened.error().ToString();
+  Datastore& datastore = **opened;
+  for (int n = 0; n < kReports; ++n) {
+    ClientReportRow row = SomeReport(static_cast<uint8_t>(n), n);
+    row.encoded_report.assign(kReportBytes, static_cast<uint8_t>(n));
+    ASSERT_TRUE(datastore.Run([&](Transaction& tx) -> Result<void> {
+      auto inserted = tx.InsertClientReport(row);
+      if (!inserted) return std::unexpected(inserted.error());
+      return {};
+    }));
+    std::vector<std::thread> readers;
+    for (int r = 0; r < 3; ++r) {
+      readers.emplace_back([&] {
+        EXPECT_TRUE(datastore.Read([&](Transaction& tx) -> Result<void> {
+          for (int k = 0; k <= n; ++k) {
+            auto report =
+                tx.GetClientReport(SomeTask(), SomeReport(static_cast<uint8_t>(k), 0).report_id);
+            if (!report) return std::unexpected(report.error());
+            EXPECT_TRUE(report->has_value() &&
+                        (*report)->encoded_report == Bytes(kReportBytes, static_cast<uint8_t>(k)))
+                << k << " after " << n;
+          }
+          return {};
+        }));
+      });
+    }
+    for (std::thread& reader : readers) reader.join();
+  }
 }
 
 }  // namespace
