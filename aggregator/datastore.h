@@ -437,11 +437,15 @@ class Datastore {
   // Runs `body` in one read-only transaction, which sees what the
   // transactions of Run committed before it began. A backend with
   // concurrent readers runs it beside Run's transactions and other reads,
-  // neither waiting for them nor holding them back: for reads that would
-  // otherwise hold the writer's lock while they wait for the disk (stored
-  // reports at the leader, a job's records). This default runs it as Run.
-  // `body` must only read (a write fails with kIoError) and may run more
-  // than once. Errors: as Run's.
+  // without holding them back: for reads that would otherwise hold the
+  // writer's lock while they wait for the disk (stored reports at the
+  // leader, a job's records). It may wait, briefly, while the backend
+  // copies its log (SQLite's checkpoint, which also waits for the
+  // transaction under way). There, a write in `body` fails (kIoError); this
+  // default runs it as Run, where writes go through, so `body` must only
+  // read. Must not be called inside the body of Run or Read (the backend's
+  // checkpoint would wait for the outer one while the inner one waits for
+  // it). Errors: as Run's.
   virtual Result<void> Read(const std::function<Result<void>(Transaction&)>& body) {
     return Run(body);
   }

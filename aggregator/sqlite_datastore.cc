@@ -1710,10 +1710,22 @@ class ReaderPool {
     return readers_.back().get();
   }
 
+  // Hands a reader back. One still in a transaction (its COMMIT and ROLLBACK
+  // both failed) is closed instead: it would hold an old snapshot, and its
+  // frames in the log, for whoever took it next.
   void Release(Reader* reader) {
     {
       std::lock_guard lock(mutex_);
-      free_.push_back(reader);
+      if (sqlite3_get_autocommit(reader->db) != 0) {
+        free_.push_back(reader);
+      } else {
+        auto owned =
+            std::find_if(readers_.begin(), readers_.end(),
+                         [&](const std::unique_ptr<Reader>& r) { return r.get() == reader; });
+        reader->statements.reset();
+        sqlite3_close_v2(reader->db);
+        readers_.erase(owned);
+      }
     }
     released_.notify_one();
   }
@@ -1790,8 +1802,11 @@ class SqliteDatastore final : public Datastore {
   // beginning. Without them, Read runs as Run.
   void ReadConcurrently(const SqliteOptions& options) {
     if (checkpointer_ == nullptr || options.readers == 0) return;
-    readers_ = std::make_unique<ReaderPool>(options.path, options.busy_timeout_ms,
-                                            static_cast<size_t>(options.readers));
+    // The file SQLite resolved: readers open later, whatever the working
+    // directory is then.
+    readers_ =
+        std::make_unique<ReaderPool>(sqlite3_db_filename(db_, "main"), options.busy_timeout_ms,
+                                     static_cast<size_t>(options.readers));
   }
 
   Result<void> Run(const std::function<Result<void>(Transaction&)>& body) override {
@@ -1945,6 +1960,10 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
   if (options.checkpoint_bytes < 1) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "database " + options.path + ": checkpoint_bytes must be at least 1");
+  }
+  if (options.readers < 0) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "database " + options.path + ": readers must not be negative");
   }
   if (options.page_size < 512 || options.page_size > 65536 ||
       !std::has_single_bit(static_cast<unsigned>(options.page_size))) {

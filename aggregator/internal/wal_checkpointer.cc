@@ -95,35 +95,49 @@ void WalCheckpointer::Loop() {
   }
 }
 
+WalCheckpointer::Passes WalCheckpointer::CopyWithoutTheWriter(int& log_frames, int& copied_frames) {
+  Passes passes;
+  for (int pass = 0; pass < kMaxUnlockedPasses; ++pass) {
+    const int copied_before = copied_frames;
+    passes.rc = sqlite3_wal_checkpoint_v2(own_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                          &copied_frames);
+    if (passes.rc != SQLITE_OK || log_frames - copied_frames <= LockedPassPages()) break;
+    // No progress: a reader's older snapshot keeps the frames after it.
+    passes.stalled = pass > 0 && copied_frames <= copied_before;
+    if (passes.stalled) break;
+  }
+  return passes;
+}
+
 void WalCheckpointer::Checkpoint() {
   // PASSIVE copies every frame it can without waiting for anyone: with the
   // writer's transactions going on, all but the ones committed meanwhile. A
-  // busy writer may have added much during a pass, so passes go on, each
-  // shorter than the last, until little is left; only that little is copied
-  // with the writer held back.
+  // busy writer may have added much during a pass, so passes go on until
+  // little is left; only that little is copied with the writer held back.
   int log_frames = 0;
   int copied_frames = 0;
-  int rc = SQLITE_OK;
-  for (int pass = 0; pass < kMaxUnlockedPasses; ++pass) {
-    rc = sqlite3_wal_checkpoint_v2(own_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
-                                   &copied_frames);
-    if (rc != SQLITE_OK || log_frames - copied_frames <= LockedPassPages()) break;
-  }
+  Passes passes = CopyWithoutTheWriter(log_frames, copied_frames);
+  int rc = passes.rc;
   unlocked_passes_done_.fetch_add(1);
+  std::optional<ReadGate::Closed> readers_held;
+  if (rc == SQLITE_OK && read_gate_ != nullptr) {
+    // Readers on other connections are held back for the rest (one reading
+    // an older snapshot would keep its frames in the log). When one kept the
+    // passes above from copying past its snapshot, the passes go on without
+    // the readers while the writer still goes on; otherwise the readers wait
+    // only for the last pass.
+    readers_held.emplace(*read_gate_);
+    if (passes.stalled) rc = CopyWithoutTheWriter(log_frames, copied_frames).rc;
+  }
   if (rc == SQLITE_OK) {
     // A pass syncs the log before it copies it. Synced here, the log's
     // frames committed since the last pass reach the disk while the writer
-    // goes on, and the locked pass's own sync has almost nothing left to
-    // write: under a busy disk that sync took a fifth of a second, all of it
-    // with every transaction waiting.
+    // goes on, and the locked pass's own sync has little left to write:
+    // under a busy disk the two syncs of that pass took a fifth of a second,
+    // all of it with every transaction waiting.
     SyncLog();
     // The rest, with the writer held back: the log is then copied to its
     // end, and the next transaction writes it again from its start.
-    // Readers on other connections are held back too (first, so that the
-    // writer does not wait for them): one reading an older snapshot would
-    // keep its frames in the log.
-    std::optional<ReadGate::Closed> readers_held;
-    if (read_gate_ != nullptr) readers_held.emplace(*read_gate_);
     std::lock_guard lock(writer_mutex_);
     rc = sqlite3_wal_checkpoint_v2(own_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
                                    &copied_frames);
@@ -143,10 +157,11 @@ void WalCheckpointer::Checkpoint() {
 }
 
 void WalCheckpointer::SyncLog() const {
-  // Another descriptor of the same file: fdatasync writes the file's dirty
-  // pages whichever descriptor wrote them. A failure here is not the
-  // checkpoint's: its own sync of the log fails the same way and is
-  // reported.
+  // Another descriptor of the same file: on Linux, fdatasync writes the
+  // file's dirty pages whichever descriptor wrote them, and a write-back
+  // error is seen by every descriptor open at the time (since Linux 4.13),
+  // so one ignored here still fails the checkpoint's own sync of the log,
+  // which is reported.
   const int fd = open((path_ + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
   fdatasync(fd);

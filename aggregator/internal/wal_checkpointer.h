@@ -11,9 +11,10 @@
 // WalCheckpointer replaces that: a commit that finds the log past the
 // threshold only wakes this thread, which copies the log through a
 // connection of its own while transactions go on (again, while the writer
-// added much meanwhile, up to eight passes), syncs the log's newest frames
-// itself, then takes the writer's mutex for a last, short pass over the
-// frames committed since. A log copied to its end is restarted by the next
+// added much meanwhile, up to eight passes; then again with the readers of
+// other connections held back, see read_gate.h), syncs the log's newest
+// frames itself, then takes the writer's mutex for a last, short pass over
+// the frames committed since. A log copied to its end is restarted by the next
 // transaction instead of growing, so the log stays near the threshold as
 // before.
 //
@@ -88,8 +89,16 @@ class WalCheckpointer {
   void Loop();
   // One checkpoint: most of the log concurrently, the rest under the mutex.
   void Checkpoint();
-  // Passes without the mutex stop once at most this many pages are left
-  // (or after kMaxUnlockedPasses).
+  // Passes of PASSIVE checkpoints without the writer's mutex, until at most
+  // LockedPassPages() are left, a pass copies nothing new (`stalled`: a
+  // reader's older snapshot holds the rest), or kMaxUnlockedPasses.
+  // `copied_frames` comes in as the last pass's count.
+  struct Passes {
+    int rc = 0;  // SQLite's code of the last pass.
+    bool stalled = false;
+  };
+  Passes CopyWithoutTheWriter(int& log_frames, int& copied_frames);
+  // Passes without the mutex stop once at most this many pages are left.
   int LockedPassPages() const { return std::max(1, threshold_pages_ / 32); }
   static constexpr int kMaxUnlockedPasses = 8;
   // Syncs the log file to disk, through a descriptor of this object's own.

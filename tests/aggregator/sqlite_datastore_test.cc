@@ -1030,7 +1030,7 @@ TEST_F(SqliteDatastoreTest, ReadsRefuseToWrite) {
 }
 
 // Without reader connections (none asked for, or a database in memory),
-// Read is Run: it still reads, and waits for the writer.
+// Read is Run: it still reads. Negative counts are refused.
 TEST_F(SqliteDatastoreTest, ReadsWithoutReaderConnectionsRunAsTransactions) {
   SqliteOptions no_readers{path_};
   no_readers.readers = 0;
@@ -1051,6 +1051,11 @@ TEST_F(SqliteDatastoreTest, ReadsWithoutReaderConnectionsRunAsTransactions) {
     }));
     EXPECT_TRUE(found) << options.path;
   }
+  SqliteOptions negative{path_};
+  negative.readers = -1;
+  auto refused = OpenSqliteDatastore(negative);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
 }
 
 // Many reads between the writes, from several threads, while the log is

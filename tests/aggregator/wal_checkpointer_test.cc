@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -123,9 +124,41 @@ TEST_F(WalCheckpointerTest, TheLastPassWaitsForReadersUnderWay) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     EXPECT_EQ((*checkpointer)->completed(), 0u);
     // The writer is not held back while the pass waits for the reader.
-    std::lock_guard held(writer_mutex_);
+    ASSERT_TRUE(EventuallyTrue([&] {
+      if (!writer_mutex_.try_lock()) return false;
+      writer_mutex_.unlock();
+      return true;
+    }));
   }
   EXPECT_TRUE(EventuallyTrue([&] { return (*checkpointer)->completed() == 1; }));
+}
+
+// A reader on another connection keeps the frames after its snapshot in the
+// log, so the passes stop making progress: the checkpoint then waits for it
+// to leave and copies the log without the writer's mutex, as before.
+TEST_F(WalCheckpointerTest, AReaderOnAnOlderSnapshotIsWaitedForAndTheCopyGoesOnWithoutTheWriter) {
+  ReadGate gate;
+  auto checkpointer = WalCheckpointer::Start(writer_, writer_mutex_, 4, false, &gate);
+  ASSERT_TRUE(checkpointer) << checkpointer.error().ToString();
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &reader), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM t;", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  auto reading = std::make_unique<ReadGate::Reading>(gate);
+  const uintmax_t before = DatabaseBytes();
+  {
+    std::lock_guard held(writer_mutex_);
+    WriteOneTransaction();
+    EXPECT_TRUE(EventuallyTrue([&] { return (*checkpointer)->unlocked_passes_done() == 1; }));
+    EXPECT_LT(DatabaseBytes(), before + 65536);  // Nothing past the reader's snapshot.
+    ASSERT_EQ(sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+    reading.reset();
+    // Copied while this test still holds the writer's mutex.
+    EXPECT_TRUE(EventuallyTrue([&] { return DatabaseBytes() >= before + 65536; }));
+    EXPECT_EQ((*checkpointer)->completed(), 0u);
+  }
+  EXPECT_TRUE(EventuallyTrue([&] { return (*checkpointer)->completed() == 1; }));
+  sqlite3_close(reader);
 }
 
 // A closed gate holds new readers back until it opens, and closing waits for
@@ -133,6 +166,7 @@ TEST_F(WalCheckpointerTest, TheLastPassWaitsForReadersUnderWay) {
 TEST(ReadGate, ClosingWaitsForReadersAndHoldsNewOnesBack) {
   ReadGate gate;
   std::atomic<bool> closed{false};
+  std::atomic<bool> second_reader_trying{false};
   std::atomic<bool> second_reader_in{false};
   std::thread closer;
   {
@@ -140,6 +174,8 @@ TEST(ReadGate, ClosingWaitsForReadersAndHoldsNewOnesBack) {
     closer = std::thread([&] {
       ReadGate::Closed held(gate);
       closed = true;
+      // The second reader is at the gate: it stays out while it is closed.
+      EXPECT_TRUE(EventuallyTrue([&] { return second_reader_trying.load(); }));
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       EXPECT_FALSE(second_reader_in.load());
     });
@@ -148,6 +184,7 @@ TEST(ReadGate, ClosingWaitsForReadersAndHoldsNewOnesBack) {
   }
   EXPECT_TRUE(EventuallyTrue([&] { return closed.load(); }));
   std::thread second([&] {
+    second_reader_trying = true;
     ReadGate::Reading reading(gate);
     second_reader_in = true;
   });
