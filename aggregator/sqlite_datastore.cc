@@ -1658,24 +1658,36 @@ class SqliteTransaction final : public Transaction {
 // SQL canopy_sha256(blob), registered on every connection (defined below).
 void SqlSha256(sqlite3_context* context, int, sqlite3_value** values);
 
+bool RegisterSha256(sqlite3* db) {
+  return sqlite3_create_function(db, "canopy_sha256", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                 nullptr, SqlSha256, nullptr, nullptr) == SQLITE_OK;
+}
+
+// Reads through a memory map of the file's first GiB save a copy per page
+// read (every connection that reads sets it).
+constexpr const char* kMmapPragma = "PRAGMA mmap_size = 1073741824; ";
+
 // Connections that only read, for Datastore::Read: in WAL mode each reads a
 // snapshot of its own beside the writer's transactions and the other
 // readers'. Opened as they are first needed, up to a capacity.
 class ReaderPool {
  public:
   struct Reader {
-    sqlite3* db = nullptr;
+    explicit Reader(sqlite3* connection)
+        : db(connection), statements(std::make_unique<StatementCache>(connection)) {}
+    ~Reader() {
+      statements.reset();  // Finalised before their connection closes.
+      sqlite3_close_v2(db);
+    }
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+
+    sqlite3* db;
     std::unique_ptr<StatementCache> statements;
   };
 
   ReaderPool(std::string path, int busy_timeout_ms, size_t capacity)
       : path_(std::move(path)), busy_timeout_ms_(busy_timeout_ms), capacity_(capacity) {}
-  ~ReaderPool() {
-    for (std::unique_ptr<Reader>& reader : readers_) {
-      reader->statements.reset();  // Finalised before their connection closes.
-      sqlite3_close_v2(reader->db);
-    }
-  }
   ReaderPool(const ReaderPool&) = delete;
   ReaderPool& operator=(const ReaderPool&) = delete;
 
@@ -1691,23 +1703,19 @@ class ReaderPool {
         free_.pop_back();
         return reader;
       }
-      if (readers_.size() < capacity_ && !open_failed_) break;
+      if (readers_.size() < capacity_ && !open_failed_) {
+        auto opened = Open();
+        if (opened) {
+          readers_.push_back(std::move(*opened));
+          return readers_.back().get();
+        }
+        std::cerr << "canopy-aggregator: " << opened.error().message()
+                  << "; reads wait for the writer instead\n";
+        open_failed_ = true;
+      }
       if (readers_.empty()) return nullptr;
       released_.wait(lock);
     }
-    auto opened = Open();
-    if (!opened) {
-      std::cerr << "canopy-aggregator: " << opened.error().message()
-                << "; reads wait for the writer instead\n";
-      open_failed_ = true;
-      if (readers_.empty()) return nullptr;
-      released_.wait(lock, [this] { return !free_.empty(); });
-      Reader* reader = free_.back();
-      free_.pop_back();
-      return reader;
-    }
-    readers_.push_back(std::move(*opened));
-    return readers_.back().get();
   }
 
   // Hands a reader back. One still in a transaction (its COMMIT and ROLLBACK
@@ -1719,12 +1727,8 @@ class ReaderPool {
       if (sqlite3_get_autocommit(reader->db) != 0) {
         free_.push_back(reader);
       } else {
-        auto owned =
-            std::find_if(readers_.begin(), readers_.end(),
-                         [&](const std::unique_ptr<Reader>& r) { return r.get() == reader; });
-        reader->statements.reset();
-        sqlite3_close_v2(reader->db);
-        readers_.erase(owned);
+        std::erase_if(readers_,
+                      [&](const std::unique_ptr<Reader>& r) { return r.get() == reader; });
       }
     }
     released_.notify_one();
@@ -1739,24 +1743,19 @@ class ReaderPool {
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
     bool ok = sqlite3_open_v2(path_.c_str(), &db, flags, nullptr) == SQLITE_OK;
     ok = ok && sqlite3_busy_timeout(db, busy_timeout_ms_) == SQLITE_OK;
-    ok = ok && sqlite3_create_function(db, "canopy_sha256", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
-                                       nullptr, SqlSha256, nullptr, nullptr) == SQLITE_OK;
+    ok = ok && RegisterSha256(db);
     // A smaller page cache than the writer's 64 MiB: the readers read
     // stored reports and job records once each; the map serves the rest.
-    ok = ok && sqlite3_exec(db,
-                            "PRAGMA query_only = ON; PRAGMA cache_size = -16384; "
-                            "PRAGMA mmap_size = 1073741824;",
-                            nullptr, nullptr, nullptr) == SQLITE_OK;
+    const std::string pragmas =
+        std::string("PRAGMA query_only = ON; PRAGMA cache_size = -16384; ") + kMmapPragma;
+    ok = ok && sqlite3_exec(db, pragmas.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
     if (!ok) {
       std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
       sqlite3_close_v2(db);
       return MakeError(ErrorCode::kIoError,
                        "database " + path_ + ": reader connection: " + message);
     }
-    auto reader = std::make_unique<Reader>();
-    reader->db = db;
-    reader->statements = std::make_unique<StatementCache>(db);
-    return reader;
+    return std::make_unique<Reader>(db);
   }
 
   const std::string path_;
@@ -1980,8 +1979,7 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
   }
   auto datastore = std::make_unique<SqliteDatastore>(db);
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
-  if (sqlite3_create_function(db, "canopy_sha256", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
-                              SqlSha256, nullptr, nullptr) != SQLITE_OK) {
+  if (!RegisterSha256(db)) {
     return MakeError(ErrorCode::kIoError, "database " + options.path + ": " + sqlite3_errmsg(db));
   }
   // The page size first: it takes effect only on a file with nothing in it
@@ -2000,10 +1998,9 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
   // every 64 MiB of WAL instead of every 1,000 pages (SQLite's default)
   // writes a page rewritten several times per level (created, stepped,
   // finished) once.
-  std::string pragmas =
-      "PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; "
-      "PRAGMA mmap_size = 1073741824; PRAGMA wal_autocheckpoint = " +
-      std::to_string(checkpoint_pages) + "; ";
+  std::string pragmas = std::string("PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; ") +
+                        kMmapPragma +
+                        "PRAGMA wal_autocheckpoint = " + std::to_string(checkpoint_pages) + "; ";
   pragmas += internal::SynchronousPragma(options.synchronous_full);
   CANOPY_TRY(Exec(db, options.path, pragmas.c_str()));
   if (options.schema_version < 0 || options.schema_version > kSchemaVersion) {
