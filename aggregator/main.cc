@@ -120,6 +120,7 @@ int Serve(const std::string& config_path, bool check_only) {
   RaiseOpenFileLimit();
   SqliteOptions sqlite_options;
   sqlite_options.path = config->database_path();
+  sqlite_options.checkpoint_bytes = int64_t{config->wal_checkpoint_mib()} << 20;
   auto datastore = OpenSqliteDatastore(sqlite_options);
   if (!datastore) {
     std::cerr << datastore.error().message() << "\n";

@@ -10,7 +10,7 @@
 //   build/bench/discovery_load --reports 100000 [--bits 256] [--stride 3]
 //       [--first-round-bits 3] [--threshold 0.01] [--distinct 1000]
 //       [--exponent 1.03] [--seed 1] [--job-size 500] [--held-job-size 4000]
-//       [--workers 0]
+//       [--workers 0] [--wal-checkpoint-mib 0]
 //       [--levels-in-memory] [--keep] [--force]
 //
 // Both aggregators keep every report cached between levels (about 5 KB of
@@ -57,14 +57,15 @@ struct Options {
   uint64_t reports = 10000;
   uint32_t bits = 256;
   uint32_t stride = config::kDefaultBitsPerRound;  // The walk's own default.
-  uint32_t first_round_bits = 0;  // 0: the stride.
+  uint32_t first_round_bits = 0;                   // 0: the stride.
   double threshold = 0.01;
   size_t distinct = 1000;
   double exponent = 1.03;
   uint64_t seed = 1;
   uint32_t job_size = 500;
-  uint32_t held_job_size = 0;  // 0: the aggregator's default.
-  uint32_t workers = 0;        // Each aggregator's VDAF threads; 0: its default.
+  uint32_t held_job_size = 0;       // 0: the aggregator's default.
+  uint32_t workers = 0;             // Each aggregator's VDAF threads; 0: its default.
+  uint32_t wal_checkpoint_mib = 0;  // The aggregators' wal_checkpoint_mib; 0: their default.
   bool keep = false;
   bool force = false;             // Run even when the caches would not fit in memory.
   bool levels_in_memory = false;  // The aggregators' report_levels_in_memory.
@@ -110,6 +111,8 @@ bool ParseOptions(int argc, char** argv, Options& options) {
       options.workers = static_cast<uint32_t>(std::stoul(value));
     } else if (flag == "--job-size") {
       options.job_size = static_cast<uint32_t>(std::stoul(value));
+    } else if (flag == "--wal-checkpoint-mib") {
+      options.wal_checkpoint_mib = static_cast<uint32_t>(std::stoul(value));
     } else if (flag == "--held-job-size") {
       options.held_job_size = static_cast<uint32_t>(std::stoul(value));
     } else {
@@ -154,7 +157,8 @@ Result<PeerBytes> ReadPeerBytes(dap::HttpClient& http, const std::string& helper
 // round), 50 bytes a bit more with --levels-in-memory; on disk, each
 // aggregator's level files
 // (50 bytes a bit) and both databases (the reports, the held shares, the jobs' records
-// and answers: about 200 bytes a bit together).
+// and answers: about 200 bytes a bit together), and each database's
+// write-ahead log at its largest.
 constexpr uint64_t kMemoryPerReport = 5'000;
 constexpr uint64_t kLevelBytesPerReportBit = 50;
 constexpr uint64_t kDatabaseBytesPerReportBit = 200;
@@ -169,7 +173,10 @@ Needs NeedsOf(const Options& options) {
   const uint64_t levels = 2 * report_bits * kLevelBytesPerReportBit;
   Needs needs;
   needs.memory = 2 * options.reports * kMemoryPerReport + (options.levels_in_memory ? levels : 0);
-  needs.disk = report_bits * kDatabaseBytesPerReportBit + (options.levels_in_memory ? 0 : levels);
+  const uint64_t log_mib = options.wal_checkpoint_mib == 0 ? config::kDefaultWalCheckpointMib
+                                                           : options.wal_checkpoint_mib;
+  needs.disk = report_bits * kDatabaseBytesPerReportBit + (options.levels_in_memory ? 0 : levels) +
+               2 * (log_mib << 20);
   return needs;
 }
 
@@ -304,6 +311,7 @@ int Run(const Options& options) {
     settings->report_cache_reports = std::max<uint64_t>(options.reports, 100000);
     settings->max_reports_per_aggregation_job = options.job_size;
     settings->max_reports_per_held_aggregation_job = options.held_job_size;
+    settings->wal_checkpoint_mib = options.wal_checkpoint_mib;
   }
   auto deployment = testing::LocalDeployment::Create(deployment_options);
   if (!deployment) {

@@ -453,6 +453,12 @@ void CheckAggregator(AggregatorConfig& config, const Where& where, const std::st
   config.set_max_reports_per_held_aggregation_job(job_size(
       "max_reports_per_held_aggregation_job", config.max_reports_per_held_aggregation_job(),
       kDefaultMaxReportsPerHeldAggregationJob));
+  if (config.wal_checkpoint_mib() == 0) {
+    config.set_wal_checkpoint_mib(kDefaultWalCheckpointMib);
+  } else if (config.wal_checkpoint_mib() > kMaxWalCheckpointMib) {
+    where.Fail("wal_checkpoint_mib", "must be at most " + Str(kMaxWalCheckpointMib) + ", got " +
+                                         Str(config.wal_checkpoint_mib()));
+  }
 }
 
 // ---------------------------------------------------------------------------

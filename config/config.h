@@ -45,6 +45,8 @@ inline constexpr uint32_t kDefaultMaxReportsPerAggregationJob = 500;
 inline constexpr uint32_t kMaxReportsPerAggregationJob = 100000;
 inline constexpr uint32_t kDefaultMaxReportsPerHeldAggregationJob = 4000;
 inline constexpr uint64_t kDefaultReportCacheReports = 100000;
+inline constexpr uint32_t kDefaultWalCheckpointMib = 512;
+inline constexpr uint32_t kMaxWalCheckpointMib = 65536;
 // The heavy-hitters walk's stride when unset: the fastest for walks of 10,000
 // to 1,000,000 reports over 256-bit strings (docs/PERFORMANCE.md, "Three bits
 // a round").

@@ -192,6 +192,26 @@ TEST_F(ConfigTest, JobSizesHaveDefaultsAndBounds) {
   }
 }
 
+TEST_F(ConfigTest, WalCheckpointSizeHasADefaultAndABound) {
+  Result<AggregatorConfig> defaults =
+      ParseAggregatorConfig(kGoodAggregator, (dir_ / "helper.textproto").string());
+  ASSERT_TRUE(defaults) << defaults.error().message();
+  EXPECT_EQ(defaults->wal_checkpoint_mib(), kDefaultWalCheckpointMib);
+
+  Result<AggregatorConfig> set = ParseAggregatorConfig(
+      std::string(kGoodAggregator) + "wal_checkpoint_mib: 65536\n", "h.textproto");
+  ASSERT_TRUE(set) << set.error().message();
+  EXPECT_EQ(set->wal_checkpoint_mib(), 65536u);
+
+  Result<AggregatorConfig> too_large = ParseAggregatorConfig(
+      std::string(kGoodAggregator) + "wal_checkpoint_mib: 65537\n", "h.textproto");
+  ASSERT_FALSE(too_large);
+  EXPECT_NE(too_large.error().message().find(
+                "h.textproto:6: wal_checkpoint_mib: must be at most 65536, got 65537"),
+            std::string::npos)
+      << too_large.error().message();
+}
+
 TEST_F(ConfigTest, LevelFilesDirectory) {
   fs::create_directories(dir_ / "levels");
   Result<AggregatorConfig> relative =

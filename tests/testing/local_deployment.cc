@@ -265,6 +265,7 @@ Result<void> LocalDeployment::WriteAggregatorConfig(bool leader) const {
   }
   config.set_report_cache_reports(settings.report_cache_reports);
   config.set_report_levels_in_memory(settings.report_levels_in_memory);
+  config.set_wal_checkpoint_mib(settings.wal_checkpoint_mib);
   config.mutable_limits()->set_worker_threads(settings.worker_threads);
   config::HpkeKeyFiles* key = config.add_hpke_keys();
   key->set_config_id(leader ? 1 : 2);

@@ -56,6 +56,9 @@ struct AggregatorSettings {
   uint64_t report_cache_reports = 0;
   // Their levels too, instead of level files beside the database.
   bool report_levels_in_memory = false;
+  // The database's write-ahead log size at which it is checkpointed, in MiB;
+  // 0: the aggregator's default.
+  uint32_t wal_checkpoint_mib = 0;
 };
 
 struct LocalDeploymentOptions {
