@@ -580,7 +580,18 @@ struct LeaderDrivers::JobContext {
   }
 };
 
-Result<size_t> LeaderDrivers::DriveAggregationJobs() {
+Result<size_t> LeaderDrivers::DriveAggregationJobs() { return DriveLeasedJobs(nullptr); }
+
+Result<size_t> LeaderDrivers::CreateAndDriveAggregationJobs() {
+  Result<size_t> created = 0;
+  auto create = [&] { created = CreateAggregationJobs(); };
+  Result<size_t> driven = DriveLeasedJobs(create);
+  if (!created) return created;
+  if (!driven) return driven;
+  return *created + *driven;
+}
+
+Result<size_t> LeaderDrivers::DriveLeasedJobs(const std::function<void()>& meanwhile) {
   std::vector<Lease> leases;
   auto leased = datastore_.Run([&](Transaction& tx) -> Result<void> {
     auto taken =
@@ -609,13 +620,17 @@ Result<size_t> LeaderDrivers::DriveAggregationJobs() {
   };
   const size_t workers = std::min(leases.size(), std::max<size_t>(1, options_.parallel_jobs));
   std::vector<std::thread> threads;
-  for (size_t w = 1; w < workers; ++w) {
+  // With work to do meanwhile, every driver gets a thread of its own and
+  // this thread joins them once that work is done; otherwise it is one of
+  // them from the start.
+  for (size_t w = meanwhile ? 0 : 1; w < workers; ++w) {
     try {
       threads.emplace_back(drive_leases);
     } catch (const std::system_error&) {
       break;  // No more threads to be had: the ones running share the work.
     }
   }
+  if (meanwhile) meanwhile();
   drive_leases();
   for (std::thread& thread : threads) thread.join();
   if (failure) return std::unexpected(*failure);
@@ -1414,8 +1429,11 @@ void LeaderDrivers::Run(const std::atomic<bool>& stop) {
       if (!result) Log(std::string(what) + ": " + result.error().message());
       return result ? *result : 0;
     };
-    work += log_failure("job creator", CreateAggregationJobs());
-    work += log_failure("aggregation driver", DriveAggregationJobs());
+    // The job creator's pass runs beside the drivers of the jobs created
+    // before it: run one after the other, the helper idled while the leader
+    // listed and created (about a tenth of a walk's later rounds at a
+    // million reports).
+    work += log_failure("job creator or aggregation driver", CreateAndDriveAggregationJobs());
     work += log_failure("collection driver", DriveCollectionJobs());
     auto now = std::chrono::steady_clock::now();
     if (now - last_garbage_collection_ > options_.garbage_collection_interval) {

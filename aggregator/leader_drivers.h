@@ -61,8 +61,10 @@ struct LeaderDriverOptions {
   // a small batch still keeps the parallel drivers busy.
   size_t max_reports_per_held_job = 4000;
   // Aggregation jobs a pass creates, and then drives, at most. A level of a
-  // larger batch takes several passes, and between two the helper idles
-  // while the leader lists and creates; each pass's claims also rewrite the
+  // larger batch takes several passes; Run creates each pass's jobs while
+  // the jobs of the pass before are driven (CreateAndDriveAggregationJobs),
+  // but the level's first pass is created with nothing to drive beside it,
+  // while the helper idles; each pass's claims also rewrite the
   // level's growing range of records. 256 jobs of 500 make a level of
   // 100,000 reports one pass. A pass lists at most 131,072 reports (but at
   // least one job's worth), whatever the job size; 0 counts as 1.
@@ -101,6 +103,11 @@ class LeaderDrivers {
   // logged and left for a later pass, not returned.
   Result<size_t> CreateAggregationJobs();
   Result<size_t> DriveAggregationJobs();
+  // Both at once: the jobs created by earlier passes are driven on threads
+  // of their own while this thread creates the next pass's jobs, then
+  // helps drive. Returns the jobs created and advanced; errors: either
+  // pass's (a creator's failure first).
+  Result<size_t> CreateAndDriveAggregationJobs();
   Result<size_t> DriveCollectionJobs();
   Result<size_t> CollectGarbage();
 
@@ -124,6 +131,9 @@ class LeaderDrivers {
 
  private:
   struct JobContext;
+  // DriveAggregationJobs, running `meanwhile` (if any) on this thread while
+  // the leased jobs are driven on others.
+  Result<size_t> DriveLeasedJobs(const std::function<void()>& meanwhile);
   // A listing's end (see listing_ends_).
   using ListingKey = std::tuple<TaskId, Bytes, std::vector<Bytes>>;
   struct ListingEnd {

@@ -201,8 +201,12 @@ Result<dap::HttpResponse> Deployment::CreateCollectionJob(const dap::TaskId& tas
 }
 
 void Deployment::DriveLeader() {
-  EXPECT_TRUE(drivers_->CreateAggregationJobs());
-  EXPECT_TRUE(drivers_->DriveAggregationJobs());
+  if (options_.create_beside_drivers) {
+    EXPECT_TRUE(drivers_->CreateAndDriveAggregationJobs());
+  } else {
+    EXPECT_TRUE(drivers_->CreateAggregationJobs());
+    EXPECT_TRUE(drivers_->DriveAggregationJobs());
+  }
   EXPECT_TRUE(drivers_->DriveCollectionJobs());
 }
 

@@ -48,6 +48,10 @@ struct DeploymentOptions {
   // The leader's jobs per pass: fewer than the default 256, so that tests
   // see a level created in several passes with a few hundred reports.
   size_t jobs_per_pass = 64;
+  // DriveLeader creates jobs beside the drivers of those created before
+  // (LeaderDrivers::CreateAndDriveAggregationJobs, as the service's loop
+  // does) instead of creating, then driving what it created.
+  bool create_beside_drivers = false;
   // Cached reports keep their levels in memory instead of level files in the
   // deployment's folder.
   bool report_levels_in_memory = false;

@@ -476,10 +476,9 @@ TEST(EndToEnd, HelperCollectsItsExpiredSharesAndJobs) {
 // One report per job: a level needs more jobs than one pass of the job
 // creator makes (64), so later passes go on listing from where the last one
 // ended. Every report must still be counted exactly once, at each level.
-TEST(EndToEnd, LevelsCreatedInSeveralPassesCountEveryReportOnce) {
-  DeploymentOptions options;
-  options.max_reports_per_job = 1;
-  Deployment deployment(options);
+// Collects the first and the last level of a 4-bit walk over 150 reports
+// on `deployment`, each against the plain counts.
+void CollectFirstAndLastLevel(Deployment& deployment) {
   const Poplar1Task added = AddPoplar1Task(deployment, 5, 4, 4);
   const dap::TaskId task_id = added.id;
   const poplar::Poplar1& poplar1 = added.vdaf();
@@ -513,6 +512,29 @@ TEST(EndToEnd, LevelsCreatedInSeveralPassesCountEveryReportOnce) {
   ASSERT_EQ(collected->status, 200) << collected->problem_type;
   EXPECT_EQ(collected->report_count, kReports);
   EXPECT_EQ(collected->result, PlainCounts(strings, leaves));
+  const std::string helper_metrics = deployment.helper().metrics.Render();
+  EXPECT_NE(helper_metrics.find("canopy_reports_rejected_total{reason=\"report_replayed\"} 0\n"),
+            std::string::npos)
+      << helper_metrics;
+}
+
+TEST(EndToEnd, LevelsCreatedInSeveralPassesCountEveryReportOnce) {
+  DeploymentOptions options;
+  options.max_reports_per_job = 1;
+  Deployment deployment(options);
+  CollectFirstAndLastLevel(deployment);
+}
+
+// The service's loop creates a pass's jobs while the jobs of the passes
+// before are driven on other threads: each level still takes every report
+// exactly once, over many passes of a few small jobs.
+TEST(EndToEnd, JobsCreatedBesideTheDriversCountEveryReportOnce) {
+  DeploymentOptions options;
+  options.max_reports_per_job = 5;
+  options.jobs_per_pass = 4;
+  options.create_beside_drivers = true;
+  Deployment deployment(options);
+  CollectFirstAndLastLevel(deployment);
 }
 
 // A walk on a deployment whose leader makes jobs of at most 40 reports, and
