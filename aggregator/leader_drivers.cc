@@ -365,6 +365,8 @@ Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& a
       return 0;
     }
     const uint64_t last = reports.back().upload_position;
+    // From the claims' reservation until they are kept (or given back).
+    std::unique_lock<std::mutex> no_release_meanwhile(claims_change_mutex_);
     std::optional<LevelClaims::Reservation> reservation;
     if (claims_in_memory) {
       auto reserved = level_claims_.Reserve(task.id, agg_param, ReportIdsOf(reports),
@@ -584,8 +586,7 @@ Result<size_t> LeaderDrivers::DriveAggregationJobs() { return DriveLeasedJobs(nu
 
 Result<size_t> LeaderDrivers::CreateAndDriveAggregationJobs() {
   Result<size_t> created = 0;
-  auto create = [&] { created = CreateAggregationJobs(); };
-  Result<size_t> driven = DriveLeasedJobs(create);
+  Result<size_t> driven = DriveLeasedJobs([&] { created = CreateAggregationJobs(); });
   if (!created) return created;
   if (!driven) return driven;
   return *created + *driven;
@@ -601,7 +602,10 @@ Result<size_t> LeaderDrivers::DriveLeasedJobs(const std::function<void()>& meanw
     leases = std::move(*taken);
     return {};
   });
-  if (!leased) return std::unexpected(leased.error());
+  if (!leased) {
+    if (meanwhile) meanwhile();
+    return std::unexpected(leased.error());
+  }
   // Jobs are driven several at a time: while one waits for the helper,
   // another verifies or writes, so both aggregators keep the cores busy.
   std::atomic<size_t> next{0};
@@ -621,8 +625,8 @@ Result<size_t> LeaderDrivers::DriveLeasedJobs(const std::function<void()>& meanw
   const size_t workers = std::min(leases.size(), std::max<size_t>(1, options_.parallel_jobs));
   std::vector<std::thread> threads;
   // With work to do meanwhile, every driver gets a thread of its own and
-  // this thread joins them once that work is done; otherwise it is one of
-  // them from the start.
+  // this thread only does that work (it drives only if no thread could be
+  // had); otherwise it is one of the drivers.
   for (size_t w = meanwhile ? 0 : 1; w < workers; ++w) {
     try {
       threads.emplace_back(drive_leases);
@@ -631,7 +635,7 @@ Result<size_t> LeaderDrivers::DriveLeasedJobs(const std::function<void()>& meanw
     }
   }
   if (meanwhile) meanwhile();
-  drive_leases();
+  if (!meanwhile || threads.empty()) drive_leases();
   for (std::thread& thread : threads) thread.join();
   if (failure) return std::unexpected(*failure);
   return driven.load();
@@ -886,6 +890,7 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
     // DAP-19: the job's reports may go into a new job.
     context.job.state = JobState::kAbandoned;
     metrics_.AggregationJob(Metrics::JobEvent::kAbandoned);
+    std::lock_guard<std::mutex> no_creator_meanwhile(claims_change_mutex_);
     auto released = datastore_.Run([&](Transaction& tx) -> Result<void> {
       auto deleted = tx.DeleteReportAggregations(task.id, context.job.job_id);
       if (!deleted) return deleted;
@@ -1433,7 +1438,10 @@ void LeaderDrivers::Run(const std::atomic<bool>& stop) {
     // before it: run one after the other, the helper idled while the leader
     // listed and created (about a tenth of a walk's later rounds at a
     // million reports).
-    work += log_failure("job creator or aggregation driver", CreateAndDriveAggregationJobs());
+    Result<size_t> created = 0;
+    work += log_failure("aggregation driver",
+                        DriveLeasedJobs([&] { created = CreateAggregationJobs(); }));
+    work += log_failure("job creator", created);
     work += log_failure("collection driver", DriveCollectionJobs());
     auto now = std::chrono::steady_clock::now();
     if (now - last_garbage_collection_ > options_.garbage_collection_interval) {

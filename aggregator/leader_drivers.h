@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -104,9 +105,9 @@ class LeaderDrivers {
   Result<size_t> CreateAggregationJobs();
   Result<size_t> DriveAggregationJobs();
   // Both at once: the jobs created by earlier passes are driven on threads
-  // of their own while this thread creates the next pass's jobs, then
-  // helps drive. Returns the jobs created and advanced; errors: either
-  // pass's (a creator's failure first).
+  // of their own (up to LeaderDriverOptions::parallel_jobs) while this
+  // thread creates the next pass's jobs. Returns the jobs created and
+  // advanced; errors: either pass's (a creator's failure first).
   Result<size_t> CreateAndDriveAggregationJobs();
   Result<size_t> DriveCollectionJobs();
   Result<size_t> CollectGarbage();
@@ -273,6 +274,15 @@ class LeaderDrivers {
   uint64_t batch_listings_read_ = 0;
   std::atomic<uint64_t> releases_{0};
   uint64_t releases_seen_ = 0;
+  // Held by the job creator from a page's claims' reservation until they
+  // are kept, and by a driver abandoning a job from its commit until its
+  // claims are released. The creator runs beside the drivers, and
+  // LevelClaims::Release erases whichever claim it finds: a release that
+  // came after a creator had read the level back from the datastore (the
+  // abandoned job's reports free there) and put one of those reports into
+  // a new job would erase that job's claim, and the report would go into a
+  // second job of the level.
+  std::mutex claims_change_mutex_;
   const std::atomic<bool>* stop_ = nullptr;  // Set by Run.
 };
 
