@@ -191,6 +191,14 @@ size_t LeaderDrivers::ReportsPerPass() const {
                   std::min(options_.max_reports_per_job * jobs, kMaxReportsPerPass));
 }
 
+size_t LeaderDrivers::ReportsPerFirstPass(bool held) const {
+  if (options_.first_pass_jobs == 0) return ReportsPerPass();
+  const size_t job_size = std::max<size_t>(
+      1, held ? std::max(options_.max_reports_per_job, options_.max_reports_per_held_job)
+              : options_.max_reports_per_job);
+  return std::min(ReportsPerPass(), options_.first_pass_jobs * job_size);
+}
+
 size_t LeaderDrivers::JobsFor(size_t reports, bool held) const {
   if (reports == 0) return 0;
   auto jobs_of = [&](size_t size) { return (reports + size - 1) / size; };
@@ -337,12 +345,12 @@ Result<size_t> LeaderDrivers::ListAndCreateJobs(const Task& task, const Bytes& a
                                                 bool later_level) {
   ListingEnd& end = listing_ends_[ListingKey(task.id, agg_param, bucket_keys)];
   if (end.task.expired()) end.task = tasks_.Find(task.id);
-  const size_t limit = ReportsPerPass();
   const BatchScope scope = ScopeOf(task, bucket_keys);
   // Multi-level tasks list the whole batch and leave out, in memory, what
   // the level's jobs took (LevelClaims); others ask the datastore.
   const bool claims_in_memory = task.multi_level();
   for (;;) {
+    const size_t limit = end.position == 0 ? ReportsPerFirstPass(later_level) : ReportsPerPass();
     std::vector<ClientReportRow> reports;
     if (claims_in_memory) {
       auto listed = ListBatchPage(task, bucket_keys, limit, end.position, later_level);

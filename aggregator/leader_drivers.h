@@ -72,6 +72,12 @@ struct LeaderDriverOptions {
   size_t jobs_per_pass = 256;
   // Aggregation jobs driven at once (each on its own thread).
   size_t parallel_jobs = 2;
+  // A level's first pass makes at most this many jobs (0: no bound but
+  // jobs_per_pass): the drivers then start at once, while the creator makes
+  // the rest of the level's jobs beside them (Run), instead of idling, with
+  // the helper, through a whole pass's listing and creation. The service
+  // sets it to parallel_jobs.
+  size_t first_pass_jobs = 0;
   // How long a driver owns a job before another may take it over.
   std::chrono::milliseconds lease_duration{60000};
   // Pause between passes when there was nothing to do.
@@ -147,8 +153,10 @@ class LeaderDrivers {
   // object the listing was made for. On the thread that runs the passes,
   // after a CreateAggregationJobs.
   bool PositionHolds(const ListingEnd& end, const std::shared_ptr<const Task>& task) const;
-  // How many reports a pass lists and puts into jobs, at most.
+  // How many reports a pass lists and puts into jobs, at most; fewer in a
+  // level's first pass (of a later level: `held`) when first_pass_jobs is set.
   size_t ReportsPerPass() const;
+  size_t ReportsPerFirstPass(bool held) const;
   // How many jobs a pass makes of `reports` reports of one kind (held or
   // not): few enough that none exceeds its kind's maximum size, and enough
   // to keep the parallel drivers busy.

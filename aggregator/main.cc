@@ -218,6 +218,7 @@ int Serve(const std::string& config_path, bool check_only) {
     // Two jobs per core (at least four): a job spends much of its time
     // waiting for the helper, and another can verify meanwhile.
     driver_options.parallel_jobs = std::max(4u, 2 * cores);
+    driver_options.first_pass_jobs = driver_options.parallel_jobs;
     driver_options.work_signal = &work_signal;
     driver_options.collection_waiters = &collection_waiters;
     driver_options.report_expiry_seconds = config->garbage_collection().report_expiry_seconds();

@@ -111,6 +111,7 @@ void Deployment::RestartLeader() {
                                          ? options_.max_reports_per_held_job
                                          : options_.max_reports_per_job;
   options.jobs_per_pass = options_.jobs_per_pass;
+  options.first_pass_jobs = options_.first_pass_jobs;
   options.lease_duration = std::chrono::milliseconds(1000);
   drivers_ = std::make_unique<LeaderDrivers>(
       options, *leader_->datastore, leader_->tasks, leader_->service->hpke_keys(), *http_,

@@ -48,6 +48,9 @@ struct DeploymentOptions {
   // The leader's jobs per pass: fewer than the default 256, so that tests
   // see a level created in several passes with a few hundred reports.
   size_t jobs_per_pass = 64;
+  // The leader's jobs in a level's first pass (LeaderDriverOptions); 0: no
+  // bound.
+  size_t first_pass_jobs = 0;
   // DriveLeader creates jobs beside the drivers of those created before
   // (LeaderDrivers::CreateAndDriveAggregationJobs, as the service's loop
   // does) instead of creating, then driving what it created.

@@ -537,6 +537,41 @@ TEST(EndToEnd, JobsCreatedBesideTheDriversCountEveryReportOnce) {
   CollectFirstAndLastLevel(deployment);
 }
 
+// A level's first pass makes only first_pass_jobs jobs, so that the drivers
+// start at once; the next pass makes the rest, and the level counts every
+// report once.
+TEST(EndToEnd, ALevelsFirstPassMakesFewJobs) {
+  DeploymentOptions options;
+  options.max_reports_per_job = 5;
+  options.first_pass_jobs = 2;
+  Deployment deployment(options);
+  const Poplar1Task added = AddPoplar1Task(deployment, 5, 4, 4);
+  const poplar::Poplar1& poplar1 = added.vdaf();
+  const dap::Time now = deployment.NowUnits(added.id);
+  const std::vector<BitString> strings = NumberedStrings(150);
+  ASSERT_TRUE(deployment.Upload(added.id, AsMeasurements(strings), now));
+  const std::vector<BitString> candidates = OneBitPrefixes();
+  auto param = poplar1.MakeAggParam(0, candidates, nullptr);
+  ASSERT_TRUE(param);
+  const dap::CollectionJobReq request = IntervalCollection(now, 1, poplar1.EncodeAggParam(**param));
+  auto created = deployment.CreateCollectionJob(added.id, request);
+  ASSERT_TRUE(created && created->status == 201);
+  // Two jobs of 5 reports first, then the other 140 reports' 28 jobs.
+  auto first_pass = deployment.leader_drivers().CreateAggregationJobs();
+  ASSERT_TRUE(first_pass);
+  EXPECT_EQ(*first_pass, 2u);
+  auto second_pass = deployment.leader_drivers().CreateAggregationJobs();
+  ASSERT_TRUE(second_pass);
+  EXPECT_EQ(*second_pass, 28u);
+
+  auto response = DriveUntilCollected(deployment, created->location);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->report_count, strings.size());
+  auto result = deployment.Unshard(added.id, request, *response);
+  ASSERT_TRUE(result);
+  EXPECT_EQ(*result, PlainCounts(strings, candidates));
+}
+
 // A walk on a deployment whose leader makes jobs of at most 40 reports, and
 // held_reports jobs of at most 100: uploads `count` random 4-bit strings and
 // collects levels, checking each against the plain counts.
