@@ -64,8 +64,8 @@ struct LeaderDriverOptions {
   // Aggregation jobs a pass creates, and then drives, at most. A level of a
   // larger batch takes several passes; Run creates each pass's jobs while
   // the jobs of the pass before are driven (CreateAndDriveAggregationJobs),
-  // but the level's first pass is created with nothing to drive beside it,
-  // while the helper idles; each pass's claims also rewrite the
+  // but the level's first pass is created with nothing to drive beside it
+  // (hence first_pass_jobs); each pass's claims also rewrite the
   // level's growing range of records. 256 jobs of 500 make a level of
   // 100,000 reports one pass. A pass lists at most 131,072 reports (but at
   // least one job's worth), whatever the job size; 0 counts as 1.
