@@ -476,6 +476,52 @@ TEST(EndToEnd, HelperCollectsItsExpiredSharesAndJobs) {
 // One report per job: a level needs more jobs than one pass of the job
 // creator makes (64), so later passes go on listing from where the last one
 // ended. Every report must still be counted exactly once, at each level.
+// The helper refused no report as a replay.
+void ExpectNoReplays(Deployment& deployment) {
+  const std::string helper_metrics = deployment.helper().metrics.Render();
+  EXPECT_NE(helper_metrics.find("canopy_reports_rejected_total{reason=\"report_replayed\"} 0\n"),
+            std::string::npos)
+      << helper_metrics;
+}
+
+// 150 numbered 4-bit strings uploaded to a new Poplar1 task, and a
+// collection job of their first level, not driven yet.
+class PendingFirstLevel {
+ public:
+  explicit PendingFirstLevel(Deployment& deployment)
+      : deployment_(deployment), task_(AddPoplar1Task(deployment, 5, 4, 4)) {
+    const poplar::Poplar1& poplar1 = task_.vdaf();
+    const dap::Time now = deployment.NowUnits(task_.id);
+    EXPECT_TRUE(deployment.Upload(task_.id, AsMeasurements(strings_), now));
+    auto param = poplar1.MakeAggParam(0, candidates_, nullptr);
+    EXPECT_TRUE(param);
+    if (!param) return;
+    request_ = IntervalCollection(now, 1, poplar1.EncodeAggParam(**param));
+    auto created = deployment.CreateCollectionJob(task_.id, request_);
+    EXPECT_TRUE(created && created->status == 201);
+    if (created) location_ = created->location;
+  }
+
+  // Drives the leader until the job is collected, and checks the counts.
+  void ExpectCollectedExactly() {
+    ASSERT_FALSE(location_.empty());
+    auto response = DriveUntilCollected(deployment_, location_);
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->report_count, strings_.size());
+    auto result = deployment_.Unshard(task_.id, request_, *response);
+    ASSERT_TRUE(result);
+    EXPECT_EQ(*result, PlainCounts(strings_, candidates_));
+  }
+
+ private:
+  Deployment& deployment_;
+  Poplar1Task task_;  // Keeps its VDAF alive.
+  const std::vector<BitString> strings_ = NumberedStrings(150);
+  const std::vector<BitString> candidates_ = OneBitPrefixes();
+  dap::CollectionJobReq request_;
+  std::string location_;
+};
+
 // Collects the first and the last level of a 4-bit walk over 150 reports
 // on `deployment`, each against the plain counts.
 void CollectFirstAndLastLevel(Deployment& deployment) {
@@ -512,10 +558,7 @@ void CollectFirstAndLastLevel(Deployment& deployment) {
   ASSERT_EQ(collected->status, 200) << collected->problem_type;
   EXPECT_EQ(collected->report_count, kReports);
   EXPECT_EQ(collected->result, PlainCounts(strings, leaves));
-  const std::string helper_metrics = deployment.helper().metrics.Render();
-  EXPECT_NE(helper_metrics.find("canopy_reports_rejected_total{reason=\"report_replayed\"} 0\n"),
-            std::string::npos)
-      << helper_metrics;
+  ExpectNoReplays(deployment);
 }
 
 TEST(EndToEnd, LevelsCreatedInSeveralPassesCountEveryReportOnce) {
@@ -545,17 +588,7 @@ TEST(EndToEnd, ALevelsFirstPassMakesFewJobs) {
   options.max_reports_per_job = 5;
   options.first_pass_jobs = 2;
   Deployment deployment(options);
-  const Poplar1Task added = AddPoplar1Task(deployment, 5, 4, 4);
-  const poplar::Poplar1& poplar1 = added.vdaf();
-  const dap::Time now = deployment.NowUnits(added.id);
-  const std::vector<BitString> strings = NumberedStrings(150);
-  ASSERT_TRUE(deployment.Upload(added.id, AsMeasurements(strings), now));
-  const std::vector<BitString> candidates = OneBitPrefixes();
-  auto param = poplar1.MakeAggParam(0, candidates, nullptr);
-  ASSERT_TRUE(param);
-  const dap::CollectionJobReq request = IntervalCollection(now, 1, poplar1.EncodeAggParam(**param));
-  auto created = deployment.CreateCollectionJob(added.id, request);
-  ASSERT_TRUE(created && created->status == 201);
+  PendingFirstLevel level(deployment);
   // Two jobs of 5 reports first, then the other 140 reports' 28 jobs.
   auto first_pass = deployment.leader_drivers().CreateAggregationJobs();
   ASSERT_TRUE(first_pass);
@@ -564,12 +597,7 @@ TEST(EndToEnd, ALevelsFirstPassMakesFewJobs) {
   ASSERT_TRUE(second_pass);
   EXPECT_EQ(*second_pass, 28u);
 
-  auto response = DriveUntilCollected(deployment, created->location);
-  ASSERT_TRUE(response);
-  EXPECT_EQ(response->report_count, strings.size());
-  auto result = deployment.Unshard(added.id, request, *response);
-  ASSERT_TRUE(result);
-  EXPECT_EQ(*result, PlainCounts(strings, candidates));
+  level.ExpectCollectedExactly();
 }
 
 // A walk on a deployment whose leader makes jobs of at most 40 reports, and
@@ -685,32 +713,14 @@ TEST(EndToEnd, LevelPartlyCreatedBeforeALeaderRestartTakesEachReportOnce) {
   DeploymentOptions options;
   options.max_reports_per_job = 1;  // 64 jobs a pass.
   Deployment deployment(options);
-  const Poplar1Task added = AddPoplar1Task(deployment, 5, 4, 4);
-  const poplar::Poplar1& poplar1 = added.vdaf();
-  const dap::Time now = deployment.NowUnits(added.id);
-  const std::vector<BitString> strings = NumberedStrings(150);
-  ASSERT_TRUE(deployment.Upload(added.id, AsMeasurements(strings), now));
-  const std::vector<BitString> candidates = OneBitPrefixes();
-  auto param = poplar1.MakeAggParam(0, candidates, nullptr);
-  ASSERT_TRUE(param);
-  const dap::CollectionJobReq request = IntervalCollection(now, 1, poplar1.EncodeAggParam(**param));
-  auto created = deployment.CreateCollectionJob(added.id, request);
-  ASSERT_TRUE(created && created->status == 201);
+  PendingFirstLevel level(deployment);
   auto first_pass = deployment.leader_drivers().CreateAggregationJobs();
   ASSERT_TRUE(first_pass);
   EXPECT_EQ(*first_pass, 64u);
 
   deployment.RestartLeader();
-  auto response = DriveUntilCollected(deployment, created->location);
-  ASSERT_TRUE(response);
-  EXPECT_EQ(response->report_count, strings.size());
-  auto result = deployment.Unshard(added.id, request, *response);
-  ASSERT_TRUE(result);
-  EXPECT_EQ(*result, PlainCounts(strings, candidates));
-  const std::string helper_metrics = deployment.helper().metrics.Render();
-  EXPECT_NE(helper_metrics.find("canopy_reports_rejected_total{reason=\"report_replayed\"} 0\n"),
-            std::string::npos)
-      << helper_metrics;
+  level.ExpectCollectedExactly();
+  ExpectNoReplays(deployment);
   // The level's claims, read back from the stored jobs, once.
   EXPECT_EQ(deployment.leader().service->level_claims().levels(), 1u);
 }
