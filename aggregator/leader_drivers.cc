@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -590,62 +593,216 @@ struct LeaderDrivers::JobContext {
   }
 };
 
+namespace {
+
+// The jobs of one driving pass, leased a few at a time as drivers become
+// free. Leasing a whole pass's jobs at its start made each pass end with a
+// tail in which fewer jobs ran than there were drivers, and left the jobs
+// that the creator made meanwhile for the next pass; now the drivers go on
+// with those until none is left and the creator is done. A job is driven
+// at most once a pass: one that comes round again (its retry delay ran out)
+// is kept leased, out of the other drivers' way, and given back at the end.
+class PassLeases {
+ public:
+  using LeaseSome = std::function<Result<std::vector<Lease>>(size_t limit)>;
+
+  // `lease_some` leases up to `limit` jobs in a transaction of its own;
+  // `batch` is how many it asks for at once (the number of drivers, so that
+  // one lease serves them all). With `creating`, the pass goes on, waiting
+  // for new jobs, until CreatorDone.
+  PassLeases(LeaseSome lease_some, size_t batch, bool creating, std::function<bool()> stopping)
+      : lease_some_(std::move(lease_some)),
+        batch_(batch),
+        stopping_(std::move(stopping)),
+        creating_(creating) {}
+
+  // The next job to drive, or nullopt when the pass is over (no job left to
+  // lease and no creator at work, a failure, or a shutdown). Any driver.
+  std::optional<Lease> Next() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      if (failure_ || over_ || stopping_()) return std::nullopt;
+      if (!queue_.empty()) {
+        Lease lease = queue_.front();
+        queue_.pop_front();
+        return lease;
+      }
+      if (leasing_) {
+        changed_.wait(lock);
+        continue;
+      }
+      // Whether the creator was still at work is read before leasing, so
+      // that a lease that finds nothing has seen all it made.
+      const bool creator_at_work = creating_;
+      const uint64_t seen = generation_;
+      leasing_ = true;
+      lock.unlock();
+      auto leased = lease_some_(batch_);
+      lock.lock();
+      leasing_ = false;
+      changed_.notify_all();
+      if (!leased) {
+        if (!failure_) failure_ = leased.error();
+        return std::nullopt;
+      }
+      for (const Lease& lease : *leased) {
+        if (driven_.insert({lease.task_id, lease.job_id}).second) {
+          queue_.push_back(lease);
+        } else {
+          repeats_.push_back(lease);
+        }
+      }
+      if (!leased->empty()) continue;
+      if (!creator_at_work) {
+        over_ = true;
+        return std::nullopt;
+      }
+      changed_.wait(lock, [&] { return generation_ != seen || failure_ || !queue_.empty(); });
+    }
+  }
+
+  // Wakes the drivers waiting for new jobs (the creator made some).
+  void Created() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++generation_;
+    }
+    changed_.notify_all();
+  }
+
+  // The creator is done: drivers that find nothing more to lease stop.
+  void CreatorDone() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      creating_ = false;
+      ++generation_;
+    }
+    changed_.notify_all();
+  }
+
+  // Records the pass's first failure (the datastore's); drivers stop
+  // leasing.
+  void Fail(const Error& error) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!failure_) failure_ = error;
+    }
+    changed_.notify_all();
+  }
+
+  std::optional<Error> failure() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return failure_;
+  }
+
+  // Leases to give back at the pass's end: the jobs that came round again,
+  // and those leased but not driven (the pass failed or the service is
+  // stopping).
+  std::vector<Lease> TakeLeasesToGiveBack() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<Lease> leases = std::move(repeats_);
+    leases.insert(leases.end(), queue_.begin(), queue_.end());
+    queue_.clear();
+    return leases;
+  }
+
+ private:
+  const LeaseSome lease_some_;
+  const size_t batch_;
+  const std::function<bool()> stopping_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  bool creating_;
+  bool leasing_ = false;  // A driver is leasing; the others wait for it.
+  bool over_ = false;
+  uint64_t generation_ = 0;  // Counts the creator's news.
+  std::deque<Lease> queue_;
+  std::vector<Lease> repeats_;
+  std::set<std::pair<TaskId, JobId>> driven_;
+  std::optional<Error> failure_;
+};
+
+}  // namespace
+
 Result<size_t> LeaderDrivers::DriveAggregationJobs() { return DriveLeasedJobs(nullptr); }
 
 Result<size_t> LeaderDrivers::CreateAndDriveAggregationJobs() {
   Result<size_t> created = 0;
-  Result<size_t> driven = DriveLeasedJobs([&] { created = CreateAggregationJobs(); });
+  Result<size_t> driven = DriveLeasedJobs(&created);
   if (!created) return created;
   if (!driven) return driven;
   return *created + *driven;
 }
 
-Result<size_t> LeaderDrivers::DriveLeasedJobs(const std::function<void()>& meanwhile) {
-  std::vector<Lease> leases;
-  auto leased = datastore_.Run([&](Transaction& tx) -> Result<void> {
-    auto taken =
-        tx.LeaseAggregationJobs(internal::NowMilliseconds(), options_.lease_duration.count(),
-                                std::max<size_t>(1, options_.jobs_per_pass));
-    if (!taken) return std::unexpected(taken.error());
-    leases = std::move(*taken);
-    return {};
-  });
-  if (!leased) {
-    if (meanwhile) meanwhile();
-    return std::unexpected(leased.error());
+Result<size_t> LeaderDrivers::CreateWhileDriving(const std::function<void()>& jobs_created) {
+  // The creator makes pass after pass while it finds reports to put into
+  // jobs, and the drivers take each pass's jobs once it is committed. The
+  // bound keeps a steady stream of uploads (Prio3) from holding back the
+  // collection driver and the garbage collector, which run between these
+  // calls.
+  constexpr int kMaxCreatorPasses = 16;
+  size_t total = 0;
+  for (int i = 0; i < kMaxCreatorPasses && !Stopping(); ++i) {
+    auto created = CreateAggregationJobs();
+    if (!created) return created;
+    if (*created == 0) break;
+    total += *created;
+    jobs_created();
   }
+  return total;
+}
+
+Result<size_t> LeaderDrivers::DriveLeasedJobs(Result<size_t>* created) {
+  const size_t workers = std::max<size_t>(1, options_.parallel_jobs);
+  PassLeases pass(
+      [&](size_t limit) {
+        std::vector<Lease> leases;
+        auto leased = datastore_.Run([&](Transaction& tx) -> Result<void> {
+          auto taken = tx.LeaseAggregationJobs(internal::NowMilliseconds(),
+                                               options_.lease_duration.count(), limit);
+          if (!taken) return std::unexpected(taken.error());
+          leases = std::move(*taken);
+          return {};
+        });
+        if (!leased) return Result<std::vector<Lease>>(std::unexpected(leased.error()));
+        return Result<std::vector<Lease>>(std::move(leases));
+      },
+      workers, created != nullptr, [this] { return Stopping(); });
   // Jobs are driven several at a time: while one waits for the helper,
   // another verifies or writes, so both aggregators keep the cores busy.
-  std::atomic<size_t> next{0};
   std::atomic<size_t> driven{0};
-  std::mutex failure_mutex;
-  std::optional<Error> failure;
   auto drive_leases = [&] {
-    for (size_t i = next++; i < leases.size(); i = next++) {
-      auto result = DriveLeasedJob(leases[i]);
+    while (std::optional<Lease> lease = pass.Next()) {
+      auto result = DriveLeasedJob(*lease);
       if (result && *result) ++driven;
-      if (!result) {
-        std::lock_guard<std::mutex> lock(failure_mutex);
-        if (!failure) failure = result.error();
-      }
+      if (!result) pass.Fail(result.error());
     }
   };
-  const size_t workers = std::min(leases.size(), std::max<size_t>(1, options_.parallel_jobs));
   std::vector<std::thread> threads;
-  // With work to do meanwhile, every driver gets a thread of its own and
-  // this thread only does that work (it drives only if no thread could be
+  // With jobs to create meanwhile, every driver gets a thread of its own
+  // and this thread only creates (it drives only if no thread could be
   // had); otherwise it is one of the drivers.
-  for (size_t w = meanwhile ? 0 : 1; w < workers; ++w) {
+  for (size_t w = created != nullptr ? 0 : 1; w < workers; ++w) {
     try {
       threads.emplace_back(drive_leases);
     } catch (const std::system_error&) {
       break;  // No more threads to be had: the ones running share the work.
     }
   }
-  if (meanwhile) meanwhile();
-  if (!meanwhile || threads.empty()) drive_leases();
+  if (created != nullptr) {
+    *created = CreateWhileDriving([&] { pass.Created(); });
+    pass.CreatorDone();
+  }
+  if (created == nullptr || threads.empty()) drive_leases();
   for (std::thread& thread : threads) thread.join();
-  if (failure) return std::unexpected(*failure);
+  // Jobs that came round again in this pass (a failure's retry delay that
+  // ran out) were kept out of the other drivers' leases until now.
+  for (const Lease& lease : pass.TakeLeasesToGiveBack()) {
+    auto released =
+        datastore_.Run([&](Transaction& tx) { return tx.ReleaseAggregationJob(lease, 0); });
+    if (!released) pass.Fail(released.error());
+  }
+  if (auto failure = pass.failure()) return std::unexpected(*failure);
   return driven.load();
 }
 
@@ -1442,13 +1599,12 @@ void LeaderDrivers::Run(const std::atomic<bool>& stop) {
       if (!result) Log(std::string(what) + ": " + result.error().message());
       return result ? *result : 0;
     };
-    // The job creator's pass runs beside the drivers of the jobs created
-    // before it: run one after the other, the helper idled while the leader
+    // The job creator's passes run beside the drivers of the jobs created
+    // before: run one after the other, the helper idled while the leader
     // listed and created (about a tenth of a walk's later rounds at a
     // million reports).
     Result<size_t> created = 0;
-    work += log_failure("aggregation driver",
-                        DriveLeasedJobs([&] { created = CreateAggregationJobs(); }));
+    work += log_failure("aggregation driver", DriveLeasedJobs(&created));
     work += log_failure("job creator", created);
     work += log_failure("collection driver", DriveCollectionJobs());
     auto now = std::chrono::steady_clock::now();

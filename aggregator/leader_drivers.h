@@ -61,11 +61,12 @@ struct LeaderDriverOptions {
   // them when it has that many jobs' worth at max_reports_per_job, so that
   // a small batch still keeps the parallel drivers busy.
   size_t max_reports_per_held_job = 4000;
-  // Aggregation jobs a pass creates, and then drives, at most. A level of a
-  // larger batch takes several passes; Run creates each pass's jobs while
-  // the jobs of the pass before are driven (CreateAndDriveAggregationJobs),
-  // but the level's first pass is created with nothing to drive beside it
-  // (hence first_pass_jobs); each pass's claims also rewrite the
+  // Aggregation jobs a creator's pass creates at most. A level of a larger
+  // batch takes several passes; in Run the drivers take each pass's jobs
+  // once it is committed, while the creator makes the next
+  // (CreateAndDriveAggregationJobs), but the level's first pass is created
+  // with nothing to drive beside it (hence first_pass_jobs); each pass's
+  // claims also rewrite the
   // level's growing range of records. 256 jobs of 500 make a level of
   // 100,000 reports one pass. A pass lists at most 131,072 reports (but at
   // least one job's worth), whatever the job size; 0 counts as 1.
@@ -110,10 +111,11 @@ class LeaderDrivers {
   // logged and left for a later pass, not returned.
   Result<size_t> CreateAggregationJobs();
   Result<size_t> DriveAggregationJobs();
-  // Both at once: the jobs created by earlier passes are driven on threads
-  // of their own (up to LeaderDriverOptions::parallel_jobs) while this
-  // thread creates the next pass's jobs. Returns the jobs created and
-  // advanced; errors: either pass's (a creator's failure first).
+  // Both at once, as Run does: jobs are driven on threads of their own (up
+  // to LeaderDriverOptions::parallel_jobs), each leasing the next job as it
+  // becomes free, while this thread creates jobs pass after pass; the
+  // drivers take those too. Returns the jobs created and advanced; errors:
+  // either's (a creator's failure first).
   Result<size_t> CreateAndDriveAggregationJobs();
   Result<size_t> DriveCollectionJobs();
   Result<size_t> CollectGarbage();
@@ -138,9 +140,16 @@ class LeaderDrivers {
 
  private:
   struct JobContext;
-  // DriveAggregationJobs, running `meanwhile` (if any) on this thread while
-  // the leased jobs are driven on others.
-  Result<size_t> DriveLeasedJobs(const std::function<void()>& meanwhile);
+  // Drives the jobs there are to lease, on up to parallel_jobs threads,
+  // until none is left; each job at most once. With `created`, this thread
+  // meanwhile runs the job creator (CreateWhileDriving, its result into
+  // `*created`), and the drivers also take the jobs it makes. Returns the
+  // jobs advanced; errors: the datastore's.
+  Result<size_t> DriveLeasedJobs(Result<size_t>* created);
+  // Creator passes, one after the other while each makes jobs (at most a
+  // few), calling `jobs_created` after each that did. Returns the jobs
+  // made.
+  Result<size_t> CreateWhileDriving(const std::function<void()>& jobs_created);
   // A listing's end (see listing_ends_).
   using ListingKey = std::tuple<TaskId, Bytes, std::vector<Bytes>>;
   struct ListingEnd {

@@ -568,9 +568,9 @@ TEST(EndToEnd, LevelsCreatedInSeveralPassesCountEveryReportOnce) {
   CollectFirstAndLastLevel(deployment);
 }
 
-// The service's loop creates a pass's jobs while the jobs of the passes
-// before are driven on other threads: each level still takes every report
-// exactly once, over many passes of a few small jobs.
+// The service's loop creates jobs pass after pass while drivers on other
+// threads lease and drive them as they become free: each level still takes
+// every report exactly once, over many passes of a few small jobs.
 TEST(EndToEnd, JobsCreatedBesideTheDriversCountEveryReportOnce) {
   DeploymentOptions options;
   options.max_reports_per_job = 5;
@@ -578,6 +578,54 @@ TEST(EndToEnd, JobsCreatedBesideTheDriversCountEveryReportOnce) {
   options.create_beside_drivers = true;
   Deployment deployment(options);
   CollectFirstAndLastLevel(deployment);
+}
+
+// The drivers also take the jobs that the creator makes while they drive:
+// one call creates a level's 30 jobs, pass after pass, and drives them all.
+TEST(EndToEnd, DriversTakeTheJobsCreatedWhileTheyDrive) {
+  DeploymentOptions options;
+  options.max_reports_per_job = 5;
+  options.jobs_per_pass = 4;
+  options.first_pass_jobs = 2;
+  Deployment deployment(options);
+  PendingFirstLevel level(deployment);
+  auto created_and_driven = deployment.leader_drivers().CreateAndDriveAggregationJobs();
+  ASSERT_TRUE(created_and_driven);
+  EXPECT_EQ(*created_and_driven, 30u + 30u);
+
+  level.ExpectCollectedExactly();
+}
+
+// A pass drives a job at most once, even when the job's retry is due again
+// before the pass ends (no retry delay): with the helper down, drivers try
+// each job once and return, and the jobs stay for the next pass.
+TEST(EndToEnd, APassDrivesAFailingJobOnce) {
+  DeploymentOptions options;
+  options.max_reports_per_job = 5;
+  Deployment deployment(options);
+  PendingFirstLevel level(deployment);
+  testing::Party& leader = deployment.leader();
+  dap::HttpClientOptions no_retries;
+  no_retries.max_attempts = 1;
+  auto http = dap::HttpClient::Create(no_retries);
+  ASSERT_TRUE(http);
+  LeaderDriverOptions failing_options;
+  failing_options.peer_token = testing::kPeerToken;
+  failing_options.max_reports_per_job = options.max_reports_per_job;
+  failing_options.retry_delay = std::chrono::milliseconds(0);
+  LeaderDrivers failing(failing_options, *leader.datastore, leader.tasks,
+                        leader.service->hpke_keys(), *http, leader.metrics,
+                        leader.service->report_cache(), leader.service->level_claims());
+  auto created = failing.CreateAggregationJobs();
+  ASSERT_TRUE(created);
+  EXPECT_EQ(*created, 30u);
+  deployment.helper().server->Stop();
+  auto driven = failing.DriveAggregationJobs();
+  ASSERT_TRUE(driven);
+  EXPECT_EQ(*driven, 0u);
+
+  deployment.RestartHelper();
+  level.ExpectCollectedExactly();
 }
 
 // A level's first pass makes only first_pass_jobs jobs, so that the drivers
