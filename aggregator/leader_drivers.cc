@@ -631,6 +631,13 @@ class PassLeases {
         changed_.wait(lock);
         continue;
       }
+      if (creating_ && found_nothing_at_ == generation_) {
+        // Another driver's lease found nothing since the creator's last
+        // news: wait for more instead of asking again (each lease is a
+        // write transaction).
+        WaitForNews(lock, generation_);
+        continue;
+      }
       // Whether the creator was still at work is read before leasing, so
       // that a lease that finds nothing has seen all it made.
       const bool creator_at_work = creating_;
@@ -657,7 +664,8 @@ class PassLeases {
         over_ = true;
         return std::nullopt;
       }
-      changed_.wait(lock, [&] { return generation_ != seen || failure_ || !queue_.empty(); });
+      found_nothing_at_ = seen;
+      WaitForNews(lock, seen);
     }
   }
 
@@ -707,6 +715,12 @@ class PassLeases {
   }
 
  private:
+  // Waits until the creator has news since `generation`, jobs are queued or
+  // the pass failed.
+  void WaitForNews(std::unique_lock<std::mutex>& lock, uint64_t generation) {
+    changed_.wait(lock, [&] { return generation_ != generation || failure_ || !queue_.empty(); });
+  }
+
   const LeaseSome lease_some_;
   const size_t batch_;
   const std::function<bool()> stopping_;
@@ -716,6 +730,8 @@ class PassLeases {
   bool leasing_ = false;  // A driver is leasing; the others wait for it.
   bool over_ = false;
   uint64_t generation_ = 0;  // Counts the creator's news.
+  // The generation at which a lease last found nothing to lease.
+  std::optional<uint64_t> found_nothing_at_;
   std::deque<Lease> queue_;
   std::vector<Lease> repeats_;
   std::set<std::pair<TaskId, JobId>> driven_;
@@ -734,9 +750,9 @@ Result<size_t> LeaderDrivers::CreateAndDriveAggregationJobs() {
   return *created + *driven;
 }
 
-Result<size_t> LeaderDrivers::CreateWhileDriving(const std::function<void()>& jobs_created) {
+Result<size_t> LeaderDrivers::CreateWhileDriving(const std::function<bool()>& jobs_created) {
   // The creator makes pass after pass while it finds reports to put into
-  // jobs, and the drivers take each pass's jobs once it is committed. The
+  // jobs, and the drivers lease the jobs as soon as they are committed. The
   // bound keeps a steady stream of uploads (Prio3) from holding back the
   // collection driver and the garbage collector, which run between these
   // calls.
@@ -747,7 +763,7 @@ Result<size_t> LeaderDrivers::CreateWhileDriving(const std::function<void()>& jo
     if (!created) return created;
     if (*created == 0) break;
     total += *created;
-    jobs_created();
+    if (!jobs_created()) break;
   }
   return total;
 }
@@ -790,7 +806,10 @@ Result<size_t> LeaderDrivers::DriveLeasedJobs(Result<size_t>* created) {
     }
   }
   if (created != nullptr) {
-    *created = CreateWhileDriving([&] { pass.Created(); });
+    *created = CreateWhileDriving([&] {
+      pass.Created();
+      return !pass.failure();  // Nothing would drive more jobs.
+    });
     pass.CreatorDone();
   }
   if (created == nullptr || threads.empty()) drive_leases();
@@ -1599,9 +1618,9 @@ void LeaderDrivers::Run(const std::atomic<bool>& stop) {
       if (!result) Log(std::string(what) + ": " + result.error().message());
       return result ? *result : 0;
     };
-    // The job creator's passes run beside the drivers of the jobs created
-    // before: run one after the other, the helper idled while the leader
-    // listed and created (about a tenth of a walk's later rounds at a
+    // The job creator's passes run beside the drivers, which also take the
+    // jobs it makes: run one after the other, the helper idled while the
+    // leader listed and created (about a tenth of a walk's later rounds at a
     // million reports).
     Result<size_t> created = 0;
     work += log_failure("aggregation driver", DriveLeasedJobs(&created));

@@ -62,13 +62,12 @@ struct LeaderDriverOptions {
   // a small batch still keeps the parallel drivers busy.
   size_t max_reports_per_held_job = 4000;
   // Aggregation jobs a creator's pass creates at most. A level of a larger
-  // batch takes several passes; in Run the drivers take each pass's jobs
-  // once it is committed, while the creator makes the next
+  // batch takes several passes; in Run the drivers lease a pass's jobs as
+  // soon as its transaction commits, while the creator makes the next
   // (CreateAndDriveAggregationJobs), but the level's first pass is created
   // with nothing to drive beside it (hence first_pass_jobs); each pass's
-  // claims also rewrite the
-  // level's growing range of records. 256 jobs of 500 make a level of
-  // 100,000 reports one pass. A pass lists at most 131,072 reports (but at
+  // claims also rewrite the level's growing range of records. 256 jobs of
+  // 500 make a level of 100,000 reports one pass. A pass lists at most 131,072 reports (but at
   // least one job's worth), whatever the job size; 0 counts as 1.
   size_t jobs_per_pass = 256;
   // Aggregation jobs driven at once (each on its own thread).
@@ -108,7 +107,8 @@ class LeaderDrivers {
 
   // One pass of each kind of work; each returns how many jobs it created or
   // advanced. Errors: the datastore's (kIoError); a failure with one job is
-  // logged and left for a later pass, not returned.
+  // logged and left for a later pass, not returned. A driving pass drives
+  // every job there is to lease (not only jobs_per_pass), each at most once.
   Result<size_t> CreateAggregationJobs();
   Result<size_t> DriveAggregationJobs();
   // Both at once, as Run does: jobs are driven on threads of their own (up
@@ -141,15 +141,15 @@ class LeaderDrivers {
  private:
   struct JobContext;
   // Drives the jobs there are to lease, on up to parallel_jobs threads,
-  // until none is left; each job at most once. With `created`, this thread
+  // until none is left; each job at most once a call. With `created`, this thread
   // meanwhile runs the job creator (CreateWhileDriving, its result into
   // `*created`), and the drivers also take the jobs it makes. Returns the
   // jobs advanced; errors: the datastore's.
   Result<size_t> DriveLeasedJobs(Result<size_t>* created);
-  // Creator passes, one after the other while each makes jobs (at most a
-  // few), calling `jobs_created` after each that did. Returns the jobs
-  // made.
-  Result<size_t> CreateWhileDriving(const std::function<void()>& jobs_created);
+  // Creator passes, one after the other while each makes jobs (at most 16),
+  // calling `jobs_created` after each that did; it returns whether to go on
+  // (false once the drivers failed). Returns the jobs made.
+  Result<size_t> CreateWhileDriving(const std::function<bool()>& jobs_created);
   // A listing's end (see listing_ends_).
   using ListingKey = std::tuple<TaskId, Bytes, std::vector<Bytes>>;
   struct ListingEnd {

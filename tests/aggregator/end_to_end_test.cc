@@ -11,6 +11,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "aggregator/garbage_collector.h"
@@ -580,9 +581,9 @@ TEST(EndToEnd, JobsCreatedBesideTheDriversCountEveryReportOnce) {
   CollectFirstAndLastLevel(deployment);
 }
 
-// The drivers also take the jobs that the creator makes while they drive:
+// The drivers also take the jobs that the creator makes in the same call:
 // one call creates a level's 30 jobs, pass after pass, and drives them all.
-TEST(EndToEnd, DriversTakeTheJobsCreatedWhileTheyDrive) {
+TEST(EndToEnd, DriversTakeTheJobsCreatedInTheSameCall) {
   DeploymentOptions options;
   options.max_reports_per_job = 5;
   options.jobs_per_pass = 4;
@@ -598,7 +599,8 @@ TEST(EndToEnd, DriversTakeTheJobsCreatedWhileTheyDrive) {
 
 // A pass drives a job at most once, even when the job's retry is due again
 // before the pass ends (no retry delay): with the helper down, drivers try
-// each job once and return, and the jobs stay for the next pass.
+// each job once (one logged failure each) and return, and the jobs stay
+// for the next pass.
 TEST(EndToEnd, APassDrivesAFailingJobOnce) {
   DeploymentOptions options;
   options.max_reports_per_job = 5;
@@ -620,9 +622,17 @@ TEST(EndToEnd, APassDrivesAFailingJobOnce) {
   ASSERT_TRUE(created);
   EXPECT_EQ(*created, 30u);
   deployment.helper().server->Stop();
+  ::testing::internal::CaptureStderr();
   auto driven = failing.DriveAggregationJobs();
+  const std::string log = ::testing::internal::GetCapturedStderr();
   ASSERT_TRUE(driven);
   EXPECT_EQ(*driven, 0u);
+  size_t failures = 0;
+  for (size_t at = log.find("aggregation job "); at != std::string::npos;
+       at = log.find("aggregation job ", at + 1)) {
+    ++failures;
+  }
+  EXPECT_EQ(failures, 30u) << log;
 
   deployment.RestartHelper();
   level.ExpectCollectedExactly();
