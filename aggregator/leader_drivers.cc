@@ -196,19 +196,20 @@ size_t LeaderDrivers::ReportsPerPass() const {
 
 size_t LeaderDrivers::ReportsPerFirstPass(bool held) const {
   if (options_.first_pass_jobs == 0) return ReportsPerPass();
-  const size_t job_size = std::max<size_t>(
-      1, held ? std::max(options_.max_reports_per_job, options_.max_reports_per_held_job)
-              : options_.max_reports_per_job);
-  return std::min(ReportsPerPass(), options_.first_pass_jobs * job_size);
+  return std::min(ReportsPerPass(), options_.first_pass_jobs * LargestJob(held));
+}
+
+size_t LeaderDrivers::LargestJob(bool held) const {
+  const size_t full_size = std::max<size_t>(1, options_.max_reports_per_job);
+  return held ? std::max(full_size, options_.max_reports_per_held_job) : full_size;
 }
 
 size_t LeaderDrivers::JobsFor(size_t reports, bool held) const {
   if (reports == 0) return 0;
   auto jobs_of = [&](size_t size) { return (reports + size - 1) / size; };
   const size_t full_size = std::max<size_t>(1, options_.max_reports_per_job);
-  const size_t largest = held ? std::max(full_size, options_.max_reports_per_held_job) : full_size;
   const size_t enough = std::min(std::max<size_t>(1, options_.parallel_jobs), jobs_of(full_size));
-  return std::max(jobs_of(largest), enough);
+  return std::max(jobs_of(LargestJob(held)), enough);
 }
 
 std::optional<uint64_t> LeaderDrivers::ListingPosition(const TaskId& task_id,
@@ -816,9 +817,13 @@ Result<size_t> LeaderDrivers::DriveLeasedJobs(Result<size_t>* created) {
   for (std::thread& thread : threads) thread.join();
   // Jobs that came round again in this pass (a failure's retry delay that
   // ran out) were kept out of the other drivers' leases until now.
-  for (const Lease& lease : pass.TakeLeasesToGiveBack()) {
-    auto released =
-        datastore_.Run([&](Transaction& tx) { return tx.ReleaseAggregationJob(lease, 0); });
+  if (const std::vector<Lease> leases = pass.TakeLeasesToGiveBack(); !leases.empty()) {
+    auto released = datastore_.Run([&](Transaction& tx) -> Result<void> {
+      for (const Lease& lease : leases) {
+        if (Result<void> one = tx.ReleaseAggregationJob(lease, 0); !one) return one;
+      }
+      return {};
+    });
     if (!released) pass.Fail(released.error());
   }
   if (auto failure = pass.failure()) return std::unexpected(*failure);

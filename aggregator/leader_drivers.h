@@ -67,8 +67,9 @@ struct LeaderDriverOptions {
   // (CreateAndDriveAggregationJobs), but the level's first pass is created
   // with nothing to drive beside it (hence first_pass_jobs); each pass's
   // claims also rewrite the level's growing range of records. 256 jobs of
-  // 500 make a level of 100,000 reports one pass. A pass lists at most 131,072 reports (but at
-  // least one job's worth), whatever the job size; 0 counts as 1.
+  // 500 make a level of 100,000 reports one pass. A pass lists at most
+  // 131,072 reports (but at least one job's worth), whatever the job size;
+  // 0 counts as 1.
   size_t jobs_per_pass = 256;
   // Aggregation jobs driven at once (each on its own thread).
   size_t parallel_jobs = 2;
@@ -141,10 +142,10 @@ class LeaderDrivers {
  private:
   struct JobContext;
   // Drives the jobs there are to lease, on up to parallel_jobs threads,
-  // until none is left; each job at most once a call. With `created`, this thread
-  // meanwhile runs the job creator (CreateWhileDriving, its result into
-  // `*created`), and the drivers also take the jobs it makes. Returns the
-  // jobs advanced; errors: the datastore's.
+  // until none is left; each job at most once a call. With `created`, this
+  // thread meanwhile runs the job creator (CreateWhileDriving, its result
+  // into `*created`), and the drivers also take the jobs it makes. Returns
+  // the jobs advanced; errors: the datastore's.
   Result<size_t> DriveLeasedJobs(Result<size_t>* created);
   // Creator passes, one after the other while each makes jobs (at most 16),
   // calling `jobs_created` after each that did; it returns whether to go on
@@ -166,6 +167,8 @@ class LeaderDrivers {
   // level's first pass (of a later level: `held`) when first_pass_jobs is set.
   size_t ReportsPerPass() const;
   size_t ReportsPerFirstPass(bool held) const;
+  // The largest job of a kind (held or not): its maximum size, at least 1.
+  size_t LargestJob(bool held) const;
   // How many jobs a pass makes of `reports` reports of one kind (held or
   // not): few enough that none exceeds its kind's maximum size, and enough
   // to keep the parallel drivers busy.
