@@ -11,18 +11,28 @@
 //       [--first-round-bits 3] [--threshold 0.01] [--distinct 1000]
 //       [--exponent 1.03] [--seed 1] [--job-size 500] [--held-job-size 4000]
 //       [--workers 0] [--wal-checkpoint-mib 0]
-//       [--levels-in-memory] [--keep] [--force]
+//       [--levels-in-memory] [--stop-after-round N] [--keep] [--force]
 //
 // Both aggregators keep every report cached between levels (about 5 KB of
 // memory each, and 12.6 KB in level files, at 256 bits), and their databases
 // take about 52 KB a report together; a run that would not fit in the memory
 // or the disk available is refused unless --force.
 //
-// Exit status: 0 when the heavy hitters equal the true counts, 1 otherwise or
-// on any failure, 2 for bad arguments.
+// --stop-after-round N ends the run once round N is done, with the sums of
+// rounds 2 to N (the rounds alike in a walk: paired runs compare them). A
+// run stopped that way or by SIGINT or SIGTERM kills the aggregators and
+// removes its folder (unless --keep), as a finished run does; SIGKILL
+// leaves the folder in the temporary directory.
+//
+// Exit status: 0 when the heavy hitters equal the true counts or the run
+// stopped after the round asked, 1 otherwise or on any failure, 2 for bad
+// arguments, 130 when interrupted by a signal.
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -66,6 +76,7 @@ struct Options {
   uint32_t held_job_size = 0;       // 0: the aggregator's default.
   uint32_t workers = 0;             // Each aggregator's VDAF threads; 0: its default.
   uint32_t wal_checkpoint_mib = 0;  // The aggregators' wal_checkpoint_mib; 0: their default.
+  uint32_t stop_after_round = 0;    // 0: the whole walk.
   bool keep = false;
   bool force = false;             // Run even when the caches would not fit in memory.
   bool levels_in_memory = false;  // The aggregators' report_levels_in_memory.
@@ -115,6 +126,8 @@ bool ParseOptions(int argc, char** argv, Options& options) {
       options.wal_checkpoint_mib = static_cast<uint32_t>(std::stoul(value));
     } else if (flag == "--held-job-size") {
       options.held_job_size = static_cast<uint32_t>(std::stoul(value));
+    } else if (flag == "--stop-after-round") {
+      options.stop_after_round = static_cast<uint32_t>(std::stoul(value));
     } else {
       std::cerr << "discovery_load: unknown flag " << flag << "\n";
       return false;
@@ -123,6 +136,92 @@ bool ParseOptions(int argc, char** argv, Options& options) {
   return options.reports > 0 && options.bits % 8 == 0 && options.stride >= 1 &&
          options.stride <= 16 && options.workers <= 1024;
 }
+
+// Ends a run early (SIGINT, SIGTERM, --stop-after-round) the way a finished
+// run ends: the aggregators killed, the folder removed unless --keep. At a million reports the
+// folder holds tens of gigabytes, and a run interrupted without this left them behind, so that the
+// next run refused to start for want of disk.
+class EarlyExit {
+ public:
+  // Routes SIGINT and SIGTERM to a thread that ends the process through
+  // Exit(130). Handlers, unlike a blocked signal mask, do not carry over
+  // into the aggregators the run starts (exec resets them).
+  static void Install() {
+    if (pipe(signal_pipe_) != 0) return;  // Then signals end the process as by default.
+    std::thread([] {
+      char byte = 0;
+      while (read(signal_pipe_[0], &byte, 1) != 1) {
+      }
+      std::cerr << "discovery_load: interrupted; stopping the aggregators\n";
+      Exit(130);
+    }).detach();
+    struct sigaction action = {};
+    action.sa_handler = [](int) {
+      const char byte = 1;
+      [[maybe_unused]] ssize_t written = write(signal_pipe_[1], &byte, 1);
+    };
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
+  }
+
+  // While an Armed object lives, Exit cleans up after the deployment with
+  // this folder; the aggregators' processes are added once started. Its
+  // destructor hands the cleanup back to the deployment's own destructor (a
+  // signal then waits for the run to finish ending).
+  class Armed {
+   public:
+    Armed(std::string folder, bool keep) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      state_ = State::kArmed;
+      folder_ = std::move(folder);
+      keep_ = keep;
+    }
+    ~Armed() {
+      std::lock_guard<std::mutex> lock(mutex_);
+      state_ = State::kFinishing;
+    }
+    Armed(const Armed&) = delete;
+    Armed& operator=(const Armed&) = delete;
+    void SetProcesses(std::vector<pid_t> pids) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      pids_ = std::move(pids);
+    }
+  };
+
+  // Kills the aggregators and waits for them (so that nothing writes in the
+  // folder afterwards), removes the folder unless kept, and ends the process
+  // with `status`. While the run is finishing on its own, waits for it instead.
+  [[noreturn]] static void Exit(int status) {
+    std::cout.flush();
+    std::fflush(stdout);
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (state_ == State::kFinishing) {
+      lock.unlock();
+      for (;;) pause();
+    }
+    if (state_ == State::kArmed) {
+      for (pid_t pid : pids_) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+      }
+      if (!keep_) {
+        std::error_code ignored;
+        std::filesystem::remove_all(folder_, ignored);
+      }
+    }
+    std::_Exit(status);
+  }
+
+ private:
+  enum class State { kNothingYet, kArmed, kFinishing };
+  static inline int signal_pipe_[2] = {-1, -1};
+  static inline std::mutex mutex_;
+  static inline State state_ = State::kNothingYet;
+  static inline std::string folder_;
+  static inline bool keep_ = false;
+  static inline std::vector<pid_t> pids_;
+};
 
 double Seconds(std::chrono::steady_clock::duration duration) {
   return std::chrono::duration<double>(duration).count();
@@ -318,6 +417,7 @@ int Run(const Options& options) {
     std::cerr << deployment.error().message() << "\n";
     return 1;
   }
+  EarlyExit::Armed early_exit((*deployment)->folder(), options.keep);
   config::HeavyHitters walk;
   walk.set_bits(options.bits);
   walk.set_relative_threshold(options.threshold);
@@ -337,6 +437,7 @@ int Run(const Options& options) {
     std::cerr << started.error().message() << "\n" << (*deployment)->Logs();
     return 1;
   }
+  early_exit.SetProcesses({(*deployment)->leader().pid(), (*deployment)->helper().pid()});
   PeakMemorySampler sampler({(*deployment)->leader().pid(), (*deployment)->helper().pid()});
   std::cout << "discovery_load: " << options.reports << " reports of " << options.bits / 8
             << "-byte strings (Zipf " << options.exponent << " over " << options.distinct
@@ -414,6 +515,9 @@ int Run(const Options& options) {
   const pid_t helper_pid = (*deployment)->helper().pid();
   const double walk_cpu_start[2] = {CpuSecondsOf(leader_pid), CpuSecondsOf(helper_pid)};
   double last_cpu[2] = {walk_cpu_start[0], walk_cpu_start[1]};
+  // Rounds 2 on: alike from one to the next, unlike round 1 (which carries
+  // the reports' shares) and the leaf.
+  double later_rounds[3] = {0, 0, 0};  // Seconds, leader CPU, helper CPU.
   std::printf("%6s %6s %10s %9s %8s %14s %14s %10s %10s\n", "round", "level", "candidates",
               "survivors", "seconds", "MB to helper", "MB to leader", "leader CPU", "helper CPU");
   collector::WalkObserver observer = [&](const collector::WalkProgress& progress) {
@@ -431,9 +535,27 @@ int Run(const Options& options) {
                 static_cast<double>(progress.round_time.count()) / 1000.0,
                 Megabytes(delta.from_leader).c_str(), Megabytes(delta.to_leader).c_str(),
                 cpu[0] - last_cpu[0], cpu[1] - last_cpu[1]);
+    if (progress.round >= 2) {
+      later_rounds[0] += static_cast<double>(progress.round_time.count()) / 1000.0;
+      later_rounds[1] += cpu[0] - last_cpu[0];
+      later_rounds[2] += cpu[1] - last_cpu[1];
+    }
     last_cpu[0] = cpu[0];
     last_cpu[1] = cpu[1];
     std::fflush(stdout);
+    if (progress.round == options.stop_after_round) {
+      std::printf("stopped after round %zu (--stop-after-round)", progress.round);
+      if (progress.round >= 2) {
+        const double cpu_total = later_rounds[1] + later_rounds[2];
+        std::printf(
+            ": rounds 2 to %zu took %.2f s, processor time %.2f s leader + %.2f s "
+            "helper = %.2f s (%.3f s a processor second)",
+            progress.round, later_rounds[0], later_rounds[1], later_rounds[2], cpu_total,
+            cpu_total > 0 ? later_rounds[0] / cpu_total : 0.0);
+      }
+      std::printf("\n");
+      EarlyExit::Exit(0);
+    }
   };
   const auto walk_start = Clock::now();
   auto result = collector::RunConfiguredWalk(*setup, *http, observer);
@@ -496,12 +618,14 @@ int main(int argc, char** argv) {
     parsed = false;
   }
   if (!parsed) {
-    std::cerr << "usage: discovery_load [--reports N] [--bits B] [--stride S] "
-                 "[--first-round-bits F] [--threshold T] [--distinct D] [--exponent E] "
-                 "[--seed S] [--job-size J] [--held-job-size H] [--workers W] [--levels-in-memory] "
-                 "[--keep] "
-                 "[--force]\n";
+    std::cerr
+        << "usage: discovery_load [--reports N] [--bits B] [--stride S] "
+           "[--first-round-bits F] [--threshold T] [--distinct D] [--exponent E] "
+           "[--seed S] [--job-size J] [--held-job-size H] [--workers W] [--wal-checkpoint-mib M] "
+           "[--levels-in-memory] "
+           "[--stop-after-round N] [--keep] [--force]\n";
     return 2;
   }
+  canopy::bench::EarlyExit::Install();
   return canopy::bench::Run(options);
 }
