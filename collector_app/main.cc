@@ -71,6 +71,7 @@ std::optional<Arguments> ParseArguments(int argc, char** argv) {
     return std::nullopt;
   }
   arguments.command = argv[1];
+  if (arguments.command == "--help" || arguments.command == "-h") return arguments;
   for (int i = 2; i < argc; ++i) {
     std::string argument = argv[i];
     auto value = [&]() -> std::optional<std::string> {
@@ -111,6 +112,10 @@ std::optional<Arguments> ParseArguments(int argc, char** argv) {
       arguments.tree = true;
     } else if (argument == "--quiet") {
       arguments.quiet = true;
+    } else if (argument == "--help" || argument == "-h") {
+      // After a command too (`heavy-hitters --help`), as canopy-client allows.
+      arguments.command = "--help";
+      return arguments;
     } else {
       std::cerr << "canopy-collector: unknown argument " << argument << "\n" << kUsage;
       return std::nullopt;
@@ -316,11 +321,11 @@ int Run(const Arguments& arguments) {
 }  // namespace canopy::collector
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+  auto arguments = canopy::collector::ParseArguments(argc, argv);
+  if (!arguments) return 2;
+  if (arguments->command == "--help" || arguments->command == "-h") {
     std::cout << canopy::collector::kUsage;
     return 0;
   }
-  auto arguments = canopy::collector::ParseArguments(argc, argv);
-  if (!arguments) return 2;
   return canopy::collector::Run(*arguments);
 }

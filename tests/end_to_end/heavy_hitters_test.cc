@@ -1,15 +1,16 @@
-// Heavy hitters end to end (DESIGN.md, "Tests"): a leader and a helper
-// (`canopy-aggregator`) on loopback, `canopy-client` uploading a Zipf
-// workload and writing its true counts, and `canopy-collector heavy-hitters`
-// walking the prefix tree. For each setting the walk must return exactly the
-// strings whose true count meets their threshold, each with its exact count.
+// Heavy hitters end to end: a leader and a helper (`canopy-aggregator`) on
+// loopback, `canopy-client` uploading a Zipf workload and writing its true
+// counts, and `canopy-collector heavy-hitters` walking the prefix tree. For
+// each setting the walk must return exactly the strings whose true count
+// meets their threshold, each with its exact count.
 //
 // The settings cover relative and absolute thresholds, a subtree with a lower
 // threshold, strides of 1, 4 and 8 bits, a first round of another length,
 // both batch modes, a cap on the candidates per round that cuts some, and a
-// threshold no string meets. Each round is a collection, which takes a good
-// fraction of a second on a small machine, so the strings are short (64 bits,
-// and 16 for the stride of one bit) and the strides large.
+// threshold no string meets (and the command's usage, on request). Each round
+// is a collection, which takes a good fraction of a second on a small
+// machine, so the strings are short (64 bits, and 16 for the stride of one
+// bit) and the strides large.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -207,6 +208,19 @@ TEST_F(HeavyHittersTest, ThresholdNothingMeetsStopsEarly) {
   EXPECT_TRUE(result.stopped_early);
   EXPECT_EQ(result.rounds, 1u);
   EXPECT_EQ(result.report_count, 500u);
+}
+
+TEST_F(HeavyHittersTest, HelpAfterTheCommandPrintsTheUsage) {
+  for (const char* help : {"--help", "-h"}) {
+    auto run = deployment().RunCollector({"heavy-hitters", help}, std::string("help") + help);
+    ASSERT_TRUE(run) << run.error().ToString();
+    EXPECT_TRUE(run->succeeded()) << run->status_text() << "\n" << run->Stderr();
+    EXPECT_TRUE(run->Stdout().starts_with("usage: canopy-collector COMMAND")) << run->Stdout();
+  }
+  auto top = deployment().RunCollector({"--help"}, "help-top");
+  ASSERT_TRUE(top) << top.error().ToString();
+  EXPECT_TRUE(top->succeeded()) << top->status_text() << "\n" << top->Stderr();
+  EXPECT_TRUE(top->Stdout().starts_with("usage: canopy-collector COMMAND")) << top->Stdout();
 }
 
 }  // namespace
