@@ -171,14 +171,17 @@ Result<BulkUploadSummary> BulkUpload(const dap::UploadTask& task,
 
 std::string DescribeSummary(const BulkUploadSummary& summary) {
   const double seconds = std::chrono::duration<double>(summary.elapsed).count();
+  // Sent: the leader answered for them (the reports of a request that
+  // failed are counted below, as not acknowledged).
   const uint64_t sent = summary.accepted + summary.refused;
-  std::string text = "accepted " + std::to_string(summary.accepted) + " of " +
-                     std::to_string(summary.total) + " reports in " + FormatSeconds(seconds);
+  std::string text = "sent " + std::to_string(sent) + " of " + std::to_string(summary.total) +
+                     " reports in " + FormatSeconds(seconds);
   if (seconds > 0 && sent > 0) {
     text += " (" + std::to_string(static_cast<uint64_t>(sent / seconds)) + " reports/s, " +
             std::to_string(summary.requests) + (summary.requests == 1 ? " request)" : " requests)");
   }
-  text += "\n";
+  text += ": " + std::to_string(summary.accepted) + " accepted, " +
+          std::to_string(summary.refused) + " refused\n";
   if (summary.refused > 0) {
     text += "refused " + std::to_string(summary.refused) + ":";
     for (const auto& [reason, count] : summary.refused_by_reason) {

@@ -162,8 +162,10 @@ TEST(BulkUpload, CountsRefusedReportsByReason) {
   EXPECT_EQ(summary->refused_by_reason[dap::ReportError::kReportTooEarly], 12u);
   ASSERT_EQ(summary->refused_reports.size(), 12u);
   for (size_t i = 0; i < 12; ++i) EXPECT_EQ(summary->refused_reports[i].measurement_index, i);
-  EXPECT_NE(DescribeSummary(*summary).find("refused 12: 12 report_too_early"), std::string::npos)
-      << DescribeSummary(*summary);
+  const std::string described = DescribeSummary(*summary);
+  EXPECT_TRUE(described.starts_with("sent 12 of 12 reports in ")) << described;
+  EXPECT_NE(described.find("requests): 0 accepted, 12 refused\n"), std::string::npos) << described;
+  EXPECT_NE(described.find("refused 12: 12 report_too_early"), std::string::npos) << described;
 }
 
 TEST(BulkUpload, StopsAtAMeasurementTheVdafRefuses) {
