@@ -189,11 +189,13 @@ verdict=$(awk -F, -v spec="$threshold" '
   END {
     limit = (kind == "relative_threshold") ? value * total : value
     for (string in truth) if (truth[string] >= limit - 1e-9 && !(string in found)) missed++
-    printf "%d %d", wrong + 0, missed + 0
+    for (string in found) if (truth[string] + 0 < limit - 1e-9) extra++
+    printf "%d %d %d", wrong + 0, missed + 0, extra + 0
   }' true-counts.csv heavy-hitters.csv)
-read -r wrong missed <<<"$verdict"
-if (( wrong > 0 || missed > 0 )); then
-  echo "The walk differs from the true counts: $wrong wrong, $missed missed." >&2
+read -r wrong missed extra <<<"$verdict"
+if (( wrong > 0 || missed > 0 || extra > 0 )); then
+  echo "The walk differs from the true counts: $wrong wrong, $missed missed," \
+    "$extra below the threshold." >&2
   exit 1
 fi
 echo
