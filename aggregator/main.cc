@@ -121,6 +121,7 @@ int Serve(const std::string& config_path, bool check_only) {
   SqliteOptions sqlite_options;
   sqlite_options.path = config->database_path();
   sqlite_options.checkpoint_bytes = int64_t{config->wal_checkpoint_mib()} << 20;
+  sqlite_options.synchronous_full = config->synchronous_full();
   auto datastore = OpenSqliteDatastore(sqlite_options);
   if (!datastore) {
     std::cerr << datastore.error().message() << "\n";

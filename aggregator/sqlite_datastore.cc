@@ -1,10 +1,14 @@
 #include "aggregator/sqlite_datastore.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -1768,9 +1772,59 @@ class ReaderPool {
   bool open_failed_ = false;
 };
 
+// An exclusive lock on "<database>.lock", held while a datastore has the
+// database open, so that a second process cannot open it too: two leaders
+// on one file would each free the other's leases at start and drive the
+// same jobs, adding their output shares twice (SQLite's own locks guard
+// single transactions, not that). The lock is the kernel's (flock), so it
+// goes with the process however the process ends. Move-only.
+class LockFile {
+ public:
+  LockFile() = default;
+  ~LockFile() {
+    if (fd_ >= 0) close(fd_);
+  }
+  LockFile(LockFile&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  LockFile& operator=(LockFile&& other) noexcept {
+    std::swap(fd_, other.fd_);
+    return *this;
+  }
+
+  // Takes the lock of the database at `path`, without waiting. A database
+  // without a file (":memory:") needs none. Errors (kIoError, naming the
+  // database): the lock file cannot be made; another process (or another
+  // datastore of this one) holds the lock.
+  static Result<LockFile> Acquire(const std::string& path) {
+    LockFile lock;
+    if (path.empty() || path == ":memory:") return lock;
+    const std::string lock_path = path + ".lock";
+    lock.fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock.fd_ < 0) {
+      return MakeError(ErrorCode::kIoError, "database " + path + ": cannot open its lock file " +
+                                                lock_path + ": " + std::strerror(errno));
+    }
+    if (flock(lock.fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int error = errno;
+      return MakeError(
+          ErrorCode::kIoError,
+          "database " + path + ": " +
+              (error == EWOULDBLOCK ? "in use by another process (" + lock_path +
+                                          " is locked); an aggregator's database belongs to one "
+                                          "process at a time"
+                                    : "cannot lock " + lock_path + ": " + std::strerror(error)));
+    }
+    return lock;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 class SqliteDatastore final : public Datastore {
  public:
-  explicit SqliteDatastore(sqlite3* db) : db_(db) {}
+  // `lock` is held for as long as the datastore lives (released after
+  // everything else: it is the first member).
+  SqliteDatastore(sqlite3* db, LockFile lock) : lock_(std::move(lock)), db_(db) {}
   // The checkpointer stops before the connection closes (its hook points
   // here). sqlite3_close_v2 defers the close until the cached statements,
   // which are finalised after this body, are gone.
@@ -1863,6 +1917,7 @@ class SqliteDatastore final : public Datastore {
                      std::string("sqlite ") + what + ": " + sqlite3_errmsg(db));
   }
 
+  LockFile lock_;
   sqlite3* db_;
   std::mutex mutex_;
   StatementCache statements_{db_};
@@ -1906,6 +1961,27 @@ Result<int64_t> ReadIntegerPragma(sqlite3* db, const std::string& path, const ch
     return MakeError(ErrorCode::kIoError, "database " + path + ": cannot read " + what);
   }
   return s.Int(0);
+}
+
+// Puts the database in WAL mode, which the durability and the concurrency
+// described in the header rest on. SQLite keeps its rollback journal,
+// without an error, where WAL cannot be had (a file system without shared
+// memory maps): that is refused here. A database without a file keeps its
+// journal in memory. Errors (kIoError): naming the journal mode it got.
+Result<void> UseWriteAheadLog(sqlite3* db, const std::string& path) {
+  Statement s(db, "PRAGMA journal_mode = WAL");
+  if (!s.ok())
+    return MakeError(ErrorCode::kIoError, "database " + path + ": " + sqlite3_errmsg(db));
+  auto row = s.Step();
+  if (!row || !*row) {
+    return MakeError(ErrorCode::kIoError, "database " + path + ": cannot set the journal mode");
+  }
+  const std::string mode = s.Text(0);
+  if (mode == "wal" || (mode == "memory" && path == ":memory:")) return {};
+  return MakeError(ErrorCode::kIoError, "database " + path +
+                                            ": cannot use a write-ahead log (the journal mode "
+                                            "stays \"" +
+                                            mode + "\"); put the database on a local file system");
 }
 
 Result<int> UserVersion(sqlite3* db, const std::string& path) {
@@ -1970,6 +2046,8 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
                      "database " + options.path + ": page_size must be a power of two from 512 " +
                          "to 65536, not " + std::to_string(options.page_size));
   }
+  auto lock = LockFile::Acquire(options.path);
+  if (!lock) return std::unexpected(lock.error());
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(options.path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
@@ -1977,7 +2055,7 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
     sqlite3_close_v2(db);
     return MakeError(ErrorCode::kIoError, "database " + options.path + ": " + message);
   }
-  auto datastore = std::make_unique<SqliteDatastore>(db);
+  auto datastore = std::make_unique<SqliteDatastore>(db, std::move(*lock));
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
   if (!RegisterSha256(db)) {
     return MakeError(ErrorCode::kIoError, "database " + options.path + ": " + sqlite3_errmsg(db));
@@ -1986,7 +2064,7 @@ Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& opti
   // yet, and not once the file is in WAL mode.
   CANOPY_TRY(Exec(db, options.path,
                   ("PRAGMA page_size = " + std::to_string(options.page_size) + ";").c_str()));
-  CANOPY_TRY(Exec(db, options.path, "PRAGMA journal_mode = WAL;"));
+  CANOPY_TRY(UseWriteAheadLog(db, options.path));
   // What the file has: the size asked for, or the one it was created with.
   auto page_size = ReadIntegerPragma(db, options.path, "PRAGMA page_size", "the page size");
   if (!page_size) return std::unexpected(page_size.error());

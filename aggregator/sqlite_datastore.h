@@ -3,8 +3,10 @@
 //
 // Durability: WAL with synchronous=NORMAL survives the death of the process
 // at any moment (kill -9 included): a committed transaction is in the WAL
-// file before Run returns. Only a power loss can undo the last transactions;
-// operators who need that guarantee set `synchronous_full`.
+// file before Run returns. Only an operating-system crash or a power loss
+// can undo the last transactions; operators who need that guarantee set
+// `synchronous_full` (SqliteOptions; the aggregator's configuration field
+// of the same name). A file system where WAL cannot be had is refused.
 //
 // Concurrency: one connection writes, and its transactions are serialised
 // by a mutex (SQLite has one writer at a time anyway); Read's transactions
@@ -12,7 +14,9 @@
 // snapshot, beside the writer's; another connection only copies the WAL
 // into the database file, on a thread of its own, while transactions go on.
 // Several processes must not share one file: each aggregator owns its
-// database.
+// database, and holds an exclusive lock on "<database>.lock" while it has it
+// open, so that a second one (a restart while the first still drains, a
+// mistake) is refused instead of driving the same jobs.
 #ifndef CANOPY_AGGREGATOR_SQLITE_DATASTORE_H_
 #define CANOPY_AGGREGATOR_SQLITE_DATASTORE_H_
 
@@ -60,8 +64,9 @@ struct SqliteOptions {
 inline constexpr int kSchemaVersion = 7;
 
 // Opens (creating if needed) and migrates the database. Errors: kIoError
-// naming the path when it cannot be opened or migrated; kUnsupported when
-// the file's schema is newer than this build's.
+// naming the path when it cannot be opened or migrated, or when another
+// process (or datastore) has it open; kUnsupported when the file's schema is
+// newer than this build's.
 Result<std::unique_ptr<Datastore>> OpenSqliteDatastore(const SqliteOptions& options);
 
 namespace internal {

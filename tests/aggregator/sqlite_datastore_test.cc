@@ -863,6 +863,27 @@ TEST_F(SqliteDatastoreTest, GarbageCollectionDeletesOldReportsAndFinishedJobs) {
   }));
 }
 
+// Two aggregators on one file would each free the other's leases and drive
+// the same jobs: the second to open it is refused until the first is gone.
+TEST_F(SqliteDatastoreTest, OneDatastoreAtATimeHoldsTheFile) {
+  std::unique_ptr<Datastore> first = Open();
+  ASSERT_NE(first, nullptr);
+  auto second = OpenSqliteDatastore({path_});
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code(), ErrorCode::kIoError);
+  EXPECT_NE(second.error().message().find("database " + path_ + ": in use by another process (" +
+                                          path_ + ".lock is locked)"),
+            std::string::npos)
+      << second.error().message();
+  first.reset();
+  auto again = OpenSqliteDatastore({path_});
+  EXPECT_TRUE(again) << again.error().ToString();
+  // A database without a file has no lock to take.
+  auto memory_one = OpenSqliteDatastore({":memory:"});
+  auto memory_two = OpenSqliteDatastore({":memory:"});
+  EXPECT_TRUE(memory_one && memory_two);
+}
+
 TEST_F(SqliteDatastoreTest, RefusesCheckpointBytesBelowOne) {
   SqliteOptions options{path_};
   options.checkpoint_bytes = 0;
