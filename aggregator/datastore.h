@@ -27,9 +27,11 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "crypto/error.h"
+#include "crypto/secure_wipe.h"
 #include "dap/messages.h"
 
 namespace canopy::aggregator {
@@ -94,7 +96,31 @@ struct HeldReportRow {
   // Earlier versions of the leader kept its decrypted input share here;
   // such rows still count as marks, and their shares are not read.
   Bytes public_share;
-  Bytes input_share;  // The VDAF input share (secret).
+  Bytes input_share;  // The VDAF input share (secret: wiped when the row goes).
+
+  HeldReportRow() = default;
+  HeldReportRow(const TaskId& task, const ReportId& report, dap::Time report_time, Bytes bucket,
+                Bytes public_bytes, Bytes input_bytes)
+      : task_id(task),
+        report_id(report),
+        time(report_time),
+        bucket_key(std::move(bucket)),
+        public_share(std::move(public_bytes)),
+        input_share(std::move(input_bytes)) {}
+  HeldReportRow(HeldReportRow&& other) noexcept = default;
+  HeldReportRow& operator=(HeldReportRow&& other) noexcept {
+    crypto::SecureWipeVector(input_share);
+    task_id = other.task_id;
+    report_id = other.report_id;
+    time = other.time;
+    bucket_key = std::move(other.bucket_key);
+    public_share = std::move(other.public_share);
+    input_share = std::move(other.input_share);
+    return *this;
+  }
+  HeldReportRow(const HeldReportRow&) = delete;
+  HeldReportRow& operator=(const HeldReportRow&) = delete;
+  ~HeldReportRow() { crypto::SecureWipeVector(input_share); }
 };
 
 enum class JobState : uint8_t {

@@ -20,6 +20,7 @@
 #include "aggregator/internal/aggregation.h"
 #include "aggregator/internal/common.h"
 #include "aggregator/service.h"
+#include "crypto/secure_wipe.h"
 #include "dap/base64url.h"
 #include "dap/http_client.h"
 #include "dap/ping_pong.h"
@@ -334,7 +335,13 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
     }
     // The report's input share: held from an earlier level, or decrypted now.
     std::span<const uint8_t> public_share = share.public_share;
+    // The input share decrypted now: wiped when this report's turn ends,
+    // unless it moved into the held row (which wipes it in turn).
     std::vector<uint8_t> opened_payload;
+    struct WipeWhenDone {
+      std::vector<uint8_t>& bytes;
+      ~WipeWhenDone() { crypto::SecureWipeVector(bytes); }
+    } wipe_opened_payload{opened_payload};
     std::span<const uint8_t> input_share;
     if (held_reports) {
       if (!fact.held) {

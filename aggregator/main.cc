@@ -174,6 +174,8 @@ int Serve(const std::string& config_path, bool check_only) {
       return 3;
     }
   }
+  // The tasks keep their own copies of the verification keys.
+  for (config::TaskDefinition& definition : *task_definitions) config::WipeVerifyKeys(definition);
 
   HttpServerOptions server_options;
   server_options.listen_address = config->listen_address();

@@ -14,6 +14,7 @@
 #include "aggregator/collection_waiters.h"
 #include "aggregator/internal/common.h"
 #include "config/config.h"
+#include "crypto/secure_wipe.h"
 #include "dap/base64url.h"
 
 namespace canopy::aggregator {
@@ -288,7 +289,10 @@ Result<void> AggregatorService::AddTask(const config::TaskDefinition& definition
     return MakeError(ErrorCode::kInternal, "cannot serialise the task definition");
   }
   row.definition.assign(serialized.begin(), serialized.end());
+  // Both copies hold the verification keys.
+  crypto::SecureWipe(serialized.data(), serialized.size());
   auto stored = datastore_.Run([&](Transaction& tx) { return tx.PutTask(row); });
+  crypto::SecureWipeVector(row.definition);
   if (!stored) return stored;
   tasks_.Put(std::move(*task));
   return {};
@@ -304,8 +308,18 @@ Result<std::vector<std::string>> AggregatorService::LoadStoredTasks() {
   });
   if (!read) return std::unexpected(read.error());
   std::vector<std::string> warnings;
-  for (const TaskRow& row : rows) {
+  for (TaskRow& row : rows) {
+    // The stored definition and its parsed copy hold the verification keys;
+    // the task keeps its own.
     config::TaskDefinition definition;
+    struct WipeWhenDone {
+      TaskRow& row;
+      config::TaskDefinition& definition;
+      ~WipeWhenDone() {
+        crypto::SecureWipeVector(row.definition);
+        config::WipeVerifyKeys(definition);
+      }
+    } wipe{row, definition};
     if (!definition.ParseFromArray(row.definition.data(),
                                    static_cast<int>(row.definition.size()))) {
       warnings.push_back("task " + dap::Base64UrlEncode(row.task_id) +
@@ -344,10 +358,17 @@ ServerResponse AggregatorService::Admin(const ServerRequest& request, std::strin
       // The body is a TaskDefinition or TaskList in text format, as in task files.
       std::string text(request.body.begin(), request.body.end());
       auto definitions = config::ParseTaskFile(text, "request body");
+      crypto::SecureWipe(text.data(), text.size());  // It holds verification keys.
       // Refusals are problem documents, like every other refusal on the wire.
       if (!definitions) {
         return Problem(ProblemType::kInvalidMessage, definitions.error().message());
       }
+      struct WipeWhenDone {
+        std::vector<config::TaskDefinition>& definitions;
+        ~WipeWhenDone() {
+          for (config::TaskDefinition& definition : definitions) config::WipeVerifyKeys(definition);
+        }
+      } wipe{*definitions};
       for (const config::TaskDefinition& definition : *definitions) {
         auto added = AddTask(definition, "admin");
         if (!added) {

@@ -10,7 +10,6 @@ namespace canopy::aggregator {
 
 Result<std::shared_ptr<const Task>> BuildTask(const config::TaskDefinition& definition) {
   auto task = std::make_shared<Task>();
-  task->definition = definition;
   auto id = config::DecodeTaskId(definition.task_id());
   if (!id) return std::unexpected(id.error());
   task->id = *id;

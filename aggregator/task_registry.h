@@ -26,7 +26,6 @@ namespace canopy::aggregator {
 // that use it.
 struct Task {
   dap::TaskId id{};
-  config::TaskDefinition definition;
   dap::TaskConfiguration configuration;
   dap::TaskRules rules;
   std::unique_ptr<poplar::Vdaf> vdaf;

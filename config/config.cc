@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "config/internal/checks.h"
+#include "crypto/secure_wipe.h"
 #include "dap/base64url.h"
 #include "dap/task.h"
 
@@ -691,6 +692,13 @@ Result<CollectorConfig> LoadCollectorConfig(const std::string& path, const LoadO
   Result<std::string> text = internal::ReadFile(path, kMaxConfigFileBytes);
   if (!text) return std::unexpected(text.error());
   return ParseCollectorConfig(*text, path, options);
+}
+
+void WipeVerifyKeys(TaskDefinition& task) {
+  for (VerifyKey& key : *task.mutable_verify_keys()) {
+    std::string* bytes = key.mutable_key();
+    crypto::SecureWipe(bytes->data(), bytes->size());
+  }
 }
 
 Result<dap::TaskConfiguration> ToTaskConfiguration(const TaskDefinition& task) {

@@ -110,6 +110,11 @@ Result<CollectorConfig> ParseCollectorConfig(std::string_view text, const std::s
 // the same checks and add the file and line.
 Result<dap::TaskConfiguration> ToTaskConfiguration(const TaskDefinition& task);
 
+// Overwrites the verification keys that `task` holds (its verify_keys'
+// strings, left in place as zeros), for a definition about to be dropped:
+// the keys are secret, and the task built from it keeps its own copy.
+void WipeVerifyKeys(TaskDefinition& task);
+
 // The task's ID. Errors (kInvalidArgument): not 32 bytes of base64url.
 Result<dap::TaskId> DecodeTaskId(std::string_view base64url);
 

@@ -644,5 +644,17 @@ TEST_F(ConfigTest, UnknownEnumValueIsOnItsLine) {
                    "\"batch_mode\""});
 }
 
+TEST(WipeVerifyKeys, ZeroesEveryKeyInPlace) {
+  TaskDefinition task;
+  task.set_task_id("kept");
+  task.add_verify_keys()->set_key("first-key");
+  task.add_verify_keys()->set_key("second");
+  WipeVerifyKeys(task);
+  ASSERT_EQ(task.verify_keys_size(), 2);
+  EXPECT_EQ(task.verify_keys(0).key(), std::string(9, '\0'));
+  EXPECT_EQ(task.verify_keys(1).key(), std::string(6, '\0'));
+  EXPECT_EQ(task.task_id(), "kept");
+}
+
 }  // namespace
 }  // namespace canopy::config
