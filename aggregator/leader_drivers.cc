@@ -114,13 +114,9 @@ std::string LeaderDrivers::HelperUrl(const Task& task, std::string_view path) co
   return dap::JoinUrl(base, path);
 }
 
-std::string LeaderDrivers::ResolveLocation(const Task& task, const std::string& location) const {
-  if (location.starts_with("http://") || location.starts_with("https://")) return location;
-  // A path: the helper's scheme and authority, then the path.
-  std::string base = HelperUrl(task, "");
-  auto url = dap::HttpUrl::Parse(base);
-  if (!url) return location;
-  return "http://" + url->Authority() + (location.starts_with("/") ? "" : "/") + location;
+std::optional<std::string> LeaderDrivers::ResolveLocation(const Task& task,
+                                                          const std::string& location) const {
+  return internal::LocationOnOrigin(HelperUrl(task, ""), location);
 }
 
 Result<dap::HttpResponse> LeaderDrivers::SendToHelper(dap::HttpMethod method,
@@ -138,8 +134,14 @@ Result<dap::HttpResponse> LeaderDrivers::SendToHelper(dap::HttpMethod method,
   // "Poll later": an empty success with a Location to GET.
   for (int poll = 0; poll < 50 && response->status == 202 && response->body.empty(); ++poll) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    std::string poll_url = response->location.empty() ? url : response->location;
-    response = http_.Send(dap::HttpMethod::kGet, poll_url, {}, {}, options_.peer_token);
+    std::optional<std::string> poll_url =
+        response->location.empty() ? url : internal::LocationOnOrigin(url, response->location);
+    if (!poll_url) {
+      return MakeError(
+          ErrorCode::kIoError,
+          "the helper's answer to " + url + " sends the leader elsewhere: " + response->location);
+    }
+    response = http_.Send(dap::HttpMethod::kGet, *poll_url, {}, {}, options_.peer_token);
     if (!response) return response;
   }
   if (response->status == 202 && response->body.empty()) {
@@ -1062,8 +1064,13 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       if (answer.error().code() != ErrorCode::kVerifyFailed) return std::unexpected(answer.error());
       Log("abandoning aggregation job: " + answer.error().message());
       abandon = true;
+    } else if (std::optional<std::string> location = ResolveLocation(task, answer->location);
+               !location) {
+      Log("abandoning aggregation job: the helper's Location is not on its own origin: " +
+          answer->location);
+      abandon = true;
     } else {
-      helper_location = ResolveLocation(task, answer->location);
+      helper_location = std::move(*location);
       auto decoded = dap::Decode<dap::AggregationJobResp>(answer->body);
       if (!decoded || decoded->verify_resps.size() != sent.size()) {
         abandon = true;

@@ -5,6 +5,7 @@
 
 #include <google/protobuf/text_format.h>
 
+#include <cctype>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -78,8 +79,12 @@ ServerResponse AggregatorService::DispatchSafely(const ServerRequest& request) {
 bool AggregatorService::Authorized(const ServerRequest& request, const std::string& token) const {
   if (token.empty()) return false;
   std::string_view header = request.Header("authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (header.size() <= kBearer.size() || header.substr(0, kBearer.size()) != kBearer) return false;
+  // The scheme's name is case-insensitive (RFC 9110, section 11.1).
+  constexpr std::string_view kBearer = "bearer ";
+  if (header.size() <= kBearer.size()) return false;
+  for (size_t i = 0; i < kBearer.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) != kBearer[i]) return false;
+  }
   return internal::ConstantTimeEquals(header.substr(kBearer.size()), token);
 }
 

@@ -142,9 +142,29 @@ ServerResponse Message(int status, std::string_view message_name, std::vector<ui
   return response;
 }
 
+std::optional<std::string> LocationOnOrigin(const std::string& request_url,
+                                            const std::string& location) {
+  auto origin = dap::HttpUrl::Parse(request_url);
+  if (!origin) return std::nullopt;
+  if (location.find("://") != std::string::npos) {
+    auto target = dap::HttpUrl::Parse(location);
+    if (!target || target->Authority() != origin->Authority()) return std::nullopt;
+    return location;
+  }
+  return "http://" + origin->Authority() + (location.starts_with("/") ? "" : "/") + location;
+}
+
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  // Their digests are compared, not the strings: a comparison that stopped
+  // at a length mismatch would tell a caller the token's length.
+  auto digest = [](std::string_view text, std::span<uint8_t, crypto::kSha256DigestSize> out) {
+    return crypto::Sha256(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()), out);
+  };
+  uint8_t a_digest[crypto::kSha256DigestSize];
+  uint8_t b_digest[crypto::kSha256DigestSize];
+  if (!digest(a, a_digest) || !digest(b, b_digest)) return false;
+  return CRYPTO_memcmp(a_digest, b_digest, crypto::kSha256DigestSize) == 0;
 }
 
 dap::Bytes FirstBucketKey(const dap::Interval& interval) { return TimeBucketKey(interval.start); }

@@ -84,8 +84,18 @@ ServerResponse WrongMediaType(std::string_view message, const dap::TaskId& task_
 // A response with a DAP message body.
 ServerResponse Message(int status, std::string_view message_name, std::vector<uint8_t> body);
 
-// Compares two secrets in time independent of their content (the length may
-// leak; tokens have public lengths).
+// The URL that a Location header answered to a request to `request_url`
+// names: a path, on the request's authority, or an absolute URL on the same
+// scheme and authority. nullopt for an absolute URL anywhere else (or one
+// that does not parse): the leader sends its peer token with every request
+// to the helper, and an answer (the helper's, or a proxy's) must not be
+// able to send it, or the leader's requests, to another host.
+std::optional<std::string> LocationOnOrigin(const std::string& request_url,
+                                            const std::string& location);
+
+// Compares two secrets (bearer tokens) in time independent of their content
+// and of their lengths: their SHA-256 digests are compared. False also when
+// hashing fails.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
 // The bucket keys of a time_interval batch: one per time unit in

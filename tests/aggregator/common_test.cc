@@ -129,5 +129,37 @@ TEST(UpdateChecksum, XorsEachReportIdsDigest) {
   EXPECT_EQ(twice, Checksum{});
 }
 
+TEST(LocationOnOrigin, StaysOnTheRequestsAuthority) {
+  const std::string request = "http://helper.example:8080/dap/tasks/t/aggregation_jobs";
+  EXPECT_EQ(LocationOnOrigin(request, "/dap/tasks/t/aggregation_jobs/j"),
+            "http://helper.example:8080/dap/tasks/t/aggregation_jobs/j");
+  EXPECT_EQ(LocationOnOrigin(request, "tasks/t/aggregation_jobs/j"),
+            "http://helper.example:8080/tasks/t/aggregation_jobs/j");
+  // An absolute URL on the same authority (the default port spelt out or not).
+  EXPECT_EQ(LocationOnOrigin(request, "http://helper.example:8080/x"),
+            "http://helper.example:8080/x");
+  EXPECT_EQ(LocationOnOrigin("http://helper.example/a", "http://helper.example:80/x"),
+            "http://helper.example:80/x");
+  // Anywhere else is refused: another host, another port, another scheme.
+  for (const char* elsewhere : {"http://attacker.example:8080/x", "http://helper.example:8081/x",
+                                "https://helper.example:8080/x", "ftp://helper.example:8080/x",
+                                "http://user@helper.example:8080/x"}) {
+    EXPECT_EQ(LocationOnOrigin(request, elsewhere), std::nullopt) << elsewhere;
+  }
+  // A path that looks like a host stays a path on the helper.
+  EXPECT_EQ(LocationOnOrigin(request, "//attacker.example/x"),
+            "http://helper.example:8080//attacker.example/x");
+  // Without a request URL that parses there is no origin to stay on.
+  EXPECT_EQ(LocationOnOrigin("not a url", "/x"), std::nullopt);
+}
+
+TEST(ConstantTimeEquals, EqualOnlyForTheSameBytes) {
+  EXPECT_TRUE(ConstantTimeEquals("secret-token", "secret-token"));
+  EXPECT_FALSE(ConstantTimeEquals("secret-token", "secret-tokeN"));
+  EXPECT_FALSE(ConstantTimeEquals("secret-token", "secret-token-longer"));
+  EXPECT_FALSE(ConstantTimeEquals("secret-token", ""));
+  EXPECT_TRUE(ConstantTimeEquals("", ""));
+}
+
 }  // namespace
 }  // namespace canopy::aggregator::internal

@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <memory>
 #include <optional>
 #include <span>
@@ -394,6 +395,12 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> Malformed(
   return bodies;
 }
 
+// `text` in upper case (ASCII).
+std::string ToUpper(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return text;
+}
+
 TEST_F(HostileInputTest, MalformedBodiesOnEveryPostEndpoint) {
   const dap::TaskId prio3 = AddPrio3CountTask();
   const dap::TaskId poplar1 = AddPoplar1Task(false);
@@ -622,7 +629,8 @@ TEST_F(HostileInputTest, WrongOrMissingBearerTokens) {
       ExpectServing();
     }
   }
-  // The token must follow "Bearer " exactly; other schemes are refused.
+  // The token must follow the Bearer scheme and one space; other schemes are
+  // refused.
   for (const std::string& header_value :
        {std::string("Basic ") + kCollectorToken, std::string("Bearer") + kCollectorToken,
         std::string(kCollectorToken)}) {
@@ -635,6 +643,18 @@ TEST_F(HostileInputTest, WrongOrMissingBearerTokens) {
                           std::string(collection.begin(), collection.end());
     std::string answer = RawExchange(deployment_.leader().server->port(), request);
     EXPECT_TRUE(answer.starts_with("HTTP/1.1 403")) << header_value << ": " << answer;
+  }
+  // The scheme's name is case-insensitive (RFC 9110); the token is not.
+  for (const auto& [header_value, status] :
+       {std::pair{std::string("bearer ") + kAdminToken, "200"},
+        std::pair{std::string("BEARER ") + kAdminToken, "200"},
+        std::pair{std::string("Bearer ") + ToUpper(kAdminToken), "403"}}) {
+    std::string answer = RawExchange(deployment_.leader().server->port(),
+                                     "GET /admin/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                     "Connection: close\r\nAuthorization: " +
+                                         header_value + "\r\n\r\n");
+    EXPECT_TRUE(answer.starts_with(std::string("HTTP/1.1 ") + status))
+        << header_value << ": " << answer;
   }
   // The right tokens work; the task is still there.
   EXPECT_TRUE(
