@@ -49,6 +49,8 @@
 #include <utility>
 #include <vector>
 
+#include "aggregator/internal/request_body.h"
+
 namespace canopy::aggregator {
 namespace {
 
@@ -232,6 +234,8 @@ struct ServerState {
   RequestHandler& handler;
   std::shared_ptr<Gate> gate = std::make_shared<Gate>();
   std::atomic<bool> stopping{false};
+  // Sessions alive (HttpServerOptions::max_connections bounds them).
+  std::atomic<size_t> connections{0};
   std::optional<asio::thread_pool> workers;
   const void* owner = nullptr;  // The server, for tls_current_server.
 };
@@ -276,12 +280,14 @@ class ResponseSlot {
 // One connection. Every member function runs on the connection's strand.
 class Session : public std::enable_shared_from_this<Session> {
  public:
+  // The caller has counted the session in `state.connections`.
   Session(tcp::socket socket, ServerState& state)
       : state_(state), stream_(std::move(socket)), hold_(stream_.get_executor()) {
     error_code ec;
     const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_address_ = FormatEndpoint(peer);
   }
+  ~Session() { state_.connections.fetch_sub(1); }
 
   void Start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadRequest(); });
@@ -303,7 +309,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   enum class AfterWrite { kReadNext, kClose, kLinger };
-  using Parser = http::request_parser<http::vector_body<uint8_t>>;
+  using Parser = http::request_parser<internal::RequestBody>;
 
   void ReadRequest() {
     if (state_.stopping.load()) return Close();
@@ -372,7 +378,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Dispatch() {
-    http::request<http::vector_body<uint8_t>> message = parser_->release();
+    http::request<internal::RequestBody> message = parser_->release();
     parser_.reset();
     request_version_ = message.version();
     request_keep_alive_ = message.keep_alive();
@@ -588,6 +594,7 @@ Result<void> CheckOptions(const HttpServerOptions& options) {
   if (options.network_threads < 1) return bad("network_threads must be at least 1");
   if (options.worker_threads < 1) return bad("worker_threads must be at least 1");
   if (options.max_body_bytes == 0) return bad("max_body_bytes must not be zero");
+  if (options.max_connections == 0) return bad("max_connections must not be zero");
   if (options.request_timeout <= std::chrono::milliseconds::zero()) {
     return bad("request_timeout must be positive");
   }
@@ -723,6 +730,13 @@ class BeastServer final : public HttpServer {
       return;
     }
     error_code ignored;
+    if (state_.connections.fetch_add(1) >= state_.options.max_connections) {
+      // Over the limit: closed before a byte is read, so that open
+      // connections (each may hold a request body) stay bounded.
+      state_.connections.fetch_sub(1);
+      socket.close(ignored);
+      return Accept();
+    }
     socket.set_option(tcp::no_delay(true), ignored);
     std::make_shared<Session>(std::move(socket), state_)->Start();
     Accept();

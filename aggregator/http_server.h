@@ -34,6 +34,8 @@ struct HttpServerOptions {
   // IPv6 literals in brackets: "[::1]:8080".
   std::string listen_address = "127.0.0.1:0";
   size_t max_body_bytes = size_t{32} << 20;
+  // Connections open at once; one accepted beyond them is closed at once.
+  size_t max_connections = 1024;
   std::chrono::milliseconds request_timeout{30000};
   // Threads running the io_context (accepting, reading, writing).
   int network_threads = 1;

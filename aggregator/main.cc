@@ -180,6 +180,7 @@ int Serve(const std::string& config_path, bool check_only) {
   HttpServerOptions server_options;
   server_options.listen_address = config->listen_address();
   server_options.max_body_bytes = config->limits().max_request_body_bytes();
+  server_options.max_connections = config->limits().max_connections();
   server_options.request_timeout = std::chrono::seconds(config->limits().request_timeout_seconds());
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   // Two per core by default: a worker also waits for the datastore (one

@@ -407,6 +407,11 @@ void CheckAggregator(AggregatorConfig& config, const Where& where, const std::st
   if (limits.request_timeout_seconds() == 0) {
     limits.set_request_timeout_seconds(kDefaultRequestTimeoutSeconds);
   }
+  if (limits.max_connections() == 0) limits.set_max_connections(kDefaultMaxConnections);
+  if (limits.max_connections() > 65536) {
+    where.Nested("limits").Fail("max_connections",
+                                "must be at most 65536, got " + Str(limits.max_connections()));
+  }
   if (limits.worker_threads() > 1024) {
     where.Nested("limits").Fail("worker_threads",
                                 "must be at most 1024, got " + Str(limits.worker_threads()));

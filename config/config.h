@@ -39,6 +39,7 @@ namespace canopy::config {
 inline constexpr uint64_t kDefaultTolerableClockSkewSeconds = 60;
 inline constexpr uint64_t kDefaultMaxRequestBodyBytes = uint64_t{32} << 20;
 inline constexpr uint32_t kDefaultRequestTimeoutSeconds = 30;
+inline constexpr uint32_t kDefaultMaxConnections = 1024;
 inline constexpr uint64_t kDefaultReportExpirySeconds = 7 * 24 * 3600;
 inline constexpr uint64_t kDefaultGarbageCollectionIntervalSeconds = 300;
 inline constexpr uint32_t kDefaultMaxReportsPerAggregationJob = 500;

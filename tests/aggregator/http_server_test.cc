@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "aggregator/internal/request_body.h"
 #include "dap/http_client.h"
 
 namespace canopy::aggregator {
@@ -684,6 +685,36 @@ TEST(HttpServerTest, StopGivesUpAfterTheGraceAndLateAnswersAreDropped) {
   parked.clear();               // The last copy dies after the server.
 }
 
+TEST(HttpServerTest, ConnectionsBeyondTheLimitAreClosed) {
+  TestHandler handler(Echo);
+  HttpServerOptions options = TestOptions();
+  options.max_connections = 2;
+  auto server = StartServer(handler, options);
+  ASSERT_TRUE(server);
+  const uint16_t port = server->port();
+  auto served = [](RawConnection& connection) {
+    connection.Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    return connection.Read().has_value();
+  };
+  std::optional<RawConnection> first(std::in_place, port);
+  RawConnection second(port);
+  ASSERT_TRUE(served(*first));
+  ASSERT_TRUE(served(second));
+  RawConnection third(port);
+  EXPECT_TRUE(third.ClosedWithin(5000ms));
+  // Once one of the two has gone, a new connection is served (the server
+  // notices the close on its own time: a few tries).
+  first.reset();
+  bool fourth_served = false;
+  for (int attempt = 0; attempt < 50 && !fourth_served; ++attempt) {
+    RawConnection fourth(port);
+    fourth_served = served(fourth);
+    if (!fourth_served) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(fourth_served);
+  EXPECT_TRUE(served(second));  // The one kept open still works.
+}
+
 TEST(HttpServerTest, StopClosesIdleConnectionsAndStopsAccepting) {
   TestHandler handler(Echo);
   auto server = StartServer(handler);
@@ -845,6 +876,73 @@ TEST(HttpServerTest, RefusesNonsensicalOptions) {
     ASSERT_FALSE(server);
     EXPECT_EQ(server.error().code(), ErrorCode::kInvalidArgument);
   }
+}
+
+// ---------------------------------------------------------------------------
+// The request body's memory.
+
+using internal::RequestBody;
+
+// Feeds `bytes` to a RequestBody reader in pieces of `piece` bytes, after
+// init with `announced`; checks at each piece that the memory held stays
+// within twice what arrived (or the reserve ahead). Returns the body.
+std::vector<uint8_t> Receive(const std::vector<uint8_t>& bytes, boost::optional<uint64_t> announced,
+                             size_t piece) {
+  http::request_header<> header;
+  RequestBody::value_type body;
+  RequestBody::reader reader(header, body);
+  beast::error_code ec;
+  reader.init(announced, ec);
+  EXPECT_FALSE(ec);
+  EXPECT_LE(body.capacity(), RequestBody::kReserveAhead);
+  for (size_t at = 0; at < bytes.size(); at += piece) {
+    const size_t n = std::min(piece, bytes.size() - at);
+    EXPECT_EQ(reader.put(asio::buffer(bytes.data() + at, n), ec), n);
+    EXPECT_FALSE(ec);
+    EXPECT_LE(body.capacity(), std::max(2 * body.size(), RequestBody::kReserveAhead));
+  }
+  reader.finish(ec);
+  EXPECT_FALSE(ec);
+  return body;
+}
+
+std::vector<uint8_t> Pattern(size_t size) {
+  std::vector<uint8_t> bytes(size);
+  for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<uint8_t>(i * 131 + (i >> 8));
+  return bytes;
+}
+
+TEST(RequestBody, MemoryFollowsTheBytesReceivedNotTheLengthAnnounced) {
+  // Announced 32 MiB, nothing sent: at most the reserve ahead is held.
+  {
+    http::request_header<> header;
+    RequestBody::value_type body;
+    RequestBody::reader reader(header, body);
+    beast::error_code ec;
+    reader.init(uint64_t{32} << 20, ec);
+    EXPECT_FALSE(ec);
+    EXPECT_LE(body.capacity(), RequestBody::kReserveAhead);
+  }
+  // A body of 3 MiB in pieces, announced or chunked, arrives whole.
+  const std::vector<uint8_t> sent = Pattern(3 << 20);
+  EXPECT_EQ(Receive(sent, uint64_t{sent.size()}, 100000), sent);
+  EXPECT_EQ(Receive(sent, boost::none, 65536), sent);
+  // Small bodies in one piece.
+  EXPECT_EQ(Receive(Pattern(10), uint64_t{10}, 10), Pattern(10));
+  EXPECT_EQ(Receive({}, uint64_t{0}, 1), std::vector<uint8_t>{});
+}
+
+TEST(RequestBody, AnAnnouncedLengthIsReservedExactlyOnceReached) {
+  const std::vector<uint8_t> sent = Pattern(RequestBody::kReserveAhead + 1000);
+  http::request_header<> header;
+  RequestBody::value_type body;
+  RequestBody::reader reader(header, body);
+  beast::error_code ec;
+  reader.init(uint64_t{sent.size()}, ec);
+  reader.put(asio::buffer(sent), ec);
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(body, sent);
+  EXPECT_EQ(body.capacity(), sent.size());
 }
 
 }  // namespace
