@@ -154,7 +154,14 @@ Result<dap::HttpResponse> LeaderDrivers::SendToHelper(dap::HttpMethod method,
     if (problem) {
       message += " " + std::string(dap::ProblemToken(problem->type)) + ": " + problem->detail;
     }
-    return MakeError(ErrorCode::kVerifyFailed, message);
+    // A DAP problem document with a 4xx status is the helper's verdict on
+    // the request: the job is abandoned, the collection fails. Anything else
+    // (a refused token after a rotation, a 404 or 429 from something between
+    // the aggregators, a 5xx) may pass, and must not lose the job's reports:
+    // the request is tried again later.
+    const bool verdict =
+        response->status < 500 && problem && !dap::ProblemToken(problem->type).empty();
+    return MakeError(verdict ? ErrorCode::kVerifyFailed : ErrorCode::kIoError, message);
   }
   return response;
 }

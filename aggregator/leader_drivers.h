@@ -220,8 +220,10 @@ class LeaderDrivers {
   Result<void> ContinueJob(JobContext& context, const Writes* start_writes = nullptr);
   Result<bool> DriveCollectionJob(const Lease& lease);
   // Sends a request to the helper, following a "poll later" answer until
-  // the resource is ready. Errors: kIoError (network, 5xx), and kVerifyFailed
-  // for a problem document (its type and detail in the message).
+  // the resource is ready. Errors: kVerifyFailed for a DAP problem document
+  // with a 4xx status (its type and detail in the message); kIoError for
+  // anything else (network, 5xx, a refused token, a 4xx without a DAP
+  // problem type), which is worth trying again.
   Result<dap::HttpResponse> SendToHelper(dap::HttpMethod method, const std::string& url,
                                          std::string_view content_type,
                                          std::span<const uint8_t> body);

@@ -638,6 +638,40 @@ TEST(EndToEnd, APassDrivesAFailingJobOnce) {
   level.ExpectCollectedExactly();
 }
 
+// A helper that refuses the leader's token (403, not a DAP problem type:
+// say, a token rotated on one side first) leaves the jobs to be tried again,
+// not abandoned: once the tokens agree, every report counts.
+TEST(EndToEnd, ARefusedTokenLeavesTheJobsToBeTriedAgain) {
+  DeploymentOptions options;
+  options.max_reports_per_job = 5;
+  Deployment deployment(options);
+  PendingFirstLevel level(deployment);
+  testing::Party& leader = deployment.leader();
+  dap::HttpClientOptions no_retries;
+  no_retries.max_attempts = 1;
+  auto http = dap::HttpClient::Create(no_retries);
+  ASSERT_TRUE(http);
+  LeaderDriverOptions wrong_token;
+  wrong_token.peer_token = "not-the-peer-token";
+  wrong_token.max_reports_per_job = options.max_reports_per_job;
+  LeaderDrivers refused(wrong_token, *leader.datastore, leader.tasks, leader.service->hpke_keys(),
+                        *http, leader.metrics, leader.service->report_cache(),
+                        leader.service->level_claims());
+  auto created = refused.CreateAggregationJobs();
+  ASSERT_TRUE(created);
+  EXPECT_EQ(*created, 30u);
+  ::testing::internal::CaptureStderr();
+  auto driven = refused.DriveAggregationJobs();
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(driven);
+  EXPECT_EQ(*driven, 0u);
+  EXPECT_EQ(log.find("abandoning"), std::string::npos) << log;
+  EXPECT_NE(log.find("helper answered 403"), std::string::npos) << log;
+  // The same jobs, driven with the right token once their retry is due.
+  std::this_thread::sleep_for(LeaderDriverOptions().retry_delay);
+  level.ExpectCollectedExactly();
+}
+
 // A level's first pass makes only first_pass_jobs jobs, so that the drivers
 // start at once; the next pass makes the rest, and the level counts every
 // report once.
