@@ -21,6 +21,7 @@
 namespace canopy::aggregator {
 
 using dap::ProblemType;
+using internal::MethodNotAllowed;
 using internal::Problem;
 
 AggregatorService::AggregatorService(ServiceOptions options, Datastore& datastore,
@@ -92,7 +93,7 @@ ServerResponse AggregatorService::Dispatch(const ServerRequest& request) {
   std::string_view path = request.path;
   // The aggregator's URL may carry a path prefix: route on what follows it.
   if (path.ends_with("/hpke_config")) {
-    if (request.method != "GET") return Problem(ProblemType::kInvalidMessage, "use GET");
+    if (request.method != "GET") return MethodNotAllowed("GET");
     return GetHpkeConfig();
   }
   if (path == "/healthz") return Healthz();
@@ -104,10 +105,7 @@ ServerResponse AggregatorService::Dispatch(const ServerRequest& request) {
   if (tasks != std::string_view::npos) {
     return DispatchTask(request, path.substr(tasks + std::string_view("/tasks/").size()));
   }
-  ServerResponse not_found;
-  not_found.status = 404;
-  not_found.SetBody("text/plain", "not found\n");
-  return not_found;
+  return internal::NotFound("no such resource");
 }
 
 namespace {
@@ -131,14 +129,6 @@ std::optional<std::array<uint8_t, N>> DecodeId(std::string_view text) {
   std::array<uint8_t, N> id;
   std::copy(bytes->begin(), bytes->end(), id.begin());
   return id;
-}
-
-ServerResponse MethodNotAllowed(std::string_view allowed) {
-  ServerResponse response = Problem(ProblemType::kInvalidMessage,
-                                    "method not allowed here; allowed: " + std::string(allowed));
-  response.status = 405;
-  response.SetHeader("Allow", std::string(allowed));
-  return response;
 }
 
 // The task and job a collection job poll names ("GET .../tasks/{task}/
@@ -177,9 +167,7 @@ bool AggregatorService::HoldCollectionPoll(const std::shared_ptr<ServerRequest>&
 ServerResponse AggregatorService::DispatchTask(const ServerRequest& request,
                                                std::string_view rest) {
   std::vector<std::string_view> segments = Segments(rest);
-  if (segments.size() < 2 || segments.size() > 3) {
-    return Problem(ProblemType::kInvalidMessage, "unknown resource");
-  }
+  if (segments.size() < 2 || segments.size() > 3) return internal::NotFound("no such resource");
   std::string_view resource = segments[1];
   const bool leader = options_.role == dap::Role::kLeader;
   // Authentication comes first, so that a caller without the token cannot

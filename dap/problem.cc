@@ -18,7 +18,7 @@ struct ProblemInfo {
   std::string_view title;
 };
 
-constexpr std::array<ProblemInfo, 13> kProblems = {{
+constexpr std::array<ProblemInfo, 15> kProblems = {{
     {ProblemType::kInvalidMessage, "invalidMessage",
      "The message could not be parsed or is invalid."},
     {ProblemType::kUnrecognizedTask, "unrecognizedTask", "The task ID is unknown."},
@@ -40,6 +40,8 @@ constexpr std::array<ProblemInfo, 13> kProblems = {{
      "An extension list is out of order or malformed."},
     {ProblemType::kUnauthorized, "", "The request is not authorized."},
     {ProblemType::kInternal, "", "The server failed to handle the request."},
+    {ProblemType::kNotFound, "", "There is no such resource."},
+    {ProblemType::kMethodNotAllowed, "", "The resource does not allow this method."},
 }};
 
 const ProblemInfo& InfoOf(ProblemType type) {
@@ -63,7 +65,10 @@ int ProblemStatus(ProblemType type) {
   switch (type) {
     case ProblemType::kUnrecognizedTask:
     case ProblemType::kUnrecognizedAggregationJob:
+    case ProblemType::kNotFound:
       return 404;
+    case ProblemType::kMethodNotAllowed:
+      return 405;
     case ProblemType::kUnauthorized:
       return 403;
     case ProblemType::kInternal:
@@ -105,11 +110,14 @@ Result<ProblemDocument> ProblemDocument::FromJson(std::string_view json) {
       }
     }
   } else {
+    // A type outside DAP's: told apart by its status.
     const boost::json::value* status = object.if_contains("status");
+    const int64_t code = status != nullptr && status->is_int64() ? status->as_int64() : 0;
     known = true;
-    document.type = status != nullptr && status->is_int64() && status->as_int64() >= 500
-                        ? ProblemType::kInternal
-                        : ProblemType::kUnauthorized;
+    document.type = code >= 500   ? ProblemType::kInternal
+                    : code == 404 ? ProblemType::kNotFound
+                    : code == 405 ? ProblemType::kMethodNotAllowed
+                                  : ProblemType::kUnauthorized;
   }
   if (!known) {
     return MakeError(ErrorCode::kDecodeError, "unknown DAP problem type " + std::string(uri));

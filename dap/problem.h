@@ -14,10 +14,10 @@ namespace canopy::dap {
 
 inline constexpr std::string_view kProblemMediaType = "application/problem+json";
 
-// The DAP error types (urn:ietf:params:ppm:dap:error:<token>), and two that
-// are not DAP's own: authentication failures and internal errors use
-// "about:blank" with a status, since servers must not invent tokens in the
-// DAP namespace.
+// The DAP error types (urn:ietf:params:ppm:dap:error:<token>), and four that
+// are not DAP's own: authentication failures, unknown resources, methods a
+// resource does not allow and internal errors use "about:blank" with their
+// HTTP status, since servers must not invent tokens in the DAP namespace.
 enum class ProblemType {
   kInvalidMessage,
   kUnrecognizedTask,
@@ -30,8 +30,10 @@ enum class ProblemType {
   kBatchOverlap,
   kUnsupportedExtension,
   kInvalidExtension,
-  kUnauthorized,  // about:blank, 403
-  kInternal,      // about:blank, 500
+  kUnauthorized,      // about:blank, 403
+  kInternal,          // about:blank, 500
+  kNotFound,          // about:blank, 404
+  kMethodNotAllowed,  // about:blank, 405
 };
 
 // The draft's token ("invalidMessage"), or "" for the non-DAP types.
@@ -40,8 +42,9 @@ std::string_view ProblemToken(ProblemType type);
 // The "type" URI: "urn:ietf:params:ppm:dap:error:<token>" or "about:blank".
 std::string ProblemTypeUri(ProblemType type);
 
-// The HTTP status Canopy answers with: 404 for an unknown task or job, 403
-// for a failed authentication, 500 for an internal error, 400 otherwise.
+// The HTTP status Canopy answers with: 404 for an unknown task, job or
+// resource, 403 for a failed authentication, 405 for a method the resource
+// does not allow, 500 for an internal error, 400 otherwise.
 int ProblemStatus(ProblemType type);
 
 // A problem document.

@@ -119,8 +119,13 @@ ServerResponse Problem(dap::ProblemType type, std::string detail, const dap::Tas
 }
 
 ServerResponse NotFound(std::string detail, const dap::TaskId* task_id) {
-  ServerResponse response = Problem(dap::ProblemType::kInvalidMessage, std::move(detail), task_id);
-  response.status = 404;
+  return Problem(dap::ProblemType::kNotFound, std::move(detail), task_id);
+}
+
+ServerResponse MethodNotAllowed(std::string_view allowed) {
+  ServerResponse response = Problem(dap::ProblemType::kMethodNotAllowed,
+                                    "method not allowed here; allowed: " + std::string(allowed));
+  response.SetHeader("Allow", std::string(allowed));
   return response;
 }
 

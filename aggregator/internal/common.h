@@ -72,9 +72,13 @@ int64_t NowMilliseconds();
 ServerResponse Problem(dap::ProblemType type, std::string detail,
                        const dap::TaskId* task_id = nullptr);
 
-// A 404 answer for a resource that does not exist (or no longer does): an
-// invalidMessage problem document saying so.
+// A 404 answer for a resource that does not exist (or no longer does): a
+// problem document (about:blank, RFC 9457) saying so.
 ServerResponse NotFound(std::string detail, const dap::TaskId* task_id = nullptr);
+
+// A 405 answer for a method the resource does not allow: a problem document
+// (about:blank) and an Allow header listing `allowed` ("GET, DELETE").
+ServerResponse MethodNotAllowed(std::string_view allowed);
 
 // Whether the request's Content-Type is DAP's media type for `message`
 // ("upload-req", ...), and the 415 answer when it is not.

@@ -733,12 +733,18 @@ TEST_F(HostileInputTest, UnknownAndMalformedTaskIds) {
       ExpectServing();
     }
   }
-  // Each role serves only its own resources.
-  EXPECT_TRUE(IsProblem(Post(HelperUrl(TaskPath(known, "reports")), "upload-req", upload), 404,
-                        "invalidMessage", &known));
+  // Each role serves only its own resources (not found: about:blank, 404).
+  EXPECT_TRUE(IsProblem(Post(HelperUrl(TaskPath(known, "reports")), "upload-req", upload), 404, "",
+                        &known));
   EXPECT_TRUE(IsProblem(Post(LeaderUrl(TaskPath(known, "aggregation_jobs")),
                              "aggregation-job-init-req", upload, kPeerToken),
-                        404, "invalidMessage", &known));
+                        404, "", &known));
+  // Paths that are not resources at all, and methods a resource does not
+  // allow, get problem documents too.
+  EXPECT_TRUE(IsProblem(Send(HttpMethod::kGet, LeaderUrl("no/such/path"), {}, {}, ""), 404, ""));
+  EXPECT_TRUE(IsProblem(Send(HttpMethod::kGet, LeaderUrl("tasks/x"), {}, {}, ""), 404, ""));
+  auto wrong_method = Send(HttpMethod::kPost, LeaderUrl("hpke_config"), {}, {}, "");
+  EXPECT_TRUE(IsProblem(wrong_method, 405, ""));
   EXPECT_TRUE(HasStatus(Post(LeaderUrl(TaskPath(known, "reports")), "upload-req", upload), 200));
 }
 

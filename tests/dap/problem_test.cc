@@ -37,7 +37,12 @@ TEST(ProblemDocument, EveryTypeHasItsUriAndStatus) {
   EXPECT_EQ(ProblemStatus(ProblemType::kBatchOverlap), 400);
   EXPECT_EQ(ProblemTypeUri(ProblemType::kUnauthorized), "about:blank");
   EXPECT_EQ(ProblemStatus(ProblemType::kUnauthorized), 403);
-  for (int i = 0; i <= static_cast<int>(ProblemType::kInternal); ++i) {
+  EXPECT_EQ(ProblemTypeUri(ProblemType::kNotFound), "about:blank");
+  EXPECT_EQ(ProblemStatus(ProblemType::kNotFound), 404);
+  EXPECT_EQ(ProblemTypeUri(ProblemType::kMethodNotAllowed), "about:blank");
+  EXPECT_EQ(ProblemStatus(ProblemType::kMethodNotAllowed), 405);
+  // Every type parses back as itself (the about:blank ones by their status).
+  for (int i = 0; i <= static_cast<int>(ProblemType::kMethodNotAllowed); ++i) {
     ProblemDocument document{static_cast<ProblemType>(i), "detail " + std::to_string(i), {}};
     TaskId task{};
     task[0] = static_cast<uint8_t>(i);
