@@ -154,14 +154,17 @@ Result<dap::HttpResponse> LeaderDrivers::SendToHelper(dap::HttpMethod method,
     if (problem) {
       message += " " + std::string(dap::ProblemToken(problem->type)) + ": " + problem->detail;
     }
-    // A DAP problem document with a 4xx status is the helper's verdict on
-    // the request: the job is abandoned, the collection fails. Anything else
-    // (a refused token after a rotation, a 404 or 429 from something between
-    // the aggregators, a 5xx) may pass, and must not lose the job's reports:
-    // the request is tried again later.
-    const bool verdict =
-        response->status < 500 && problem && !dap::ProblemToken(problem->type).empty();
-    return MakeError(verdict ? ErrorCode::kVerifyFailed : ErrorCode::kIoError, message);
+    // A 4xx is the helper's verdict on the request (the job is abandoned,
+    // the collection fails), except for answers that may pass and must not
+    // lose the job's reports, which are tried again later: a refused token
+    // (401, 403: say, a token rotated on one side first), a timeout or a
+    // rate limit (408, 429), a 404 that is not DAP's (from something between
+    // the aggregators), and any 5xx.
+    const int status = response->status;
+    const bool dap_type = problem && !dap::ProblemToken(problem->type).empty();
+    const bool transient = status >= 500 || status == 401 || status == 403 || status == 408 ||
+                           status == 429 || (status == 404 && !dap_type);
+    return MakeError(transient ? ErrorCode::kIoError : ErrorCode::kVerifyFailed, message);
   }
   return response;
 }
@@ -1073,9 +1076,11 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       abandon = true;
     } else if (std::optional<std::string> location = ResolveLocation(task, answer->location);
                !location) {
-      Log("abandoning aggregation job: the helper's Location is not on its own origin: " +
-          answer->location);
-      abandon = true;
+      // Not abandoned: the helper has taken the job, and would not take its
+      // reports again. Tried again later (the helper answers from what it
+      // stored), with the error in the log for an operator.
+      return MakeError(ErrorCode::kIoError,
+                       "the helper's Location is not on its own origin: " + answer->location);
     } else {
       helper_location = std::move(*location);
       auto decoded = dap::Decode<dap::AggregationJobResp>(answer->body);

@@ -220,10 +220,10 @@ class LeaderDrivers {
   Result<void> ContinueJob(JobContext& context, const Writes* start_writes = nullptr);
   Result<bool> DriveCollectionJob(const Lease& lease);
   // Sends a request to the helper, following a "poll later" answer until
-  // the resource is ready. Errors: kVerifyFailed for a DAP problem document
-  // with a 4xx status (its type and detail in the message); kIoError for
-  // anything else (network, 5xx, a refused token, a 4xx without a DAP
-  // problem type), which is worth trying again.
+  // the resource is ready. Errors: kVerifyFailed for a 4xx answer, the
+  // helper's verdict (the problem document's type and detail in the
+  // message); kIoError for what is worth trying again: the network, a 5xx,
+  // 401, 403, 408, 429, and a 404 without a DAP problem type.
   Result<dap::HttpResponse> SendToHelper(dap::HttpMethod method, const std::string& url,
                                          std::string_view content_type,
                                          std::span<const uint8_t> body);

@@ -1800,8 +1800,9 @@ class LockFile {
     const std::string lock_path = path + ".lock";
     lock.fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lock.fd_ < 0) {
+      const int error = errno;
       return MakeError(ErrorCode::kIoError, "database " + path + ": cannot open its lock file " +
-                                                lock_path + ": " + std::strerror(errno));
+                                                lock_path + ": " + std::strerror(error));
     }
     if (flock(lock.fd_, LOCK_EX | LOCK_NB) != 0) {
       const int error = errno;

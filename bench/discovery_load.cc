@@ -27,12 +27,14 @@
 // Exit status: 0 when the heavy hitters equal the true counts or the run
 // stopped after the round asked, 1 otherwise or on any failure, 2 for bad
 // arguments, 130 when interrupted by a signal.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -147,7 +149,10 @@ class EarlyExit {
   // Exit(130). Handlers, unlike a blocked signal mask, do not carry over
   // into the aggregators the run starts (exec resets them).
   static void Install() {
-    if (pipe(signal_pipe_) != 0) return;  // Then signals end the process as by default.
+    // Close-on-exec: the aggregators get neither end. The handler's end
+    // does not block: a second signal before the first is read is dropped.
+    if (pipe2(signal_pipe_, O_CLOEXEC) != 0) return;  // Signals then end the process.
+    fcntl(signal_pipe_[1], F_SETFL, O_NONBLOCK);
     std::thread([] {
       char byte = 0;
       while (read(signal_pipe_[0], &byte, 1) != 1) {
@@ -157,8 +162,10 @@ class EarlyExit {
     }).detach();
     struct sigaction action = {};
     action.sa_handler = [](int) {
+      const int saved_errno = errno;  // The interrupted code's.
       const char byte = 1;
       [[maybe_unused]] ssize_t written = write(signal_pipe_[1], &byte, 1);
+      errno = saved_errno;
     };
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, nullptr);

@@ -20,8 +20,10 @@ std::string DescribeRefusal(const dap::HttpResponse& response) {
   std::string text = "HTTP ";
   text += std::to_string(response.status);
   if (!problem) return text;
-  text += ' ';
-  text += dap::ProblemToken(problem->type);
+  if (std::string_view token = dap::ProblemToken(problem->type); !token.empty()) {
+    text += ' ';
+    text += token;
+  }
   if (!problem->detail.empty()) {
     text += ": ";
     text += problem->detail;

@@ -2,6 +2,8 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -147,13 +149,36 @@ ServerResponse Message(int status, std::string_view message_name, std::vector<ui
   return response;
 }
 
+namespace {
+
+// Whether a URL reference starts with a scheme (RFC 3986: a letter, then
+// letters, digits, '+', '-' or '.', then ':'), which makes it absolute; a
+// "://" further on (in a query) does not.
+bool HasScheme(std::string_view reference) {
+  const size_t colon = reference.find(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  if (!std::isalpha(static_cast<unsigned char>(reference[0]))) return false;
+  return std::all_of(reference.begin(), reference.begin() + colon, [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+  });
+}
+
+std::string Lowercase(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+}  // namespace
+
 std::optional<std::string> LocationOnOrigin(const std::string& request_url,
                                             const std::string& location) {
   auto origin = dap::HttpUrl::Parse(request_url);
   if (!origin) return std::nullopt;
-  if (location.find("://") != std::string::npos) {
-    auto target = dap::HttpUrl::Parse(location);
-    if (!target || target->Authority() != origin->Authority()) return std::nullopt;
+  if (HasScheme(location)) {
+    auto target = dap::HttpUrl::Parse(location);  // http only: the request's scheme.
+    if (!target || Lowercase(target->Authority()) != Lowercase(origin->Authority())) {
+      return std::nullopt;
+    }
     return location;
   }
   return "http://" + origin->Authority() + (location.starts_with("/") ? "" : "/") + location;

@@ -146,6 +146,12 @@ TEST(LocationOnOrigin, StaysOnTheRequestsAuthority) {
                                 "http://user@helper.example:8080/x"}) {
     EXPECT_EQ(LocationOnOrigin(request, elsewhere), std::nullopt) << elsewhere;
   }
+  // The host's case does not matter; a "://" in a path's query does not
+  // make it an absolute URL.
+  EXPECT_EQ(LocationOnOrigin(request, "http://Helper.Example:8080/x"),
+            "http://Helper.Example:8080/x");
+  EXPECT_EQ(LocationOnOrigin(request, "/jobs/j?next=http://elsewhere/"),
+            "http://helper.example:8080/jobs/j?next=http://elsewhere/");
   // A path that looks like a host stays a path on the helper.
   EXPECT_EQ(LocationOnOrigin(request, "//attacker.example/x"),
             "http://helper.example:8080//attacker.example/x");
