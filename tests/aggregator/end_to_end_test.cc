@@ -597,6 +597,32 @@ TEST(EndToEnd, DriversTakeTheJobsCreatedInTheSameCall) {
   level.ExpectCollectedExactly();
 }
 
+// Leader drivers of a test's own on `deployment`'s leader, with `options`
+// and an HTTP client that tries each request once (so that a failure shows
+// at once).
+class DriversTryingOnce {
+ public:
+  DriversTryingOnce(Deployment& deployment, const LeaderDriverOptions& options)
+      : http_(ClientTryingOnce()),
+        drivers_(options, *deployment.leader().datastore, deployment.leader().tasks,
+                 deployment.leader().service->hpke_keys(), http_, deployment.leader().metrics,
+                 deployment.leader().service->report_cache(),
+                 deployment.leader().service->level_claims()) {}
+  LeaderDrivers& get() { return drivers_; }
+
+ private:
+  static dap::HttpClient ClientTryingOnce() {
+    dap::HttpClientOptions once;
+    once.max_attempts = 1;
+    auto client = dap::HttpClient::Create(once);
+    if (!client) std::abort();  // Only when the system has no resources left.
+    return std::move(*client);
+  }
+
+  dap::HttpClient http_;
+  LeaderDrivers drivers_;
+};
+
 // A pass drives a job at most once, even when the job's retry is due again
 // before the pass ends (no retry delay): with the helper down, drivers try
 // each job once (one logged failure each) and return, and the jobs stay
@@ -606,18 +632,12 @@ TEST(EndToEnd, APassDrivesAFailingJobOnce) {
   options.max_reports_per_job = 5;
   Deployment deployment(options);
   PendingFirstLevel level(deployment);
-  testing::Party& leader = deployment.leader();
-  dap::HttpClientOptions no_retries;
-  no_retries.max_attempts = 1;
-  auto http = dap::HttpClient::Create(no_retries);
-  ASSERT_TRUE(http);
   LeaderDriverOptions failing_options;
   failing_options.peer_token = testing::kPeerToken;
   failing_options.max_reports_per_job = options.max_reports_per_job;
   failing_options.retry_delay = std::chrono::milliseconds(0);
-  LeaderDrivers failing(failing_options, *leader.datastore, leader.tasks,
-                        leader.service->hpke_keys(), *http, leader.metrics,
-                        leader.service->report_cache(), leader.service->level_claims());
+  DriversTryingOnce drivers(deployment, failing_options);
+  LeaderDrivers& failing = drivers.get();
   auto created = failing.CreateAggregationJobs();
   ASSERT_TRUE(created);
   EXPECT_EQ(*created, 30u);
@@ -646,17 +666,11 @@ TEST(EndToEnd, ARefusedTokenLeavesTheJobsToBeTriedAgain) {
   options.max_reports_per_job = 5;
   Deployment deployment(options);
   PendingFirstLevel level(deployment);
-  testing::Party& leader = deployment.leader();
-  dap::HttpClientOptions no_retries;
-  no_retries.max_attempts = 1;
-  auto http = dap::HttpClient::Create(no_retries);
-  ASSERT_TRUE(http);
   LeaderDriverOptions wrong_token;
   wrong_token.peer_token = "not-the-peer-token";
   wrong_token.max_reports_per_job = options.max_reports_per_job;
-  LeaderDrivers refused(wrong_token, *leader.datastore, leader.tasks, leader.service->hpke_keys(),
-                        *http, leader.metrics, leader.service->report_cache(),
-                        leader.service->level_claims());
+  DriversTryingOnce drivers(deployment, wrong_token);
+  LeaderDrivers& refused = drivers.get();
   auto created = refused.CreateAggregationJobs();
   ASSERT_TRUE(created);
   EXPECT_EQ(*created, 30u);
