@@ -338,10 +338,7 @@ ServerResponse AggregatorService::InitAggregationJob(const Task& task,
     // The input share decrypted now: wiped when this report's turn ends,
     // unless it moved into the held row (which wipes it in turn).
     std::vector<uint8_t> opened_payload;
-    struct WipeWhenDone {
-      std::vector<uint8_t>& bytes;
-      ~WipeWhenDone() { crypto::SecureWipeVector(bytes); }
-    } wipe_opened_payload{opened_payload};
+    crypto::WipeOnExit wipe_opened_payload(opened_payload);
     std::span<const uint8_t> input_share;
     if (held_reports) {
       if (!fact.held) {

@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "aggregator/internal/request_body.h"
+#include "dap/http_client.h"
 
 namespace canopy::aggregator {
 namespace {
@@ -95,12 +96,6 @@ class ScopedServerThread {
  private:
   const void* previous_;
 };
-
-std::string ToLower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 bool IsTokenChar(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) ||
@@ -174,7 +169,7 @@ ServerResponse InternalErrorResponse(std::string_view detail) {
 // Headers the server writes itself; a handler's copies are ignored so that
 // framing cannot be broken.
 bool IsServerOwnedHeader(std::string_view name) {
-  const std::string lower = ToLower(name);
+  const std::string lower = dap::AsciiLowercase(name);
   return lower == "content-length" || lower == "transfer-encoding" || lower == "connection" ||
          lower == "date" || lower == "server" || lower == "keep-alive" || lower == "upgrade";
 }
@@ -391,7 +386,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (question != std::string_view::npos)
       request.query = std::string(target.substr(question + 1));
     for (const auto& field : message) {
-      request.headers.emplace_back(ToLower(field.name_string()), std::string(field.value()));
+      request.headers.emplace_back(dap::AsciiLowercase(field.name_string()),
+                                   std::string(field.value()));
     }
     request.body = std::move(message.body());
     request.remote_address = remote_address_;

@@ -114,11 +114,6 @@ std::string LeaderDrivers::HelperUrl(const Task& task, std::string_view path) co
   return dap::JoinUrl(base, path);
 }
 
-std::optional<std::string> LeaderDrivers::ResolveLocation(const Task& task,
-                                                          const std::string& location) const {
-  return internal::LocationOnOrigin(HelperUrl(task, ""), location);
-}
-
 Result<dap::HttpResponse> LeaderDrivers::SendToHelper(dap::HttpMethod method,
                                                       const std::string& url,
                                                       std::string_view content_type,
@@ -1074,7 +1069,8 @@ Result<void> LeaderDrivers::StartJob(JobContext& context) {
       if (answer.error().code() != ErrorCode::kVerifyFailed) return std::unexpected(answer.error());
       Log("abandoning aggregation job: " + answer.error().message());
       abandon = true;
-    } else if (std::optional<std::string> location = ResolveLocation(task, answer->location);
+    } else if (std::optional<std::string> location =
+                   internal::LocationOnOrigin(HelperUrl(task, ""), answer->location);
                !location) {
       // Not abandoned: the helper has taken the job, and would not take its
       // reports again. Tried again later (the helper answers from what it

@@ -228,9 +228,6 @@ class LeaderDrivers {
                                          std::string_view content_type,
                                          std::span<const uint8_t> body);
   std::string HelperUrl(const Task& task, std::string_view path) const;
-  // The URL of a Location the helper answered with (internal::LocationOnOrigin
-  // against the helper's URL); nullopt when it points elsewhere.
-  std::optional<std::string> ResolveLocation(const Task& task, const std::string& location) const;
   // Whether Run has been asked to stop.
   bool Stopping() const { return stop_ != nullptr && stop_->load(); }
 

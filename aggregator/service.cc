@@ -5,7 +5,6 @@
 
 #include <google/protobuf/text_format.h>
 
-#include <cctype>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -17,6 +16,7 @@
 #include "config/config.h"
 #include "crypto/secure_wipe.h"
 #include "dap/base64url.h"
+#include "dap/http_client.h"
 
 namespace canopy::aggregator {
 
@@ -82,9 +82,9 @@ bool AggregatorService::Authorized(const ServerRequest& request, const std::stri
   std::string_view header = request.Header("authorization");
   // The scheme's name is case-insensitive (RFC 9110, section 11.1).
   constexpr std::string_view kBearer = "bearer ";
-  if (header.size() <= kBearer.size()) return false;
-  for (size_t i = 0; i < kBearer.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(header[i])) != kBearer[i]) return false;
+  if (header.size() <= kBearer.size() ||
+      dap::AsciiLowercase(header.substr(0, kBearer.size())) != kBearer) {
+    return false;
   }
   return internal::ConstantTimeEquals(header.substr(kBearer.size()), token);
 }
@@ -304,22 +304,14 @@ Result<std::vector<std::string>> AggregatorService::LoadStoredTasks() {
   for (TaskRow& row : rows) {
     // The stored definition and its parsed copy hold the verification keys;
     // the task keeps its own.
+    crypto::WipeOnExit wipe_stored(row.definition);
     config::TaskDefinition definition;
-    struct WipeWhenDone {
-      TaskRow& row;
-      config::TaskDefinition& definition;
-      ~WipeWhenDone() {
-        crypto::SecureWipeVector(row.definition);
-        config::WipeVerifyKeys(definition);
-      }
-    } wipe{row, definition};
-    if (!definition.ParseFromArray(row.definition.data(),
-                                   static_cast<int>(row.definition.size()))) {
-      warnings.push_back("task " + dap::Base64UrlEncode(row.task_id) +
-                         ": stored definition does not parse; skipped");
-      continue;
+    Result<std::shared_ptr<const Task>> task =
+        MakeError(ErrorCode::kDecodeError, "stored definition does not parse");
+    if (definition.ParseFromArray(row.definition.data(), static_cast<int>(row.definition.size()))) {
+      task = BuildTask(definition);
     }
-    auto task = BuildTask(definition);
+    config::WipeVerifyKeys(definition);
     if (!task) {
       warnings.push_back("task " + dap::Base64UrlEncode(row.task_id) + ": " +
                          task.error().message() + "; skipped");
@@ -356,20 +348,20 @@ ServerResponse AggregatorService::Admin(const ServerRequest& request, std::strin
       if (!definitions) {
         return Problem(ProblemType::kInvalidMessage, definitions.error().message());
       }
-      struct WipeWhenDone {
-        std::vector<config::TaskDefinition>& definitions;
-        ~WipeWhenDone() {
-          for (config::TaskDefinition& definition : definitions) config::WipeVerifyKeys(definition);
-        }
-      } wipe{*definitions};
+      std::optional<ServerResponse> refused;
       for (const config::TaskDefinition& definition : *definitions) {
         auto added = AddTask(definition, "admin");
         if (!added) {
-          return Problem(added.error().code() == ErrorCode::kIoError ? ProblemType::kInternal
-                                                                     : ProblemType::kInvalidMessage,
-                         "task " + definition.task_id() + ": " + added.error().message());
+          refused =
+              Problem(added.error().code() == ErrorCode::kIoError ? ProblemType::kInternal
+                                                                  : ProblemType::kInvalidMessage,
+                      "task " + definition.task_id() + ": " + added.error().message());
+          break;
         }
       }
+      // The tasks keep their own copies of the verification keys.
+      for (config::TaskDefinition& definition : *definitions) config::WipeVerifyKeys(definition);
+      if (refused) return std::move(*refused);
       ServerResponse response;
       response.status = 201;
       response.SetBody("text/plain", std::to_string(definitions->size()) + " task(s) added\n");

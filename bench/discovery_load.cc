@@ -524,7 +524,9 @@ int Run(const Options& options) {
   double last_cpu[2] = {walk_cpu_start[0], walk_cpu_start[1]};
   // Rounds 2 on: alike from one to the next, unlike round 1 (which carries
   // the reports' shares) and the leaf.
-  double later_rounds[3] = {0, 0, 0};  // Seconds, leader CPU, helper CPU.
+  struct {
+    double seconds = 0, leader_cpu = 0, helper_cpu = 0;
+  } later_rounds;
   std::printf("%6s %6s %10s %9s %8s %14s %14s %10s %10s\n", "round", "level", "candidates",
               "survivors", "seconds", "MB to helper", "MB to leader", "leader CPU", "helper CPU");
   collector::WalkObserver observer = [&](const collector::WalkProgress& progress) {
@@ -537,15 +539,17 @@ int Run(const Options& options) {
     }
     round_bytes.push_back(delta);
     const double cpu[2] = {CpuSecondsOf(leader_pid), CpuSecondsOf(helper_pid)};
+    const double seconds = static_cast<double>(progress.round_time.count()) / 1000.0;
+    const double leader_cpu = cpu[0] - last_cpu[0];
+    const double helper_cpu = cpu[1] - last_cpu[1];
     std::printf("%6zu %6zu %10zu %9zu %8.2f %14s %14s %10.2f %10.2f\n", progress.round,
-                progress.level, progress.candidates, progress.survivors,
-                static_cast<double>(progress.round_time.count()) / 1000.0,
+                progress.level, progress.candidates, progress.survivors, seconds,
                 Megabytes(delta.from_leader).c_str(), Megabytes(delta.to_leader).c_str(),
-                cpu[0] - last_cpu[0], cpu[1] - last_cpu[1]);
+                leader_cpu, helper_cpu);
     if (progress.round >= 2) {
-      later_rounds[0] += static_cast<double>(progress.round_time.count()) / 1000.0;
-      later_rounds[1] += cpu[0] - last_cpu[0];
-      later_rounds[2] += cpu[1] - last_cpu[1];
+      later_rounds.seconds += seconds;
+      later_rounds.leader_cpu += leader_cpu;
+      later_rounds.helper_cpu += helper_cpu;
     }
     last_cpu[0] = cpu[0];
     last_cpu[1] = cpu[1];
@@ -553,12 +557,12 @@ int Run(const Options& options) {
     if (progress.round == options.stop_after_round) {
       std::printf("stopped after round %zu (--stop-after-round)", progress.round);
       if (progress.round >= 2) {
-        const double cpu_total = later_rounds[1] + later_rounds[2];
+        const double cpu_total = later_rounds.leader_cpu + later_rounds.helper_cpu;
         std::printf(
             ": rounds 2 to %zu took %.2f s, processor time %.2f s leader + %.2f s "
             "helper = %.2f s (%.3f s a processor second)",
-            progress.round, later_rounds[0], later_rounds[1], later_rounds[2], cpu_total,
-            cpu_total > 0 ? later_rounds[0] / cpu_total : 0.0);
+            progress.round, later_rounds.seconds, later_rounds.leader_cpu, later_rounds.helper_cpu,
+            cpu_total, cpu_total > 0 ? later_rounds.seconds / cpu_total : 0.0);
       }
       std::printf("\n");
       EarlyExit::Exit(0);

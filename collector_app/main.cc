@@ -59,6 +59,7 @@ struct Arguments {
   std::optional<std::string> output_path;
   bool tree = false;
   bool quiet = false;
+  bool help = false;             // --help or -h, before or after a command.
   std::string private_key_path;  // keygen
   std::string public_key_path;   // keygen
 };
@@ -70,9 +71,10 @@ std::optional<Arguments> ParseArguments(int argc, char** argv) {
     std::cerr << kUsage;
     return std::nullopt;
   }
+  auto is_help = [](std::string_view argument) { return argument == "--help" || argument == "-h"; };
   arguments.command = argv[1];
-  if (arguments.command == "--help" || arguments.command == "-h") return arguments;
-  for (int i = 2; i < argc; ++i) {
+  arguments.help = is_help(arguments.command);
+  for (int i = 2; i < argc && !arguments.help; ++i) {
     std::string argument = argv[i];
     auto value = [&]() -> std::optional<std::string> {
       if (i + 1 >= argc) {
@@ -112,15 +114,15 @@ std::optional<Arguments> ParseArguments(int argc, char** argv) {
       arguments.tree = true;
     } else if (argument == "--quiet") {
       arguments.quiet = true;
-    } else if (argument == "--help" || argument == "-h") {
+    } else if (is_help(argument)) {
       // After a command too (`heavy-hitters --help`), as canopy-client allows.
-      arguments.command = "--help";
-      return arguments;
+      arguments.help = true;
     } else {
       std::cerr << "canopy-collector: unknown argument " << argument << "\n" << kUsage;
       return std::nullopt;
     }
   }
+  if (arguments.help) return arguments;  // Whatever else the line holds.
   if (arguments.command != "heavy-hitters" && arguments.command != "collect" &&
       arguments.command != "check" && arguments.command != "keygen") {
     std::cerr << "canopy-collector: unknown command " << arguments.command << "\n" << kUsage;
@@ -323,7 +325,7 @@ int Run(const Arguments& arguments) {
 int main(int argc, char** argv) {
   auto arguments = canopy::collector::ParseArguments(argc, argv);
   if (!arguments) return 2;
-  if (arguments->command == "--help" || arguments->command == "-h") {
+  if (arguments->help) {
     std::cout << canopy::collector::kUsage;
     return 0;
   }

@@ -33,6 +33,21 @@ void SecureWipeVector(std::vector<T>& values) {
   SecureWipe(values.data(), values.size() * sizeof(T));
 }
 
+// Wipes `values` when the guard is destroyed, on every return path. The
+// vector must outlive the guard; a vector moved from in between is simply
+// empty.
+template <typename T>
+class WipeOnExit {
+ public:
+  explicit WipeOnExit(std::vector<T>& values) : values_(values) {}
+  ~WipeOnExit() { SecureWipeVector(values_); }
+  WipeOnExit(const WipeOnExit&) = delete;
+  WipeOnExit& operator=(const WipeOnExit&) = delete;
+
+ private:
+  std::vector<T>& values_;
+};
+
 }  // namespace canopy::crypto
 
 #endif  // CANOPY_CRYPTO_SECURE_WIPE_H_

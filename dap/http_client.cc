@@ -57,12 +57,6 @@ bool IsHeaderValue(std::string_view text) {
                      [](char c) { return c == ' ' || c == '\t' || (c > 0x20 && c < 0x7f); });
 }
 
-std::string ToLower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::string_view Trim(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
@@ -83,7 +77,7 @@ struct MediaType {
 MediaType ParseMediaType(std::string_view text) {
   MediaType type;
   size_t semicolon = text.find(';');
-  type.essence = ToLower(Trim(text.substr(0, semicolon)));
+  type.essence = AsciiLowercase(Trim(text.substr(0, semicolon)));
   while (semicolon != std::string_view::npos) {
     text.remove_prefix(semicolon + 1);
     semicolon = text.find(';');
@@ -94,7 +88,7 @@ MediaType ParseMediaType(std::string_view text) {
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
       value = value.substr(1, value.size() - 2);
     }
-    type.parameters[ToLower(Trim(parameter.substr(0, equals)))] = std::string(value);
+    type.parameters[AsciiLowercase(Trim(parameter.substr(0, equals)))] = std::string(value);
   }
   return type;
 }
@@ -182,7 +176,7 @@ Result<HttpUrl> HttpUrl::Parse(std::string_view url) {
   if (!AllVisibleAscii(url)) return BadUrl(url, "spaces or control characters");
   const size_t scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos) return BadUrl(url, "no scheme (expected http://)");
-  const std::string scheme = ToLower(url.substr(0, scheme_end));
+  const std::string scheme = AsciiLowercase(url.substr(0, scheme_end));
   if (scheme == "https") {
     return MakeError(ErrorCode::kUnsupported,
                      "URL \"" + std::string(url) + "\": https is not supported yet, use http");
@@ -224,7 +218,7 @@ Result<HttpUrl> HttpUrl::Parse(std::string_view url) {
     if (!std::all_of(parsed.host.begin(), parsed.host.end(), IsUnreserved)) {
       return BadUrl(url, "bad host name");
     }
-    parsed.host = ToLower(parsed.host);
+    parsed.host = AsciiLowercase(parsed.host);
   }
   if (!port_text.empty()) {
     unsigned port = 0;
@@ -244,6 +238,12 @@ std::string JoinUrl(std::string_view base, std::string_view path) {
   while (base.ends_with('/')) base.remove_suffix(1);
   while (path.starts_with('/')) path.remove_prefix(1);
   return std::string(base) + "/" + std::string(path);
+}
+
+std::string AsciiLowercase(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 bool MediaTypeMatches(std::string_view content_type, std::string_view expected) {

@@ -52,6 +52,10 @@ struct HttpUrl {
 // prefix, with or without a trailing slash).
 std::string JoinUrl(std::string_view base, std::string_view path);
 
+// `text` with its ASCII letters in lower case (header names, URL schemes and
+// hosts, and whatever else HTTP compares without case).
+std::string AsciiLowercase(std::string_view text);
+
 // True when the media type `content_type` (as received, for example
 // "application/ppm-dap; message=upload-errors; version=19") is `expected`:
 // the same type/subtype (case-insensitive) and every parameter of `expected`

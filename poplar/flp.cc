@@ -6,11 +6,11 @@
 #include <cassert>
 #include <utility>
 
-#include "poplar/internal/wipe.h"
+#include "crypto/secure_wipe.h"
 
 namespace canopy::poplar::flp {
 
-using internal::WipeOnExit;
+using crypto::WipeOnExit;
 
 size_t NextPowerOfTwo(size_t value) { return std::bit_ceil(std::max<size_t>(value, 1)); }
 

@@ -11,16 +11,15 @@
 #include "crypto/secure_wipe.h"
 #include "crypto/xof.h"
 #include "poplar/flp.h"
-#include "poplar/internal/wipe.h"
 #include "poplar/prio3_circuits.h"
 
 namespace canopy::poplar {
 
 using crypto::Field128;
 using crypto::Field64;
+using crypto::WipeOnExit;
 using crypto::XofTurboShake128;
 using crypto::XofTurboShake128x4;
-using internal::WipeOnExit;
 
 namespace {
 

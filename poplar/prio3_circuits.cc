@@ -7,7 +7,6 @@
 
 #include "crypto/secure_wipe.h"
 #include "poplar/internal/ntt.h"
-#include "poplar/internal/wipe.h"
 
 namespace canopy::poplar::prio3 {
 
@@ -129,7 +128,7 @@ F ChunkedRangeCheck(std::span<const F> meas, std::span<const F> joint_rand, size
   }
 
   std::vector<F> inputs(2 * chunk_length);
-  internal::WipeOnExit wipe(inputs);
+  crypto::WipeOnExit wipe(inputs);
   // The prover: the inputs themselves.
   for (size_t call = 0; call < joint_rand.size(); ++call) {
     const F r = joint_rand[call];

@@ -163,11 +163,6 @@ bool HasScheme(std::string_view reference) {
   });
 }
 
-std::string Lowercase(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
 }  // namespace
 
 std::optional<std::string> LocationOnOrigin(const std::string& request_url,
@@ -175,10 +170,9 @@ std::optional<std::string> LocationOnOrigin(const std::string& request_url,
   auto origin = dap::HttpUrl::Parse(request_url);
   if (!origin) return std::nullopt;
   if (HasScheme(location)) {
-    auto target = dap::HttpUrl::Parse(location);  // http only: the request's scheme.
-    if (!target || Lowercase(target->Authority()) != Lowercase(origin->Authority())) {
-      return std::nullopt;
-    }
+    // HttpUrl parses http only (the request's scheme) and lowercases hosts.
+    auto target = dap::HttpUrl::Parse(location);
+    if (!target || target->Authority() != origin->Authority()) return std::nullopt;
     return location;
   }
   return "http://" + origin->Authority() + (location.starts_with("/") ? "" : "/") + location;
